@@ -1,0 +1,62 @@
+"""Shared helpers for the benchmark scripts: timing, table printing and the JSON record format.
+
+Every benchmark writes (with ``--json PATH``) a list of records, each a dict with at least
+``name`` and ``tinyseg_s`` (median seconds); where a peer ran in the same run, ``peer`` (what it
+was), ``peer_s`` and ``ratio = tinyseg_s / peer_s``. Other keys (``gflops_per_s`` …) may follow.
+"""
+from __future__ import annotations
+
+import json
+import platform
+import statistics
+import time
+from typing import Callable
+
+
+def median_seconds(fn: Callable[[], object], repeat: int = 5, warmup: int = 1) -> float:
+    """Median wall-clock seconds of ``fn()`` over ``repeat`` runs after ``warmup`` untimed runs."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def record(name: str, tinyseg_s: float, peer: str | None = None, peer_s: float | None = None,
+           **extra) -> dict:
+    """One benchmark record in the shared format."""
+    rec = {"name": name, "tinyseg_s": tinyseg_s}
+    if peer is not None and peer_s is not None:
+        rec.update(peer=peer, peer_s=peer_s, ratio=tinyseg_s / peer_s)
+    rec.update(extra)
+    return rec
+
+
+def print_table(records: list[dict], columns: list[str]) -> None:
+    """Print ``records`` as an aligned text table with the given columns (missing values blank)."""
+    def fmt(v):
+        if v is None:
+            return ""
+        if isinstance(v, float):
+            return f"{v:.4g}"
+        return str(v)
+
+    rows = [[fmt(r.get(c)) for c in columns] for r in records]
+    widths = [max(len(c), *(len(row[i]) for row in rows)) if rows else len(c)
+              for i, c in enumerate(columns)]
+    print("  ".join(c.ljust(w) for c, w in zip(columns, widths)))
+    print("  ".join("-" * w for w in widths))
+    for row in rows:
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths)))
+
+
+def write_json(path: str | None, records: list[dict], **meta) -> None:
+    """Write ``records`` (a list) to ``path`` as JSON; machine facts go to a sibling key-less print."""
+    if not path:
+        return
+    with open(path, "w") as f:
+        json.dump(records, f, indent=2)
+    print(f"wrote {len(records)} records to {path} ({platform.node()}, {platform.processor() or platform.machine()})")
