@@ -1,0 +1,51 @@
+"""The CPU backend: Numba ``@njit`` kernels on NumPy arrays.
+
+Every kernel writes into preallocated outputs and trusts its inputs (C-contiguous float32 NHWC
+activations, ``(kh, kw, c_in, c_out)`` kernels); the wrappers in :mod:`tinyseg.ops` validate and
+allocate. The CUDA backend (:mod:`tinyseg.backend.cuda`) provides the same names with the same
+arguments on device arrays.
+"""
+import numpy as np
+
+from .adam import adam_update
+from .conv import conv2d_backward, conv2d_forward
+from .elementwise import dropout_backward, dropout_forward, relu_backward, relu_forward
+from .loss import softmax, softmax_cross_entropy
+from .pooling import maxpool2x2_backward, maxpool2x2_forward
+from .transposed import (
+    conv_transpose2d_backward_input,
+    conv_transpose2d_backward_weights,
+    conv_transpose2d_depthwise_backward_input,
+    conv_transpose2d_depthwise_forward,
+    conv_transpose2d_forward,
+)
+
+name = "cpu"
+
+# Bytes of the im2col block buffer a convolution may use (see tinyseg.backend.cpu.conv).
+CONV_WORKSPACE_BYTES = 32 * 2**20
+
+
+def empty(shape, dtype=np.float32):
+    return np.empty(shape, dtype)
+
+
+def zeros(shape, dtype=np.float32):
+    return np.zeros(shape, dtype)
+
+
+def asarray(array):
+    """A C-contiguous NumPy copy/view of ``array`` (a host array)."""
+    return np.ascontiguousarray(array)
+
+
+def to_numpy(array):
+    return np.asarray(array)
+
+
+def owns(array) -> bool:
+    return isinstance(array, np.ndarray)
+
+
+def synchronize():
+    """Nothing to wait for on the CPU; the CUDA backend waits for its stream here."""

@@ -1,0 +1,164 @@
+"""2-D convolution (stride 1, SAME padding, odd kernel) as im2col + GEMM, forward and backward.
+
+Shapes: ``x (N, H, W, C)``, ``w (kh, kw, C, F)``, ``b (F,)``, ``out (N, H, W, F)``.
+
+    out[n, y, x, f] = b[f] + Σ_{i, j, c} x[n, y + i - ph, x + j - pw, c] · w[i, j, c, f]
+
+with ``ph = (kh - 1) / 2`` and zeros outside the image. im2col writes, for each output pixel, the
+``kh·kw·C`` input values its window sees into one row of ``col``; the convolution is then the
+matrix product ``col (M, K) @ w.reshape(K, F)``. The image is processed a block of rows at a time
+so ``col`` holds only ``rows·W`` rows (the wrapper sizes it): the extra memory of a convolution is
+bounded by that one buffer, whatever the image size.
+
+Backward, for the same block of rows:
+
+* ``dw += colᵀ @ dout``                                       (K, M) @ (M, F)
+* ``dcol = dout @ wᵀ`` into the same buffer, then col2im adds each row's window back into ``dx``;
+  col2im is written as a gather over ``dx`` pixels (each ``dx`` pixel sums the windows that saw it),
+  so the parallel loop never has two threads writing the same element;
+* ``db = Σ dout`` over all pixels.
+
+A 1×1 kernel needs no im2col: ``x`` viewed as ``(N·H·W, C)`` already is ``col``.
+"""
+import numpy as np
+from numba import njit, prange
+
+
+@njit(parallel=True, cache=True)
+def im2col_rows(x, n, r0, r1, kh, kw, col):
+    """col[(r - r0)·W + c, (i·kw + j)·C + ch] = x[n, r + i - ph, c + j - pw, ch] for r in [r0, r1)."""
+    H, W, C = x.shape[1], x.shape[2], x.shape[3]
+    ph, pw = (kh - 1) // 2, (kw - 1) // 2
+    for p in prange((r1 - r0) * W):
+        r = r0 + p // W
+        c = p % W
+        for i in range(kh):
+            y = r + i - ph
+            for j in range(kw):
+                xx = c + j - pw
+                base = (i * kw + j) * C
+                if 0 <= y < H and 0 <= xx < W:
+                    for ch in range(C):
+                        col[p, base + ch] = x[n, y, xx, ch]
+                else:
+                    for ch in range(C):
+                        col[p, base + ch] = 0.0
+
+
+@njit(parallel=True, cache=True)
+def col2im_rows_add(col, n, r0, r1, kh, kw, dx):
+    """Add the windows of output rows [r0, r1) stored in ``col`` back into ``dx`` (gather form).
+
+    dx[n, y, x, ch] += Σ_{i, j} col[(y - i + ph - r0)·W + (x - j + pw), (i·kw + j)·C + ch]
+    over the (i, j) whose output pixel lies in rows [r0, r1) and inside the image.
+    """
+    H, W, C = dx.shape[1], dx.shape[2], dx.shape[3]
+    ph, pw = (kh - 1) // 2, (kw - 1) // 2
+    y0 = max(r0 - (kh - 1 - ph), 0)
+    y1 = min(r1 + ph, H)
+    for p in prange((y1 - y0) * W):
+        y = y0 + p // W
+        xx = p % W
+        for i in range(kh):
+            oy = y - i + ph
+            if oy < r0 or oy >= r1:
+                continue
+            for j in range(kw):
+                ox = xx - j + pw
+                if ox < 0 or ox >= W:
+                    continue
+                row = (oy - r0) * W + ox
+                base = (i * kw + j) * C
+                for ch in range(C):
+                    dx[n, y, xx, ch] += col[row, base + ch]
+
+
+@njit(parallel=True, cache=True)
+def add_bias(out2, b):
+    """out2[m, f] += b[f] for a (M, F) matrix."""
+    for m in prange(out2.shape[0]):
+        for f in range(out2.shape[1]):
+            out2[m, f] += b[f]
+
+
+@njit(cache=True)
+def column_sums(a2, out):
+    """out[f] = Σ_m a2[m, f], accumulated in float64 for a (M, F) matrix."""
+    acc = np.zeros(a2.shape[1], np.float64)
+    for m in range(a2.shape[0]):
+        for f in range(a2.shape[1]):
+            acc[f] += a2[m, f]
+    for f in range(a2.shape[1]):
+        out[f] = acc[f]
+
+
+@njit(parallel=True, cache=True)
+def add_into(dst, src):
+    """dst += src, elementwise over two C-contiguous 2-D arrays of the same shape."""
+    for i in prange(dst.shape[0]):
+        for j in range(dst.shape[1]):
+            dst[i, j] += src[i, j]
+
+
+@njit(cache=True)
+def conv2d_forward(x, w, b, out, col):
+    """out = conv(x, w) + b. ``col`` is the (rows·W, kh·kw·C) im2col workspace (unused for 1×1)."""
+    N, H, W, C = x.shape
+    kh, kw, _, F = w.shape
+    K = kh * kw * C
+    w2 = w.reshape(K, F)                    # (kh, kw, C, F) -> (K, F)
+    out2 = out.reshape(N * H * W, F)        # (N, H, W, F) -> (N·H·W, F)
+    if kh == 1 and kw == 1:
+        np.dot(x.reshape(N * H * W, C), w2, out2)
+        add_bias(out2, b)
+        return
+    rows = col.shape[0] // W
+    for n in range(N):
+        for r0 in range(0, H, rows):
+            r1 = min(r0 + rows, H)
+            m = (r1 - r0) * W
+            im2col_rows(x, n, r0, r1, kh, kw, col)
+            start = (n * H + r0) * W
+            o = out2[start:start + m]
+            np.dot(col[:m], w2, o)
+            add_bias(o, b)
+
+
+@njit(cache=True)
+def conv2d_backward(x, w, dout, dx, dw, db, col, dw_tmp):
+    """dx, dw, db of ``out = conv(x, w) + b`` given ``dout``; outputs are overwritten.
+
+    ``col`` is the im2col workspace of the forward; ``dw_tmp`` (K, F) holds one block's partial
+    ``dw`` when the image takes more than one block (else it may be a dummy (1, 1) array).
+    """
+    N, H, W, C = x.shape
+    kh, kw, _, F = w.shape
+    K = kh * kw * C
+    w2 = w.reshape(K, F)                    # (kh, kw, C, F) -> (K, F)
+    dw2 = dw.reshape(K, F)
+    dout2 = dout.reshape(N * H * W, F)      # (N, H, W, F) -> (N·H·W, F)
+    column_sums(dout2, db)
+    if kh == 1 and kw == 1:
+        x2 = x.reshape(N * H * W, C)
+        np.dot(x2.T, dout2, dw2)                          # (C, M) @ (M, F)
+        np.dot(dout2, w2.T, dx.reshape(N * H * W, C))     # (M, F) @ (F, C)
+        return
+    dx[...] = 0.0
+    rows = col.shape[0] // W
+    first = True
+    for n in range(N):
+        for r0 in range(0, H, rows):
+            r1 = min(r0 + rows, H)
+            m = (r1 - r0) * W
+            start = (n * H + r0) * W
+            d = dout2[start:start + m]
+            c = col[:m]
+            im2col_rows(x, n, r0, r1, kh, kw, c)
+            if first:
+                np.dot(c.T, d, dw2)                       # (K, m) @ (m, F)
+                first = False
+            else:
+                np.dot(c.T, d, dw_tmp)
+                add_into(dw2, dw_tmp)
+            np.dot(d, w2.T, c)                            # dcol: (m, F) @ (F, K)
+            col2im_rows_add(c, n, r0, r1, kh, kw, dx)

@@ -1,0 +1,181 @@
+"""Readable NumPy twins of every kernel: the algorithmic reference the fast kernels are tested against.
+
+Same signatures as :mod:`tinyseg.ops` (``*_forward -> (out, cache)``, ``*_backward(dout, cache)``),
+written for clarity, not speed: loops over kernel offsets with vectorised NumPy inside. They work
+in the dtype they are given (the gradient checks use float64).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+# ----------------------------------------------------------------------------- convolution
+def conv2d_forward_naive(x, w, b):
+    """SAME convolution as a sum over kernel offsets: ``out = b + Σ_{i,j} shift_{i,j}(x) @ w[i, j]``."""
+    N, H, W, C = x.shape
+    kh, kw, _, F = w.shape
+    ph, pw = (kh - 1) // 2, (kw - 1) // 2
+    xp = np.pad(x, ((0, 0), (ph, ph), (pw, pw), (0, 0)))
+    out = np.zeros((N, H, W, F), dtype=x.dtype) + b
+    for i in range(kh):
+        for j in range(kw):
+            out += xp[:, i:i + H, j:j + W, :] @ w[i, j]     # (N, H, W, C) @ (C, F)
+    return out, (x, w)
+
+
+def conv2d_backward_naive(dout, cache):
+    x, w = cache
+    N, H, W, C = x.shape
+    kh, kw, _, F = w.shape
+    ph, pw = (kh - 1) // 2, (kw - 1) // 2
+    xp = np.pad(x, ((0, 0), (ph, ph), (pw, pw), (0, 0)))
+    dxp = np.zeros_like(xp)
+    dw = np.zeros_like(w)
+    for i in range(kh):
+        for j in range(kw):
+            window = xp[:, i:i + H, j:j + W, :]
+            dw[i, j] = np.tensordot(window, dout, axes=([0, 1, 2], [0, 1, 2]))  # (C, F)
+            dxp[:, i:i + H, j:j + W, :] += dout @ w[i, j].T                      # (N, H, W, C)
+    dx = dxp[:, ph:ph + H, pw:pw + W, :]
+    db = dout.sum(axis=(0, 1, 2))
+    return dx, dw, db
+
+
+# ----------------------------------------------------------------------------- pooling
+def maxpool_forward_naive(x):
+    """2×2/2 max pooling, SAME: pad odd sizes with −∞, view as windows, take the max."""
+    N, H, W, C = x.shape
+    Ho, Wo = (H + 1) // 2, (W + 1) // 2
+    xp = np.full((N, 2 * Ho, 2 * Wo, C), -np.inf, dtype=x.dtype)
+    xp[:, :H, :W] = x
+    windows = xp.reshape(N, Ho, 2, Wo, 2, C).transpose(0, 1, 3, 5, 2, 4).reshape(N, Ho, Wo, C, 4)
+    argmax = windows.argmax(axis=-1)            # first maximum, index 2·dy + dx
+    out = windows.max(axis=-1)
+    return out, (x.shape, argmax.astype(np.int8))
+
+
+def maxpool_backward_naive(dout, cache):
+    x_shape, argmax = cache
+    N, H, W, C = x_shape
+    Ho, Wo = dout.shape[1], dout.shape[2]
+    onehot = np.eye(4, dtype=dout.dtype)[argmax]                    # (N, Ho, Wo, C, 4)
+    windows = onehot * dout[..., None]
+    dxp = windows.reshape(N, Ho, Wo, C, 2, 2).transpose(0, 1, 4, 2, 5, 3).reshape(N, 2 * Ho, 2 * Wo, C)
+    return dxp[:, :H, :W]
+
+
+# ----------------------------------------------------------------------------- ReLU, dropout
+def relu_forward_naive(x):
+    out = np.maximum(x, 0)
+    return out, out
+
+
+def relu_backward_naive(dout, cache):
+    return dout * (cache > 0)
+
+
+def uniform_from_counter_naive(seed: int, n: int) -> np.ndarray:
+    """The dropout generator, vectorised: SplitMix64 of ``seed·φ⁻¹·2⁶⁴ + i·c`` → 24-bit float."""
+    with np.errstate(over="ignore"):
+        i = np.arange(n, dtype=np.uint64)
+        z = (np.uint64(seed) * np.uint64(0x9E3779B97F4A7C15) + i * np.uint64(0xBF58476D1CE4E5B9)
+             + np.uint64(0x94D049BB133111EB))
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z = z ^ (z >> np.uint64(31))
+    return (z >> np.uint64(40)).astype(np.float32) * np.float32(1.0 / 16777216.0)
+
+
+def dropout_forward_naive(x, p, seed):
+    mask = (uniform_from_counter_naive(seed, x.size) >= np.float32(p)).reshape(x.shape)
+    scale = np.float32(1.0 / (1.0 - p)) if x.dtype == np.float32 else 1.0 / (1.0 - p)
+    return x * mask * scale, (mask.astype(np.uint8), p)
+
+
+def dropout_backward_naive(dout, cache):
+    mask, p = cache
+    scale = np.float32(1.0 / (1.0 - p)) if dout.dtype == np.float32 else 1.0 / (1.0 - p)
+    return dout * mask * scale
+
+
+# ----------------------------------------------------------------------------- transposed conv
+def conv_transpose2d_forward_naive(x, w, factor):
+    """Each input pixel stamps ``x[n,i,j,:] · w`` into a full canvas at stride f; crop SAME."""
+    N, H, W, Ci = x.shape
+    k, Co = w.shape[0], w.shape[2]
+    pad = (k - factor) // 2
+    full = np.zeros((N, factor * (H - 1) + k, factor * (W - 1) + k, Co), dtype=x.dtype)
+    for i in range(H):
+        for j in range(W):
+            stamp = np.einsum("nc,yxoc->nyxo", x[:, i, j, :], w)       # (N, k, k, Co)
+            full[:, factor * i:factor * i + k, factor * j:factor * j + k, :] += stamp
+    out = full[:, pad:pad + factor * H, pad:pad + factor * W, :]
+    return out, (x, w, factor)
+
+
+def conv_transpose2d_backward_naive(dout, cache):
+    x, w, factor = cache
+    N, H, W, Ci = x.shape
+    k = w.shape[0]
+    pad = (k - factor) // 2
+    full = np.zeros((N, factor * (H - 1) + k, factor * (W - 1) + k, dout.shape[3]), dtype=dout.dtype)
+    full[:, pad:pad + factor * H, pad:pad + factor * W, :] = dout
+    dx = np.zeros_like(x)
+    dw = np.zeros_like(w)
+    for i in range(H):
+        for j in range(W):
+            window = full[:, factor * i:factor * i + k, factor * j:factor * j + k, :]  # (N, k, k, Co)
+            dx[:, i, j, :] = np.einsum("nyxo,yxoc->nc", window, w)
+            dw += np.einsum("nc,nyxo->yxoc", x[:, i, j, :], window)
+    return dx, dw
+
+
+def conv_transpose2d_depthwise_forward_naive(x, kernel, factor):
+    C = x.shape[3]
+    w = np.zeros(kernel.shape + (C, C), dtype=x.dtype)
+    for c in range(C):
+        w[:, :, c, c] = kernel
+    out, _ = conv_transpose2d_forward_naive(x, w, factor)
+    return out, (x, w, factor)
+
+
+def conv_transpose2d_depthwise_backward_naive(dout, cache):
+    dx, _ = conv_transpose2d_backward_naive(dout, cache)
+    return dx
+
+
+# ----------------------------------------------------------------------------- softmax, loss
+def softmax_naive(logits):
+    z = logits - logits.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def softmax_cross_entropy_naive(logits, labels, reduction="sum", ignore_label=255):
+    """``Σ (logsumexp(z) − z_label)`` over non-ignored pixels; gradient ``softmax − onehot``."""
+    C = logits.shape[-1]
+    valid = labels != ignore_label
+    safe = np.where(valid, labels, 0)
+    m = logits.max(axis=-1, keepdims=True)
+    logsumexp = (m + np.log(np.exp(logits - m).sum(axis=-1, keepdims=True)))[..., 0]
+    picked = np.take_along_axis(logits, safe[..., None].astype(np.int64), axis=-1)[..., 0]
+    losses = np.where(valid, logsumexp - picked, 0.0)
+    grad = (softmax_naive(logits) - np.eye(C, dtype=logits.dtype)[safe]) * valid[..., None]
+    total = float(losses.astype(np.float64).sum())
+    if reduction == "mean":
+        count = max(int(valid.sum()), 1)
+        return total / count, grad / count
+    return total, grad
+
+
+# ----------------------------------------------------------------------------- Adam
+def adam_update_naive(param, grad, m, v, step, lr=1e-4, beta1=0.9, beta2=0.999, eps=1e-8):
+    """TensorFlow's Adam on NumPy arrays, in place (same contract as :func:`tinyseg.ops.adam_update`)."""
+    lr_t = lr * math.sqrt(1 - beta2 ** step) / (1 - beta1 ** step)
+    m *= beta1
+    m += (1 - beta1) * grad
+    v *= beta2
+    v += (1 - beta2) * grad * grad
+    param -= lr_t * m / (np.sqrt(v) + eps)
