@@ -290,3 +290,16 @@ def test_load_params_dispatches_on_extension(small_h5, tmp_path):
 def test_save_params_npz_rejects_bad_names(tmp_path):
     with pytest.raises(ValueError, match="'conv1_1_w'"):
         save_params_npz(tmp_path / "x.npz", {"conv1_1_w": np.zeros(1)})
+
+
+def test_strict_shapes_accept_exact_vgg16_sizes():
+    from tinyseg.weights import _VGG16_SHAPES, _check_chain
+
+    # Zero-copy stand-ins with VGG-16's real shapes (only shapes are checked).
+    params = {}
+    for layer, shape in _VGG16_SHAPES.items():
+        params[f"{layer}.w"] = np.broadcast_to(np.float32(0), shape)
+        params[f"{layer}.b"] = np.broadcast_to(np.float32(0), shape[-1:])
+    _check_chain(params, "vgg16.h5", strict_shapes=True)
+    # 138,357,544 VGG-16 parameters minus the 4,097,000 of `predictions`.
+    assert sum(v.size for v in params.values()) == 134_260_544
