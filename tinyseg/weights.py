@@ -95,8 +95,8 @@ _VGG16_SHAPES = {
     "fc6": (7, 7, 512, 4096), "fc7": (1, 1, 4096, 4096),
 }
 
-#: Published MD5 checksums of the Keras applications files (as Keras' own ``vgg16.py`` checks
-#: them with ``get_file(..., file_hash=...)``).
+#: Published MD5 checksums of the Keras applications files, as ``keras_applications/vgg16.py``
+#: (keras-team/keras-applications) checks them with ``get_file(..., file_hash=...)``.
 VGG16_KERAS_MD5 = {
     "vgg16_weights_tf_dim_ordering_tf_kernels.h5": "64373286793e3c8b2b4e3219cbf3544b",
     "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5": "6d6bbae143d832006294945121d1f1fc",
