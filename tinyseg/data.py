@@ -412,7 +412,7 @@ class VOCDataset:
     Examples
     --------
     >>> ds = VOCDataset("VOCdevkit/VOC2012", "val")  # doctest: +SKIP
-    >>> image, labels = ds[0]                        # uint8 (H, W, 3), int32 (H, W)
+    >>> image, labels = ds[0]  # uint8 (H, W, 3), int32 (H, W)  # doctest: +SKIP
     """
 
     def __init__(self, root, split="train", *, labels="voc"):
