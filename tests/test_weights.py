@@ -38,8 +38,9 @@ def _small_keras_arrays(seed=0, fc=True):
     return {k: (w.astype(np.float32), b.astype(np.float32)) for k, (w, b) in arrays.items()}
 
 
-def _write_keras_h5(path, arrays, *, drop=None, chunked=False):
-    """Write arrays in Keras 1 ``save_weights`` layout, as in the applications files."""
+def _write_keras_h5(path, arrays, *, drop=None, chunked=False, keras2=False):
+    """Write arrays in Keras 1 ``save_weights`` layout, as in the applications files
+    (``keras2``: Keras 2 weight names ``<layer>/kernel:0``, nested one group deeper)."""
     layers = ["input_1"]
     for name in arrays:
         layers.append(name)
@@ -61,7 +62,8 @@ def _write_keras_h5(path, arrays, *, drop=None, chunked=False):
                 g.attrs["weight_names"] = np.array([], dtype="S1")
                 continue
             w, b = arrays[layer]
-            wn = [f"{layer}_W_1:0", f"{layer}_b_1:0"]
+            wn = ([f"{layer}/kernel:0", f"{layer}/bias:0"] if keras2
+                  else [f"{layer}_W_1:0", f"{layer}_b_1:0"])
             g.attrs["weight_names"] = np.array([n.encode() for n in wn])
             for n, a in zip(wn, (w, b)):
                 if drop != f"{layer}/{n}":
@@ -143,6 +145,14 @@ def test_notop_file_imports_convolutions_only(tmp_path):
     _write_keras_h5(path, _small_keras_arrays(fc=False))
     params = load_vgg16_keras(path, verify_md5=False, strict_shapes=False)
     assert "fc6.w" not in params and "conv5_3.w" in params and len(params) == 26
+
+
+def test_keras2_nested_weight_names_are_read(tmp_path):
+    arrays = _small_keras_arrays()
+    path = tmp_path / "keras2.h5"
+    _write_keras_h5(path, arrays, keras2=True)
+    params = load_vgg16_keras(path, verify_md5=False, strict_shapes=False)
+    np.testing.assert_array_equal(params["conv2_1.w"], arrays["block2_conv1"][0])
 
 
 def test_chunked_layer_names_attribute_is_read(tmp_path):
