@@ -1,0 +1,28 @@
+"""Fully connected CRF (Krähenbühl & Koltun 2011) with permutohedral-free filtering.
+
+* :func:`dense_crf` -- one call: ``labels, Q = dense_crf(image, probabilities)``.
+* :mod:`tinyseg.crf.compat` -- pydensecrf's API (``import tinyseg.crf.compat as dcrf``).
+* :mod:`tinyseg.crf.inference` -- mean field over any filter objects.
+* :mod:`tinyseg.crf.filters` -- exact brute force, exact separable spatial Gaussian, sparse
+  bilateral grid; all with ``apply(values (N, M)) -> K values``.
+* :mod:`tinyseg.crf.features` -- pydensecrf's feature scaling (``sdims``, ``schan``).
+"""
+from .features import bilateral_features, spatial_features
+from .filters import ExactFilter, GridFilter, SeparableGaussianFilter
+from .inference import MeanField, PairwiseTerm, mean_field
+from .refine import PROBABILITY_CLIP, bilateral_filter, dense_crf, spatial_filter
+
+__all__ = [
+    "dense_crf",
+    "MeanField",
+    "PairwiseTerm",
+    "mean_field",
+    "ExactFilter",
+    "SeparableGaussianFilter",
+    "GridFilter",
+    "spatial_features",
+    "bilateral_features",
+    "spatial_filter",
+    "bilateral_filter",
+    "PROBABILITY_CLIP",
+]

@@ -1,0 +1,549 @@
+"""Gaussian filters of the dense CRF: ``out = K @ values`` with ``K[i, j] = exp(-|f_i - f_j|^2 / 2)``.
+
+Every filter object has the same small interface, so mean-field inference (and a later GPU
+backend) can swap them freely::
+
+    filt.n_points                      # N
+    filt.apply(values) -> out          # values (N, M) float32 -> (N, M) float32, out = K @ values
+
+``K`` includes the pixel itself (``K[i, i] = 1``); normalisation (``D = K @ 1``) is not a filter's
+business, inference does it. Three filters, none of them the permutohedral lattice:
+
+* :class:`ExactFilter` -- brute force, O(N^2 D M), exact: the oracle for small images.
+* :class:`SeparableGaussianFilter` -- the spatial kernel on the pixel grid factorises,
+  ``K = K_rows ⊗ K_cols``, so two 1-D convolutions are exact up to the truncation of the 1-D
+  Gaussian at ``truncate`` standard deviations (default 4: relative tail mass < 7e-5 per axis).
+* :class:`GridFilter` -- a sparse D-dimensional bilateral grid (splat, blur, slice) for any
+  features, used for the 5-D bilateral kernel; approximate, with its error measured in the tests
+  and the benchmark.
+
+Each fast filter has a readable NumPy twin (``*_reference``) that the tests compare it with.
+"""
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+from numba import njit, prange
+
+__all__ = [
+    "ExactFilter",
+    "SeparableGaussianFilter",
+    "GridFilter",
+    "exact_filter_reference",
+    "separable_gaussian_reference",
+    "grid_filter_reference",
+    "gaussian_taps",
+    "grid_blur_taps",
+]
+
+
+def _check_values(values: np.ndarray, n_points: int) -> np.ndarray:
+    values = np.asarray(values)
+    if values.ndim == 1:
+        values = values[:, None]
+    if values.ndim != 2 or values.shape[0] != n_points:
+        raise ValueError(f"`values` must be (N, M) with N = {n_points}, got shape {values.shape}")
+    return np.ascontiguousarray(values, dtype=np.float32)
+
+
+def _check_features(features: np.ndarray) -> np.ndarray:
+    features = np.asarray(features)
+    if features.ndim != 2 or features.shape[0] < 1 or features.shape[1] < 1:
+        raise ValueError(f"`features` must be (N, D) with N, D >= 1, got shape {features.shape}")
+    if not np.all(np.isfinite(features)):
+        raise ValueError("`features` contains NaN or infinite values")
+    return features
+
+
+# --------------------------------------------------------------------------------------------
+# Exact brute force
+# --------------------------------------------------------------------------------------------
+
+def exact_filter_reference(features: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """``K @ values`` with the dense ``K[i, j] = exp(-|f_i - f_j|^2 / 2)``, in float64 NumPy.
+
+    features (N, D), values (N, M) -> (N, M) float64. Builds the N×N matrix: tiny inputs only.
+    """
+    f = np.asarray(features, dtype=np.float64)
+    diff = f[:, None, :] - f[None, :, :]                 # (N, N, D)
+    kernel = np.exp(-0.5 * np.sum(diff * diff, axis=-1))  # (N, N)
+    return kernel @ np.asarray(values, dtype=np.float64).reshape(len(f), -1)
+
+
+@njit(parallel=True, cache=True)
+def _exact_filter_kernel(features, values, out):
+    """out[i, :] = sum_j exp(-|f_i - f_j|^2 / 2) values[j, :]; out is float64 (N, M)."""
+    n, d = features.shape
+    m = values.shape[1]
+    for i in prange(n):
+        for c in range(m):
+            out[i, c] = 0.0
+        for j in range(n):
+            s = 0.0
+            for k in range(d):
+                t = np.float64(features[i, k]) - np.float64(features[j, k])
+                s += t * t
+            w = math.exp(-0.5 * s)
+            for c in range(m):
+                out[i, c] += w * values[j, c]
+
+
+class ExactFilter:
+    """Brute-force Gaussian filter, exact (float64 accumulation), O(N^2) time, O(N M) memory.
+
+    Parameters
+    ----------
+    features : (N, D) array, one feature vector per point (already divided by the bandwidths).
+    """
+
+    name = "exact"
+
+    def __init__(self, features: np.ndarray):
+        self.features = np.ascontiguousarray(_check_features(features), dtype=np.float64)
+        self.n_points = self.features.shape[0]
+
+    def apply(self, values: np.ndarray) -> np.ndarray:
+        """``K @ values``: values (N, M) -> (N, M) float32."""
+        values = _check_values(values, self.n_points)
+        out = np.empty(values.shape, dtype=np.float64)
+        _exact_filter_kernel(self.features, values, out)
+        return out.astype(np.float32)
+
+
+# --------------------------------------------------------------------------------------------
+# Exact separable spatial Gaussian
+# --------------------------------------------------------------------------------------------
+
+def gaussian_taps(sigma: float, truncate: float, limit: int) -> np.ndarray:
+    """1-D taps ``exp(-t^2 / (2 sigma^2))`` for ``|t| <= min(ceil(truncate*sigma), limit)``, float32."""
+    radius = int(min(math.ceil(truncate * sigma), max(limit, 0)))
+    t = np.arange(-radius, radius + 1, dtype=np.float64)
+    return np.exp(-0.5 * (t / sigma) ** 2).astype(np.float32)
+
+
+def separable_gaussian_reference(shape, sdims, values, truncate: float = 4.0) -> np.ndarray:
+    """The separable filter as two dense banded matrices, float64 NumPy.
+
+    shape (H, W), sdims (s_row, s_col) in pixels, values (H*W, M) -> (H*W, M):
+    ``out = K_rows @ V @ K_cols`` per channel with ``K_axis[a, b] = exp(-(a-b)^2 / (2 s^2))`` for
+    ``|a - b| <= ceil(truncate * s)`` and 0 beyond.
+    """
+    h, w = shape
+    v = np.asarray(values, dtype=np.float64).reshape(h, w, -1)      # (N, M) -> (H, W, M)
+
+    def banded(n, s):
+        d = np.subtract.outer(np.arange(n), np.arange(n)).astype(np.float64)
+        k = np.exp(-0.5 * (d / s) ** 2)
+        k[np.abs(d) > math.ceil(truncate * s)] = 0.0
+        return k
+
+    out = np.einsum("ab,bwm->awm", banded(h, sdims[0]), v)           # along rows
+    out = np.einsum("cd,adm->acm", banded(w, sdims[1]), out)         # along columns
+    return out.reshape(h * w, -1)
+
+
+@njit(parallel=True, cache=True)
+def _convolve_rows_kernel(src, taps, dst):
+    """dst[y, :] = sum_t taps[t + r] src[y + t, :] over rows in range; src, dst (H, L)."""
+    h, length = src.shape
+    r = (taps.shape[0] - 1) // 2
+    for yy in prange(h):
+        y = np.int64(yy)  # prange indices may be unsigned: negate only signed integers
+        for j in range(length):
+            dst[y, j] = 0.0
+        t0 = max(-r, -y)
+        t1 = min(r, h - 1 - y)
+        for t in range(t0, t1 + 1):
+            wt = taps[t + r]
+            for j in range(length):
+                dst[y, j] += wt * src[y + t, j]
+
+
+@njit(parallel=True, cache=True)
+def _convolve_cols_kernel(src, taps, m, dst):
+    """Along columns of (H, W*M) rows: dst[y, x*M+c] = sum_t taps[t + r] src[y, (x+t)*M+c]."""
+    h, length = src.shape
+    r = (taps.shape[0] - 1) // 2
+    for y in prange(h):
+        for j in range(length):
+            dst[y, j] = 0.0
+        for t in range(-r, r + 1):
+            off = t * m
+            j0 = max(0, -off)
+            j1 = min(length, length - off)
+            wt = taps[t + r]
+            for j in range(j0, j1):
+                dst[y, j] += wt * src[y, j + off]
+
+
+class SeparableGaussianFilter:
+    """Exact spatial Gaussian on an H×W pixel grid, as two 1-D convolutions.
+
+    ``K[i, j] = exp(-(dr/s_row)^2/2 - (dc/s_col)^2/2)`` for pixels ``i``, ``j`` at row/column
+    offsets ``dr``, ``dc``; the 1-D Gaussians are cut at ``truncate`` standard deviations (that cut
+    is the only difference from :class:`ExactFilter` on :func:`~tinyseg.crf.features.spatial_features`).
+    Cost ``2 (2r+1) N M`` multiply-adds, parallel over rows.
+
+    Parameters
+    ----------
+    shape : (H, W)
+    sdims : (s_row, s_col) in pixels.
+    truncate : radius of the 1-D taps in standard deviations.
+    """
+
+    name = "separable"
+
+    def __init__(self, shape, sdims, *, truncate: float = 4.0):
+        self.shape = (int(shape[0]), int(shape[1]))
+        self.sdims = (float(sdims[0]), float(sdims[1]))
+        self.truncate = float(truncate)
+        self.n_points = self.shape[0] * self.shape[1]
+        self.taps_rows = gaussian_taps(self.sdims[0], truncate, self.shape[0] - 1)
+        self.taps_cols = gaussian_taps(self.sdims[1], truncate, self.shape[1] - 1)
+
+    def apply(self, values: np.ndarray) -> np.ndarray:
+        """``K @ values``: values (N, M) -> (N, M) float32."""
+        values = _check_values(values, self.n_points)
+        h, w = self.shape
+        m = values.shape[1]
+        src = values.reshape(h, w * m)                      # (N, M) -> (H, W*M)
+        tmp = np.empty_like(src)
+        out = np.empty_like(src)
+        _convolve_rows_kernel(src, self.taps_rows, tmp)
+        _convolve_cols_kernel(tmp, self.taps_cols, m, out)
+        return out.reshape(h * w, m)
+
+
+# --------------------------------------------------------------------------------------------
+# Sparse bilateral grid
+# --------------------------------------------------------------------------------------------
+
+def grid_blur_taps(cell: float, truncate: float) -> np.ndarray:
+    """1-D blur taps of the grid, in cells, float32.
+
+    Multilinear splatting and slicing each add a tent of width ``cell`` (variance ``cell^2/6``), so
+    the blur gets the rest of the unit variance: ``sigma_b^2 = (1 - cell^2/3) / cell^2`` cells^2.
+    Taps reach ``ceil(truncate * sigma_b)`` cells and are scaled so that splat-blur-slice keeps the
+    mass of the continuous Gaussian (``sqrt(2 pi)`` per unit of feature), hence ``K[i, i] ~ 1``.
+    """
+    var = 1.0 - cell * cell / 3.0
+    if var <= 0:
+        raise ValueError(f"`cell` must be below sqrt(3) standard deviations, got {cell}")
+    sigma_b = math.sqrt(var) / cell
+    radius = max(1, int(math.ceil(truncate * sigma_b)))
+    t = np.arange(-radius, radius + 1, dtype=np.float64)
+    taps = np.exp(-0.5 * (t / sigma_b) ** 2)
+    taps *= math.sqrt(2.0 * math.pi) / (cell * taps.sum())
+    return taps.astype(np.float32)
+
+
+def _grid_geometry(features: np.ndarray, cell: float):
+    """Cell coordinates of every point: lower corner (N, D) int64, fractions (N, D), grid sizes."""
+    f = np.asarray(features, dtype=np.float64)
+    g = (f - f.min(axis=0)) / cell                       # (N, D), >= 0, in cells
+    base = np.floor(g).astype(np.int64)
+    frac = g - base
+    sizes = base.max(axis=0) + 2                         # corners base and base + 1 always exist
+    return base, frac, sizes
+
+
+def grid_filter_reference(features: np.ndarray, values: np.ndarray, *, cell: float = 0.75,
+                          truncate: float = 3.0) -> np.ndarray:
+    """The bilateral-grid filter on a dense grid, float64 NumPy (what :class:`GridFilter` prunes).
+
+    1. splat: every point adds ``prod_d (1 - |g_d - corner_d|)`` times its values to the ``2^D``
+       corners of its cell (multilinear), ``g = (f - min f) / cell``;
+    2. blur: convolve the grid along each axis with :func:`grid_blur_taps` (zeros outside);
+    3. slice: read every point back with the same multilinear weights.
+    features (N, D), values (N, M) -> (N, M).
+    """
+    from scipy.ndimage import correlate1d
+
+    base, frac, sizes = _grid_geometry(features, cell)
+    n, d = base.shape
+    v = np.asarray(values, dtype=np.float64).reshape(n, -1)
+    grid = np.zeros((*sizes, v.shape[1]))                # (*sizes, M)
+    corners = []
+    for corner in range(2 ** d):
+        bits = np.array([(corner >> k) & 1 for k in range(d)])
+        weight = np.prod(np.where(bits, frac, 1.0 - frac), axis=1)   # (N,)
+        index = tuple((base + bits).T)
+        corners.append((index, weight))
+        np.add.at(grid, index, weight[:, None] * v)
+    taps = grid_blur_taps(cell, truncate).astype(np.float64)
+    for axis in range(d):
+        grid = correlate1d(grid, taps, axis=axis, mode="constant", cval=0.0)
+    out = np.zeros_like(v)
+    for index, weight in corners:
+        out += weight[:, None] * grid[index]
+    return out
+
+
+@njit(cache=True)
+def _grid_coords_kernel(features, lo, inv_cell, strides, base_index, frac):
+    """Cell of every point: flat index of its lower corner and its fractional position in it.
+
+    g = (f - lo) * inv_cell; base_index[n] = sum_d floor(g[n, d]) strides[d]; frac = g - floor(g).
+    """
+    n, d = features.shape
+    for i in range(n):
+        b = 0
+        for k in range(d):
+            g = (np.float64(features[i, k]) - lo[k]) * inv_cell
+            fl = math.floor(g)
+            b += np.int64(fl) * strides[k]
+            frac[i, k] = g - fl
+        base_index[i] = b
+
+
+@njit(parallel=True, cache=True)
+def _corner_weights_kernel(frac, weights):
+    """weights[n, k] = prod_a (frac[n, a] if bit (D-1-a) of k else 1 - frac[n, a]), by doubling.
+
+    Corner k's offset is sum_a bit(D-1-a, k) strides[a]: the last (contiguous) axis is bit 0, so
+    corners 2j and 2j+1 are neighbouring cells.
+    """
+    n, d = frac.shape
+    for i in prange(n):
+        weights[i, 0] = 1.0
+        width = 1
+        for a in range(d - 1, -1, -1):
+            f = frac[i, a]
+            for c in range(width):
+                w = weights[i, c]
+                weights[i, c + width] = w * f
+                weights[i, c] = w - w * f
+            width *= 2
+
+
+@njit(cache=True)
+def _mark_corners_kernel(base_index, offsets, mask):
+    """mask[base_index[n] + offsets[k]] = True for every point n and corner k."""
+    for i in range(base_index.shape[0]):
+        for k in range(offsets.shape[0]):
+            mask[base_index[i] + offsets[k]] = True
+
+
+def _dilate(src: np.ndarray, stride: int, size: int, radius: int, dst: np.ndarray) -> None:
+    """dst = src (flat bool grid) dilated by ``radius`` cells along the axis of ``stride``."""
+    a = src.reshape(-1, size, stride)              # (cells before, axis, cells after)
+    b = dst.reshape(-1, size, stride)
+    b[...] = a
+    for t in range(1, min(radius, size - 1) + 1):
+        b[:, t:, :] |= a[:, :-t, :]
+        b[:, :-t, :] |= a[:, t:, :]
+
+
+@njit(parallel=True, cache=True)
+def _corner_index_kernel(base_index, offsets, cell_map, corner_index):
+    """corner_index[n, k] = cell_map[base_index[n] + offsets[k]] (compact cell numbers)."""
+    for i in prange(base_index.shape[0]):
+        for k in range(offsets.shape[0]):
+            corner_index[i, k] = cell_map[base_index[i] + offsets[k]]
+
+
+@njit(parallel=True, cache=True)
+def _neighbour_kernel(cells, stride, size, radius, src_map, neighbours):
+    """neighbours[k, t + r] = src_map[cells[k] + t*stride] along the axis, -1 outside the grid."""
+    for k in prange(cells.shape[0]):
+        cell = cells[k]
+        coord = (cell // stride) % size
+        for t in range(-radius, radius + 1):
+            c = coord + t
+            if c < 0 or c >= size:
+                neighbours[k, t + radius] = -1
+            else:
+                neighbours[k, t + radius] = src_map[cell + t * stride]
+
+
+@njit(parallel=True, cache=True)
+def _splat_kernel(values, corner_index, weights, partial):
+    """partial[p] = multilinear splat of the p-th chunk of points onto the occupied cells.
+
+    values (N, M), corner_index/weights (N, 2^D), partial (P, n_occupied, M): one slice per chunk
+    so that parallel chunks never write the same memory; :func:`_reduce_kernel` sums them.
+    """
+    n_chunks, n_cells, m = partial.shape
+    n = values.shape[0]
+    n_corners = corner_index.shape[1]
+    for p in prange(n_chunks):
+        for o in range(n_cells):
+            for c in range(m):
+                partial[p, o, c] = 0.0
+        start = (n * p) // n_chunks
+        stop = (n * (p + 1)) // n_chunks
+        for i in range(start, stop):
+            for k in range(n_corners):
+                o = corner_index[i, k]
+                w = weights[i, k]
+                for c in range(m):
+                    partial[p, o, c] += w * values[i, c]
+
+
+@njit(parallel=True, cache=True)
+def _reduce_kernel(partial, out):
+    """out[o, :] = sum_p partial[p, o, :]."""
+    n_chunks, n_cells, m = partial.shape
+    for o in prange(n_cells):
+        for c in range(m):
+            s = partial[0, o, c]
+            for p in range(1, n_chunks):
+                s += partial[p, o, c]
+            out[o, c] = s
+
+
+@njit(parallel=True, cache=True)
+def _blur_pass_kernel(src, neighbours, taps, dst):
+    """dst[k, :] = sum_t taps[t] src[neighbours[k, t], :] (neighbour -1 = an empty cell)."""
+    n_cells, n_taps = neighbours.shape
+    m = src.shape[1]
+    for k in prange(n_cells):
+        for c in range(m):
+            dst[k, c] = 0.0
+        for t in range(n_taps):
+            j = neighbours[k, t]
+            if j >= 0:
+                wt = taps[t]
+                for c in range(m):
+                    dst[k, c] += wt * src[j, c]
+
+
+@njit(parallel=True, cache=True)
+def _slice_kernel(grid, corner_index, weights, out):
+    """out[i, :] = sum_k weights[i, k] grid[corner_index[i, k], :] (multilinear read-back)."""
+    n, n_corners = corner_index.shape
+    m = grid.shape[1]
+    for i in prange(n):
+        for c in range(m):
+            out[i, c] = 0.0
+        for k in range(n_corners):
+            o = corner_index[i, k]
+            w = weights[i, k]
+            for c in range(m):
+                out[i, c] += w * grid[o, c]
+
+
+class GridFilter:
+    """Approximate Gaussian filter on a sparse D-dimensional bilateral grid (not permutohedral).
+
+    ``K ≈ S^T B S``: ``S`` splats each point onto the ``2^D`` corners of its grid cell with
+    multilinear weights (cells ``cell`` standard deviations wide), ``B`` blurs the grid with a
+    separable 1-D Gaussian whose variance is corrected for what splat and slice add
+    (:func:`grid_blur_taps`), ``S^T`` slices back.
+
+    The grid spans only the bounding box of the features, and only the cells that matter are
+    stored: blur pass ``p`` (along one axis) computes a cell only if it can be non-zero (reached
+    from an occupied cell by the passes so far) *and* is needed (reaches an occupied cell through
+    the passes still to come). Both sets depend on the features alone, so they are found here,
+    once, with each pass's cells numbered compactly and its neighbour table built; the result
+    equals the dense grid's (:func:`grid_filter_reference`) up to float32 rounding.
+
+    Parameters
+    ----------
+    features : (N, D) array, already divided by the bandwidths.
+    cell : cell size in standard deviations (0.75 measured best for the CRF; < sqrt(3)).
+    truncate : blur taps reach ``truncate`` blur standard deviations.
+    order : the axes in blur order (default: a heuristic; any order gives the same result).
+    max_cells : refuse grids whose bounding box has more cells (set-up memory guard: about
+        ``7 × cells`` bytes are used while building).
+    """
+
+    name = "grid"
+
+    def __init__(self, features: np.ndarray, *, cell: float = 0.75, truncate: float = 3.0,
+                 order=None, max_cells: int = 1 << 26):
+        features = np.ascontiguousarray(_check_features(features), dtype=np.float32)
+        if not 0 < cell < math.sqrt(3.0):
+            raise ValueError(f"`cell` must be in (0, sqrt(3)), got {cell}")
+        self.n_points, self.n_dims = features.shape
+        d = self.n_dims
+        if d > 8:
+            raise ValueError(f"`features` has {d} dimensions; the grid filter supports at most 8")
+        self.cell = float(cell)
+        self.truncate = float(truncate)
+        self.taps = grid_blur_taps(self.cell, self.truncate)
+        radius = (self.taps.shape[0] - 1) // 2
+
+        lo = features.min(axis=0).astype(np.float64)
+        hi = features.max(axis=0).astype(np.float64)
+        sizes = np.floor((hi - lo) / self.cell).astype(np.int64) + 2
+        total = int(np.prod(sizes.astype(np.float64)))
+        if total > max_cells:
+            raise ValueError(
+                f"the bilateral grid would span {total} cells (sizes {tuple(int(s) for s in sizes)}), "
+                f"more than max_cells={max_cells}: the features vary too much for their bandwidths; "
+                "use larger sdims/schan or the exact filter")
+        self.sizes = tuple(int(s) for s in sizes)
+        self.n_cells = total
+        strides = np.ones(d, dtype=np.int64)
+        for k in range(d - 2, -1, -1):
+            strides[k] = strides[k + 1] * sizes[k + 1]
+        # Corner k of a cell: bit (D-1-a) of k says whether it is one cell up along axis a.
+        bits = (np.arange(2 ** d)[:, None] >> np.arange(d - 1, -1, -1)[None, :]) & 1   # (2^D, D)
+        offsets = np.ascontiguousarray(bits @ strides, dtype=np.int64)                 # (2^D,)
+        base_index = np.empty(self.n_points, dtype=np.int64)
+        frac = np.empty((self.n_points, d), dtype=np.float32)
+        _grid_coords_kernel(features, lo, 1.0 / self.cell, strides, base_index, frac)
+        self.weights = np.empty((self.n_points, 2 ** d), dtype=np.float32)
+        _corner_weights_kernel(frac, self.weights)
+
+        occupied = np.zeros(total, dtype=np.bool_)
+        _mark_corners_kernel(base_index, offsets, occupied)
+        if order is None:
+            order = range(d)
+        self.order = tuple(int(a) for a in order)
+        if sorted(self.order) != list(range(d)):
+            raise ValueError(f"`order` must be a permutation of range({d}), got {order}")
+        # needed[p]: cells whose value after pass p reaches an occupied cell through passes > p.
+        needed = [None] * (d + 1)
+        needed[d] = occupied
+        for p in range(d, 0, -1):
+            axis = self.order[p - 1]
+            needed[p - 1] = np.empty_like(occupied)
+            _dilate(needed[p], strides[axis], sizes[axis], radius, needed[p - 1])
+        # reach: cells that can be non-zero after pass p; pass p computes reach & needed.
+        cells_prev = np.flatnonzero(occupied)
+        cell_map = np.full(total, -1, dtype=np.int32)
+        cell_map[cells_prev] = np.arange(cells_prev.shape[0], dtype=np.int32)
+        self.corner_index = np.empty((self.n_points, 2 ** d), dtype=np.int32)
+        _corner_index_kernel(base_index, offsets, cell_map, self.corner_index)
+        self.n_occupied = int(cells_prev.shape[0])
+        self.neighbours = []
+        reach = occupied
+        for p in range(1, d + 1):
+            axis = self.order[p - 1]
+            new_reach = needed[p - 1]                      # reuse: needed[p - 1] is done with
+            _dilate(reach, strides[axis], sizes[axis], radius, new_reach)
+            reach = new_reach
+            cells = np.flatnonzero(reach & needed[p])
+            nb = np.empty((cells.shape[0], 2 * radius + 1), dtype=np.int32)
+            _neighbour_kernel(cells, strides[axis], sizes[axis], radius, cell_map, nb)
+            self.neighbours.append(nb)
+            cell_map[cells_prev] = -1
+            cell_map[cells] = np.arange(cells.shape[0], dtype=np.int32)
+            cells_prev = cells
+        self.active_counts = [self.n_occupied] + [nb.shape[0] for nb in self.neighbours]
+        # The last pass computes exactly the occupied cells, in the same (sorted) order.
+        assert self.active_counts[-1] == self.n_occupied
+
+    def apply(self, values: np.ndarray) -> np.ndarray:
+        """``S^T B S @ values``: values (N, M) -> (N, M) float32."""
+        values = _check_values(values, self.n_points)
+        m = values.shape[1]
+        n_chunks = max(1, min(numba.get_num_threads(), self.n_points // 4096))
+        partial = np.empty((n_chunks, self.n_occupied, m), dtype=np.float32)
+        _splat_kernel(values, self.corner_index, self.weights, partial)
+        if n_chunks == 1:
+            grid = partial[0]
+        else:
+            grid = np.empty((self.n_occupied, m), dtype=np.float32)
+            _reduce_kernel(partial, grid)
+        for nb in self.neighbours:
+            blurred = np.empty((nb.shape[0], m), dtype=np.float32)
+            _blur_pass_kernel(grid, nb, self.taps, blurred)
+            grid = blurred
+        out = np.empty((self.n_points, m), dtype=np.float32)
+        _slice_kernel(grid, self.corner_index, self.weights, out)
+        return out
