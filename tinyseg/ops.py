@@ -118,10 +118,15 @@ def conv_rows_per_block(x_shape, w_shape, workspace_bytes: int) -> int:
     """Image rows per im2col block so that the block buffer stays within ``workspace_bytes``.
 
     The buffer holds ``rows·W`` im2col rows of ``kh·kw·C`` float32 each; at least one image row,
-    at most the whole image. This is the bound on a convolution's extra memory.
+    at most the whole image. This is the bound on a convolution's extra memory. A layer whose
+    weight gradient ``(K, F)`` is at least as large as its whole im2col matrix ``(H·W, K)`` (fc6 on
+    a small map) is done in one block: backward would otherwise add a ``(K, F)`` partial ``dw``
+    per block, costing more than the buffer saves.
     """
     _, H, W, C = x_shape
-    kh, kw = w_shape[0], w_shape[1]
+    kh, kw, F = w_shape[0], w_shape[1], w_shape[3]
+    if F >= H * W:
+        return H
     row_bytes = W * kh * kw * C * 4
     return max(1, min(H, workspace_bytes // row_bytes))
 

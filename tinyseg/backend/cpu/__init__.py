@@ -23,7 +23,7 @@ from .transposed import (
 name = "cpu"
 
 # Bytes of the im2col block buffer a convolution may use (see tinyseg.backend.cpu.conv).
-CONV_WORKSPACE_BYTES = 32 * 2**20
+CONV_WORKSPACE_BYTES = 8 * 2**20
 
 
 def empty(shape, dtype=np.float32):
