@@ -1,0 +1,107 @@
+"""CRF filters: every fast filter against its NumPy twin and against brute force."""
+import numpy as np
+import pytest
+from scipy.ndimage import gaussian_filter
+
+from tinyseg.crf.features import bilateral_features, spatial_features
+from tinyseg.crf.filters import (ExactFilter, GridFilter, SeparableGaussianFilter,
+                                 exact_filter_reference, grid_blur_taps, grid_filter_reference,
+                                 separable_gaussian_reference)
+
+
+def smooth_image(rng, h=24, w=32):
+    """A small image with regions and edges (blurred noise, contrast stretched)."""
+    img = gaussian_filter(rng.random((h, w, 3)) * 255, (2, 2, 0)) * 3 - 255
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def test_exact_filter_matches_numpy_reference(rng):
+    feats = rng.normal(size=(60, 3)).astype(np.float32)
+    values = rng.random((60, 2)).astype(np.float32)
+    out = ExactFilter(feats).apply(values)
+    np.testing.assert_allclose(out, exact_filter_reference(feats, values), rtol=1e-5)
+
+
+def test_exact_filter_includes_the_point_itself(rng):
+    feats = rng.normal(size=(10, 2)) * 100      # far apart: K is nearly the identity
+    out = ExactFilter(feats).apply(np.eye(10, dtype=np.float32))
+    np.testing.assert_allclose(np.diag(out), 1.0, rtol=1e-6)
+
+
+@pytest.mark.parametrize("shape,sdims", [((13, 17), (2.5, 3.0)), ((9, 40), (1.0, 7.0)), ((1, 5), (2, 2))])
+def test_separable_filter_matches_brute_force(rng, shape, sdims):
+    values = rng.random((shape[0] * shape[1], 3)).astype(np.float32)
+    exact = exact_filter_reference(spatial_features(shape, sdims), values)
+    wide = SeparableGaussianFilter(shape, sdims, truncate=20.0).apply(values)
+    np.testing.assert_allclose(wide, exact, rtol=2e-5)
+    default = SeparableGaussianFilter(shape, sdims).apply(values)      # cut at 4 sigma
+    assert np.max(np.abs(default - exact) / exact) < 1e-3
+
+
+def test_separable_filter_matches_numpy_reference(rng):
+    values = rng.random((11 * 14, 2)).astype(np.float32)
+    out = SeparableGaussianFilter((11, 14), (2.0, 1.5), truncate=2.0).apply(values)
+    ref = separable_gaussian_reference((11, 14), (2.0, 1.5), values, truncate=2.0)
+    np.testing.assert_allclose(out, ref, rtol=1e-5)
+
+
+@pytest.mark.parametrize("dims", [1, 2, 3, 5])
+def test_grid_filter_matches_dense_numpy_reference(rng, dims):
+    feats = (rng.random((150, dims)) * 4).astype(np.float32)
+    values = rng.random((150, 2)).astype(np.float32)
+    out = GridFilter(feats).apply(values)
+    ref = grid_filter_reference(feats, values)
+    np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-5 * ref.max())
+
+
+def test_grid_filter_blur_order_does_not_change_the_result(rng):
+    feats = bilateral_features(smooth_image(rng, 12, 16), (4, 4), (30, 30, 30))
+    values = rng.random((feats.shape[0], 1)).astype(np.float32)
+    a = GridFilter(feats, order=(0, 1, 2, 3, 4)).apply(values)
+    b = GridFilter(feats, order=(4, 2, 0, 3, 1)).apply(values)
+    np.testing.assert_allclose(a, b, rtol=1e-5)
+
+
+def test_grid_blur_taps_complete_the_unit_variance():
+    cell = 0.75
+    taps = grid_blur_taps(cell, truncate=6.0).astype(np.float64)
+    t = np.arange(len(taps)) - len(taps) // 2
+    blur_var = np.sum(taps * t ** 2) / np.sum(taps) * cell ** 2          # in sigma^2
+    assert blur_var + cell ** 2 / 3 == pytest.approx(1.0, rel=1e-3)     # + splat and slice tents
+    assert np.sum(taps) * cell == pytest.approx(np.sqrt(2 * np.pi), rel=1e-6)
+
+
+def test_grid_filter_approximates_brute_force(rng):
+    """The bilateral grid's error, as the CRF sees it: the normalised filter D^-1 K."""
+    img = smooth_image(rng)
+    feats = bilateral_features(img, (6, 6), (20, 20, 20))
+    values = rng.random((feats.shape[0], 2)).astype(np.float32)
+    ones = np.ones((feats.shape[0], 1), np.float32)
+    grid = GridFilter(feats)
+    d_exact, d_grid = exact_filter_reference(feats, ones), grid.apply(ones)
+    assert np.max(np.abs(d_grid / d_exact - 1)) < 0.3                    # K 1, pointwise
+    normalised_error = np.abs(grid.apply(values) / d_grid - exact_filter_reference(feats, values) / d_exact)
+    assert normalised_error.max() < 0.05                                  # values are in [0, 1]
+    assert normalised_error.mean() < 0.01
+
+
+def test_filters_accept_a_vector_and_reject_wrong_lengths(rng):
+    feats = rng.random((20, 2)).astype(np.float32)
+    for filt in (ExactFilter(feats), GridFilter(feats), SeparableGaussianFilter((4, 5), (1, 1))):
+        assert filt.apply(np.ones(20)).shape == (20, 1)
+        with pytest.raises(ValueError, match="`values`"):
+            filt.apply(np.ones((21, 1)))
+
+
+def test_grid_filter_refuses_a_huge_grid_with_a_clear_error(rng):
+    feats = (rng.random((100, 5)) * 1000).astype(np.float32)
+    with pytest.raises(ValueError, match="max_cells"):
+        GridFilter(feats)
+
+
+def test_filters_reject_nan_features():
+    feats = np.zeros((4, 2), np.float32)
+    feats[1, 1] = np.nan
+    for cls in (ExactFilter, GridFilter):
+        with pytest.raises(ValueError, match="`features`"):
+            cls(feats)
