@@ -1,0 +1,148 @@
+"""Layers: each keeps its parameters, runs an op forward, and remembers what its backward needs.
+
+A layer has ``forward(x, train) -> out`` and ``backward(dout) -> dx``; after ``backward`` its
+``grads`` hold the parameter gradients under the same names as ``params``. Layers call
+:mod:`tinyseg.ops`, which runs on whichever backend owns the arrays — no layer knows which.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import ops
+from .backend import backend_for
+
+
+class Layer:
+    """Base class: no parameters, identity bookkeeping."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.params: dict = {}
+        self.grads: dict = {}
+        self._cache = None
+
+    def forward(self, x, train: bool = False):
+        raise NotImplementedError
+
+    def backward(self, dout):
+        raise NotImplementedError
+
+    def clear(self):
+        """Drop what forward kept for backward (frees activation memory)."""
+        self._cache = None
+
+    def __repr__(self):
+        shapes = ", ".join(f"{k}={tuple(v.shape)}" for k, v in self.params.items())
+        return f"{type(self).__name__}({self.name!r}{', ' + shapes if shapes else ''})"
+
+
+class Conv2D(Layer):
+    """SAME convolution, stride 1: ``w (kh, kw, c_in, c_out)``, ``b (c_out,)``."""
+
+    def __init__(self, name, w, b):
+        super().__init__(name)
+        self.params = {"w": w, "b": b}
+
+    def forward(self, x, train=False):
+        out, self._cache = ops.conv2d_forward(x, self.params["w"], self.params["b"])
+        return out
+
+    def backward(self, dout):
+        dx, dw, db = ops.conv2d_backward(dout, self._cache)
+        self.grads = {"w": dw, "b": db}
+        return dx
+
+
+class ReLU(Layer):
+    def forward(self, x, train=False):
+        out, self._cache = ops.relu_forward(x)
+        return out
+
+    def backward(self, dout):
+        return ops.relu_backward(dout, self._cache)
+
+
+class MaxPool(Layer):
+    """2×2 stride-2 max pooling with SAME (ceil) semantics."""
+
+    def forward(self, x, train=False):
+        out, self._cache = ops.maxpool_forward(x)
+        return out
+
+    def backward(self, dout):
+        return ops.maxpool_backward(dout, self._cache)
+
+
+class Dropout(Layer):
+    """Inverted dropout in training, identity at test time.
+
+    The mask of each call is a pure function of ``seed``, which the model sets before every
+    training step (``layer.seed = ...``), so a resumed run draws exactly the same masks.
+    """
+
+    def __init__(self, name, p: float):
+        super().__init__(name)
+        self.p = float(p)
+        self.seed = 0
+
+    def forward(self, x, train=False):
+        if not train or self.p == 0.0:
+            self._cache = None
+            return x
+        out, self._cache = ops.dropout_forward(x, self.p, self.seed)
+        return out
+
+    def backward(self, dout):
+        return dout if self._cache is None else ops.dropout_backward(dout, self._cache)
+
+
+class BilinearUpsample(Layer):
+    """The seed's fixed transposed convolution: ×``factor`` with bilinear weights, not trained.
+
+    Its weights are ``bilinear_upsample_weights(factor, C)``, diagonal, so it runs the depthwise
+    kernel with the ``upsample_filt`` tent (same result, 1/C of the work).
+    """
+
+    def __init__(self, name, factor: int):
+        from .upsampling import get_kernel_size, upsample_filt
+
+        super().__init__(name)
+        self.factor = factor
+        self.kernel = upsample_filt(get_kernel_size(factor)).astype(np.float32)
+
+    def forward(self, x, train=False):
+        kernel = self._kernel_for(x)
+        out, self._cache = ops.conv_transpose2d_depthwise_forward(x, kernel, self.factor)
+        return out
+
+    def backward(self, dout):
+        return ops.conv_transpose2d_depthwise_backward(dout, self._cache)
+
+    def _kernel_for(self, x):
+        be = backend_for(x)
+        if not be.owns(self.kernel):
+            self.kernel = be.asarray(self.kernel)
+        return self.kernel
+
+
+class CropTo(Layer):
+    """Keep the top-left ``H × W`` of an ``(N, H', W', C)`` map (``H' >= H``); backward pads with 0.
+
+    ``forward(x, train, size=(H, W))`` — the size is the input image's, given per call.
+    """
+
+    def forward(self, x, train=False, size=None):
+        H, W = size
+        self._cache = x.shape
+        if x.shape[1] == H and x.shape[2] == W:
+            return x
+        return backend_for(x).crop(x, H, W)
+
+    def backward(self, dout):
+        full = self._cache
+        if tuple(dout.shape) == tuple(full):
+            return dout
+        be = backend_for(dout)
+        dx = be.zeros(full, np.float32)
+        be.uncrop(dout, dx)
+        return dx
