@@ -29,7 +29,7 @@ def relu_forward(x, out):
     of = out.reshape(out.size)
     for i in prange(xf.size):
         v = xf[i]
-        of[i] = v if v > 0 else np.float32(0.0)
+        of[i] = np.float32(0.0) if v < 0 else v      # NaN passes through, as in np.maximum
 
 
 @njit(parallel=True, cache=True)
