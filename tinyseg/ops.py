@@ -292,7 +292,7 @@ def softmax(logits):
     """Softmax over the last axis of ``(..., C)`` float32 logits."""
     logits = check_array("logits", logits)
     be = backend_for(logits)
-    C = logits.shape[-1]
+    C = tuple(logits.shape)[-1]             # tuple(): the CUDA simulator's shapes reject index -1
     probs = be.empty(logits.shape, np.float32)
     be.softmax(logits.reshape(-1, C), probs.reshape(-1, C))
     return probs

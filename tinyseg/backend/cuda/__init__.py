@@ -1,0 +1,120 @@
+"""The CUDA backend: ``numba.cuda`` kernels on device arrays, behind the same seam as the CPU's.
+
+Same names, arguments and semantics as :mod:`tinyseg.backend.cpu`; each function here is a host
+wrapper that computes a launch grid and launches ``@cuda.jit`` kernels that only compute (no
+validation, allocation or raising inside kernels). Arrays are ``numba.cuda`` device arrays, so
+data stays on the GPU between layers; :func:`asarray` / :func:`to_numpy` cross to and from the host.
+
+Convolutions are an im2col kernel, a hand-written shared-memory tiled GEMM
+(:mod:`tinyseg.backend.cuda.gemm`) and a col2im kernel; everything else is one thread per output
+element. The module imports without a GPU; :func:`check_available` (called by
+:func:`tinyseg.backend.get_backend`) says what is missing. Under ``NUMBA_ENABLE_CUDASIM=1`` the
+whole backend runs in numba's CUDA simulator (slowly, for tests).
+"""
+from __future__ import annotations
+
+import numba
+import numpy as np
+from numba import cuda
+
+from ._launch import SIMULATOR
+from .adam import adam_update
+from .conv import conv2d_backward, conv2d_forward, fill
+from .elementwise import dropout_backward, dropout_forward, relu_backward, relu_forward
+from .gemm import gemm
+from .loss import softmax, softmax_cross_entropy
+from .pooling import maxpool2x2_backward, maxpool2x2_forward
+from .transposed import (
+    conv_transpose2d_backward_input,
+    conv_transpose2d_backward_weights,
+    conv_transpose2d_depthwise_backward_input,
+    conv_transpose2d_depthwise_forward,
+    conv_transpose2d_forward,
+)
+
+name = "cuda"
+
+# The class of this backend's arrays: the simulator's stand-ins, or numba's device arrays (not
+# any object with ``__cuda_array_interface__``: a torch tensor is not ours to reshape).
+if SIMULATOR:
+    from numba.cuda.simulator.cudadrv.devicearray import FakeCUDAArray as _DEVICE_ARRAY_TYPE
+else:
+    from numba.cuda.cudadrv.devicearray import DeviceNDArrayBase as _DEVICE_ARRAY_TYPE
+
+# Bytes of the im2col block buffer a convolution may use (ops sizes ``col`` from it). Larger than
+# the CPU's: GPU memory is plentiful and bigger blocks mean fewer, fuller GEMM launches. At
+# 375×500 conv1_2 needs 432 MB for the whole image, so it runs in two blocks.
+CONV_WORKSPACE_BYTES = 256 * 2**20
+
+__all__ = [
+    "name", "CONV_WORKSPACE_BYTES", "empty", "zeros", "asarray", "to_numpy", "owns",
+    "synchronize", "check_available", "is_simulator", "gemm",
+    "conv2d_forward", "conv2d_backward", "maxpool2x2_forward", "maxpool2x2_backward",
+    "relu_forward", "relu_backward", "dropout_forward", "dropout_backward",
+    "conv_transpose2d_forward", "conv_transpose2d_backward_input",
+    "conv_transpose2d_backward_weights", "conv_transpose2d_depthwise_forward",
+    "conv_transpose2d_depthwise_backward_input", "softmax", "softmax_cross_entropy",
+    "adam_update",
+]
+
+
+def is_simulator() -> bool:
+    """True when numba's CUDA simulator stands in for a GPU (``NUMBA_ENABLE_CUDASIM=1``)."""
+    return bool(numba.config.ENABLE_CUDASIM)
+
+
+def check_available() -> None:
+    """Raise ``RuntimeError`` unless a CUDA GPU (or the simulator) can run the kernels.
+
+    ``numba.cuda.is_available()`` is true under the simulator, so the simulator is detected
+    explicitly: with it, nothing is checked; without it, a usable GPU and driver are required.
+    """
+    if is_simulator():
+        return
+    try:
+        ok = cuda.is_available()
+    except Exception:  # a broken driver install can raise instead of answering
+        ok = False
+    if not ok:
+        raise RuntimeError(
+            "the 'cuda' backend needs an NVIDIA GPU with a working CUDA driver, and numba found "
+            "none (numba.cuda.is_available() is False). Use the 'cpu' backend (--device cpu), or "
+            "set NUMBA_ENABLE_CUDASIM=1 before starting Python to run the CUDA kernels in numba's "
+            "(slow) simulator.")
+
+
+def empty(shape, dtype=np.float32):
+    """An uninitialised device array."""
+    return cuda.device_array(shape, dtype)
+
+
+def zeros(shape, dtype=np.float32):
+    """A device array of zeros."""
+    out = cuda.device_array(shape, dtype)
+    if out.size:
+        fill(out, 0)
+    return out
+
+
+def asarray(array):
+    """A device array: a device array is returned as is, a host array is copied to the GPU."""
+    if owns(array):
+        return array
+    return cuda.to_device(np.ascontiguousarray(array))
+
+
+def to_numpy(array):
+    """A host NumPy copy of a device array (a NumPy array is returned as is)."""
+    if owns(array):
+        return array.copy_to_host()
+    return np.asarray(array)
+
+
+def owns(array) -> bool:
+    """Is ``array`` a numba.cuda device array (the simulator's fake device arrays included)?"""
+    return isinstance(array, _DEVICE_ARRAY_TYPE)
+
+
+def synchronize() -> None:
+    """Wait until every launched kernel has finished (for timing)."""
+    cuda.synchronize()

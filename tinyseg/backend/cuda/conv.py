@@ -1,0 +1,178 @@
+"""2-D convolution (stride 1, SAME, odd kernel) on the GPU: im2col kernel + tiled GEMM + col2im.
+
+The math, shapes and blocking are those of :mod:`tinyseg.backend.cpu.conv`:
+
+    out[n, y, x, f] = b[f] + Σ_{i, j, c} x[n, y + i - ph, x + j - pw, c] · w[i, j, c, f]
+
+For each block of image rows, :func:`_im2col_kernel` writes the ``(rows·W, kh·kw·C)`` im2col
+matrix (one thread per element, so consecutive threads write consecutive addresses), and
+:func:`tinyseg.backend.cuda.gemm.gemm` multiplies it by ``w`` viewed as ``(K, F)`` with the bias
+fused into its epilogue. Backward, per block: ``dw (+)= colᵀ @ dout`` (the GEMM's ``trans_a`` and
+``beta = 1`` accumulate, so ``dw_tmp`` is not needed), ``dcol = dout @ wᵀ`` (``trans_b``) into the
+same buffer, then :func:`_col2im_add_kernel` gathers each ``dx`` pixel's windows (one thread per
+``dx`` element: no two threads write the same element, no atomics). ``db`` is a two-pass column
+sum accumulated in float64, as on the CPU.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import cuda
+
+from ._launch import SIMULATOR, launch_1d
+from .gemm import gemm
+
+# Row chunks of the first pass of the column sum (partials per column).
+_SUM_CHUNKS = 4 if SIMULATOR else 256
+
+
+@cuda.jit
+def _im2col_kernel(x, n, r0, r1, kh, kw, col):
+    """col[(r - r0)·W + c, (i·kw + j)·C + ch] = x[n, r + i - ph, c + j - pw, ch], zero outside."""
+    e = cuda.grid(1)
+    H, W, C = x.shape[1], x.shape[2], x.shape[3]
+    K = kh * kw * C
+    if e < (r1 - r0) * W * K:
+        p = e // K
+        q = e % K
+        ch = q % C
+        ij = q // C
+        i = ij // kw
+        j = ij % kw
+        y = r0 + p // W + i - (kh - 1) // 2
+        xx = p % W + j - (kw - 1) // 2
+        if 0 <= y < H and 0 <= xx < W:
+            col[p, q] = x[n, y, xx, ch]
+        else:
+            col[p, q] = np.float32(0.0)
+
+
+@cuda.jit
+def _col2im_add_kernel(col, n, r0, r1, y0, kh, kw, dx):
+    """dx[n, y, x, ch] += Σ_{i, j} col[(y - i + ph - r0)·W + (x - j + pw), (i·kw + j)·C + ch].
+
+    One thread per ``dx`` element of rows ``[y0, y1)`` (those some output row in ``[r0, r1)`` saw).
+    """
+    e = cuda.grid(1)
+    H, W, C = dx.shape[1], dx.shape[2], dx.shape[3]
+    ph = (kh - 1) // 2
+    pw = (kw - 1) // 2
+    y1 = min(r1 + ph, H)
+    if e < (y1 - y0) * W * C:
+        ch = e % C
+        p = e // C
+        y = y0 + p // W
+        xx = p % W
+        acc = np.float32(0.0)
+        for i in range(kh):
+            oy = y - i + ph
+            if oy >= r0 and oy < r1:
+                for j in range(kw):
+                    ox = xx - j + pw
+                    if ox >= 0 and ox < W:
+                        acc += col[(oy - r0) * W + ox, (i * kw + j) * C + ch]
+        dx[n, y, xx, ch] += acc
+
+
+@cuda.jit
+def _column_partials_kernel(a2, part):
+    """part[r, f] = Σ_{m ≡ r mod R} a2[m, f] in float64, for R = part.shape[0] row chunks."""
+    e = cuda.grid(1)
+    M, F = a2.shape
+    R = part.shape[0]
+    if e < R * F:
+        r = e // F
+        f = e % F
+        acc = 0.0
+        for m in range(r, M, R):
+            acc += a2[m, f]
+        part[r, f] = acc
+
+
+@cuda.jit
+def _column_finish_kernel(part, out):
+    """out[f] = Σ_r part[r, f], rounded to float32 once."""
+    f = cuda.grid(1)
+    if f < out.shape[0]:
+        acc = 0.0
+        for r in range(part.shape[0]):
+            acc += part[r, f]
+        out[f] = acc
+
+
+@cuda.jit
+def _fill_kernel(a1, value):
+    i = cuda.grid(1)
+    if i < a1.shape[0]:
+        a1[i] = value
+
+
+def fill(a, value) -> None:
+    """Set every element of the C-contiguous device array ``a`` to ``value``."""
+    flat = a.reshape(a.size)
+    launch_1d(_fill_kernel, a.size, flat, flat.dtype.type(value))
+
+
+def column_sums(a2, out) -> None:
+    """out[f] = Σ_m a2[m, f] for a (M, F) device matrix, accumulated in float64."""
+    M, F = a2.shape
+    chunks = max(1, min(_SUM_CHUNKS, M))
+    part = cuda.device_array((chunks, F), np.float64)
+    launch_1d(_column_partials_kernel, chunks * F, a2, part)
+    launch_1d(_column_finish_kernel, F, part, out)
+
+
+def conv2d_forward(x, w, b, out, col):
+    """out = conv(x, w) + b. ``col`` is the (rows·W, kh·kw·C) im2col workspace (unused for 1×1)."""
+    N, H, W, C = x.shape
+    kh, kw, _, F = w.shape
+    K = kh * kw * C
+    w2 = w.reshape(K, F)                    # (kh, kw, C, F) -> (K, F)
+    out2 = out.reshape(N * H * W, F)        # (N, H, W, F) -> (N·H·W, F)
+    if kh == 1 and kw == 1:
+        gemm(x.reshape(N * H * W, C), w2, out2, bias=b)
+        return
+    rows = col.shape[0] // W
+    for n in range(N):
+        for r0 in range(0, H, rows):
+            r1 = min(r0 + rows, H)
+            m = (r1 - r0) * W
+            launch_1d(_im2col_kernel, m * K, x, n, r0, r1, kh, kw, col)
+            start = (n * H + r0) * W
+            gemm(col[:m], w2, out2[start:start + m], bias=b)      # (m, K) @ (K, F) + b
+
+
+def conv2d_backward(x, w, dout, dx, dw, db, col, dw_tmp):
+    """dx, dw, db of ``out = conv(x, w) + b`` given ``dout``; outputs are overwritten.
+
+    ``dw_tmp`` is accepted for the backend contract and unused: the GEMM accumulates into ``dw``.
+    """
+    N, H, W, C = x.shape
+    kh, kw, _, F = w.shape
+    K = kh * kw * C
+    w2 = w.reshape(K, F)                    # (kh, kw, C, F) -> (K, F)
+    dw2 = dw.reshape(K, F)
+    dout2 = dout.reshape(N * H * W, F)      # (N, H, W, F) -> (N·H·W, F)
+    column_sums(dout2, db)
+    if kh == 1 and kw == 1:
+        x2 = x.reshape(N * H * W, C)
+        gemm(x2, dout2, dw2, trans_a=True)                    # (C, M) @ (M, F)
+        gemm(dout2, w2, dx.reshape(N * H * W, C), trans_b=True)  # (M, F) @ (F, C)
+        return
+    fill(dx, 0.0)
+    rows = col.shape[0] // W
+    ph = (kh - 1) // 2
+    first = True
+    for n in range(N):
+        for r0 in range(0, H, rows):
+            r1 = min(r0 + rows, H)
+            m = (r1 - r0) * W
+            start = (n * H + r0) * W
+            d = dout2[start:start + m]
+            c = col[:m]
+            launch_1d(_im2col_kernel, m * K, x, n, r0, r1, kh, kw, c)
+            gemm(c, d, dw2, trans_a=True, beta=0.0 if first else 1.0)   # (K, m) @ (m, F)
+            first = False
+            gemm(d, w2, c, trans_b=True)                                # dcol: (m, F) @ (F, K)
+            y0 = max(r0 - (kh - 1 - ph), 0)
+            y1 = min(r1 + ph, H)
+            launch_1d(_col2im_add_kernel, (y1 - y0) * W * C, c, n, r0, r1, y0, kh, kw, dx)

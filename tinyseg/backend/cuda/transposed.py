@@ -1,0 +1,178 @@
+"""Transposed convolution, stride ``f``, TensorFlow SAME crop, on the GPU (gather form).
+
+Shapes and math as in :mod:`tinyseg.backend.cpu.transposed`: ``x (N, H, W, Ci)``,
+``w (k, k, Co, Ci)``, ``out (N, f·H, f·W, Co)``, ``pad = (k − f) // 2``:
+
+    out[n, y, x, o]  = Σ_{i, j, c} x[n, i, j, c] · w[y + pad − f·i, x + pad − f·j, o, c]
+    dx[n, i, j, c]   = Σ_{ky, kx, o} dout[n, f·i + ky − pad, f·j + kx − pad, o] · w[ky, kx, o, c]
+    dw[ky, kx, o, c] = Σ_{n, i, j} x[n, i, j, c] · dout[n, f·i + ky − pad, f·j + kx − pad, o]
+
+Every kernel runs one thread per element of what it writes and gathers what reaches it, so no
+two threads write the same element. The depthwise variants use one ``(k, k)`` kernel for every
+channel.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import cuda
+
+from ._launch import launch_1d
+
+
+@cuda.jit(device=True)
+def _source_range(y, f, k, pad, n_in):
+    """Input indices i with 0 <= y + pad − f·i < k, clipped to [0, n_in): returns (lo, hi)."""
+    hi = (y + pad) // f + 1
+    lo = (y + pad - k) // f + 1
+    if lo < 0:
+        lo = 0
+    if hi > n_in:
+        hi = n_in
+    return lo, hi
+
+
+@cuda.jit
+def _forward_kernel(x, w, f, out):
+    e = cuda.grid(1)
+    N, H, W, Ci = x.shape
+    k = w.shape[0]
+    Ho, Wo, Co = out.shape[1], out.shape[2], out.shape[3]
+    if e < N * Ho * Wo * Co:
+        o = e % Co
+        t = e // Co
+        xo = t % Wo
+        t = t // Wo
+        y = t % Ho
+        n = t // Ho
+        pad = (k - f) // 2
+        i_lo, i_hi = _source_range(y, f, k, pad, H)
+        j_lo, j_hi = _source_range(xo, f, k, pad, W)
+        acc = np.float32(0.0)
+        for i in range(i_lo, i_hi):
+            ky = y + pad - f * i
+            for j in range(j_lo, j_hi):
+                kx = xo + pad - f * j
+                for c in range(Ci):
+                    acc += x[n, i, j, c] * w[ky, kx, o, c]
+        out[n, y, xo, o] = acc
+
+
+@cuda.jit
+def _backward_input_kernel(dout, w, f, dx):
+    e = cuda.grid(1)
+    N, H, W, Ci = dx.shape
+    k, Co = w.shape[0], w.shape[2]
+    Ho, Wo = dout.shape[1], dout.shape[2]
+    if e < N * H * W * Ci:
+        c = e % Ci
+        t = e // Ci
+        j = t % W
+        t = t // W
+        i = t % H
+        n = t // H
+        pad = (k - f) // 2
+        acc = np.float32(0.0)
+        for ky in range(k):
+            y = f * i + ky - pad
+            if y >= 0 and y < Ho:
+                for kx in range(k):
+                    xo = f * j + kx - pad
+                    if xo >= 0 and xo < Wo:
+                        for o in range(Co):
+                            acc += dout[n, y, xo, o] * w[ky, kx, o, c]
+        dx[n, i, j, c] = acc
+
+
+@cuda.jit
+def _backward_weights_kernel(x, dout, f, dw):
+    e = cuda.grid(1)
+    N, H, W, Ci = x.shape
+    k, Co = dw.shape[0], dw.shape[2]
+    Ho, Wo = dout.shape[1], dout.shape[2]
+    if e < k * k * Co * Ci:
+        c = e % Ci
+        t = e // Ci
+        o = t % Co
+        t = t // Co
+        kx = t % k
+        ky = t // k
+        pad = (k - f) // 2
+        acc = np.float32(0.0)
+        for n in range(N):
+            for i in range(H):
+                y = f * i + ky - pad
+                if y >= 0 and y < Ho:
+                    for j in range(W):
+                        xo = f * j + kx - pad
+                        if xo >= 0 and xo < Wo:
+                            acc += x[n, i, j, c] * dout[n, y, xo, o]
+        dw[ky, kx, o, c] = acc
+
+
+@cuda.jit
+def _depthwise_forward_kernel(x, kernel, f, out):
+    e = cuda.grid(1)
+    N, H, W, C = x.shape
+    k = kernel.shape[0]
+    Ho, Wo = out.shape[1], out.shape[2]
+    if e < N * Ho * Wo * C:
+        c = e % C
+        t = e // C
+        xo = t % Wo
+        t = t // Wo
+        y = t % Ho
+        n = t // Ho
+        pad = (k - f) // 2
+        i_lo, i_hi = _source_range(y, f, k, pad, H)
+        j_lo, j_hi = _source_range(xo, f, k, pad, W)
+        acc = np.float32(0.0)
+        for i in range(i_lo, i_hi):
+            ky = y + pad - f * i
+            for j in range(j_lo, j_hi):
+                acc += kernel[ky, xo + pad - f * j] * x[n, i, j, c]
+        out[n, y, xo, c] = acc
+
+
+@cuda.jit
+def _depthwise_backward_input_kernel(dout, kernel, f, dx):
+    e = cuda.grid(1)
+    N, H, W, C = dx.shape
+    k = kernel.shape[0]
+    Ho, Wo = dout.shape[1], dout.shape[2]
+    if e < N * H * W * C:
+        c = e % C
+        t = e // C
+        j = t % W
+        t = t // W
+        i = t % H
+        n = t // H
+        pad = (k - f) // 2
+        acc = np.float32(0.0)
+        for ky in range(k):
+            y = f * i + ky - pad
+            if y >= 0 and y < Ho:
+                for kx in range(k):
+                    xo = f * j + kx - pad
+                    if xo >= 0 and xo < Wo:
+                        acc += kernel[ky, kx] * dout[n, y, xo, c]
+        dx[n, i, j, c] = acc
+
+
+def conv_transpose2d_forward(x, w, f, out):
+    launch_1d(_forward_kernel, out.size, x, w, int(f), out)
+
+
+def conv_transpose2d_backward_input(dout, w, f, dx):
+    launch_1d(_backward_input_kernel, dx.size, dout, w, int(f), dx)
+
+
+def conv_transpose2d_backward_weights(x, dout, f, dw):
+    launch_1d(_backward_weights_kernel, dw.size, x, dout, int(f), dw)
+
+
+def conv_transpose2d_depthwise_forward(x, kernel, f, out):
+    launch_1d(_depthwise_forward_kernel, out.size, x, kernel, int(f), out)
+
+
+def conv_transpose2d_depthwise_backward_input(dout, kernel, f, dx):
+    launch_1d(_depthwise_backward_input_kernel, dx.size, dout, kernel, int(f), dx)
