@@ -105,3 +105,15 @@ def test_filters_reject_nan_features():
     for cls in (ExactFilter, GridFilter):
         with pytest.raises(ValueError, match="`features`"):
             cls(feats)
+
+
+def test_grid_dilation_matches_numpy_reference(rng):
+    from tinyseg.crf.filters import _dilate, _dilate_reference
+
+    sizes = (5, 7, 6)
+    src = rng.random(np.prod(sizes)) > 0.93
+    for axis, stride in enumerate((42, 6, 1)):
+        for radius in (1, 2, 4, 9):
+            dst = np.empty_like(src)
+            _dilate(src, stride, sizes[axis], radius, dst)
+            np.testing.assert_array_equal(dst, _dilate_reference(src, stride, sizes[axis], radius))

@@ -167,15 +167,21 @@ def _convolve_cols_kernel(src, taps, m, dst):
     h, length = src.shape
     r = (taps.shape[0] - 1) // 2
     for y in prange(h):
+        d = dst[y]
+        s = src[y]
         for j in range(length):
-            dst[y, j] = 0.0
+            d[j] = 0.0
         for t in range(-r, r + 1):
-            off = t * m
-            j0 = max(0, -off)
-            j1 = min(length, length - off)
             wt = taps[t + r]
-            for j in range(j0, j1):
-                dst[y, j] += wt * src[y, j + off]
+            if t < 0:
+                # d[j] += wt * s[j - |t| m] for j >= |t| m; both views start at index 0
+                a = d[-t * m:]
+                b = s[:length + t * m]
+            else:
+                a = d[:length - t * m]
+                b = s[t * m:]
+            for j in range(a.shape[0]):
+                a[j] += wt * b[j]
 
 
 class SeparableGaussianFilter:
@@ -282,6 +288,22 @@ def grid_filter_reference(features: np.ndarray, values: np.ndarray, *, cell: flo
 
 
 @njit(cache=True)
+def _min_max_kernel(features, lo, hi):
+    """lo[d], hi[d] = min and max of features[:, d]."""
+    n, d = features.shape
+    for k in range(d):
+        lo[k] = features[0, k]
+        hi[k] = features[0, k]
+    for i in range(n):
+        for k in range(d):
+            v = features[i, k]
+            if v < lo[k]:
+                lo[k] = v
+            if v > hi[k]:
+                hi[k] = v
+
+
+@njit(cache=True)
 def _grid_coords_kernel(features, lo, inv_cell, strides, base_index, frac):
     """Cell of every point: flat index of its lower corner and its fractional position in it.
 
@@ -298,24 +320,19 @@ def _grid_coords_kernel(features, lo, inv_cell, strides, base_index, frac):
         base_index[i] = b
 
 
-@njit(parallel=True, cache=True)
-def _corner_weights_kernel(frac, weights):
-    """weights[n, k] = prod_a (frac[n, a] if bit (D-1-a) of k else 1 - frac[n, a]), by doubling.
+def _group_weights(frac: np.ndarray, axes: list[int]) -> np.ndarray:
+    """Multilinear weights over a group of axes: (N, 2^len(axes)) float32.
 
-    Corner k's offset is sum_a bit(D-1-a, k) strides[a]: the last (contiguous) axis is bit 0, so
-    corners 2j and 2j+1 are neighbouring cells.
+    Column ``j`` is the corner whose bit ``(len(axes) - 1 - q)`` says "one cell up along
+    ``axes[q]``": ``prod_q (frac[:, axes[q]] if that bit else 1 - frac[:, axes[q]])``.
     """
-    n, d = frac.shape
-    for i in prange(n):
-        weights[i, 0] = 1.0
-        width = 1
-        for a in range(d - 1, -1, -1):
-            f = frac[i, a]
-            for c in range(width):
-                w = weights[i, c]
-                weights[i, c + width] = w * f
-                weights[i, c] = w - w * f
-            width *= 2
+    n = frac.shape[0]
+    out = np.ones((n, 2 ** len(axes)), dtype=np.float32)
+    for j in range(2 ** len(axes)):
+        for q, a in enumerate(axes):
+            up = (j >> (len(axes) - 1 - q)) & 1
+            out[:, j] *= frac[:, a] if up else 1.0 - frac[:, a]
+    return out
 
 
 @njit(cache=True)
@@ -326,14 +343,49 @@ def _mark_corners_kernel(base_index, offsets, mask):
             mask[base_index[i] + offsets[k]] = True
 
 
+@njit(cache=True)
+def _dilate_kernel(src, stride, size, radius, last, dst):
+    """dst = src (flat bool grid) dilated by ``radius`` cells along the axis of ``stride``.
+
+    One forward and one backward sweep per line, tracking the nearest set cell (``last`` is a
+    scratch row of ``stride`` int64): O(cells), whatever the radius.
+    """
+    outer = src.shape[0] // (size * stride)
+    far = 1 << 40
+    for o in range(outer):
+        base = o * size * stride
+        for q in range(stride):
+            last[q] = -far
+        for c in range(size):
+            row = base + c * stride
+            for q in range(stride):
+                if src[row + q]:
+                    last[q] = c
+                dst[row + q] = c - last[q] <= radius
+        for q in range(stride):
+            last[q] = far
+        for c in range(size - 1, -1, -1):
+            row = base + c * stride
+            for q in range(stride):
+                if src[row + q]:
+                    last[q] = c
+                if last[q] - c <= radius:
+                    dst[row + q] = True
+
+
 def _dilate(src: np.ndarray, stride: int, size: int, radius: int, dst: np.ndarray) -> None:
     """dst = src (flat bool grid) dilated by ``radius`` cells along the axis of ``stride``."""
+    _dilate_kernel(src, stride, size, radius, np.empty(stride, dtype=np.int64), dst)
+
+
+def _dilate_reference(src: np.ndarray, stride: int, size: int, radius: int) -> np.ndarray:
+    """NumPy twin of :func:`_dilate`: OR of the shifted copies along the axis."""
     a = src.reshape(-1, size, stride)              # (cells before, axis, cells after)
-    b = dst.reshape(-1, size, stride)
-    b[...] = a
+    b = a.copy()
     for t in range(1, min(radius, size - 1) + 1):
         b[:, t:, :] |= a[:, :-t, :]
         b[:, :-t, :] |= a[:, t:, :]
+    return b.reshape(-1)
 
 
 @njit(parallel=True, cache=True)
@@ -358,40 +410,77 @@ def _neighbour_kernel(cells, stride, size, radius, src_map, neighbours):
                 neighbours[k, t + radius] = src_map[cell + t * stride]
 
 
+# Splat and slice. A point's 2^D corners come in 2^(D-1) pairs one cell apart along the last axis,
+# hence consecutive in the compact numbering: pair_index[i, j] is the lower one, pair_index + 1 the
+# upper. The pair's weight factorises, w_a[i, j_a] * w_b[i, j_b] with j = j_a * n_b + j_b, times
+# (1 - f_last, f_last): per point the tables hold 2^(D-1) indices and n_a + n_b + 1 weights
+# (for D = 5: 16 + 9) instead of 2^D of each, and memory traffic is what splat and slice cost.
+# The *_1 kernels are the one-channel case.
+
 @njit(parallel=True, cache=True)
-def _splat_kernel(values, corner_index, weights, partial):
+def _splat_kernel(values, pair_index, w_a, w_b, f_last, partial):
     """partial[p] = multilinear splat of the p-th chunk of points onto the occupied cells.
 
-    values (N, M), corner_index/weights (N, 2^D), partial (P, n_occupied, M): one slice per chunk
-    so that parallel chunks never write the same memory; :func:`_reduce_kernel` sums them.
+    values (N, M); partial (P, n_occupied, M): one grid per chunk, so that parallel chunks
+    never write the same memory; :func:`_reduce_kernel` sums them.
     """
     n_chunks, n_cells, m = partial.shape
     n = values.shape[0]
-    n_corners = corner_index.shape[1]
+    n_a = w_a.shape[1]
+    n_b = w_b.shape[1]
     for p in prange(n_chunks):
+        grid = partial[p]
         for o in range(n_cells):
             for c in range(m):
-                partial[p, o, c] = 0.0
-        start = (n * p) // n_chunks
-        stop = (n * (p + 1)) // n_chunks
-        for i in range(start, stop):
-            for k in range(n_corners):
-                o = corner_index[i, k]
-                w = weights[i, k]
-                for c in range(m):
-                    partial[p, o, c] += w * values[i, c]
+                grid[o, c] = 0.0
+        for i in range((n * p) // n_chunks, (n * (p + 1)) // n_chunks):
+            v = values[i]
+            fl = f_last[i]
+            for ja in range(n_a):
+                wa = w_a[i, ja]
+                for jb in range(n_b):
+                    w = wa * w_b[i, jb]
+                    w1 = w * fl
+                    w0 = w - w1
+                    lower = grid[pair_index[i, ja * n_b + jb]]
+                    upper = grid[pair_index[i, ja * n_b + jb] + 1]
+                    for c in range(m):
+                        lower[c] += w0 * v[c]
+                        upper[c] += w1 * v[c]
+
+
+@njit(parallel=True, cache=True)
+def _splat_1_kernel(values, pair_index, w_a, w_b, f_last, partial):
+    """:func:`_splat_kernel` for one channel: values (N,), partial (P, n_occupied + 1)."""
+    n_chunks, n_cells = partial.shape
+    n = values.shape[0]
+    n_a = w_a.shape[1]
+    n_b = w_b.shape[1]
+    for p in prange(n_chunks):
+        grid = partial[p]
+        for o in range(n_cells):
+            grid[o] = 0.0
+        for i in range((n * p) // n_chunks, (n * (p + 1)) // n_chunks):
+            v = values[i]
+            fl = f_last[i]
+            for ja in range(n_a):
+                wa = w_a[i, ja] * v
+                for jb in range(n_b):
+                    w = wa * w_b[i, jb]
+                    w1 = w * fl
+                    o = pair_index[i, ja * n_b + jb]
+                    grid[o] += w - w1
+                    grid[o + 1] += w1
 
 
 @njit(parallel=True, cache=True)
 def _reduce_kernel(partial, out):
-    """out[o, :] = sum_p partial[p, o, :]."""
-    n_chunks, n_cells, m = partial.shape
-    for o in prange(n_cells):
-        for c in range(m):
-            s = partial[0, o, c]
-            for p in range(1, n_chunks):
-                s += partial[p, o, c]
-            out[o, c] = s
+    """out[o] = sum_p partial[p, o] (any trailing shape)."""
+    n_chunks = partial.shape[0]
+    for o in prange(partial.shape[1]):
+        out[o] = partial[0, o]
+        for p in range(1, n_chunks):
+            out[o] += partial[p, o]
 
 
 @njit(parallel=True, cache=True)
@@ -400,29 +489,70 @@ def _blur_pass_kernel(src, neighbours, taps, dst):
     n_cells, n_taps = neighbours.shape
     m = src.shape[1]
     for k in prange(n_cells):
+        out = dst[k]
         for c in range(m):
-            dst[k, c] = 0.0
+            out[c] = 0.0
         for t in range(n_taps):
             j = neighbours[k, t]
             if j >= 0:
                 wt = taps[t]
+                row = src[j]
                 for c in range(m):
-                    dst[k, c] += wt * src[j, c]
+                    out[c] += wt * row[c]
 
 
 @njit(parallel=True, cache=True)
-def _slice_kernel(grid, corner_index, weights, out):
-    """out[i, :] = sum_k weights[i, k] grid[corner_index[i, k], :] (multilinear read-back)."""
-    n, n_corners = corner_index.shape
-    m = grid.shape[1]
+def _blur_pass_1_kernel(src, neighbours, taps, dst):
+    """:func:`_blur_pass_kernel` for one channel: src, dst 1-D."""
+    n_cells, n_taps = neighbours.shape
+    for k in prange(n_cells):
+        s = np.float32(0.0)
+        for t in range(n_taps):
+            j = neighbours[k, t]
+            if j >= 0:
+                s += taps[t] * src[j]
+        dst[k] = s
+
+
+@njit(parallel=True, cache=True)
+def _slice_kernel(grid, pair_index, w_a, w_b, f_last, out):
+    """out[i, :] = sum over the corners of weight * grid[corner, :] (multilinear read-back)."""
+    n, m = out.shape
+    n_a = w_a.shape[1]
+    n_b = w_b.shape[1]
     for i in prange(n):
+        acc = out[i]
         for c in range(m):
-            out[i, c] = 0.0
-        for k in range(n_corners):
-            o = corner_index[i, k]
-            w = weights[i, k]
-            for c in range(m):
-                out[i, c] += w * grid[o, c]
+            acc[c] = 0.0
+        fl = f_last[i]
+        for ja in range(n_a):
+            wa = w_a[i, ja]
+            for jb in range(n_b):
+                w = wa * w_b[i, jb]
+                w1 = w * fl
+                w0 = w - w1
+                lower = grid[pair_index[i, ja * n_b + jb]]
+                upper = grid[pair_index[i, ja * n_b + jb] + 1]
+                for c in range(m):
+                    acc[c] += w0 * lower[c] + w1 * upper[c]
+
+
+@njit(parallel=True, cache=True)
+def _slice_1_kernel(grid, pair_index, w_a, w_b, f_last, out):
+    """:func:`_slice_kernel` for one channel: grid, out 1-D."""
+    n = out.shape[0]
+    n_a = w_a.shape[1]
+    n_b = w_b.shape[1]
+    for i in prange(n):
+        fl = f_last[i]
+        s = np.float32(0.0)
+        for ja in range(n_a):
+            wa = w_a[i, ja]
+            for jb in range(n_b):
+                o = pair_index[i, ja * n_b + jb]
+                lo = grid[o]
+                s += wa * w_b[i, jb] * (lo + fl * (grid[o + 1] - lo))
+        out[i] = s
 
 
 class GridFilter:
@@ -445,7 +575,7 @@ class GridFilter:
     features : (N, D) array, already divided by the bandwidths.
     cell : cell size in standard deviations (0.75 measured best for the CRF; < sqrt(3)).
     truncate : blur taps reach ``truncate`` blur standard deviations.
-    order : the axes in blur order (default: a heuristic; any order gives the same result).
+    order : the axes in blur order (default 0, 1, ..., D-1; any order gives the same result).
     max_cells : refuse grids whose bounding box has more cells (set-up memory guard: about
         ``7 × cells`` bytes are used while building).
     """
@@ -459,15 +589,16 @@ class GridFilter:
             raise ValueError(f"`cell` must be in (0, sqrt(3)), got {cell}")
         self.n_points, self.n_dims = features.shape
         d = self.n_dims
-        if d > 8:
-            raise ValueError(f"`features` has {d} dimensions; the grid filter supports at most 8")
+        if d > 12:
+            raise ValueError(f"`features` has {d} dimensions; the grid filter supports at most 12")
         self.cell = float(cell)
         self.truncate = float(truncate)
         self.taps = grid_blur_taps(self.cell, self.truncate)
         radius = (self.taps.shape[0] - 1) // 2
 
-        lo = features.min(axis=0).astype(np.float64)
-        hi = features.max(axis=0).astype(np.float64)
+        lo = np.empty(d, dtype=np.float64)
+        hi = np.empty(d, dtype=np.float64)
+        _min_max_kernel(features, lo, hi)
         sizes = np.floor((hi - lo) / self.cell).astype(np.int64) + 2
         total = int(np.prod(sizes.astype(np.float64)))
         if total > max_cells:
@@ -486,14 +617,15 @@ class GridFilter:
         base_index = np.empty(self.n_points, dtype=np.int64)
         frac = np.empty((self.n_points, d), dtype=np.float32)
         _grid_coords_kernel(features, lo, 1.0 / self.cell, strides, base_index, frac)
-        self.weights = np.empty((self.n_points, 2 ** d), dtype=np.float32)
-        _corner_weights_kernel(frac, self.weights)
+        # Factorised weights: axes 0..g-1 (w_a), g..D-2 (w_b), D-1 (f_last).
+        g = (d - 1) // 2
+        self.w_a = _group_weights(frac, list(range(g)))
+        self.w_b = _group_weights(frac, list(range(g, d - 1)))
+        self.f_last = np.ascontiguousarray(frac[:, d - 1])
 
         occupied = np.zeros(total, dtype=np.bool_)
         _mark_corners_kernel(base_index, offsets, occupied)
-        if order is None:
-            order = range(d)
-        self.order = tuple(int(a) for a in order)
+        self.order = tuple(int(a) for a in (range(d) if order is None else order))
         if sorted(self.order) != list(range(d)):
             raise ValueError(f"`order` must be a permutation of range({d}), got {order}")
         # needed[p]: cells whose value after pass p reaches an occupied cell through passes > p.
@@ -507,8 +639,9 @@ class GridFilter:
         cells_prev = np.flatnonzero(occupied)
         cell_map = np.full(total, -1, dtype=np.int32)
         cell_map[cells_prev] = np.arange(cells_prev.shape[0], dtype=np.int32)
-        self.corner_index = np.empty((self.n_points, 2 ** d), dtype=np.int32)
-        _corner_index_kernel(base_index, offsets, cell_map, self.corner_index)
+        self.pair_index = np.empty((self.n_points, 2 ** (d - 1)), dtype=np.int32)
+        _corner_index_kernel(base_index, np.ascontiguousarray(offsets[::2]), cell_map,
+                             self.pair_index)
         self.n_occupied = int(cells_prev.shape[0])
         self.neighbours = []
         reach = occupied
@@ -527,23 +660,42 @@ class GridFilter:
         self.active_counts = [self.n_occupied] + [nb.shape[0] for nb in self.neighbours]
         # The last pass computes exactly the occupied cells, in the same (sorted) order.
         assert self.active_counts[-1] == self.n_occupied
+        self.n_chunks = max(1, min(numba.get_num_threads(), self.n_points // 16384))
 
     def apply(self, values: np.ndarray) -> np.ndarray:
-        """``S^T B S @ values``: values (N, M) -> (N, M) float32."""
+        """``S^T B S @ values``: values (N, M) -> (N, M) float32.
+
+        Up to 4 channels are filtered one at a time with the one-channel kernels (which compile to
+        much tighter loops); more go through the M-channel kernels, which read the tables once.
+        """
         values = _check_values(values, self.n_points)
         m = values.shape[1]
-        n_chunks = max(1, min(numba.get_num_threads(), self.n_points // 4096))
-        partial = np.empty((n_chunks, self.n_occupied, m), dtype=np.float32)
-        _splat_kernel(values, self.corner_index, self.weights, partial)
-        if n_chunks == 1:
+        if m > 4:
+            return self._apply(values, self._kernels_m)
+        out = np.empty((m, self.n_points), dtype=np.float32)              # channel-major
+        for c in range(m):
+            out[c] = self._apply(np.ascontiguousarray(values[:, c]), self._kernels_1)
+        return np.ascontiguousarray(out.T)                                 # (M, N) -> (N, M)
+
+    _kernels_1 = (_splat_1_kernel, _blur_pass_1_kernel, _slice_1_kernel)
+    _kernels_m = (_splat_kernel, _blur_pass_kernel, _slice_kernel)
+
+    def _apply(self, values: np.ndarray, kernels) -> np.ndarray:
+        """splat, blur, slice of values (N,) or (N, M) with the given kernel triple."""
+        splat, blur, slice_ = kernels
+        tail = values.shape[1:]
+        tables = (self.pair_index, self.w_a, self.w_b, self.f_last)
+        partial = np.empty((self.n_chunks, self.n_occupied) + tail, dtype=np.float32)
+        splat(values, *tables, partial)
+        if self.n_chunks == 1:
             grid = partial[0]
         else:
-            grid = np.empty((self.n_occupied, m), dtype=np.float32)
+            grid = np.empty((self.n_occupied,) + tail, dtype=np.float32)
             _reduce_kernel(partial, grid)
         for nb in self.neighbours:
-            blurred = np.empty((nb.shape[0], m), dtype=np.float32)
-            _blur_pass_kernel(grid, nb, self.taps, blurred)
+            blurred = np.empty((nb.shape[0],) + tail, dtype=np.float32)
+            blur(grid, nb, self.taps, blurred)
             grid = blurred
-        out = np.empty((self.n_points, m), dtype=np.float32)
-        _slice_kernel(grid, self.corner_index, self.weights, out)
+        out = np.empty((self.n_points,) + tail, dtype=np.float32)
+        slice_(grid, *tables, out)
         return out

@@ -53,19 +53,29 @@ def softmax_reference(logits: np.ndarray) -> np.ndarray:
 
 @njit(parallel=True, cache=True)
 def _softmax_kernel(logits, out):
-    """out[i] = exp(logits[i] - max) / sum(exp(logits[i] - max)), row by row; (N, C) float32."""
+    """out[i] = exp(logits[i] - max) / sum(exp(logits[i] - max)), row by row; (N, C) float32.
+
+    Two labels: ``out = (1 / (1 + e^(l1 - l0)), 1 / (1 + e^(l0 - l1)))``, the same value without a
+    maximum (``e^x`` overflowing to inf gives exactly 0), branch-free so that it vectorises.
+    """
     n, c = logits.shape
+    one = np.float32(1.0)
+    if c == 2:
+        for i in prange(n):
+            d = logits[i, 1] - logits[i, 0]
+            out[i, 0] = one / (one + np.exp(d))
+            out[i, 1] = one / (one + np.exp(-d))
+        return
     for i in prange(n):
         mx = logits[i, 0]
         for l in range(1, c):
-            if logits[i, l] > mx:
-                mx = logits[i, l]
-        s = 0.0
+            mx = max(mx, logits[i, l])
+        s = np.float32(0.0)
         for l in range(c):
             e = np.exp(logits[i, l] - mx)
             out[i, l] = e
             s += e
-        inv = 1.0 / s
+        inv = one / s
         for l in range(c):
             out[i, l] *= inv
 
@@ -101,6 +111,19 @@ def _complete_kernel(filtered, scale, k1, out):
             out[i, l] = v
             s += v
         out[i, c - 1] = k1[i] - s
+
+
+@njit(parallel=True, cache=True)
+def _post_scale_kernel(filtered, scale, out, row_sums):
+    """out = scale[:, None] * filtered and row_sums = out.sum(1); filtered, out (N, C)."""
+    n, c = out.shape
+    for i in prange(n):
+        s = 0.0
+        for l in range(c):
+            v = scale[i] * filtered[i, l]
+            out[i, l] = v
+            s += v
+        row_sums[i] = s
 
 
 @njit(parallel=True, cache=True)
@@ -216,8 +239,8 @@ class MeanField:
         if term._k1 is None or c == 1:
             scaled = np.empty((n, c), dtype=np.float32)
             _scale_columns_kernel(q, term._pre, c, scaled)
-            out[...] = term.filter.apply(scaled) * term._post[:, None]
-            term._k1 = out.sum(axis=1, dtype=np.float32)                    # K̃ 1 = K̃ Q 1
+            term._k1 = np.empty(n, dtype=np.float32)
+            _post_scale_kernel(term.filter.apply(scaled), term._post, out, term._k1)  # K̃ 1 = K̃ Q 1
             return
         scaled = np.empty((n, c - 1), dtype=np.float32)                     # (N, C-1)
         _scale_columns_kernel(q, term._pre, c - 1, scaled)
