@@ -58,13 +58,27 @@ def test_width_scales_channels_and_params_can_be_reloaded():
         np.testing.assert_array_equal(other.host_params()[k], params[k])
 
 
+def test_fc8_starts_at_zero_so_every_class_starts_equally_likely():
+    model = FCN32s(TINY)
+    assert not model.host_params()["fc8.w"].any()
+    logits = model.forward(np.ones((1, 33, 40, 3), np.float32))
+    assert not logits.any()
+
+
 def test_wrong_parameter_shape_names_the_parameter():
     with pytest.raises(ValueError, match="conv1_1.w"):
         FCN32s(TINY, params={"conv1_1.w": np.zeros((3, 3, 3, 7), np.float32)})
 
 
+def with_random_fc8(model, rng):
+    params = model.host_params()
+    params["fc8.w"] = rng.standard_normal(params["fc8.w"].shape).astype(np.float32) * 0.1
+    model.load_params(params)
+    return model
+
+
 def test_dropout_masks_depend_on_the_step_and_repeat_for_the_same_step():
-    model = FCN32s(TINY)
+    model = with_random_fc8(FCN32s(TINY), np.random.default_rng(1))
     x = np.random.default_rng(0).standard_normal((1, 40, 40, 3)).astype(np.float32)
     a, b, c = (model.forward(x, train=True, step=s) for s in (3, 3, 4))
     np.testing.assert_array_equal(a, b)
@@ -101,10 +115,10 @@ def torch_fcn32s(params, config):
 
 def test_forward_and_backward_equal_pytorch():
     torch = pytest.importorskip("torch")
-    model = FCN32s(TINY)
+    rng = np.random.default_rng(0)
+    model = with_random_fc8(FCN32s(TINY), rng)                # fc8 = 0 would zero every other grad
     params = model.host_params()
     tp, run = torch_fcn32s(params, TINY)
-    rng = np.random.default_rng(0)
     x = rng.standard_normal((1, 45, 70, 3)).astype(np.float32)
     labels = rng.integers(0, 3, size=(1, 45, 70)).astype(np.int32)
     logits = model.forward(x, train=False)

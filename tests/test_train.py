@@ -24,10 +24,17 @@ def toy_samples(n=2, H=40, W=52):
 
 
 def test_loss_decreases_on_one_image():
-    trainer = Trainer(FCN32s(CONFIG), toy_samples(1), TrainConfig(iterations=15, lr=1e-3, progress=False))
-    losses = trainer.run()
+    """An object filling one 32×32 cell of the coarse map is learnable by FCN-32s in a few steps."""
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, size=(64, 96, 3), dtype=np.uint8)
+    labels = np.zeros((64, 96), np.int32)
+    labels[:32, 32:64] = 1
+    image[labels == 1] = 200
+    model = FCN32s(FCN32sConfig(width=1 / 32, n_classes=2, seed=3, dropout=0.0))
+    losses = Trainer(model, [(image, labels)], TrainConfig(iterations=15, lr=1e-3, progress=False)).run()
     assert len(losses) == 15
-    assert np.mean(losses[-3:]) < 0.7 * np.mean(losses[:3])
+    assert losses[0] == pytest.approx(64 * 96 * np.log(2), rel=1e-5)     # fc8 = 0: p = 1/2 everywhere
+    assert np.mean(losses[-3:]) < 0.3 * losses[0]
 
 
 def test_resume_2_plus_2_equals_4_straight(tmp_path):

@@ -12,6 +12,8 @@ import sys
 
 # Modules that provide subcommands, in the order ``tinyseg --help`` lists them.
 SUBCOMMAND_MODULES = [
+    "tinyseg.demo",
+    "tinyseg.commands",
     "tinyseg.crf.cli",
 ]
 

@@ -20,7 +20,7 @@ the input pixel for pixel and only its bottom/right overhang (``32⌈H/32⌉ −
 ``32⌈W/32⌉ − W`` columns) is cropped away.
 
 ``width`` scales every channel count (conv, fc6, fc7; not the classes), for training a narrower
-VGG on a CPU. Parameters are He-initialised (``N(0, 2/fan_in)``, zero biases) from ``seed``, or
+VGG on a CPU. Parameters are He-initialised (``N(0, 2/fan_in)``, zero biases, fc8 zero) from ``seed``, or
 loaded from pretrained VGG-16 weights (everything but fc8).
 """
 from __future__ import annotations
@@ -58,7 +58,7 @@ class FCN32s:
     config : FCN32sConfig
     backend : "cpu" or "cuda" — where the parameters (and so the computation) live.
     params : optional dict of initial parameters (e.g. imported VGG-16 weights); missing entries
-        (fc8 for pretrained weights) are He-initialised.
+        (fc8 for pretrained weights) are initialised as in :meth:`init_params`.
     """
 
     def __init__(self, config: FCN32sConfig | None = None, backend: str = "cpu", params=None):
@@ -108,11 +108,16 @@ class FCN32s:
 
     @classmethod
     def init_params(cls, config: FCN32sConfig) -> dict:
-        """He initialisation: ``w ~ N(0, 2 / (kh·kw·c_in))``, ``b = 0``; deterministic in ``seed``."""
+        """He initialisation ``w ~ N(0, 2 / (kh·kw·c_in))``, ``b = 0``; deterministic in ``seed``.
+
+        fc8, the class-scoring layer, starts at zero as in the FCN paper: every pixel starts at
+        ``p = 1/C`` (loss ``log C`` per pixel) instead of at huge random logits, since VGG without
+        normalisation passes the ±128-scale pixel values through at that scale.
+        """
         rng = np.random.default_rng(config.seed)
         params = {}
         for name, shape in cls.param_shapes(config).items():
-            if name.endswith(".w"):
+            if name.endswith(".w") and not name.startswith("fc8."):
                 fan_in = shape[0] * shape[1] * shape[2]
                 params[name] = (rng.standard_normal(shape, dtype=np.float32)
                                 * np.float32(np.sqrt(2.0 / fan_in)))

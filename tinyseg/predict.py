@@ -1,0 +1,55 @@
+"""Prediction and evaluation: argmax labels, softmax probabilities, CRF refinement, IoU.
+
+Metrics come from one confusion matrix accumulated over the whole dataset (not averaged per
+image), with label 255 left out exactly as the loss leaves it out.
+"""
+from __future__ import annotations
+
+from typing import Iterable
+
+import numpy as np
+
+from .data import preprocess
+from .metrics import ConfusionMatrix
+from .model import FCN32s, predict_probabilities
+
+# The seed's CRF parameters (pydensecrf names): spatial Gaussian sdims 10, compat 3; bilateral
+# sdims 50, schan 20, compat 10; 5 mean-field iterations.
+SEED_CRF = dict(gaussian_sdims=(10, 10), gaussian_compat=3.0, sdims=(50, 50), schan=(20, 20, 20),
+                compat=10.0, iterations=5)
+
+
+def predict(model: FCN32s, image: np.ndarray):
+    """``(labels (H, W) int32, probabilities (H, W, C) float32)`` for one uint8 RGB image."""
+    probs = predict_probabilities(model, preprocess(image)[None])[0]
+    return probs.argmax(axis=-1).astype(np.int32), probs
+
+
+def refine(image: np.ndarray, probabilities: np.ndarray, **crf_params):
+    """Dense-CRF refinement of ``probabilities`` (seed parameters unless overridden) → labels, Q."""
+    from .crf import dense_crf
+
+    params = {**SEED_CRF, **crf_params}
+    return dense_crf(image, probabilities, **params)
+
+
+def evaluate(model: FCN32s, samples: Iterable, n_classes: int, crf: bool = True, progress: bool = False,
+             **crf_params) -> dict:
+    """Confusion matrices before (``"fcn"``) and after (``"crf"``) the CRF over all ``samples``.
+
+    ``samples`` yields ``(image uint8 H×W×3, labels int H×W)`` pairs, labels 255 = ignore.
+    """
+    result = {"fcn": ConfusionMatrix(n_classes)}
+    if crf:
+        result["crf"] = ConfusionMatrix(n_classes)
+    items = samples
+    if progress:
+        from tqdm.auto import tqdm
+        items = tqdm(samples, desc="evaluate", unit="image")
+    for image, labels in items:
+        pred, probs = predict(model, image)
+        result["fcn"].update(pred, labels)
+        if crf:
+            crf_labels, _ = refine(image, probs, **crf_params)
+            result["crf"].update(crf_labels, labels)
+    return result
