@@ -275,3 +275,44 @@ def test_adam_update_matches_cpu_over_three_steps(gpu, rng):
     assert_close(gpu, dparam, param, tol=1e-6)
     assert_close(gpu, dm, m, tol=1e-6)
     assert_close(gpu, dv, v, tol=1e-6)
+
+
+# ----------------------------------------------------------------------------- crop
+def test_crop_and_uncrop_match_cpu(gpu, rng):
+    cpu = get_backend("cpu")
+    x = rand(rng, 2, 5, 4, 3)
+    np.testing.assert_array_equal(host(gpu, gpu.crop(gpu.asarray(x), 3, 2)), cpu.crop(x, 3, 2))
+    d = rand(rng, 2, 3, 2, 3)
+    want = np.zeros_like(x)
+    cpu.uncrop(d, want)
+    dx = gpu.zeros(x.shape, np.float32)
+    gpu.uncrop(gpu.asarray(d), dx)
+    np.testing.assert_array_equal(host(gpu, dx), want)
+
+
+# ----------------------------------------------------------------------------- model
+def test_fcn32s_training_step_on_cuda_matches_cpu(gpu, rng):
+    """A very narrow FCN-32s on a 5×6 image: forward, loss, backward and Adam on both backends."""
+    from tinyseg.model import FCN32s, FCN32sConfig
+    from tinyseg.optim import Adam
+
+    config = FCN32sConfig(n_classes=2, width=1 / 128, dropout=0.5, fc6_kernel=1, seed=3)
+    x = rand(rng, 1, 5, 6, 3)
+    labels = rng.integers(0, 2, size=(1, 5, 6)).astype(np.int32)
+    labels[0, :1] = 255
+    results = []
+    for backend in ("cpu", "cuda"):
+        model = FCN32s(config, backend=backend)
+        be = model.backend
+        logits = model.forward(x, train=True, step=1)
+        loss, dlogits = ops.softmax_cross_entropy(logits, be.asarray(labels))
+        model.backward(dlogits)
+        grads = {k: be.to_numpy(g) for k, g in model.grads.items()}
+        Adam().step(model.params, model.grads)
+        results.append((be.to_numpy(logits), loss, grads, model.host_params()))
+    (l_cpu, loss_cpu, g_cpu, p_cpu), (l_gpu, loss_gpu, g_gpu, p_gpu) = results
+    np.testing.assert_allclose(l_gpu, l_cpu, rtol=1e-4, atol=1e-4)
+    assert loss_gpu == pytest.approx(loss_cpu, rel=1e-4)
+    for k in g_cpu:
+        np.testing.assert_allclose(g_gpu[k], g_cpu[k], rtol=1e-3, atol=1e-3, err_msg=k)
+        np.testing.assert_allclose(p_gpu[k], p_cpu[k], rtol=1e-4, atol=1e-5, err_msg=k)

@@ -20,6 +20,7 @@ from numba import cuda
 from ._launch import SIMULATOR
 from .adam import adam_update
 from .conv import conv2d_backward, conv2d_forward, fill
+from .crop import crop, uncrop
 from .elementwise import dropout_backward, dropout_forward, relu_backward, relu_forward
 from .gemm import gemm
 from .loss import softmax, softmax_cross_entropy
@@ -48,7 +49,7 @@ CONV_WORKSPACE_BYTES = 256 * 2**20
 
 __all__ = [
     "name", "CONV_WORKSPACE_BYTES", "empty", "zeros", "asarray", "to_numpy", "owns",
-    "synchronize", "check_available", "is_simulator", "gemm",
+    "synchronize", "check_available", "is_simulator", "gemm", "crop", "uncrop",
     "conv2d_forward", "conv2d_backward", "maxpool2x2_forward", "maxpool2x2_backward",
     "relu_forward", "relu_backward", "dropout_forward", "dropout_backward",
     "conv_transpose2d_forward", "conv_transpose2d_backward_input",
