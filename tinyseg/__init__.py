@@ -8,5 +8,16 @@ import os as _os
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from ._version import __version__  # noqa: E402
-from .upsampling import bilinear_upsample_weights, get_kernel_size, upsample, upsample_filt
-from . import ops, reference
+from .upsampling import bilinear_upsample_weights, get_kernel_size, upsample, upsample_filt  # noqa: E402
+from . import ops, reference  # noqa: E402
+from . import checkpoint, crf, data, layers, metrics, optim, weights  # noqa: E402
+from .crf import dense_crf  # noqa: E402
+from .model import FCN32s, FCN32sConfig  # noqa: E402
+from .optim import Adam, AdamConfig  # noqa: E402
+from .train import TrainConfig, Trainer  # noqa: E402
+
+__all__ = [
+    "__version__", "get_kernel_size", "upsample_filt", "bilinear_upsample_weights", "upsample",
+    "FCN32s", "FCN32sConfig", "Adam", "AdamConfig", "Trainer", "TrainConfig", "dense_crf",
+    "ops", "reference", "layers", "crf", "data", "metrics", "weights", "checkpoint", "optim",
+]
