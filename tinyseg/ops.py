@@ -106,10 +106,10 @@ def conv2d_backward(dout, cache):
     dw = be.empty(w.shape, np.float32)
     db = be.empty((w.shape[3],), np.float32)
     col = _conv_workspace(be, x.shape, w.shape)
-    rows = col.shape[0] // W if col.shape[0] >= W else H
-    blocks = N * math.ceil(H / rows)
     kh, kw, c_in, c_out = w.shape
-    dw_tmp = be.empty((kh * kw * c_in, c_out) if blocks > 1 else (1, 1), np.float32)
+    rows = conv_rows_per_block(x.shape, w.shape, be.CONV_WORKSPACE_BYTES)
+    one_block = kh * kw == 1 or N * math.ceil(H / rows) == 1
+    dw_tmp = be.empty((1, 1) if one_block else (kh * kw * c_in, c_out), np.float32)
     be.conv2d_backward(x, w, dout, dx, dw, db, col, dw_tmp)
     return dx, dw, db
 

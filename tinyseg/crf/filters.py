@@ -320,18 +320,27 @@ def _grid_coords_kernel(features, lo, inv_cell, strides, base_index, frac):
         base_index[i] = b
 
 
+@njit(parallel=True, cache=True)
+def _group_weights_kernel(frac, axes, out):
+    """out[i, j] = prod_q (frac[i, axes[q]] if bit (len(axes)-1-q) of j else 1 - frac[i, axes[q]])."""
+    g = axes.shape[0]
+    for i in prange(frac.shape[0]):
+        for j in range(out.shape[1]):
+            w = np.float32(1.0)
+            for q in range(g):
+                f = frac[i, axes[q]]
+                w *= f if (j >> (g - 1 - q)) & 1 else np.float32(1.0) - f
+            out[i, j] = w
+
+
 def _group_weights(frac: np.ndarray, axes: list[int]) -> np.ndarray:
     """Multilinear weights over a group of axes: (N, 2^len(axes)) float32.
 
     Column ``j`` is the corner whose bit ``(len(axes) - 1 - q)`` says "one cell up along
     ``axes[q]``": ``prod_q (frac[:, axes[q]] if that bit else 1 - frac[:, axes[q]])``.
     """
-    n = frac.shape[0]
-    out = np.ones((n, 2 ** len(axes)), dtype=np.float32)
-    for j in range(2 ** len(axes)):
-        for q, a in enumerate(axes):
-            up = (j >> (len(axes) - 1 - q)) & 1
-            out[:, j] *= frac[:, a] if up else 1.0 - frac[:, a]
+    out = np.empty((frac.shape[0], 2 ** len(axes)), dtype=np.float32)
+    _group_weights_kernel(frac, np.asarray(axes, dtype=np.int64), out)
     return out
 
 
@@ -344,38 +353,42 @@ def _mark_corners_kernel(base_index, offsets, mask):
 
 
 @njit(cache=True)
-def _dilate_kernel(src, stride, size, radius, last, dst):
-    """dst = src (flat bool grid) dilated by ``radius`` cells along the axis of ``stride``.
+def _dilate_lines_kernel(src, size, radius, dst):
+    """Dilate each contiguous line of ``size`` cells of a flat 0/1 uint8 grid by ``radius``.
 
-    One forward and one backward sweep per line, tracking the nearest set cell (``last`` is a
-    scratch row of ``stride`` int64): O(cells), whatever the radius.
+    One forward and one backward sweep per line, tracking the nearest set cell.
     """
-    outer = src.shape[0] // (size * stride)
     far = 1 << 40
-    for o in range(outer):
-        base = o * size * stride
-        for q in range(stride):
-            last[q] = -far
+    for o in range(src.shape[0] // size):
+        base = o * size
+        last = -far
         for c in range(size):
-            row = base + c * stride
-            for q in range(stride):
-                if src[row + q]:
-                    last[q] = c
-                dst[row + q] = c - last[q] <= radius
-        for q in range(stride):
-            last[q] = far
+            if src[base + c]:
+                last = c
+            dst[base + c] = 1 if c - last <= radius else 0
+        last = far
         for c in range(size - 1, -1, -1):
-            row = base + c * stride
-            for q in range(stride):
-                if src[row + q]:
-                    last[q] = c
-                if last[q] - c <= radius:
-                    dst[row + q] = True
+            if src[base + c]:
+                last = c
+            if last - c <= radius:
+                dst[base + c] = 1
 
 
 def _dilate(src: np.ndarray, stride: int, size: int, radius: int, dst: np.ndarray) -> None:
-    """dst = src (flat bool grid) dilated by ``radius`` cells along the axis of ``stride``."""
-    _dilate_kernel(src, stride, size, radius, np.empty(stride, dtype=np.int64), dst)
+    """dst = src (flat bool grid) dilated by ``radius`` cells along the axis of ``stride``.
+
+    The contiguous axis is swept line by line (Numba); the others OR whole shifted blocks of
+    rows (NumPy, which vectorises these long runs best).
+    """
+    if stride == 1:
+        _dilate_lines_kernel(src.view(np.uint8), size, radius, dst.view(np.uint8))
+        return
+    a = src.reshape(-1, size * stride)             # (cells before, axis * cells after)
+    b = dst.reshape(-1, size * stride)
+    b[...] = a
+    for t in range(1, min(radius, size - 1) + 1):
+        b[:, t * stride:] |= a[:, :-t * stride]
+        b[:, :-t * stride] |= a[:, t * stride:]
 
 
 def _dilate_reference(src: np.ndarray, stride: int, size: int, radius: int) -> np.ndarray:
