@@ -428,43 +428,17 @@ def _neighbour_kernel(cells, stride, size, radius, src_map, neighbours):
 # upper. The pair's weight factorises, w_a[i, j_a] * w_b[i, j_b] with j = j_a * n_b + j_b, times
 # (1 - f_last, f_last): per point the tables hold 2^(D-1) indices and n_a + n_b + 1 weights
 # (for D = 5: 16 + 9) instead of 2^D of each, and memory traffic is what splat and slice cost.
-# The *_1 kernels are the one-channel case.
+# The kernels filter one channel: float32, or complex64 holding two float32 channels (real and
+# imaginary parts filter independently, the weights being real), so M channels take ceil(M/2)
+# passes over the tables.
 
 @njit(parallel=True, cache=True)
 def _splat_kernel(values, pair_index, w_a, w_b, f_last, partial):
     """partial[p] = multilinear splat of the p-th chunk of points onto the occupied cells.
 
-    values (N, M); partial (P, n_occupied, M): one grid per chunk, so that parallel chunks
-    never write the same memory; :func:`_reduce_kernel` sums them.
+    values (N,) float32 or complex64; partial (P, n_occupied): one grid per chunk so that
+    parallel chunks never write the same memory; :func:`_reduce_kernel` sums them.
     """
-    n_chunks, n_cells, m = partial.shape
-    n = values.shape[0]
-    n_a = w_a.shape[1]
-    n_b = w_b.shape[1]
-    for p in prange(n_chunks):
-        grid = partial[p]
-        for o in range(n_cells):
-            for c in range(m):
-                grid[o, c] = 0.0
-        for i in range((n * p) // n_chunks, (n * (p + 1)) // n_chunks):
-            v = values[i]
-            fl = f_last[i]
-            for ja in range(n_a):
-                wa = w_a[i, ja]
-                for jb in range(n_b):
-                    w = wa * w_b[i, jb]
-                    w1 = w * fl
-                    w0 = w - w1
-                    lower = grid[pair_index[i, ja * n_b + jb]]
-                    upper = grid[pair_index[i, ja * n_b + jb] + 1]
-                    for c in range(m):
-                        lower[c] += w0 * v[c]
-                        upper[c] += w1 * v[c]
-
-
-@njit(parallel=True, cache=True)
-def _splat_1_kernel(values, pair_index, w_a, w_b, f_last, partial):
-    """:func:`_splat_kernel` for one channel: values (N,), partial (P, n_occupied + 1)."""
     n_chunks, n_cells = partial.shape
     n = values.shape[0]
     n_a = w_a.shape[1]
@@ -498,28 +472,10 @@ def _reduce_kernel(partial, out):
 
 @njit(parallel=True, cache=True)
 def _blur_pass_kernel(src, neighbours, taps, dst):
-    """dst[k, :] = sum_t taps[t] src[neighbours[k, t], :] (neighbour -1 = an empty cell)."""
-    n_cells, n_taps = neighbours.shape
-    m = src.shape[1]
-    for k in prange(n_cells):
-        out = dst[k]
-        for c in range(m):
-            out[c] = 0.0
-        for t in range(n_taps):
-            j = neighbours[k, t]
-            if j >= 0:
-                wt = taps[t]
-                row = src[j]
-                for c in range(m):
-                    out[c] += wt * row[c]
-
-
-@njit(parallel=True, cache=True)
-def _blur_pass_1_kernel(src, neighbours, taps, dst):
-    """:func:`_blur_pass_kernel` for one channel: src, dst 1-D."""
+    """dst[k] = sum_t taps[t] src[neighbours[k, t]] (neighbour -1 = an empty cell); 1-D arrays."""
     n_cells, n_taps = neighbours.shape
     for k in prange(n_cells):
-        s = np.float32(0.0)
+        s = src[0] * np.float32(0.0)        # zero of src's type (float32 or complex64)
         for t in range(n_taps):
             j = neighbours[k, t]
             if j >= 0:
@@ -529,36 +485,13 @@ def _blur_pass_1_kernel(src, neighbours, taps, dst):
 
 @njit(parallel=True, cache=True)
 def _slice_kernel(grid, pair_index, w_a, w_b, f_last, out):
-    """out[i, :] = sum over the corners of weight * grid[corner, :] (multilinear read-back)."""
-    n, m = out.shape
-    n_a = w_a.shape[1]
-    n_b = w_b.shape[1]
-    for i in prange(n):
-        acc = out[i]
-        for c in range(m):
-            acc[c] = 0.0
-        fl = f_last[i]
-        for ja in range(n_a):
-            wa = w_a[i, ja]
-            for jb in range(n_b):
-                w = wa * w_b[i, jb]
-                w1 = w * fl
-                w0 = w - w1
-                lower = grid[pair_index[i, ja * n_b + jb]]
-                upper = grid[pair_index[i, ja * n_b + jb] + 1]
-                for c in range(m):
-                    acc[c] += w0 * lower[c] + w1 * upper[c]
-
-
-@njit(parallel=True, cache=True)
-def _slice_1_kernel(grid, pair_index, w_a, w_b, f_last, out):
-    """:func:`_slice_kernel` for one channel: grid, out 1-D."""
+    """out[i] = sum over i's corners of weight * grid[corner] (multilinear read-back); 1-D arrays."""
     n = out.shape[0]
     n_a = w_a.shape[1]
     n_b = w_b.shape[1]
     for i in prange(n):
         fl = f_last[i]
-        s = np.float32(0.0)
+        s = grid[0] * np.float32(0.0)       # zero of grid's type (float32 or complex64)
         for ja in range(n_a):
             wa = w_a[i, ja]
             for jb in range(n_b):
@@ -678,37 +611,33 @@ class GridFilter:
     def apply(self, values: np.ndarray) -> np.ndarray:
         """``S^T B S @ values``: values (N, M) -> (N, M) float32.
 
-        Up to 4 channels are filtered one at a time with the one-channel kernels (which compile to
-        much tighter loops); more go through the M-channel kernels, which read the tables once.
+        Channels go through the kernels two at a time, as the real and imaginary parts of a
+        complex64 array (a zero-copy view of two float32 columns); an odd last one alone.
         """
         values = _check_values(values, self.n_points)
-        m = values.shape[1]
-        if m > 4:
-            return self._apply(values, self._kernels_m)
-        out = np.empty((m, self.n_points), dtype=np.float32)              # channel-major
-        for c in range(m):
-            out[c] = self._apply(np.ascontiguousarray(values[:, c]), self._kernels_1)
-        return np.ascontiguousarray(out.T)                                 # (M, N) -> (N, M)
+        n, m = values.shape
+        out = np.empty((n, m), dtype=np.float32)
+        for c in range(0, m - 1, 2):
+            pair = np.ascontiguousarray(values[:, c:c + 2]).view(np.complex64)[:, 0]   # (N,)
+            out[:, c:c + 2] = self._apply(pair).view(np.float32).reshape(n, 2)
+        if m % 2:
+            out[:, m - 1] = self._apply(np.ascontiguousarray(values[:, m - 1]))
+        return out
 
-    _kernels_1 = (_splat_1_kernel, _blur_pass_1_kernel, _slice_1_kernel)
-    _kernels_m = (_splat_kernel, _blur_pass_kernel, _slice_kernel)
-
-    def _apply(self, values: np.ndarray, kernels) -> np.ndarray:
-        """splat, blur, slice of values (N,) or (N, M) with the given kernel triple."""
-        splat, blur, slice_ = kernels
-        tail = values.shape[1:]
+    def _apply(self, values: np.ndarray) -> np.ndarray:
+        """Splat, blur and slice one channel: values (N,) float32 or complex64 -> (N,)."""
         tables = (self.pair_index, self.w_a, self.w_b, self.f_last)
-        partial = np.empty((self.n_chunks, self.n_occupied) + tail, dtype=np.float32)
-        splat(values, *tables, partial)
+        partial = np.empty((self.n_chunks, self.n_occupied), dtype=values.dtype)
+        _splat_kernel(values, *tables, partial)
         if self.n_chunks == 1:
             grid = partial[0]
         else:
-            grid = np.empty((self.n_occupied,) + tail, dtype=np.float32)
+            grid = np.empty(self.n_occupied, dtype=values.dtype)
             _reduce_kernel(partial, grid)
         for nb in self.neighbours:
-            blurred = np.empty((nb.shape[0],) + tail, dtype=np.float32)
-            blur(grid, nb, self.taps, blurred)
+            blurred = np.empty(nb.shape[0], dtype=values.dtype)
+            _blur_pass_kernel(grid, nb, self.taps, blurred)
             grid = blurred
-        out = np.empty((self.n_points,) + tail, dtype=np.float32)
-        slice_(grid, *tables, out)
+        out = np.empty(self.n_points, dtype=values.dtype)
+        _slice_kernel(grid, *tables, out)
         return out
