@@ -410,11 +410,15 @@ def _corner_index_kernel(base_index, offsets, cell_map, corner_index):
 
 
 @njit(parallel=True, cache=True)
-def _neighbour_kernel(cells, stride, size, radius, src_map, neighbours):
-    """neighbours[k, t + r] = src_map[cells[k] + t*stride] along the axis, -1 outside the grid."""
+def _neighbour_kernel(cells, coords, stride, size, radius, src_map, neighbours):
+    """neighbours[k, t + r] = src_map[cells[k] + t*stride] along the axis, -1 outside the grid.
+
+    coords[k] = (cells[k] // stride) % size, the cell's coordinate along the axis (computed by
+    NumPy, whose division by a scalar is much faster than a per-cell integer division here).
+    """
     for k in prange(cells.shape[0]):
         cell = cells[k]
-        coord = (cell // stride) % size
+        coord = coords[k]
         for t in range(-radius, radius + 1):
             c = coord + t
             if c < 0 or c >= size:
@@ -598,7 +602,8 @@ class GridFilter:
             reach = new_reach
             cells = np.flatnonzero(reach & needed[p])
             nb = np.empty((cells.shape[0], 2 * radius + 1), dtype=np.int32)
-            _neighbour_kernel(cells, strides[axis], sizes[axis], radius, cell_map, nb)
+            coords = (cells // strides[axis]) % sizes[axis]
+            _neighbour_kernel(cells, coords, strides[axis], sizes[axis], radius, cell_map, nb)
             self.neighbours.append(nb)
             cell_map[cells_prev] = -1
             cell_map[cells] = np.arange(cells.shape[0], dtype=np.int32)
