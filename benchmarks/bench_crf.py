@@ -208,6 +208,7 @@ def main(argv=None) -> int:
     parser.add_argument("--skip-memory", action="store_true", help="skip the memory subprocesses")
     args = parser.parse_args(argv)
 
+    import tinyseg.crf  # noqa: F401  (first: tinyseg sets OMP_WAIT_POLICY before Numba's threads start)
     import numba
 
     print(f"numba {numba.__version__}, {numba.get_num_threads()} threads; pydensecrf "
