@@ -127,6 +127,19 @@ def _post_scale_kernel(filtered, scale, out, row_sums):
 
 
 @njit(parallel=True, cache=True)
+def _add_potts_completed_kernel(filtered, scale, k1, weight, logits):
+    """logits += weight * K̃Q, K̃Q completed as in :func:`_complete_kernel` (fused, Potts case)."""
+    n, c = logits.shape
+    for i in prange(n):
+        s = 0.0
+        for l in range(c - 1):
+            v = scale[i] * filtered[i, l]
+            logits[i, l] += weight * v
+            s += v
+        logits[i, c - 1] += weight * (k1[i] - s)
+
+
+@njit(parallel=True, cache=True)
 def _add_potts_kernel(kq, weight, logits):
     """logits += weight * kq (Potts: compat(P) = -w P, subtracted)."""
     n, c = kq.shape
@@ -222,10 +235,22 @@ class MeanField:
     def pairwise_logits(self, q: np.ndarray) -> np.ndarray:
         """``-sum_k compat_k(K̃_k Q)``: what the pairwise terms add to ``-U``; (N, C) float32."""
         q = np.ascontiguousarray(q, dtype=np.float32)
+        return self._add_pairwise(q, np.zeros(q.shape, dtype=np.float32))
+
+    def _add_pairwise(self, q: np.ndarray, logits: np.ndarray) -> np.ndarray:
+        """logits -= sum_k compat_k(K̃_k Q), in place; returns logits."""
         n, c = q.shape
-        logits = np.zeros((n, c), dtype=np.float32)
-        kq = np.empty((n, c), dtype=np.float32)
+        kq = None
         for term in self.terms:
+            if term._kind == "potts" and term._k1 is not None and c > 1:
+                # fused: filter C-1 channels, complete the last, add w * K̃Q
+                scaled = np.empty((n, c - 1), dtype=np.float32)
+                _scale_columns_kernel(q, term._pre, c - 1, scaled)
+                _add_potts_completed_kernel(term.filter.apply(scaled), term._post, term._k1,
+                                            term._compat, logits)
+                continue
+            if kq is None:
+                kq = np.empty((n, c), dtype=np.float32)
             self._filtered(term, q, kq)                                     # kq = K̃ Q
             if term._kind == "potts":
                 _add_potts_kernel(kq, term._compat, logits)
@@ -249,9 +274,10 @@ class MeanField:
 
     def step(self, q: np.ndarray) -> np.ndarray:
         """One mean-field update: ``softmax(-U + pairwise_logits(Q))``."""
-        logits = self.pairwise_logits(q)
-        logits += self.neg_unary
-        return softmax(logits)
+        q = np.ascontiguousarray(q, dtype=np.float32)
+        logits = self._add_pairwise(q, self.neg_unary.copy())
+        _softmax_kernel(logits, logits)                                     # in place, row-wise
+        return logits
 
     def run(self, iterations: int) -> np.ndarray:
         """``iterations`` updates from :meth:`start`; returns Q (N, C) float32."""
