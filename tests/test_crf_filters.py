@@ -54,6 +54,16 @@ def test_grid_filter_matches_dense_numpy_reference(rng, dims):
     np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-5 * ref.max())
 
 
+def test_grid_filter_index_types_agree(rng, monkeypatch):
+    feats = (rng.random((300, 5)) * 3).astype(np.float32)
+    values = rng.random((300, 3)).astype(np.float32)
+    small = GridFilter(feats)
+    monkeypatch.setattr(GridFilter, "_uint16_cells", 0)
+    wide = GridFilter(feats)
+    assert small.pair_index.dtype == np.uint16 and wide.pair_index.dtype == np.int32
+    np.testing.assert_array_equal(small.apply(values), wide.apply(values))
+
+
 def test_grid_filter_blur_order_does_not_change_the_result(rng):
     feats = bilateral_features(smooth_image(rng, 12, 16), (4, 4), (30, 30, 30))
     values = rng.random((feats.shape[0], 1)).astype(np.float32)
