@@ -91,3 +91,14 @@ def test_every_sample_is_visited_once_per_epoch():
     trainer = Trainer(FCN32s(CONFIG), toy_samples(5), TrainConfig(progress=False))
     for epoch in range(3):
         assert sorted(trainer.sample_index(epoch * 5 + k) for k in range(5)) == list(range(5))
+
+
+def test_tensorboard_logs_loss_and_gradient_histograms(tmp_path):
+    pytest.importorskip("tensorboardX")
+    logdir = tmp_path / "tb"
+    Trainer(FCN32s(CONFIG), toy_samples(1), TrainConfig(iterations=2, progress=False,
+                                                         tensorboard=str(logdir))).run()
+    events = list(logdir.glob("events.out.tfevents.*"))
+    assert events and events[0].stat().st_size > 1000
+    data = events[0].read_bytes()
+    assert b"cross_entropy_loss" in data and b"gradients/conv1_1/w" in data
