@@ -127,3 +127,11 @@ def test_grid_dilation_matches_numpy_reference(rng):
             dst = np.empty_like(src)
             _dilate(src, stride, sizes[axis], radius, dst)
             np.testing.assert_array_equal(dst, _dilate_reference(src, stride, sizes[axis], radius))
+
+
+def test_bilateral_features_match_numpy_reference(rng):
+    from tinyseg.crf.features import bilateral_features_reference
+
+    img = rng.integers(0, 256, (7, 9, 3), dtype=np.uint8)
+    np.testing.assert_allclose(bilateral_features(img, (3, 5), (10, 20, 30)),
+                               bilateral_features_reference(img, (3, 5), (10, 20, 30)), rtol=1e-6)

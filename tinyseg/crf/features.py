@@ -15,8 +15,10 @@ from __future__ import annotations
 from numbers import Number
 
 import numpy as np
+from numba import njit, prange
 
-__all__ = ["as_pair", "as_triple", "spatial_features", "bilateral_features"]
+__all__ = ["as_pair", "as_triple", "spatial_features", "bilateral_features",
+           "bilateral_features_reference"]
 
 
 def _as_positive_tuple(value, n: int, name: str) -> tuple[float, ...]:
@@ -62,6 +64,27 @@ def spatial_features(shape: tuple[int, int], sdims) -> np.ndarray:
     return feats
 
 
+@njit(parallel=True, cache=True)
+def _bilateral_features_kernel(image, inv_sdims, inv_schan, out):
+    """out[r*W + c] = (r * inv_sdims[0], c * inv_sdims[1], image[r, c, k] * inv_schan[k] ...)."""
+    h, w, nc = image.shape
+    for r in prange(h):
+        for c in range(w):
+            i = r * w + c
+            out[i, 0] = r * inv_sdims[0]
+            out[i, 1] = c * inv_sdims[1]
+            for k in range(nc):
+                out[i, 2 + k] = image[r, c, k] * inv_schan[k]
+
+
+def bilateral_features_reference(image: np.ndarray, sdims, schan) -> np.ndarray:
+    """NumPy twin of :func:`bilateral_features` (float64): positions and colours, scaled."""
+    h, w, c = image.shape
+    rows, cols = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")   # (H, W) each
+    pos = np.stack([rows.ravel() / sdims[0], cols.ravel() / sdims[1]], axis=1)
+    return np.concatenate([pos, image.reshape(h * w, c) / np.asarray(schan, dtype=np.float64)], axis=1)
+
+
 def bilateral_features(image: np.ndarray, sdims, schan) -> np.ndarray:
     """Features of the bilateral kernel: position over ``sdims`` and colour over ``schan``.
 
@@ -80,8 +103,9 @@ def bilateral_features(image: np.ndarray, sdims, schan) -> np.ndarray:
         raise ValueError(f"`image` must be H×W×C, got shape {image.shape}")
     h, w, c = image.shape
     chans = _as_positive_tuple(schan, c, "schan")
+    sy, sx = as_pair(sdims, "sdims")
     feats = np.empty((h * w, 2 + c), dtype=np.float32)
-    feats[:, :2] = spatial_features((h, w), sdims)
-    flat = image.reshape(h * w, c).astype(np.float32)           # (H, W, C) -> (N, C)
-    feats[:, 2:] = flat / np.asarray(chans, dtype=np.float32)
+    inv_sdims = np.array([1.0 / sy, 1.0 / sx], dtype=np.float32)
+    inv_schan = (1.0 / np.asarray(chans, dtype=np.float64)).astype(np.float32)
+    _bilateral_features_kernel(np.ascontiguousarray(image), inv_sdims, inv_schan, feats)
     return feats

@@ -303,14 +303,14 @@ def _min_max_kernel(features, lo, hi):
                 hi[k] = v
 
 
-@njit(cache=True)
+@njit(parallel=True, cache=True)
 def _grid_coords_kernel(features, lo, inv_cell, strides, base_index, frac):
     """Cell of every point: flat index of its lower corner and its fractional position in it.
 
     g = (f - lo) * inv_cell; base_index[n] = sum_d floor(g[n, d]) strides[d]; frac = g - floor(g).
     """
     n, d = features.shape
-    for i in range(n):
+    for i in prange(n):
         b = 0
         for k in range(d):
             g = (np.float64(features[i, k]) - lo[k]) * inv_cell
@@ -344,10 +344,14 @@ def _group_weights(frac: np.ndarray, axes: list[int]) -> np.ndarray:
     return out
 
 
-@njit(cache=True)
+@njit(parallel=True, cache=True)
 def _mark_corners_kernel(base_index, offsets, mask):
-    """mask[base_index[n] + offsets[k]] = True for every point n and corner k."""
-    for i in range(base_index.shape[0]):
+    """mask[base_index[n] + offsets[k]] = 1 for every point n and corner k (mask uint8).
+
+    Threads may store the same 1 into the same byte, which is harmless: the result does not
+    depend on their order.
+    """
+    for i in prange(base_index.shape[0]):
         for k in range(offsets.shape[0]):
             mask[base_index[i] + offsets[k]] = True
 
@@ -575,7 +579,7 @@ class GridFilter:
         self.f_last = np.ascontiguousarray(frac[:, d - 1])
 
         occupied = np.zeros(total, dtype=np.bool_)
-        _mark_corners_kernel(base_index, offsets, occupied)
+        _mark_corners_kernel(base_index, offsets, occupied.view(np.uint8))
         self.order = tuple(int(a) for a in (range(d) if order is None else order))
         if sorted(self.order) != list(range(d)):
             raise ValueError(f"`order` must be a permutation of range({d}), got {order}")
