@@ -9,10 +9,13 @@ For each input size (default 375×500, the seed's PASCAL VOC image, and 224×224
 * peak RSS (``ru_maxrss``) of the process after the forward runs and after the training steps.
 
 Each framework runs in its **own subprocess** (this script with ``--worker tinyseg|torch``), so
-neither one's memory or thread pools pollute the other's numbers. Within a worker every
+neither one's memory or thread pools pollute the other's numbers; the workers stay alive and the
+driver asks them for one run at a time, **alternating** tinyseg and PyTorch (the other one waits,
+idle, on its pipe), so load from other jobs on a shared machine hits both alike. Every
 measurement starts with untimed warm-up runs — they absorb Numba's compilation (or loading its
-cache) and PyTorch's first-call allocations — then reports the median of ``--repeat`` timed runs.
-Both use 2 threads (``torch.set_num_threads(2)``; Numba and OpenBLAS default to the 2 cores).
+cache) and PyTorch's first-call allocations — then reports the median of ``--repeat`` timed runs,
+each timed inside its worker. Both use 2 threads (``torch.set_num_threads(2)``; Numba and
+OpenBLAS default to the 2 cores).
 
 The PyTorch network is the same FCN-32s: NCHW float32, 3×3 convs with padding 1, ``ceil_mode=True``
 2×2 max pooling (tinyseg's SAME pooling), fc6 7×7 padding 3 (SAME), fc7/fc8 1×1, ReLU, dropout 0.5
@@ -54,18 +57,6 @@ def peak_rss_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9
 
 
-def timed(fn, repeat: int, warmup: int) -> tuple[float, list]:
-    """Median seconds of ``fn()`` over ``repeat`` runs after ``warmup`` untimed runs, and all times."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), times
-
-
 def inputs(H: int, W: int, n_classes: int):
     """A preprocessed-looking input (1, H, W, 3) and labels (1, H, W), identical for both workers."""
     rng = np.random.default_rng(0)
@@ -75,7 +66,7 @@ def inputs(H: int, W: int, n_classes: int):
 
 
 # ----------------------------------------------------------------------------- workers
-def worker_tinyseg(H, W, n_classes, repeat, warmup):
+def worker_tinyseg(H, W, n_classes):
     from tinyseg import ops
     from tinyseg.model import FCN32s, FCN32sConfig
     from tinyseg.optim import Adam
@@ -83,7 +74,6 @@ def worker_tinyseg(H, W, n_classes, repeat, warmup):
     model = FCN32s(FCN32sConfig(n_classes=n_classes, width=1.0, seed=0))
     adam = Adam()
     x, labels = inputs(H, W, n_classes)
-    rss_model = peak_rss_gb()
 
     def forward():
         model.forward(x, train=False)
@@ -98,13 +88,8 @@ def worker_tinyseg(H, W, n_classes, repeat, warmup):
         model.clear()
         return loss
 
-    fwd, fwd_all = timed(forward, repeat, warmup)
-    rss_fwd = peak_rss_gb()
-    step, step_all = timed(train_step, repeat, warmup)
     import numba
-    return {"forward_s": fwd, "forward_all": fwd_all, "train_step_s": step, "train_step_all": step_all,
-            "rss_model_gb": rss_model, "rss_forward_gb": rss_fwd, "rss_train_gb": peak_rss_gb(),
-            "threads": numba.get_num_threads()}
+    return forward, train_step, numba.get_num_threads()
 
 
 def _tent(size: int) -> np.ndarray:
@@ -115,7 +100,7 @@ def _tent(size: int) -> np.ndarray:
     return (1 - abs(og[0] - center) / factor) * (1 - abs(og[1] - center) / factor)
 
 
-def worker_torch(H, W, n_classes, repeat, warmup):
+def worker_torch(H, W, n_classes):
     import torch
     import torch.nn.functional as F
 
@@ -161,7 +146,6 @@ def worker_torch(H, W, n_classes, repeat, warmup):
     x = torch.from_numpy(x_np.transpose(0, 3, 1, 2).copy())  # (1, H, W, 3) -> (1, 3, H, W)
     labels = torch.from_numpy(labels_np.astype(np.int64))
     opt = torch.optim.Adam([t for _, w, b, _ in params for t in (w, b)], lr=1e-4, fused=True)
-    rss_model = peak_rss_gb()
 
     def forward():
         with torch.no_grad():
@@ -174,25 +158,74 @@ def worker_torch(H, W, n_classes, repeat, warmup):
         opt.step()
         return loss.item()
 
-    fwd, fwd_all = timed(forward, repeat, warmup)
-    rss_fwd = peak_rss_gb()
-    step, step_all = timed(train_step, repeat, warmup)
-    return {"forward_s": fwd, "forward_all": fwd_all, "train_step_s": step, "train_step_all": step_all,
-            "rss_model_gb": rss_model, "rss_forward_gb": rss_fwd, "rss_train_gb": peak_rss_gb(),
-            "threads": torch.get_num_threads()}
+    return forward, train_step, torch.get_num_threads()
+
+
+def serve(framework: str, H: int, W: int, n_classes: int) -> None:
+    """Worker loop: build the network, then answer one command per stdin line with a JSON line.
+
+    ``forward`` / ``train_step``: run it once, reply ``{"s": seconds}``; ``rss``: reply
+    ``{"peak_rss_gb": ...}``; ``quit`` (or end of input): exit.
+    """
+    build = worker_tinyseg if framework == "tinyseg" else worker_torch
+    forward, train_step, threads = build(H, W, n_classes)
+    fns = {"forward": forward, "train_step": train_step}
+
+    def reply(obj):
+        print(json.dumps(obj), flush=True)
+
+    reply({"ready": True, "threads": threads, "peak_rss_gb": peak_rss_gb()})
+    for line in sys.stdin:
+        cmd = line.strip()
+        if cmd in fns:
+            t0 = time.perf_counter()
+            fns[cmd]()
+            reply({"s": time.perf_counter() - t0})
+        elif cmd == "rss":
+            reply({"peak_rss_gb": peak_rss_gb()})
+        else:
+            break
 
 
 # ----------------------------------------------------------------------------- driver
-def run_worker(framework, size, n_classes, repeat, warmup) -> dict:
-    cmd = [sys.executable, os.path.abspath(__file__), "--worker", framework, "--size", size,
-           "--classes", str(n_classes), "--repeat", str(repeat), "--warmup", str(warmup)]
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{framework} worker ({size}, C={n_classes}) failed:\n{proc.stderr[-3000:]}")
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
-    result["wall_s"] = time.perf_counter() - t0
-    return result
+class Worker:
+    """A ``--worker`` subprocess driven over its stdin/stdout, one command at a time."""
+
+    def __init__(self, framework: str, size: str, n_classes: int):
+        self.framework = framework
+        cmd = [sys.executable, os.path.abspath(__file__), "--worker", framework, "--size", size,
+               "--classes", str(n_classes)]
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                     bufsize=1)
+
+    def ask(self, cmd: str | None = None) -> dict:
+        """Send ``cmd`` (None: just read the next reply) and return the worker's JSON reply."""
+        if cmd is not None:
+            self.proc.stdin.write(cmd + "\n")
+            self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the {self.framework} worker died (exit code {self.proc.wait()}); "
+                               f"its error is above")
+        return json.loads(line)
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.stdin.write("quit\n")
+            self.proc.stdin.close()
+            self.proc.wait()
+
+
+def measure(workers: dict, kind: str, repeat: int, warmup: int) -> dict:
+    """``{name: (median seconds, all timed runs)}`` of ``kind``, runs alternating between workers."""
+    times = {name: [] for name in workers}
+    for r in range(warmup + repeat):
+        for name, w in workers.items():
+            t = w.ask(kind)["s"]
+            if r >= warmup:
+                times[name].append(t)
+            time.sleep(0.2)                                  # let the other's threads go idle
+    return {name: (statistics.median(ts), ts) for name, ts in times.items()}
 
 
 def parse_size(s: str) -> tuple[int, int]:
@@ -225,8 +258,7 @@ def main(argv=None):
 
     if args.worker:                                          # child process: one framework, one size
         H, W = parse_size(args.size)
-        fn = worker_tinyseg if args.worker == "tinyseg" else worker_torch
-        print(json.dumps(fn(H, W, int(args.classes), args.repeat, args.warmup)))
+        serve(args.worker, H, W, int(args.classes))
         return
 
     sizes = [parse_size(s) for s in args.sizes.split(",") if s]
@@ -249,22 +281,40 @@ def main(argv=None):
         size = f"{H}x{W}"
         tag = "fcn32s" if C == 2 else f"fcn32s.c{C}"
         load = os.getloadavg()[0]
-        mine = run_worker("tinyseg", size, C, args.repeat, args.warmup)
-        peer = run_worker("torch", size, C, args.repeat, args.warmup) if have_torch else None
-        print(f"  {size} C={C}: tinyseg forward {mine['forward_s']:.3f} s, step {mine['train_step_s']:.3f} s"
-              + (f"; torch forward {peer['forward_s']:.3f} s, step {peer['train_step_s']:.3f} s"
-                 if peer else "") + f" (load {load:.2f})", flush=True)
-        for kind, rss in (("forward", "rss_forward_gb"), ("train_step", "rss_train_gb")):
-            extra = {"tinyseg_peak_rss_gb": mine[rss], "tinyseg_runs_s": mine[f"{kind}_all"]}
-            if peer:
-                extra.update(torch_peak_rss_gb=peer[rss], peer_runs_s=peer[f"{kind}_all"])
-            records.append(record(f"{tag}.{kind}.{size}", mine[f"{kind}_s"],
-                                  peer=PEER if peer else None, peer_s=peer[f"{kind}_s"] if peer else None,
-                                  n_classes=C, input=size, threads=THREADS, load_avg_1min=load, **extra))
+        workers = {"tinyseg": Worker("tinyseg", size, C)}
+        if have_torch:
+            workers["torch"] = Worker("torch", size, C)
+        try:
+            for w in workers.values():
+                w.ask()                                      # wait until it has built its network
+            result = {}
+            for kind in ("forward", "train_step"):
+                result[kind] = measure(workers, kind, args.repeat, args.warmup)
+                # ru_maxrss only grows: after the forward runs it is the forward's peak, after
+                # the training steps the training step's (Adam's moments appear at the first step).
+                result[kind + "_rss"] = {name: w.ask("rss")["peak_rss_gb"] for name, w in workers.items()}
+        finally:
+            for w in workers.values():
+                w.close()
+        line = f"  {size} C={C}:"
+        for name in workers:
+            line += (f" {name} forward {result['forward'][name][0]:.3f} s, "
+                     f"step {result['train_step'][name][0]:.3f} s;")
+        print(line + f" load {load:.2f} -> {os.getloadavg()[0]:.2f}", flush=True)
+        for kind in ("forward", "train_step"):
+            mine, mine_all = result[kind]["tinyseg"]
+            extra = {"tinyseg_peak_rss_gb": result[kind + "_rss"]["tinyseg"], "tinyseg_runs_s": mine_all}
+            peer_s = None
+            if have_torch:
+                peer_s, peer_all = result[kind]["torch"]
+                extra.update(torch_peak_rss_gb=result[kind + "_rss"]["torch"], peer_runs_s=peer_all)
+            records.append(record(f"{tag}.{kind}.{size}", mine, peer=PEER if have_torch else None,
+                                  peer_s=peer_s, n_classes=C, input=size, threads=THREADS,
+                                  load_avg_1min=load, **extra))
     print(f"total {time.perf_counter() - t_start:.0f} s; load average now "
           f"{' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     print_table(records, ["name", "tinyseg_s", "peer", "peer_s", "ratio",
-                          "tinyseg_peak_rss_gb", "torch_peak_rss_gb"])
+                          "tinyseg_peak_rss_gb", "torch_peak_rss_gb", "load_avg_1min"])
     write_json(args.json, records)
 
 

@@ -174,7 +174,7 @@ if args.weights:
 model = FCN32s(FCN32sConfig(n_classes=number_of_classes, width=width, seed=0), params=params)
 processed_images = preprocess(image)[None]          # (1, 300, 451, 3) float32, RGB minus the means
 print(f"FCN-32s, width {width}: {model.n_params() / 1e6:.1f} M parameters, "
-      f"{'fc1–fc7 from ' + args.weights if args.weights else 'from scratch (He initialisation)'}")
+      f"{'conv1_1…fc7 from ' + args.weights + ', fc8 new' if args.weights else 'from scratch (He initialisation)'}")
 print(f"input {processed_images.shape} -> scores "
       f"{(1, -(-image.shape[0] // 32), -(-image.shape[1] // 32), number_of_classes)} -> "
       f"upsampled and cropped logits (1, {image.shape[0]}, {image.shape[1]}, {number_of_classes})")
