@@ -256,7 +256,7 @@ def _grid_geometry(features: np.ndarray, cell: float):
 
 
 def grid_filter_reference(features: np.ndarray, values: np.ndarray, *, cell: float = 0.75,
-                          truncate: float = 3.0) -> np.ndarray:
+                          truncate: float = 2.0) -> np.ndarray:
     """The bilateral-grid filter on a dense grid, float64 NumPy (what :class:`GridFilter` prunes).
 
     1. splat: every point adds ``prod_d (1 - |g_d - corner_d|)`` times its values to the ``2^D``
@@ -537,7 +537,7 @@ class GridFilter:
     name = "grid"
     _uint16_cells = 1 << 16      # up to this many occupied cells, corner indices are uint16
 
-    def __init__(self, features: np.ndarray, *, cell: float = 0.75, truncate: float = 3.0,
+    def __init__(self, features: np.ndarray, *, cell: float = 0.75, truncate: float = 2.0,
                  order=None, max_cells: int = 1 << 26):
         features = np.ascontiguousarray(_check_features(features), dtype=np.float32)
         if not 0 < cell < math.sqrt(3.0):
