@@ -414,8 +414,9 @@ def _corner_index_kernel(base_index, offsets, cell_map, corner_index):
 
 
 @njit(parallel=True, cache=True)
-def _neighbour_kernel(cells, coords, stride, size, radius, src_map, neighbours):
-    """neighbours[k, t + r] = src_map[cells[k] + t*stride] along the axis, -1 outside the grid.
+def _neighbour_kernel(cells, coords, stride, size, radius, src_map, empty, neighbours):
+    """neighbours[k, t + r] = src_map[cells[k] + t*stride] along the axis; ``empty`` for a cell
+    outside the grid or not stored (src_map -1).
 
     coords[k] = (cells[k] // stride) % size, the cell's coordinate along the axis (computed by
     NumPy, whose division by a scalar is much faster than a per-cell integer division here).
@@ -425,10 +426,10 @@ def _neighbour_kernel(cells, coords, stride, size, radius, src_map, neighbours):
         coord = coords[k]
         for t in range(-radius, radius + 1):
             c = coord + t
-            if c < 0 or c >= size:
-                neighbours[k, t + radius] = -1
-            else:
-                neighbours[k, t + radius] = src_map[cell + t * stride]
+            j = -1
+            if c >= 0 and c < size:
+                j = src_map[cell + t * stride]
+            neighbours[k, t + radius] = empty if j < 0 else j
 
 
 # Splat and slice. A point's 2^D corners come in 2^(D-1) pairs one cell apart along the last axis,
@@ -444,7 +445,7 @@ def _neighbour_kernel(cells, coords, stride, size, radius, src_map, neighbours):
 def _splat_kernel(values, pair_index, w_a, w_b, f_last, partial):
     """partial[p] = multilinear splat of the p-th chunk of points onto the occupied cells.
 
-    values (N,) float32 or complex64; partial (P, n_occupied): one grid per chunk so that
+    values (N,) float32 or complex64; partial (P, n_occupied + 1): one grid per chunk so that
     parallel chunks never write the same memory; :func:`_reduce_kernel` sums them.
     """
     n_chunks, n_cells = partial.shape
@@ -480,15 +481,18 @@ def _reduce_kernel(partial, out):
 
 @njit(parallel=True, cache=True)
 def _blur_pass_kernel(src, neighbours, taps, dst):
-    """dst[k] = sum_t taps[t] src[neighbours[k, t]] (neighbour -1 = an empty cell); 1-D arrays."""
+    """dst[k] = sum_t taps[t] src[neighbours[k, t]]; 1-D float32 or complex64 arrays.
+
+    Empty cells point at src[-1], which is kept at zero, so the loop has no branch; dst[-1] is
+    set to zero for the next pass.
+    """
     n_cells, n_taps = neighbours.shape
     for k in prange(n_cells):
         s = src[0] * np.float32(0.0)        # zero of src's type (float32 or complex64)
         for t in range(n_taps):
-            j = neighbours[k, t]
-            if j >= 0:
-                s += taps[t] * src[j]
+            s += taps[t] * src[neighbours[k, t]]
         dst[k] = s
+    dst[n_cells] = src[0] * np.float32(0.0)
 
 
 @njit(parallel=True, cache=True)
@@ -608,9 +612,12 @@ class GridFilter:
             _dilate(reach, strides[axis], sizes[axis], radius, new_reach)
             reach = new_reach
             cells = np.flatnonzero(reach & needed[p])
-            nb = np.empty((cells.shape[0], 2 * radius + 1), dtype=np.int32)
+            # the previous pass's cells, plus one zero at the end for the empty neighbours
+            n_src = cells_prev.shape[0]
+            nb = np.empty((cells.shape[0], 2 * radius + 1),
+                          dtype=np.uint16 if n_src <= self._uint16_cells - 1 else np.int32)
             coords = (cells // strides[axis]) % sizes[axis]
-            _neighbour_kernel(cells, coords, strides[axis], sizes[axis], radius, cell_map, nb)
+            _neighbour_kernel(cells, coords, strides[axis], sizes[axis], radius, cell_map, n_src, nb)
             self.neighbours.append(nb)
             cell_map[cells_prev] = -1
             cell_map[cells] = np.arange(cells.shape[0], dtype=np.int32)
@@ -639,15 +646,16 @@ class GridFilter:
     def _apply(self, values: np.ndarray) -> np.ndarray:
         """Splat, blur and slice one channel: values (N,) float32 or complex64 -> (N,)."""
         tables = (self.pair_index, self.w_a, self.w_b, self.f_last)
-        partial = np.empty((self.n_chunks, self.n_occupied), dtype=values.dtype)
+        # grids carry one extra cell, kept at zero: the "empty" neighbour of the blur passes
+        partial = np.empty((self.n_chunks, self.n_occupied + 1), dtype=values.dtype)
         _splat_kernel(values, *tables, partial)
         if self.n_chunks == 1:
             grid = partial[0]
         else:
-            grid = np.empty(self.n_occupied, dtype=values.dtype)
+            grid = np.empty(self.n_occupied + 1, dtype=values.dtype)
             _reduce_kernel(partial, grid)
         for nb in self.neighbours:
-            blurred = np.empty(nb.shape[0], dtype=values.dtype)
+            blurred = np.empty(nb.shape[0] + 1, dtype=values.dtype)
             _blur_pass_kernel(grid, nb, self.taps, blurred)
             grid = blurred
         out = np.empty(self.n_points, dtype=values.dtype)

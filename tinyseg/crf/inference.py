@@ -55,16 +55,19 @@ def softmax_reference(logits: np.ndarray) -> np.ndarray:
 def _softmax_kernel(logits, out):
     """out[i] = exp(logits[i] - max) / sum(exp(logits[i] - max)), row by row; (N, C) float32.
 
-    Two labels: ``out = (1 / (1 + e^(l1 - l0)), 1 / (1 + e^(l0 - l1)))``, the same value without a
-    maximum (``e^x`` overflowing to inf gives exactly 0), branch-free so that it vectorises.
+    Two labels: with ``e = exp(min(l1 - l0, 80))``, ``out = (1 / (1 + e), e / (1 + e))``: one
+    exponential, no maximum, branch-free so that it vectorises (the cap keeps ``e`` finite in
+    float32; beyond it ``out[0] < 2e-35`` anyway).
     """
     n, c = logits.shape
     one = np.float32(1.0)
     if c == 2:
+        cap = np.float32(80.0)
         for i in prange(n):
-            d = logits[i, 1] - logits[i, 0]
-            out[i, 0] = one / (one + np.exp(d))
-            out[i, 1] = one / (one + np.exp(-d))
+            e = np.exp(min(logits[i, 1] - logits[i, 0], cap))
+            q0 = one / (one + e)
+            out[i, 0] = q0
+            out[i, 1] = e * q0
         return
     for i in prange(n):
         mx = logits[i, 0]
