@@ -10,6 +10,7 @@ import contextlib
 import warnings
 
 import numba
+import numpy as np
 
 SIMULATOR = bool(numba.config.ENABLE_CUDASIM)
 
@@ -42,3 +43,24 @@ def wrapping_uint64():
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="overflow encountered", category=RuntimeWarning)
         yield
+
+
+_scratch: dict = {}
+
+
+def scratch(shape, dtype):
+    """A device work array of ``shape`` carved from one growing buffer per dtype (no memset).
+
+    Saves a ``cudaMalloc`` per call for the split-K partials and column-sum partials. Safe
+    because every kernel runs on the default stream, in launch order, and a wrapper uses its
+    scratch array only between its own launches (one array per dtype at a time).
+    """
+    from numba import cuda
+
+    dtype = np.dtype(dtype)
+    n = int(np.prod(shape))
+    buf = _scratch.get(dtype)
+    if buf is None or buf.size < n:
+        buf = cuda.device_array(max(n, 1024), dtype)
+        _scratch[dtype] = buf
+    return buf[:n].reshape(shape)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 from numba import cuda
 
-from ._launch import SIMULATOR, launch_1d
+from ._launch import SIMULATOR, launch_1d, scratch
 from .gemm import gemm
 
 # Row chunks of the first pass of the column sum (partials per column).
@@ -116,7 +116,7 @@ def column_sums(a2, out) -> None:
     """out[f] = Σ_m a2[m, f] for a (M, F) device matrix, accumulated in float64."""
     M, F = a2.shape
     chunks = max(1, min(_SUM_CHUNKS, M))
-    part = cuda.device_array((chunks, F), np.float64)
+    part = scratch((chunks, F), np.float64)
     launch_1d(_column_partials_kernel, chunks * F, a2, part)
     launch_1d(_column_finish_kernel, F, part, out)
 

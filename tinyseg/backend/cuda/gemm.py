@@ -41,7 +41,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import cuda
 
-from ._launch import SIMULATOR, launch_1d
+from ._launch import SIMULATOR, launch_1d, scratch
 
 
 @dataclass(frozen=True)
@@ -252,7 +252,7 @@ def gemm(a, b, c, *, trans_a: bool = False, trans_b: bool = False, beta: float =
     k_per_slice = math.ceil(max(K, 1) / S / cfg.BK) * cfg.BK   # whole slabs per slice
     S = max(1, math.ceil(max(K, 1) / k_per_slice))
     dummy_bias, dummy_part = _dummy_arrays()
-    part = cuda.device_array((S, M, N), np.float32) if S > 1 else dummy_part
+    part = scratch((S, M, N), np.float32) if S > 1 else dummy_part
     use_bias = np.int32(bias is not None)
     bias_arr = bias if bias is not None else dummy_bias
     kernel = get_kernel(trans_a, trans_b, cfg)
