@@ -7,7 +7,8 @@ The seed's CRF (spatial Gaussian sdims 10 compat 3; bilateral sdims 50, schan 20
 * **time**: set-up + 5 iterations (everything from the unary to Q), median of ``--repeat`` runs
   after a warm-up run (so Numba's compilation is cached and warm, not timed), on scikit-image's
   ``chelsea`` (300×451), ``chelsea`` resized to 375×500 (the seed's size) and ``astronaut``
-  (512×512). pydensecrf runs single-threaded; tinyseg uses Numba's threads (printed).
+  (512×512), timed round-robin with pydensecrf. pydensecrf runs single-threaded; tinyseg with
+  Numba's threads (printed) and, in the ``.1thread`` records, with one thread.
 * **accuracy**: the labels after 5 iterations on downsampled images (about 60×90), compared with
   the exact CRF (brute-force O(N²) filtering, float64 sums): the share of pixels whose label
   differs, for tinyseg's fast filters and for pydensecrf's permutohedral lattice.
@@ -28,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -35,7 +37,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import median_seconds, print_table, record, write_json  # noqa: E402
+from _common import print_table, record, write_json  # noqa: E402
 
 SEED = dict(gaussian_sxy=10, gaussian_compat=3, bilateral_sxy=50, srgb=20, bilateral_compat=10,
             iterations=5)
@@ -102,24 +104,62 @@ def peer_module():
     return dcrf
 
 
+def interleaved_medians(fns: dict, repeat: int) -> dict:
+    """Median seconds of each callable, timed round-robin (one warm-up round first) so that a
+    shared machine's changing load falls on all of them alike."""
+    times = {name: [] for name in fns}
+    for r in range(repeat + 1):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            if r:
+                times[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(ts) for name, ts in times.items()}
+
+
+def with_threads(n: int, fn):
+    """``fn`` run with Numba limited to ``n`` threads."""
+    import numba
+
+    def run():
+        before = numba.get_num_threads()
+        numba.set_num_threads(n)
+        try:
+            return fn()
+        finally:
+            numba.set_num_threads(before)
+    return run
+
+
 def bench_time(repeat: int, quick: bool) -> list[dict]:
+    import numba
+
     import tinyseg.crf.compat as tcrf
 
     peer = peer_module()
+    threads = numba.get_num_threads()
     records = []
     for name, image in images().items():
         if quick and name != "chelsea-375x500":
             continue
         image = np.ascontiguousarray(image)
         unary = unary_of(coarse_probabilities(image))
-        t = median_seconds(lambda: run_crf(tcrf, image, unary), repeat=repeat, warmup=1)
+        fns = {"tinyseg": lambda: run_crf(tcrf, image, unary)}
+        if threads > 1:
+            fns["tinyseg-1thread"] = with_threads(1, lambda: run_crf(tcrf, image, unary))
+        if peer is not None:
+            fns["peer"] = lambda: run_crf(peer, image, unary)
+        t = interleaved_medians(fns, repeat)
         extra = {}
         if peer is not None:
-            p = median_seconds(lambda: run_crf(peer, image, unary), repeat=repeat, warmup=1)
             a = run_crf(tcrf, image, unary).argmax(0)
             b = run_crf(peer, image, unary).argmax(0)
-            extra = dict(peer="pydensecrf", peer_s=p, label_agreement_pct=100 * float(np.mean(a == b)))
-        records.append(record(f"crf.setup+5it.{name}", t, **extra))
+            extra = dict(peer="pydensecrf", peer_s=t["peer"],
+                         label_agreement_pct=100 * float(np.mean(a == b)))
+        records.append(record(f"crf.setup+5it.{name}", t["tinyseg"], threads=threads, **extra))
+        if "tinyseg-1thread" in t:
+            records.append(record(f"crf.setup+5it.{name}.1thread", t["tinyseg-1thread"], threads=1,
+                                  **{k: v for k, v in extra.items() if k != "label_agreement_pct"}))
     return records
 
 
@@ -202,7 +242,7 @@ def bench_memory() -> list[dict]:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", metavar="PATH", help="write the records as JSON to PATH")
-    parser.add_argument("--repeat", type=int, default=5, help="timed runs per case (median)")
+    parser.add_argument("--repeat", type=int, default=7, help="timed runs per case (median)")
     parser.add_argument("--quick", action="store_true",
                         help="only 375×500 timing and the two required accuracy cases")
     parser.add_argument("--skip-memory", action="store_true", help="skip the memory subprocesses")
@@ -218,7 +258,7 @@ def main(argv=None) -> int:
     records += bench_accuracy(args.quick)
     if not args.skip_memory:
         records += bench_memory()
-    print_table(records, ["name", "tinyseg_s", "peer_s", "ratio", "label_agreement_pct",
+    print_table(records, ["name", "threads", "tinyseg_s", "peer_s", "ratio", "label_agreement_pct",
                           "tinyseg_diff_pct", "peer_diff_pct", "crf_changed_pct",
                           "peak_rss_mb", "baseline_rss_mb", "peer_peak_rss_mb"])
     write_json(args.json, records)
