@@ -54,6 +54,16 @@ def test_grid_filter_matches_dense_numpy_reference(rng, dims):
     np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-5 * ref.max())
 
 
+@pytest.mark.parametrize("channels", [1, 2, 3, 7])
+def test_grid_filter_channel_paths_match_reference(rng, channels):
+    """1 channel: float32; 2-5: complex64 pairs; from GridFilter.rows_from on: channels-last."""
+    feats = (rng.random((33000, 3)) * 3).astype(np.float32)      # enough points for 2 chunks
+    values = rng.random((33000, channels)).astype(np.float32)
+    out = GridFilter(feats).apply(values)
+    ref = grid_filter_reference(feats, values)
+    np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-5 * ref.max())
+
+
 def test_grid_filter_index_types_agree(rng, monkeypatch):
     feats = (rng.random((300, 5)) * 3).astype(np.float32)
     values = rng.random((300, 3)).astype(np.float32)

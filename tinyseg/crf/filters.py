@@ -471,7 +471,7 @@ def _splat_kernel(values, pair_index, w_a, w_b, f_last, partial):
 
 @njit(parallel=True, cache=True)
 def _reduce_kernel(partial, out):
-    """out[o] = sum_p partial[p, o] (any trailing shape)."""
+    """out[o] = sum_p partial[p, o]; partial (P, L), out (L,)."""
     n_chunks = partial.shape[0]
     for o in prange(partial.shape[1]):
         out[o] = partial[0, o]
@@ -513,6 +513,75 @@ def _slice_kernel(grid, pair_index, w_a, w_b, f_last, out):
         out[i] = s
 
 
+# Many channels (e.g. 21 labels): the same three steps on channels-last grids (cells + 1, M), so
+# each table entry is read once for all M channels and the channel loops vectorise.
+
+@njit(parallel=True, cache=True)
+def _splat_rows_kernel(values, pair_index, w_a, w_b, f_last, partial):
+    """:func:`_splat_kernel` for values (N, M): partial (P, n_occupied + 1, M)."""
+    n_chunks, n_cells, m = partial.shape
+    n = values.shape[0]
+    n_a = w_a.shape[1]
+    n_b = w_b.shape[1]
+    for p in prange(n_chunks):
+        grid = partial[p]
+        grid[:, :] = 0.0
+        for i in range((n * p) // n_chunks, (n * (p + 1)) // n_chunks):
+            v = values[i]
+            fl = f_last[i]
+            for ja in range(n_a):
+                wa = w_a[i, ja]
+                for jb in range(n_b):
+                    w = wa * w_b[i, jb]
+                    w1 = w * fl
+                    w0 = w - w1
+                    o = pair_index[i, ja * n_b + jb]
+                    lower = grid[o]
+                    upper = grid[o + 1]
+                    for c in range(m):
+                        lower[c] += w0 * v[c]
+                        upper[c] += w1 * v[c]
+
+
+@njit(parallel=True, cache=True)
+def _blur_pass_rows_kernel(src, neighbours, taps, dst):
+    """:func:`_blur_pass_kernel` for (cells + 1, M) grids."""
+    n_cells, n_taps = neighbours.shape
+    m = src.shape[1]
+    for k in prange(n_cells):
+        out = dst[k]
+        out[:] = 0.0
+        for t in range(n_taps):
+            wt = taps[t]
+            row = src[neighbours[k, t]]
+            for c in range(m):
+                out[c] += wt * row[c]
+    dst[n_cells, :] = 0.0
+
+
+@njit(parallel=True, cache=True)
+def _slice_rows_kernel(grid, pair_index, w_a, w_b, f_last, out):
+    """:func:`_slice_kernel` for a (cells + 1, M) grid: out (N, M)."""
+    n, m = out.shape
+    n_a = w_a.shape[1]
+    n_b = w_b.shape[1]
+    for i in prange(n):
+        acc = out[i]
+        acc[:] = 0.0
+        fl = f_last[i]
+        for ja in range(n_a):
+            wa = w_a[i, ja]
+            for jb in range(n_b):
+                w = wa * w_b[i, jb]
+                w1 = w * fl
+                w0 = w - w1
+                o = pair_index[i, ja * n_b + jb]
+                lower = grid[o]
+                upper = grid[o + 1]
+                for c in range(m):
+                    acc[c] += w0 * lower[c] + w1 * upper[c]
+
+
 class GridFilter:
     """Approximate Gaussian filter on a sparse D-dimensional bilateral grid (not permutohedral).
 
@@ -540,6 +609,7 @@ class GridFilter:
 
     name = "grid"
     _uint16_cells = 1 << 16      # up to this many occupied cells, corner indices are uint16
+    rows_from = 6                # from this many channels on, the channels-last kernels are used
 
     def __init__(self, features: np.ndarray, *, cell: float = 0.75, truncate: float = 2.0,
                  order=None, max_cells: int = 1 << 26):
@@ -630,11 +700,15 @@ class GridFilter:
     def apply(self, values: np.ndarray) -> np.ndarray:
         """``S^T B S @ values``: values (N, M) -> (N, M) float32.
 
-        Channels go through the kernels two at a time, as the real and imaginary parts of a
-        complex64 array (a zero-copy view of two float32 columns); an odd last one alone.
+        Few channels go through the kernels two at a time, as the real and imaginary parts of a
+        complex64 array (a zero-copy view of two float32 columns), an odd last one alone; from
+        ``rows_from`` channels on, channels-last kernels read the tables once for all of them.
         """
         values = _check_values(values, self.n_points)
         n, m = values.shape
+        if m >= self.rows_from:
+            return self._apply(values, _splat_rows_kernel, _blur_pass_rows_kernel,
+                               _slice_rows_kernel)
         out = np.empty((n, m), dtype=np.float32)
         for c in range(0, m - 1, 2):
             pair = np.ascontiguousarray(values[:, c:c + 2]).view(np.complex64)[:, 0]   # (N,)
@@ -643,21 +717,23 @@ class GridFilter:
             out[:, m - 1] = self._apply(np.ascontiguousarray(values[:, m - 1]))
         return out
 
-    def _apply(self, values: np.ndarray) -> np.ndarray:
-        """Splat, blur and slice one channel: values (N,) float32 or complex64 -> (N,)."""
+    def _apply(self, values: np.ndarray, splat=_splat_kernel, blur=_blur_pass_kernel,
+               slice_=_slice_kernel) -> np.ndarray:
+        """Splat, blur and slice: values (N,) float32/complex64, or (N, M) with the rows kernels."""
         tables = (self.pair_index, self.w_a, self.w_b, self.f_last)
+        tail = values.shape[1:]
         # grids carry one extra cell, kept at zero: the "empty" neighbour of the blur passes
-        partial = np.empty((self.n_chunks, self.n_occupied + 1), dtype=values.dtype)
-        _splat_kernel(values, *tables, partial)
+        partial = np.empty((self.n_chunks, self.n_occupied + 1) + tail, dtype=values.dtype)
+        splat(values, *tables, partial)
         if self.n_chunks == 1:
             grid = partial[0]
         else:
-            grid = np.empty(self.n_occupied + 1, dtype=values.dtype)
-            _reduce_kernel(partial, grid)
+            grid = np.empty((self.n_occupied + 1,) + tail, dtype=values.dtype)
+            _reduce_kernel(partial.reshape(self.n_chunks, -1), grid.reshape(-1))
         for nb in self.neighbours:
-            blurred = np.empty(nb.shape[0] + 1, dtype=values.dtype)
-            _blur_pass_kernel(grid, nb, self.taps, blurred)
+            blurred = np.empty((nb.shape[0] + 1,) + tail, dtype=values.dtype)
+            blur(grid, nb, self.taps, blurred)
             grid = blurred
-        out = np.empty(self.n_points, dtype=values.dtype)
-        _slice_kernel(grid, *tables, out)
+        out = np.empty((self.n_points,) + tail, dtype=values.dtype)
+        slice_(grid, *tables, out)
         return out
