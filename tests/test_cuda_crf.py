@@ -1,0 +1,87 @@
+"""The dense CRF's CUDA filters and mean field equal their CPU twins (tiny images, simulator-safe)."""
+import numpy as np
+import pytest
+
+from tinyseg.backend import get_backend
+from tinyseg.crf.features import bilateral_features, spatial_features
+from tinyseg.crf.filters import ExactFilter, GridFilter, SeparableGaussianFilter
+from tinyseg.crf.inference import MeanField, PairwiseTerm
+
+pytestmark = pytest.mark.cuda
+
+
+@pytest.fixture(scope="module")
+def crf():
+    get_backend("cuda")                   # raises if neither a GPU nor the simulator is present
+    from tinyseg.backend.cuda import crf
+    return crf
+
+
+def scene(rng, h=5, w=6, n_labels=2):
+    """A two-colour image and noisy probabilities that roughly follow it."""
+    img = np.zeros((h, w, 3), np.uint8)
+    img[:, w // 2:] = [200, 60, 50]
+    img = np.clip(img + rng.normal(0, 10, img.shape), 0, 255).astype(np.uint8)
+    logits = rng.normal(0, 1.0, (h, w, n_labels))
+    logits[:, w // 2:, 1 % n_labels] += 1.0
+    p = np.exp(logits)
+    return img, (p / p.sum(-1, keepdims=True)).astype(np.float32)
+
+
+def values(rng, n, m):
+    return rng.random((n, m)).astype(np.float32)
+
+
+def test_cuda_exact_filter_matches_cpu(crf, rng):
+    feats = bilateral_features(scene(rng)[0], (2, 2), (30, 30, 30))
+    v = values(rng, feats.shape[0], 2)
+    np.testing.assert_allclose(crf.CudaExactFilter(feats).apply(v), ExactFilter(feats).apply(v),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_cuda_separable_filter_matches_cpu(crf, rng):
+    v = values(rng, 5 * 6, 3)
+    cpu = SeparableGaussianFilter((5, 6), (1.5, 2.0), truncate=2.0)
+    np.testing.assert_allclose(crf.to_cuda_filter(cpu).apply(v), cpu.apply(v), rtol=1e-5, atol=1e-6)
+
+
+def test_cuda_grid_filter_matches_cpu(crf, rng):
+    feats = bilateral_features(scene(rng)[0], (2, 2), (30, 30, 30))
+    cpu = GridFilter(feats)
+    v = values(rng, feats.shape[0], 3)                 # odd M: the CPU's complex pairing + a single
+    np.testing.assert_allclose(crf.CudaGridFilter(cpu).apply(v), cpu.apply(v), rtol=1e-4, atol=1e-5)
+
+
+def test_cuda_filter_keeps_device_arrays_on_device(crf, rng):
+    gpu = get_backend("cuda")
+    filt = crf.CudaSeparableGaussianFilter((5, 6), (1.0, 1.0))
+    out = filt.apply(gpu.asarray(values(rng, 30, 2)))
+    assert gpu.owns(out)
+
+
+@pytest.mark.parametrize("n_labels,compat", [(2, 10.0), (3, [1.0, 2.0, 3.0])])
+def test_cuda_mean_field_matches_cpu(crf, rng, n_labels, compat):
+    img, p = scene(rng, 4, 5, n_labels=n_labels)
+    h, w = img.shape[:2]
+    unary = -np.log(p.reshape(h * w, n_labels))
+    terms = [PairwiseTerm(SeparableGaussianFilter((h, w), (1.0, 1.0)), 3.0),
+             PairwiseTerm(GridFilter(bilateral_features(img, (2, 2), (30, 30, 30))), compat)]
+    want = MeanField(unary, terms).run(2)
+    assert np.abs(want - MeanField(unary, []).run(0)).max() > 0.05   # the pairwise terms matter
+    got = crf.mean_field(unary, terms, iterations=2)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+def test_cuda_mean_field_other_normalisations_match_cpu(crf, rng):
+    img, p = scene(rng, 4, 4)
+    unary = -np.log(p.reshape(16, 2))
+    feats = spatial_features((4, 4), (1.5, 1.5))
+    terms = [PairwiseTerm(ExactFilter(feats), 2.0, normalization="before"),
+             PairwiseTerm(ExactFilter(feats), 1.0, normalization="none")]
+    np.testing.assert_allclose(crf.mean_field(unary, terms, 2), MeanField(unary, terms).run(2),
+                               rtol=1e-4, atol=1e-5)
+
+
+def test_to_cuda_filter_rejects_unknown_filters(crf):
+    with pytest.raises(TypeError, match="no CUDA version"):
+        crf.to_cuda_filter(object())

@@ -1,0 +1,387 @@
+"""The dense CRF on the GPU: CUDA twins of :mod:`tinyseg.crf.filters` and a device mean field.
+
+Filters keep the CPU interface (``n_points``, ``apply(values (N, M)) -> K @ values``,
+``K[i, j] = exp(-|f_i - f_j|² / 2)``) and accept either a host array (returning a host array: a
+drop-in for :class:`tinyseg.crf.inference.MeanField`) or a device array (returning a device array:
+what :class:`CudaMeanField` uses, so ``Q`` never leaves the GPU between iterations).
+
+* :class:`CudaExactFilter` — brute force, one thread per output element, O(N² D M).
+* :class:`CudaSeparableGaussianFilter` — the spatial Gaussian as two 1-D convolutions (rows,
+  then columns), one thread per element, the CPU filter's taps.
+* :class:`CudaGridFilter` — the sparse bilateral grid. The grid's structure (occupied cells,
+  per-pass neighbour tables, multilinear weights) depends on the features only and is built once
+  on the CPU by :class:`tinyseg.crf.filters.GridFilter`; its tables are copied to the device and
+  the per-iteration work runs there: splat (one thread per point and channel, ``atomic.add``
+  into the cells: the summation order varies run to run, at float32 rounding level), one blur
+  pass per axis (a gather over each cell's neighbour table), slice (a gather per point).
+
+:class:`CudaMeanField` is :class:`~tinyseg.crf.inference.MeanField`'s update on device arrays:
+
+    Q = softmax(−U);  repeat:  Q = softmax(−U − Σ_k compat_k(K̃_k Q)),  K̃ = D^-½ K D^-½ (or the
+    term's other normalisation),  D = K 1
+
+with every compatibility (Potts ``w``, vector, matrix) written as a ``(C, C)`` matrix ``A`` so one
+kernel applies ``logits[i] −= (post_i · (K (pre · Q))_i) @ A``; Potts is ``A = −w I``. Unlike the
+CPU version it filters all ``C`` channels (no ``K̃ 1`` completion trick).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import cuda
+
+from ._launch import launch_1d
+from .conv import fill
+from .loss import softmax as _softmax_rows
+
+__all__ = ["CudaExactFilter", "CudaSeparableGaussianFilter", "CudaGridFilter", "CudaMeanField",
+           "to_cuda_filter", "mean_field"]
+
+_EPS = 1e-20   # added to D before dividing, as the CPU mean field (and pydensecrf) does
+
+
+def _on_device(values):
+    """(device (N, M) float32 values, whether the caller gave a host array)."""
+    if isinstance(values, np.ndarray) or not hasattr(values, "copy_to_host"):
+        v = np.asarray(values, dtype=np.float32)
+        if v.ndim == 1:
+            v = v[:, None]
+        return cuda.to_device(np.ascontiguousarray(v)), True
+    return values, False
+
+
+def _result(out, was_host):
+    return out.copy_to_host() if was_host else out
+
+
+def _check_n(values, n_points):
+    if len(values.shape) != 2 or values.shape[0] != n_points:
+        raise ValueError(f"`values` must be (N, M) with N = {n_points}, got shape "
+                         f"{tuple(values.shape)}")
+
+
+# ----------------------------------------------------------------------------- exact
+@cuda.jit
+def _exact_kernel(features, values, out):
+    """out[i, c] = Σ_j exp(−|f_i − f_j|²/2) values[j, c]; one thread per (i, c)."""
+    e = cuda.grid(1)
+    n, d = features.shape
+    m = values.shape[1]
+    if e < n * m:
+        i = e // m
+        c = e % m
+        acc = 0.0                                   # float64 accumulation, as on the CPU
+        for j in range(n):
+            s = 0.0
+            for k in range(d):
+                t = features[i, k] - features[j, k]
+                s += t * t
+            acc += math.exp(-0.5 * s) * values[j, c]
+        out[i, c] = acc
+
+
+class CudaExactFilter:
+    """Brute-force Gaussian filter on the GPU: features (N, D) already divided by the bandwidths."""
+
+    name = "exact-cuda"
+
+    def __init__(self, features):
+        f = np.ascontiguousarray(features, dtype=np.float64)
+        if f.ndim != 2 or f.shape[0] < 1 or f.shape[1] < 1:
+            raise ValueError(f"`features` must be (N, D) with N, D >= 1, got shape {f.shape}")
+        self.n_points = f.shape[0]
+        self.features = cuda.to_device(f)
+
+    def apply(self, values):
+        """``K @ values``: (N, M) float32, host or device -> the same kind."""
+        v, was_host = _on_device(values)
+        _check_n(v, self.n_points)
+        out = cuda.device_array(v.shape, np.float32)
+        launch_1d(_exact_kernel, v.shape[0] * v.shape[1], self.features, v, out)
+        return _result(out, was_host)
+
+
+# ----------------------------------------------------------------------------- separable
+@cuda.jit
+def _rows_kernel(src, taps, dst):
+    """dst[y, j] = Σ_t taps[t + r] src[y + t, j] over rows in range; src, dst (H, L)."""
+    e = cuda.grid(1)
+    h, length = src.shape
+    if e < h * length:
+        y = e // length
+        j = e % length
+        r = (taps.shape[0] - 1) // 2
+        acc = np.float32(0.0)
+        for t in range(max(-r, -y), min(r, h - 1 - y) + 1):
+            acc += taps[t + r] * src[y + t, j]
+        dst[y, j] = acc
+
+
+@cuda.jit
+def _cols_kernel(src, taps, m, dst):
+    """dst[y, x·M + c] = Σ_t taps[t + r] src[y, (x + t)·M + c] over columns in range."""
+    e = cuda.grid(1)
+    h, length = src.shape
+    if e < h * length:
+        y = e // length
+        j = e % length
+        x = j // m
+        w = length // m
+        r = (taps.shape[0] - 1) // 2
+        acc = np.float32(0.0)
+        for t in range(max(-r, -x), min(r, w - 1 - x) + 1):
+            acc += taps[t + r] * src[y, j + t * m]
+        dst[y, j] = acc
+
+
+class CudaSeparableGaussianFilter:
+    """The exact spatial Gaussian on an H×W grid (two 1-D convolutions) on the GPU.
+
+    Same parameters and taps as :class:`tinyseg.crf.filters.SeparableGaussianFilter`.
+    """
+
+    name = "separable-cuda"
+
+    def __init__(self, shape, sdims, *, truncate: float = 4.0):
+        from tinyseg.crf.filters import gaussian_taps
+
+        self.shape = (int(shape[0]), int(shape[1]))
+        self.n_points = self.shape[0] * self.shape[1]
+        self.taps_rows = cuda.to_device(gaussian_taps(float(sdims[0]), truncate, self.shape[0] - 1))
+        self.taps_cols = cuda.to_device(gaussian_taps(float(sdims[1]), truncate, self.shape[1] - 1))
+
+    def apply(self, values):
+        """``K @ values``: (N, M) float32, host or device -> the same kind."""
+        v, was_host = _on_device(values)
+        _check_n(v, self.n_points)
+        h, w = self.shape
+        m = v.shape[1]
+        src = v.reshape(h, w * m)                          # (N, M) -> (H, W·M)
+        tmp = cuda.device_array((h, w * m), np.float32)
+        out = cuda.device_array((h, w * m), np.float32)
+        launch_1d(_rows_kernel, h * w * m, src, self.taps_rows, tmp)
+        launch_1d(_cols_kernel, h * w * m, tmp, self.taps_cols, m, out)
+        return _result(out.reshape(h * w, m), was_host)
+
+
+# ----------------------------------------------------------------------------- bilateral grid
+@cuda.jit
+def _splat_kernel(values, pair_index, w_a, w_b, f_last, grid):
+    """grid[o, c] += multilinear weight · values[i, c] for each corner o of point i's cell."""
+    e = cuda.grid(1)
+    n, m = values.shape
+    if e < n * m:
+        i = e // m
+        c = e % m
+        v = values[i, c]
+        fl = f_last[i]
+        n_b = w_b.shape[1]
+        for ja in range(w_a.shape[1]):
+            wa = w_a[i, ja] * v
+            for jb in range(n_b):
+                w = wa * w_b[i, jb]
+                w1 = w * fl
+                o = pair_index[i, ja * n_b + jb]
+                cuda.atomic.add(grid, (o, c), w - w1)
+                cuda.atomic.add(grid, (o + 1, c), w1)
+
+
+@cuda.jit
+def _blur_kernel(src, neighbours, taps, dst):
+    """dst[k, c] = Σ_t taps[t] src[neighbours[k, t], c]; the extra last row of dst is set to 0."""
+    e = cuda.grid(1)
+    n_cells, n_taps = neighbours.shape
+    m = dst.shape[1]
+    if e < (n_cells + 1) * m:
+        k = e // m
+        c = e % m
+        acc = np.float32(0.0)
+        if k < n_cells:
+            for t in range(n_taps):
+                acc += taps[t] * src[neighbours[k, t], c]
+        dst[k, c] = acc
+
+
+@cuda.jit
+def _slice_kernel(grid, pair_index, w_a, w_b, f_last, out):
+    """out[i, c] = Σ over i's corners of weight · grid[corner, c] (multilinear read-back)."""
+    e = cuda.grid(1)
+    n, m = out.shape
+    if e < n * m:
+        i = e // m
+        c = e % m
+        fl = f_last[i]
+        n_b = w_b.shape[1]
+        acc = np.float32(0.0)
+        for ja in range(w_a.shape[1]):
+            wa = w_a[i, ja]
+            for jb in range(n_b):
+                o = pair_index[i, ja * n_b + jb]
+                lo = grid[o, c]
+                acc += wa * w_b[i, jb] * (lo + fl * (grid[o + 1, c] - lo))
+        out[i, c] = acc
+
+
+class CudaGridFilter:
+    """The sparse bilateral grid filter with splat, blur and slice on the GPU.
+
+    Parameters
+    ----------
+    features_or_grid : (N, D) features (a :class:`tinyseg.crf.filters.GridFilter` is built from
+        them with ``**options``) or an already built ``GridFilter``, whose tables are reused.
+    """
+
+    name = "grid-cuda"
+
+    def __init__(self, features_or_grid, **options):
+        from tinyseg.crf.filters import GridFilter
+
+        g = features_or_grid if isinstance(features_or_grid, GridFilter) \
+            else GridFilter(features_or_grid, **options)
+        self.cpu = g
+        self.n_points = g.n_points
+        self.n_occupied = g.n_occupied
+        self.pair_index = cuda.to_device(np.ascontiguousarray(g.pair_index, dtype=np.int32))
+        self.w_a = cuda.to_device(np.ascontiguousarray(g.w_a, dtype=np.float32))
+        self.w_b = cuda.to_device(np.ascontiguousarray(g.w_b, dtype=np.float32))
+        self.f_last = cuda.to_device(np.ascontiguousarray(g.f_last, dtype=np.float32))
+        self.taps = cuda.to_device(np.ascontiguousarray(g.taps, dtype=np.float32))
+        self.neighbours = [cuda.to_device(np.ascontiguousarray(nb, dtype=np.int32))
+                           for nb in g.neighbours]
+
+    def apply(self, values):
+        """``S^T B S @ values``: (N, M) float32, host or device -> the same kind."""
+        v, was_host = _on_device(values)
+        _check_n(v, self.n_points)
+        n, m = v.shape
+        tables = (self.pair_index, self.w_a, self.w_b, self.f_last)
+        grid = cuda.device_array((self.n_occupied + 1, m), np.float32)  # + the zero "empty" cell
+        fill(grid, 0.0)
+        launch_1d(_splat_kernel, n * m, v, *tables, grid)
+        for nb in self.neighbours:
+            blurred = cuda.device_array((nb.shape[0] + 1, m), np.float32)
+            launch_1d(_blur_kernel, (nb.shape[0] + 1) * m, grid, nb, self.taps, blurred)
+            grid = blurred
+        out = cuda.device_array((n, m), np.float32)
+        launch_1d(_slice_kernel, n * m, grid, *tables, out)
+        return _result(out, was_host)
+
+
+def to_cuda_filter(filt):
+    """The CUDA twin of a CPU CRF filter (a CUDA filter is returned as is)."""
+    from tinyseg.crf.filters import ExactFilter, GridFilter, SeparableGaussianFilter
+
+    if isinstance(filt, (CudaExactFilter, CudaSeparableGaussianFilter, CudaGridFilter)):
+        return filt
+    if isinstance(filt, ExactFilter):
+        return CudaExactFilter(filt.features)
+    if isinstance(filt, SeparableGaussianFilter):
+        return CudaSeparableGaussianFilter(filt.shape, filt.sdims, truncate=filt.truncate)
+    if isinstance(filt, GridFilter):
+        return CudaGridFilter(filt)
+    raise TypeError(f"no CUDA version of the filter {type(filt).__name__}")
+
+
+# ----------------------------------------------------------------------------- mean field
+@cuda.jit
+def _scale_rows_kernel(q, scale, out):
+    """out[i, c] = scale[i] · q[i, c]."""
+    e = cuda.grid(1)
+    n, m = q.shape
+    if e < n * m:
+        out[e // m, e % m] = scale[e // m] * q[e // m, e % m]
+
+
+@cuda.jit
+def _add_pairwise_kernel(kq, post, compat, logits):
+    """logits[i, c] −= Σ_c' post[i] · kq[i, c'] · compat[c', c] (compat is (C, C))."""
+    e = cuda.grid(1)
+    n, m = logits.shape
+    if e < n * m:
+        i = e // m
+        c = e % m
+        acc = np.float32(0.0)
+        for cc in range(m):
+            acc += kq[i, cc] * compat[cc, c]
+        logits[i, c] -= post[i] * acc
+
+
+@cuda.jit
+def _copy_kernel(src, dst):
+    e = cuda.grid(1)
+    n, m = src.shape
+    if e < n * m:
+        dst[e // m, e % m] = src[e // m, e % m]
+
+
+class CudaMeanField:
+    """Mean-field inference on the GPU; same arguments and result as the CPU ``MeanField``.
+
+    Parameters
+    ----------
+    unary : (N, C) float32 host array, ``U = −log p``.
+    terms : list of :class:`tinyseg.crf.inference.PairwiseTerm`; their filters (CPU or CUDA) are
+        converted with :func:`to_cuda_filter`.
+    """
+
+    def __init__(self, unary, terms):
+        from tinyseg.crf.inference import NORMALIZATIONS, _as_compat
+
+        unary = np.asarray(unary)
+        if unary.ndim != 2 or unary.shape[1] < 1:
+            raise ValueError(f"`unary` must be (N, C), got shape {unary.shape}")
+        self.n_points, self.n_labels = unary.shape
+        self.neg_unary = cuda.to_device(np.ascontiguousarray(-unary, dtype=np.float32))
+        self.terms = []
+        ones = cuda.to_device(np.ones((self.n_points, 1), np.float32))
+        for term in terms:
+            if term.normalization not in NORMALIZATIONS:
+                raise ValueError(f"`normalization` must be one of {NORMALIZATIONS}, "
+                                 f"got {term.normalization!r}")
+            filt = to_cuda_filter(term.filter)
+            if filt.n_points != self.n_points:
+                raise ValueError(f"a pairwise filter covers {filt.n_points} points but the "
+                                 f"unary has {self.n_points}")
+            kind, c = _as_compat(term.compat, self.n_labels)
+            compat = (-np.float32(c) * np.eye(self.n_labels, dtype=np.float32)
+                      if kind == "potts" else np.asarray(c, np.float32))
+            d = filt.apply(ones).copy_to_host()[:, 0].astype(np.float64) + _EPS   # D = K 1
+            one = np.ones(self.n_points, np.float32)
+            pre, post = {"symmetric": (1 / np.sqrt(d), 1 / np.sqrt(d)), "before": (1 / d, one),
+                         "after": (one, 1 / d), "none": (one, one)}[term.normalization]
+            self.terms.append((filt, cuda.to_device(np.asarray(pre, np.float32)),
+                               cuda.to_device(np.asarray(post, np.float32)),
+                               cuda.to_device(np.ascontiguousarray(compat, np.float32))))
+
+    def start(self):
+        """Device ``Q = softmax(−U)``, (N, C)."""
+        q = cuda.device_array((self.n_points, self.n_labels), np.float32)
+        _softmax_rows(self.neg_unary, q)
+        return q
+
+    def step(self, q):
+        """One update on device arrays: ``softmax(−U − Σ_k compat_k(K̃_k Q))``."""
+        n, c = self.n_points, self.n_labels
+        logits = cuda.device_array((n, c), np.float32)
+        launch_1d(_copy_kernel, n * c, self.neg_unary, logits)
+        scaled = cuda.device_array((n, c), np.float32)
+        for filt, pre, post, compat in self.terms:
+            launch_1d(_scale_rows_kernel, n * c, q, pre, scaled)
+            kq = filt.apply(scaled)                                  # K (pre · Q), on the device
+            launch_1d(_add_pairwise_kernel, n * c, kq, post, compat, logits)
+        _softmax_rows(logits, logits)                                # in place, row by row
+        return logits
+
+    def run(self, iterations: int, *, to_host: bool = True):
+        """``iterations`` updates from :meth:`start`; Q (N, C) float32 (host unless told not)."""
+        q = self.start()
+        for _ in range(int(iterations)):
+            q = self.step(q)
+        return q.copy_to_host() if to_host else q
+
+
+def mean_field(unary, terms, iterations: int = 5) -> np.ndarray:
+    """:func:`tinyseg.crf.inference.mean_field` on the GPU: unary (N, C), terms -> Q (N, C) host."""
+    return CudaMeanField(unary, terms).run(iterations)
+
