@@ -8,6 +8,10 @@ For each input size (default 375×500, the seed's PASCAL VOC image, and 224×224
   cross-entropy, backward, Adam (PyTorch: ``torch.optim.Adam(fused=True)``).
 * peak RSS (``ru_maxrss``) of the process after the forward runs and after the training steps.
 
+The table gives medians (``tinyseg_s``, ``peer_s``, ``ratio``) and, because a shared machine's
+load makes single runs vary, also the fastest run of each (``*_min_s``, ``ratio_min``) and the
+1-minute load average when the size started.
+
 Each framework runs in its **own subprocess** (this script with ``--worker tinyseg|torch``), so
 neither one's memory or thread pools pollute the other's numbers; the workers stay alive and the
 driver asks them for one run at a time, **alternating** tinyseg and PyTorch (the other one waits,
@@ -303,18 +307,22 @@ def main(argv=None):
         print(line + f" load {load:.2f} -> {os.getloadavg()[0]:.2f}", flush=True)
         for kind in ("forward", "train_step"):
             mine, mine_all = result[kind]["tinyseg"]
-            extra = {"tinyseg_peak_rss_gb": result[kind + "_rss"]["tinyseg"], "tinyseg_runs_s": mine_all}
+            extra = {"tinyseg_peak_rss_gb": result[kind + "_rss"]["tinyseg"], "tinyseg_runs_s": mine_all,
+                     "tinyseg_min_s": min(mine_all)}
             peer_s = None
             if have_torch:
                 peer_s, peer_all = result[kind]["torch"]
-                extra.update(torch_peak_rss_gb=result[kind + "_rss"]["torch"], peer_runs_s=peer_all)
+                # Best runs too: on a busy machine the fastest run is the least disturbed one.
+                extra.update(torch_peak_rss_gb=result[kind + "_rss"]["torch"], peer_runs_s=peer_all,
+                             peer_min_s=min(peer_all), ratio_min=min(mine_all) / min(peer_all))
             records.append(record(f"{tag}.{kind}.{size}", mine, peer=PEER if have_torch else None,
                                   peer_s=peer_s, n_classes=C, input=size, threads=THREADS,
                                   load_avg_1min=load, **extra))
     print(f"total {time.perf_counter() - t_start:.0f} s; load average now "
           f"{' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     print_table(records, ["name", "tinyseg_s", "peer", "peer_s", "ratio",
-                          "tinyseg_peak_rss_gb", "torch_peak_rss_gb", "load_avg_1min"])
+                          "tinyseg_min_s", "peer_min_s", "ratio_min", "tinyseg_peak_rss_gb", "torch_peak_rss_gb",
+                          "load_avg_1min"])
     write_json(args.json, records)
 
 
