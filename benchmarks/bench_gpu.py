@@ -33,7 +33,6 @@ shapes (also under ``NUMBA_ENABLE_CUDASIM=1``) to check the script itself; its n
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import statistics
 import sys
