@@ -56,7 +56,7 @@ def test_grid_filter_matches_dense_numpy_reference(rng, dims):
 
 @pytest.mark.parametrize("channels", [1, 2, 3, 7])
 def test_grid_filter_channel_paths_match_reference(rng, channels):
-    """1 channel: float32; 2-5: complex64 pairs; from GridFilter.rows_from on: channels-last."""
+    """Below GridFilter.rows_from channels: one by one; from it on: channels-last kernels."""
     feats = (rng.random((33000, 3)) * 3).astype(np.float32)      # enough points for 2 chunks
     values = rng.random((33000, channels)).astype(np.float32)
     out = GridFilter(feats).apply(values)

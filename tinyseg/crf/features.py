@@ -15,7 +15,7 @@ from __future__ import annotations
 from numbers import Number
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 __all__ = ["as_pair", "as_triple", "spatial_features", "bilateral_features",
            "bilateral_features_reference"]
@@ -64,11 +64,11 @@ def spatial_features(shape: tuple[int, int], sdims) -> np.ndarray:
     return feats
 
 
-@njit(parallel=True, cache=True)
+@njit(cache=True)
 def _bilateral_features_kernel(image, inv_sdims, inv_schan, out):
     """out[r*W + c] = (r * inv_sdims[0], c * inv_sdims[1], image[r, c, k] * inv_schan[k] ...)."""
     h, w, nc = image.shape
-    for r in prange(h):
+    for r in range(h):
         for c in range(w):
             i = r * w + c
             out[i, 0] = r * inv_sdims[0]

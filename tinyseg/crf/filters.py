@@ -303,14 +303,14 @@ def _min_max_kernel(features, lo, hi):
                 hi[k] = v
 
 
-@njit(parallel=True, cache=True)
+@njit(cache=True)
 def _grid_coords_kernel(features, lo, inv_cell, strides, base_index, frac):
     """Cell of every point: flat index of its lower corner and its fractional position in it.
 
     g = (f - lo) * inv_cell; base_index[n] = sum_d floor(g[n, d]) strides[d]; frac = g - floor(g).
     """
     n, d = features.shape
-    for i in prange(n):
+    for i in range(n):
         b = 0
         for k in range(d):
             g = (np.float64(features[i, k]) - lo[k]) * inv_cell
@@ -320,11 +320,11 @@ def _grid_coords_kernel(features, lo, inv_cell, strides, base_index, frac):
         base_index[i] = b
 
 
-@njit(parallel=True, cache=True)
+@njit(cache=True)
 def _group_weights_kernel(frac, axes, out):
     """out[i, j] = prod_q (frac[i, axes[q]] if bit (len(axes)-1-q) of j else 1 - frac[i, axes[q]])."""
     g = axes.shape[0]
-    for i in prange(frac.shape[0]):
+    for i in range(frac.shape[0]):
         for j in range(out.shape[1]):
             w = np.float32(1.0)
             for q in range(g):
@@ -344,14 +344,10 @@ def _group_weights(frac: np.ndarray, axes: list[int]) -> np.ndarray:
     return out
 
 
-@njit(parallel=True, cache=True)
+@njit(cache=True)
 def _mark_corners_kernel(base_index, offsets, mask):
-    """mask[base_index[n] + offsets[k]] = 1 for every point n and corner k (mask uint8).
-
-    Threads may store the same 1 into the same byte, which is harmless: the result does not
-    depend on their order.
-    """
-    for i in prange(base_index.shape[0]):
+    """mask[base_index[n] + offsets[k]] = 1 for every point n and corner k (mask uint8)."""
+    for i in range(base_index.shape[0]):
         for k in range(offsets.shape[0]):
             mask[base_index[i] + offsets[k]] = True
 
@@ -405,15 +401,15 @@ def _dilate_reference(src: np.ndarray, stride: int, size: int, radius: int) -> n
     return b.reshape(-1)
 
 
-@njit(parallel=True, cache=True)
+@njit(cache=True)
 def _corner_index_kernel(base_index, offsets, cell_map, corner_index):
     """corner_index[n, k] = cell_map[base_index[n] + offsets[k]] (compact cell numbers)."""
-    for i in prange(base_index.shape[0]):
+    for i in range(base_index.shape[0]):
         for k in range(offsets.shape[0]):
             corner_index[i, k] = cell_map[base_index[i] + offsets[k]]
 
 
-@njit(parallel=True, cache=True)
+@njit(cache=True)
 def _neighbour_kernel(cells, coords, stride, size, radius, src_map, empty, neighbours):
     """neighbours[k, t + r] = src_map[cells[k] + t*stride] along the axis; ``empty`` for a cell
     outside the grid or not stored (src_map -1).
@@ -421,7 +417,7 @@ def _neighbour_kernel(cells, coords, stride, size, radius, src_map, empty, neigh
     coords[k] = (cells[k] // stride) % size, the cell's coordinate along the axis (computed by
     NumPy, whose division by a scalar is much faster than a per-cell integer division here).
     """
-    for k in prange(cells.shape[0]):
+    for k in range(cells.shape[0]):
         cell = cells[k]
         coord = coords[k]
         for t in range(-radius, radius + 1):
@@ -437,15 +433,13 @@ def _neighbour_kernel(cells, coords, stride, size, radius, src_map, empty, neigh
 # upper. The pair's weight factorises, w_a[i, j_a] * w_b[i, j_b] with j = j_a * n_b + j_b, times
 # (1 - f_last, f_last): per point the tables hold 2^(D-1) indices and n_a + n_b + 1 weights
 # (for D = 5: 16 + 9) instead of 2^D of each, and memory traffic is what splat and slice cost.
-# The kernels filter one channel: float32, or complex64 holding two float32 channels (real and
-# imaginary parts filter independently, the weights being real), so M channels take ceil(M/2)
-# passes over the tables.
+# These kernels filter one float32 channel.
 
 @njit(parallel=True, cache=True)
 def _splat_kernel(values, pair_index, w_a, w_b, f_last, partial):
     """partial[p] = multilinear splat of the p-th chunk of points onto the occupied cells.
 
-    values (N,) float32 or complex64; partial (P, n_occupied + 1): one grid per chunk so that
+    values (N,) float32; partial (P, n_occupied + 1): one grid per chunk so that
     parallel chunks never write the same memory; :func:`_reduce_kernel` sums them.
     """
     n_chunks, n_cells = partial.shape
@@ -481,18 +475,18 @@ def _reduce_kernel(partial, out):
 
 @njit(parallel=True, cache=True)
 def _blur_pass_kernel(src, neighbours, taps, dst):
-    """dst[k] = sum_t taps[t] src[neighbours[k, t]]; 1-D float32 or complex64 arrays.
+    """dst[k] = sum_t taps[t] src[neighbours[k, t]]; 1-D float32 arrays.
 
     Empty cells point at src[-1], which is kept at zero, so the loop has no branch; dst[-1] is
     set to zero for the next pass.
     """
     n_cells, n_taps = neighbours.shape
     for k in prange(n_cells):
-        s = src[0] * np.float32(0.0)        # zero of src's type (float32 or complex64)
+        s = np.float32(0.0)
         for t in range(n_taps):
             s += taps[t] * src[neighbours[k, t]]
         dst[k] = s
-    dst[n_cells] = src[0] * np.float32(0.0)
+    dst[n_cells] = 0.0
 
 
 @njit(parallel=True, cache=True)
@@ -503,7 +497,7 @@ def _slice_kernel(grid, pair_index, w_a, w_b, f_last, out):
     n_b = w_b.shape[1]
     for i in prange(n):
         fl = f_last[i]
-        s = grid[0] * np.float32(0.0)       # zero of grid's type (float32 or complex64)
+        s = np.float32(0.0)
         for ja in range(n_a):
             wa = w_a[i, ja]
             for jb in range(n_b):
@@ -700,26 +694,23 @@ class GridFilter:
     def apply(self, values: np.ndarray) -> np.ndarray:
         """``S^T B S @ values``: values (N, M) -> (N, M) float32.
 
-        Few channels go through the kernels two at a time, as the real and imaginary parts of a
-        complex64 array (a zero-copy view of two float32 columns), an odd last one alone; from
-        ``rows_from`` channels on, channels-last kernels read the tables once for all of them.
+        Up to ``rows_from - 1`` channels are filtered one by one with the one-channel kernels
+        (tight scalar loops); from ``rows_from`` channels on, channels-last kernels read the tables
+        once for all of them.
         """
         values = _check_values(values, self.n_points)
         n, m = values.shape
         if m >= self.rows_from:
             return self._apply(values, _splat_rows_kernel, _blur_pass_rows_kernel,
                                _slice_rows_kernel)
-        out = np.empty((n, m), dtype=np.float32)
-        for c in range(0, m - 1, 2):
-            pair = np.ascontiguousarray(values[:, c:c + 2]).view(np.complex64)[:, 0]   # (N,)
-            out[:, c:c + 2] = self._apply(pair).view(np.float32).reshape(n, 2)
-        if m % 2:
-            out[:, m - 1] = self._apply(np.ascontiguousarray(values[:, m - 1]))
-        return out
+        out = np.empty((m, n), dtype=np.float32)                          # channel-major
+        for c in range(m):
+            out[c] = self._apply(np.ascontiguousarray(values[:, c]))
+        return np.ascontiguousarray(out.T)                                 # (M, N) -> (N, M)
 
     def _apply(self, values: np.ndarray, splat=_splat_kernel, blur=_blur_pass_kernel,
                slice_=_slice_kernel) -> np.ndarray:
-        """Splat, blur and slice: values (N,) float32/complex64, or (N, M) with the rows kernels."""
+        """Splat, blur and slice: values (N,) float32, or (N, M) with the rows kernels."""
         tables = (self.pair_index, self.w_a, self.w_b, self.f_last)
         tail = values.shape[1:]
         # grids carry one extra cell, kept at zero: the "empty" neighbour of the blur passes

@@ -91,23 +91,23 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return out
 
 
-@njit(parallel=True, cache=True)
+@njit(cache=True)
 def _scale_columns_kernel(q, scale, n_cols, out):
     """out[i, l] = scale[i] * q[i, l] for l < n_cols; q (N, C), out (N, n_cols)."""
-    for i in prange(q.shape[0]):
+    for i in range(q.shape[0]):
         s = scale[i]
         for l in range(n_cols):
             out[i, l] = s * q[i, l]
 
 
-@njit(parallel=True, cache=True)
+@njit(cache=True)
 def _complete_kernel(filtered, scale, k1, out):
     """out[:, l] = scale * filtered[:, l] (l < C-1); out[:, C-1] = k1 - sum of the others.
 
     filtered (N, C-1) = K (pre * Q[:, :C-1]); scale = post; k1 = K̃ 1 (N,); out (N, C) = K̃ Q.
     """
     n, c = out.shape
-    for i in prange(n):
+    for i in range(n):
         s = 0.0
         for l in range(c - 1):
             v = scale[i] * filtered[i, l]
@@ -116,11 +116,11 @@ def _complete_kernel(filtered, scale, k1, out):
         out[i, c - 1] = k1[i] - s
 
 
-@njit(parallel=True, cache=True)
+@njit(cache=True)
 def _post_scale_kernel(filtered, scale, out, row_sums):
     """out = scale[:, None] * filtered and row_sums = out.sum(1); filtered, out (N, C)."""
     n, c = out.shape
-    for i in prange(n):
+    for i in range(n):
         s = 0.0
         for l in range(c):
             v = scale[i] * filtered[i, l]
@@ -129,11 +129,11 @@ def _post_scale_kernel(filtered, scale, out, row_sums):
         row_sums[i] = s
 
 
-@njit(parallel=True, cache=True)
+@njit(cache=True)
 def _add_potts_completed_kernel(filtered, scale, k1, weight, logits):
     """logits += weight * K̃Q, K̃Q completed as in :func:`_complete_kernel` (fused, Potts case)."""
     n, c = logits.shape
-    for i in prange(n):
+    for i in range(n):
         s = 0.0
         for l in range(c - 1):
             v = scale[i] * filtered[i, l]
@@ -142,11 +142,11 @@ def _add_potts_completed_kernel(filtered, scale, k1, weight, logits):
         logits[i, c - 1] += weight * (k1[i] - s)
 
 
-@njit(parallel=True, cache=True)
+@njit(cache=True)
 def _add_potts_kernel(kq, weight, logits):
     """logits += weight * kq (Potts: compat(P) = -w P, subtracted)."""
     n, c = kq.shape
-    for i in prange(n):
+    for i in range(n):
         for l in range(c):
             logits[i, l] += weight * kq[i, l]
 
