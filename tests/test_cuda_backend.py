@@ -55,6 +55,24 @@ def test_get_backend_cuda_raises_without_gpu_or_simulator(monkeypatch):
         get_backend("cuda")
 
 
+def test_get_backend_cuda_error_in_a_fresh_process_without_gpu_or_simulator():
+    """The real path, nothing patched: a new interpreter with the simulator off and no GPU."""
+    import glob
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    if glob.glob("/dev/nvidia[0-9]*") or shutil.which("nvidia-smi"):
+        pytest.skip("a GPU is present: the no-GPU error cannot happen here")
+    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="0")
+    proc = subprocess.run([sys.executable, "-c", "from tinyseg.backend import get_backend; "
+                           "get_backend('cuda')"], env=env, capture_output=True, text=True)
+    assert proc.returncode != 0
+    assert "RuntimeError: the 'cuda' backend needs an NVIDIA GPU" in proc.stderr
+    assert "NUMBA_ENABLE_CUDASIM=1" in proc.stderr
+
+
 def test_backend_for_routes_device_arrays_to_cuda_and_numpy_to_cpu(gpu, rng):
     x = rand(rng, 1, 2, 2, 1)
     assert backend_for(gpu.asarray(x)) is gpu
