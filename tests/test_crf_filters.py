@@ -70,7 +70,7 @@ def test_grid_filter_index_types_agree(rng, monkeypatch):
     small = GridFilter(feats)
     monkeypatch.setattr(GridFilter, "_uint16_cells", 0)
     wide = GridFilter(feats)
-    assert small.pair_index.dtype == np.uint16 and wide.pair_index.dtype == np.int32
+    assert small.pair_delta.dtype == np.uint16 and wide.pair_delta.dtype == np.int32
     np.testing.assert_array_equal(small.apply(values), wide.apply(values))
 
 

@@ -344,12 +344,16 @@ def _group_weights(frac: np.ndarray, axes: list[int]) -> np.ndarray:
     return out
 
 
-@njit(cache=True)
+@njit(parallel=True, cache=True)
 def _mark_corners_kernel(base_index, offsets, mask):
-    """mask[base_index[n] + offsets[k]] = 1 for every point n and corner k (mask uint8)."""
-    for i in range(base_index.shape[0]):
+    """mask[base_index[n] + offsets[k]] = 1 for every point n and corner k (mask uint8).
+
+    Threads may store the same 1 into the same byte, which is harmless: the result does not
+    depend on their order.
+    """
+    for i in prange(base_index.shape[0]):
         for k in range(offsets.shape[0]):
-            mask[base_index[i] + offsets[k]] = True
+            mask[base_index[i] + offsets[k]] = 1
 
 
 @njit(cache=True)
@@ -409,7 +413,7 @@ def _corner_index_kernel(base_index, offsets, cell_map, corner_index):
             corner_index[i, k] = cell_map[base_index[i] + offsets[k]]
 
 
-@njit(cache=True)
+@njit(parallel=True, cache=True)
 def _neighbour_kernel(cells, coords, stride, size, radius, src_map, empty, neighbours):
     """neighbours[k, t + r] = src_map[cells[k] + t*stride] along the axis; ``empty`` for a cell
     outside the grid or not stored (src_map -1).
@@ -417,7 +421,7 @@ def _neighbour_kernel(cells, coords, stride, size, radius, src_map, empty, neigh
     coords[k] = (cells[k] // stride) % size, the cell's coordinate along the axis (computed by
     NumPy, whose division by a scalar is much faster than a per-cell integer division here).
     """
-    for k in range(cells.shape[0]):
+    for k in prange(cells.shape[0]):
         cell = cells[k]
         coord = coords[k]
         for t in range(-radius, radius + 1):
@@ -429,14 +433,14 @@ def _neighbour_kernel(cells, coords, stride, size, radius, src_map, empty, neigh
 
 
 # Splat and slice. A point's 2^D corners come in 2^(D-1) pairs one cell apart along the last axis,
-# hence consecutive in the compact numbering: pair_index[i, j] is the lower one, pair_index + 1 the
-# upper. The pair's weight factorises, w_a[i, j_a] * w_b[i, j_b] with j = j_a * n_b + j_b, times
+# hence consecutive in the compact numbering: pair_base[i] + pair_delta[i, j] is the lower one, +1
+# the upper (the deltas from the point's lowest corner are small: uint16 unless the grid is huge). The pair's weight factorises, w_a[i, j_a] * w_b[i, j_b] with j = j_a * n_b + j_b, times
 # (1 - f_last, f_last): per point the tables hold 2^(D-1) indices and n_a + n_b + 1 weights
 # (for D = 5: 16 + 9) instead of 2^D of each, and memory traffic is what splat and slice cost.
 # These kernels filter one float32 channel.
 
 @njit(parallel=True, cache=True)
-def _splat_kernel(values, pair_index, w_a, w_b, f_last, partial):
+def _splat_kernel(values, pair_base, pair_delta, w_a, w_b, f_last, partial):
     """partial[p] = multilinear splat of the p-th chunk of points onto the occupied cells.
 
     values (N,) float32; partial (P, n_occupied + 1): one grid per chunk so that
@@ -458,7 +462,7 @@ def _splat_kernel(values, pair_index, w_a, w_b, f_last, partial):
                 for jb in range(n_b):
                     w = wa * w_b[i, jb]
                     w1 = w * fl
-                    o = pair_index[i, ja * n_b + jb]
+                    o = pair_base[i] + pair_delta[i, ja * n_b + jb]
                     grid[o] += w - w1
                     grid[o + 1] += w1
 
@@ -490,7 +494,7 @@ def _blur_pass_kernel(src, neighbours, taps, dst):
 
 
 @njit(parallel=True, cache=True)
-def _slice_kernel(grid, pair_index, w_a, w_b, f_last, out):
+def _slice_kernel(grid, pair_base, pair_delta, w_a, w_b, f_last, out):
     """out[i] = sum over i's corners of weight * grid[corner] (multilinear read-back); 1-D arrays."""
     n = out.shape[0]
     n_a = w_a.shape[1]
@@ -501,7 +505,7 @@ def _slice_kernel(grid, pair_index, w_a, w_b, f_last, out):
         for ja in range(n_a):
             wa = w_a[i, ja]
             for jb in range(n_b):
-                o = pair_index[i, ja * n_b + jb]
+                o = pair_base[i] + pair_delta[i, ja * n_b + jb]
                 lo = grid[o]
                 s += wa * w_b[i, jb] * (lo + fl * (grid[o + 1] - lo))
         out[i] = s
@@ -511,7 +515,7 @@ def _slice_kernel(grid, pair_index, w_a, w_b, f_last, out):
 # each table entry is read once for all M channels and the channel loops vectorise.
 
 @njit(parallel=True, cache=True)
-def _splat_rows_kernel(values, pair_index, w_a, w_b, f_last, partial):
+def _splat_rows_kernel(values, pair_base, pair_delta, w_a, w_b, f_last, partial):
     """:func:`_splat_kernel` for values (N, M): partial (P, n_occupied + 1, M)."""
     n_chunks, n_cells, m = partial.shape
     n = values.shape[0]
@@ -529,7 +533,7 @@ def _splat_rows_kernel(values, pair_index, w_a, w_b, f_last, partial):
                     w = wa * w_b[i, jb]
                     w1 = w * fl
                     w0 = w - w1
-                    o = pair_index[i, ja * n_b + jb]
+                    o = pair_base[i] + pair_delta[i, ja * n_b + jb]
                     lower = grid[o]
                     upper = grid[o + 1]
                     for c in range(m):
@@ -554,7 +558,7 @@ def _blur_pass_rows_kernel(src, neighbours, taps, dst):
 
 
 @njit(parallel=True, cache=True)
-def _slice_rows_kernel(grid, pair_index, w_a, w_b, f_last, out):
+def _slice_rows_kernel(grid, pair_base, pair_delta, w_a, w_b, f_last, out):
     """:func:`_slice_kernel` for a (cells + 1, M) grid: out (N, M)."""
     n, m = out.shape
     n_a = w_a.shape[1]
@@ -569,7 +573,7 @@ def _slice_rows_kernel(grid, pair_index, w_a, w_b, f_last, out):
                 w = wa * w_b[i, jb]
                 w1 = w * fl
                 w0 = w - w1
-                o = pair_index[i, ja * n_b + jb]
+                o = pair_base[i] + pair_delta[i, ja * n_b + jb]
                 lower = grid[o]
                 upper = grid[o + 1]
                 for c in range(m):
@@ -602,7 +606,7 @@ class GridFilter:
     """
 
     name = "grid"
-    _uint16_cells = 1 << 16      # up to this many occupied cells, corner indices are uint16
+    _uint16_cells = 1 << 16      # indices (and deltas) below this are stored as uint16
     rows_from = 6                # from this many channels on, the channels-last kernels are used
 
     def __init__(self, features: np.ndarray, *, cell: float = 0.75, truncate: float = 2.0,
@@ -662,11 +666,14 @@ class GridFilter:
         cells_prev = np.flatnonzero(occupied)
         cell_map = np.full(total, -1, dtype=np.int32)
         cell_map[cells_prev] = np.arange(cells_prev.shape[0], dtype=np.int32)
-        # uint16 indices when they fit: less memory traffic in splat and slice (~20% faster)
-        index_type = np.uint16 if cells_prev.shape[0] <= self._uint16_cells else np.int32
-        self.pair_index = np.empty((self.n_points, 2 ** (d - 1)), dtype=index_type)
-        _corner_index_kernel(base_index, np.ascontiguousarray(offsets[::2]), cell_map,
-                             self.pair_index)
+        pair_index = np.empty((self.n_points, 2 ** (d - 1)), dtype=np.int32)
+        _corner_index_kernel(base_index, np.ascontiguousarray(offsets[::2]), cell_map, pair_index)
+        # Stored as the point's lowest corner + deltas: uint16 deltas when they fit (they do
+        # unless the grid is huge) cut the memory traffic of splat and slice by a fifth.
+        self.pair_base = pair_index[:, 0].copy()       # a copy: the next line changes pair_index
+        pair_index -= self.pair_base[:, None]
+        delta_type = np.uint16 if pair_index.max() < self._uint16_cells else np.int32
+        self.pair_delta = pair_index.astype(delta_type)
         self.n_occupied = int(cells_prev.shape[0])
         self.neighbours = []
         reach = occupied
@@ -711,7 +718,7 @@ class GridFilter:
     def _apply(self, values: np.ndarray, splat=_splat_kernel, blur=_blur_pass_kernel,
                slice_=_slice_kernel) -> np.ndarray:
         """Splat, blur and slice: values (N,) float32, or (N, M) with the rows kernels."""
-        tables = (self.pair_index, self.w_a, self.w_b, self.f_last)
+        tables = (self.pair_base, self.pair_delta, self.w_a, self.w_b, self.f_last)
         tail = values.shape[1:]
         # grids carry one extra cell, kept at zero: the "empty" neighbour of the blur passes
         partial = np.empty((self.n_chunks, self.n_occupied + 1) + tail, dtype=values.dtype)
