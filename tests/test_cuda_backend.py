@@ -133,14 +133,18 @@ def test_gemm_split_k_equals_unsplit(gpu, rng, beta):
     assert_close(gpu, c, a.T @ b + beta * c0 + bias)
 
 
-def test_gemm_production_tile_config_matches_numpy(gpu, rng):
-    """The 64×64 / 4×4-per-thread GPU configuration (256 threads), on a ragged 70×9×20 product."""
-    from tinyseg.backend.cuda.gemm import SMALL
+@pytest.mark.parametrize("config,trans_a,trans_b", [("SMALL", False, False), ("LARGE", True, True)])
+def test_gemm_gpu_tile_configs_match_numpy(gpu, rng, config, trans_a, trans_b):
+    """The GPU's 64×64 (4×4 per thread) and 128×128 (8×8 per thread) tiles, 256 threads, ragged."""
+    import importlib
 
-    a, b = rand(rng, 70, 20), rand(rng, 20, 9)
-    c = gpu.empty((70, 9), np.float32)
-    gpu.gemm(gpu.asarray(a), gpu.asarray(b), c, config=SMALL)
-    assert_close(gpu, c, a @ b)
+    cfg = getattr(importlib.import_module("tinyseg.backend.cuda.gemm"), config)
+    M, N, K = 130, 9, 11
+    a = rand(rng, *((K, M) if trans_a else (M, K)))
+    b = rand(rng, *((N, K) if trans_b else (K, N)))
+    c = gpu.empty((M, N), np.float32)
+    gpu.gemm(gpu.asarray(a), gpu.asarray(b), c, trans_a=trans_a, trans_b=trans_b, config=cfg)
+    assert_close(gpu, c, np.dot(a.T if trans_a else a, b.T if trans_b else b))
 
 
 # ----------------------------------------------------------------------------- convolution
