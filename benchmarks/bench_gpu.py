@@ -2,8 +2,8 @@
 
 Three parts, all on the first CUDA device, float32:
 
-* ``gemm``: the hand-written shared-memory tiled GEMM (:mod:`tinyseg.backend.cuda.gemm`) in TFLOP/s
-  on the convolution GEMM shapes of a 375×500 input — forward ``(M, K) @ (K, F)``, weight gradient
+* ``gemm``: the hand-written shared-memory tiled GEMM (:mod:`tinyseg.backend.cuda.tiled_gemm`) in
+  TFLOP/s on the convolution GEMM shapes of a 375×500 input — forward ``(M, K) @ (K, F)``, weight gradient
   ``(K, M) @ (M, F)`` (``trans_a``), input gradient ``(M, F) @ (F, K)`` (``trans_b``), with
   ``M = H·W``, ``K = kh·kw·C`` — plus square 1024³ and 4096³; each with the automatic choice and
   with each fixed tile configuration, against ``torch.matmul`` on the same shapes and layouts
@@ -123,10 +123,7 @@ def layer_shapes(H: int, W: int, scale: float = 1.0, n_classes: int = 21):
 def bench_gemm(timer, torch, smoke: bool):
     from numba import cuda
 
-    import importlib
-
-    G = importlib.import_module("tinyseg.backend.cuda.gemm")   # the module (the package exports
-                                                               # its `gemm` function as `gemm`)
+    from tinyseg.backend.cuda import tiled_gemm as G
 
     rng = np.random.default_rng(0)
     if smoke:
