@@ -1,10 +1,10 @@
 """GPU speed of tinyseg's numba.cuda backend, against PyTorch CUDA in the same run.
 
-Three parts, all on the first CUDA device, float32:
+Four parts, all on the first CUDA device, float32:
 
 * ``gemm``: the hand-written shared-memory tiled GEMM (:mod:`tinyseg.backend.cuda.tiled_gemm`) in
-  TFLOP/s on the convolution GEMM shapes of a 375×500 input — forward ``(M, K) @ (K, F)``, weight gradient
-  ``(K, M) @ (M, F)`` (``trans_a``), input gradient ``(M, F) @ (F, K)`` (``trans_b``), with
+  TFLOP/s on the convolution GEMM shapes of a 375×500 input — forward ``(M, K) @ (K, F)``, weight
+  gradient ``(K, M) @ (M, F)`` (``trans_a``), input gradient ``(M, F) @ (F, K)`` (``trans_b``), with
   ``M = H·W``, ``K = kh·kw·C`` — plus square 1024³ and 4096³; each with the automatic choice and
   with each fixed tile configuration, against ``torch.matmul`` on the same shapes and layouts
   (TF32 off: ``torch.backends.cuda.matmul.allow_tf32 = False``, so both do float32 FMAs).
@@ -23,6 +23,10 @@ Three parts, all on the first CUDA device, float32:
 Times are medians of ``--repeat`` runs after warm-up runs (which absorb numba's JIT compilation
 and PyTorch's allocator warm-up), each run followed by a device synchronisation, measured with
 ``time.perf_counter`` (so host-side launch overhead counts, as it does in training).
+
+Each layer allocates its outputs and im2col buffer with ``cuda.device_array`` (numba has no
+caching allocator by default); if allocation shows up in the numbers, numba can use RMM's pool
+(``NUMBA_CUDA_MEMORY_MANAGER=rmm.allocators.numba`` with ``rmm`` installed).
 
 Without a GPU it prints why and exits 0 without records. ``--smoke`` runs every code path on tiny
 shapes (also under ``NUMBA_ENABLE_CUDASIM=1``) to check the script itself; its numbers mean nothing.
