@@ -356,15 +356,15 @@ def _mark_corners_kernel(base_index, offsets, mask):
             mask[base_index[i] + offsets[k]] = 1
 
 
-@njit(cache=True)
+@njit(parallel=True, cache=True)
 def _dilate_lines_kernel(src, size, radius, dst):
     """Dilate each contiguous line of ``size`` cells of a flat 0/1 uint8 grid by ``radius``.
 
     One forward and one backward sweep per line, tracking the nearest set cell.
     """
     far = 1 << 40
-    for o in range(src.shape[0] // size):
-        base = o * size
+    for o in prange(src.shape[0] // size):
+        base = np.int64(o) * size           # prange indices may be unsigned
         last = -far
         for c in range(size):
             if src[base + c]:
@@ -405,10 +405,10 @@ def _dilate_reference(src: np.ndarray, stride: int, size: int, radius: int) -> n
     return b.reshape(-1)
 
 
-@njit(cache=True)
+@njit(parallel=True, cache=True)
 def _corner_index_kernel(base_index, offsets, cell_map, corner_index):
     """corner_index[n, k] = cell_map[base_index[n] + offsets[k]] (compact cell numbers)."""
-    for i in range(base_index.shape[0]):
+    for i in prange(base_index.shape[0]):
         for k in range(offsets.shape[0]):
             corner_index[i, k] = cell_map[base_index[i] + offsets[k]]
 
