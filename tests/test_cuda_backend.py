@@ -45,6 +45,16 @@ def test_check_available_error_names_the_fixes(gpu, monkeypatch):
         gpu.check_available()
 
 
+def test_check_available_error_when_gpu_but_no_nvvm(gpu, monkeypatch):
+    from numba.cuda.cudadrv import nvvm
+
+    monkeypatch.setattr(numba.config, "ENABLE_CUDASIM", 0)
+    monkeypatch.setattr(numba.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(nvvm, "is_available", lambda: False)
+    with pytest.raises(RuntimeError, match=r"found a GPU but not libNVVM.*numba-cuda"):
+        gpu.check_available()
+
+
 def test_get_backend_cuda_raises_without_gpu_or_simulator(monkeypatch):
     import tinyseg.backend as registry
 

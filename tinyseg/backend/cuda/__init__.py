@@ -82,6 +82,16 @@ def check_available() -> None:
             "none (numba.cuda.is_available() is False). Use the 'cpu' backend (--device cpu), or "
             "set NUMBA_ENABLE_CUDASIM=1 before starting Python to run the CUDA kernels in numba's "
             "(slow) simulator.")
+    try:
+        from numba.cuda.cudadrv import nvvm
+        compiler = nvvm.is_available()
+    except Exception:
+        compiler = False
+    if not compiler:
+        raise RuntimeError(
+            "the 'cuda' backend found a GPU but not libNVVM, the CUDA toolkit's compiler that numba "
+            "needs to build the kernels: install it (e.g. `pip install numba-cuda[cu12]`, or the "
+            "CUDA toolkit with CUDA_HOME set); `numba -s` shows what numba finds.")
 
 
 def empty(shape, dtype=np.float32):
