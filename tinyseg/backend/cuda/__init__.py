@@ -6,8 +6,10 @@ validation, allocation or raising inside kernels). Arrays are ``numba.cuda`` dev
 data stays on the GPU between layers; :func:`asarray` / :func:`to_numpy` cross to and from the host.
 
 Convolutions are an im2col kernel, a hand-written shared-memory tiled GEMM
-(:mod:`tinyseg.backend.cuda.tiled_gemm`) and a col2im kernel; everything else is one thread per output
-element. The module imports without a GPU; :func:`check_available` (called by
+(:mod:`tinyseg.backend.cuda.tiled_gemm`) and a col2im kernel; everything else is one thread per
+output element. The dense CRF's filters and mean field are in :mod:`tinyseg.backend.cuda.crf`.
+
+The module imports without a GPU; :func:`check_available` (called by
 :func:`tinyseg.backend.get_backend`) says what is missing. Under ``NUMBA_ENABLE_CUDASIM=1`` the
 whole backend runs in numba's CUDA simulator (slowly, for tests).
 """
@@ -22,9 +24,9 @@ from .adam import adam_update
 from .conv import conv2d_backward, conv2d_forward, fill
 from .crop import crop, uncrop
 from .elementwise import dropout_backward, dropout_forward, relu_backward, relu_forward
-from .tiled_gemm import gemm
 from .loss import softmax, softmax_cross_entropy
 from .pooling import maxpool2x2_backward, maxpool2x2_forward
+from .tiled_gemm import gemm
 from .transposed import (
     conv_transpose2d_backward_input,
     conv_transpose2d_backward_weights,
