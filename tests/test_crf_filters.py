@@ -113,10 +113,16 @@ def test_filters_accept_a_vector_and_reject_wrong_lengths(rng):
             filt.apply(np.ones((21, 1)))
 
 
-def test_grid_filter_refuses_a_huge_grid_with_a_clear_error(rng):
-    feats = (rng.random((100, 5)) * 1000).astype(np.float32)
+def test_grid_filter_coarsens_or_refuses_a_huge_grid(rng):
+    feats = (rng.random((100, 5)) * 30).astype(np.float32)          # 42^5 cells at 0.75
+    with pytest.warns(RuntimeWarning, match="less accurate"):
+        grid = GridFilter(feats, max_cells=1 << 22)
+    assert 0.75 < grid.cell <= 1.5 and np.prod(grid.sizes) <= 1 << 22
+    values = rng.random((100, 1)).astype(np.float32)
+    np.testing.assert_allclose(grid.apply(values), grid_filter_reference(feats, values, cell=grid.cell),
+                               rtol=1e-4, atol=1e-6)
     with pytest.raises(ValueError, match="max_cells"):
-        GridFilter(feats)
+        GridFilter((rng.random((100, 5)) * 1000).astype(np.float32))
 
 
 def test_filters_reject_nan_features():
