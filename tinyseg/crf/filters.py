@@ -406,12 +406,24 @@ def _dilate_reference(src: np.ndarray, stride: int, size: int, radius: int) -> n
     return b.reshape(-1)
 
 
-@njit(parallel=True, cache=True)
-def _corner_index_kernel(base_index, offsets, cell_map, corner_index):
-    """corner_index[n, k] = cell_map[base_index[n] + offsets[k]] (compact cell numbers)."""
-    for i in prange(base_index.shape[0]):
+@njit(cache=True)
+def _corner_index_kernel(base_index, offsets, cell_map, pair_base, pair_delta):
+    """Compact numbers of every point's corners, as a base and deltas from it.
+
+    pair_base[n] = cell_map[base_index[n] + offsets[0]] (the lowest corner, whose compact number
+    is the smallest: the numbering keeps the grid's order); pair_delta[n, k] = cell_map[
+    base_index[n] + offsets[k]] - pair_base[n], stored in pair_delta's dtype. Returns the largest
+    delta, so that the caller can tell whether a uint16 pair_delta held them.
+    """
+    largest = 0
+    for i in range(base_index.shape[0]):
+        b = cell_map[base_index[i] + offsets[0]]
+        pair_base[i] = b
         for k in range(offsets.shape[0]):
-            corner_index[i, k] = cell_map[base_index[i] + offsets[k]]
+            delta = cell_map[base_index[i] + offsets[k]] - b
+            pair_delta[i, k] = delta
+            largest = max(largest, delta)
+    return largest
 
 
 @njit(parallel=True, cache=True)
@@ -690,14 +702,17 @@ class GridFilter:
         cells_prev = np.flatnonzero(occupied)
         cell_map = np.full(total, -1, dtype=np.int32)
         cell_map[cells_prev] = np.arange(cells_prev.shape[0], dtype=np.int32)
-        pair_index = np.empty((self.n_points, 2 ** (d - 1)), dtype=np.int32)
-        _corner_index_kernel(base_index, np.ascontiguousarray(offsets[::2]), cell_map, pair_index)
-        # Stored as the point's lowest corner + deltas: uint16 deltas when they fit (they do
-        # unless the grid is huge) cut the memory traffic of splat and slice by a fifth.
-        self.pair_base = pair_index[:, 0].copy()       # a copy: the next line changes pair_index
-        pair_index -= self.pair_base[:, None]
-        delta_type = np.uint16 if pair_index.max() < self._uint16_cells else np.int32
-        self.pair_delta = pair_index.astype(delta_type)
+        # The corner pairs' compact numbers, as the point's lowest corner + deltas: uint16 deltas
+        # (enough unless the grid is huge) cut the memory traffic of splat and slice.
+        pair_offsets = np.ascontiguousarray(offsets[::2])
+        self.pair_base = np.empty(self.n_points, dtype=np.int32)
+        self.pair_delta = np.empty((self.n_points, 2 ** (d - 1)), dtype=np.uint16)
+        largest = _corner_index_kernel(base_index, pair_offsets, cell_map, self.pair_base,
+                                       self.pair_delta)
+        if largest >= self._uint16_cells:                 # did not fit: redo in int32
+            self.pair_delta = np.empty((self.n_points, 2 ** (d - 1)), dtype=np.int32)
+            _corner_index_kernel(base_index, pair_offsets, cell_map, self.pair_base,
+                                 self.pair_delta)
         self.n_occupied = int(cells_prev.shape[0])
         self.neighbours = []
         reach = occupied
