@@ -115,3 +115,23 @@ def test_dense_crf_with_one_label_and_without_pairwise_terms(rng):
     assert np.all(labels == 0) and np.allclose(q, 1)
     labels, q = dense_crf(img, p, compat=0, gaussian_compat=0)
     np.testing.assert_array_equal(labels, p.argmax(2))
+
+
+@pytest.mark.parametrize("normalization", ["before", "after", "none"])
+def test_other_normalisations_match_their_definitions(rng, normalization):
+    """pydensecrf's NORMALIZE_BEFORE: K D^-1; NORMALIZE_AFTER: D^-1 K; NO_NORMALIZATION: K."""
+    feats = spatial_features((5, 6), (1.5, 2.0))
+    n = feats.shape[0]
+    mf = MeanField(np.zeros((n, 2), np.float32), [PairwiseTerm(ExactFilter(feats), 1.0, normalization)])
+    q = rng.random((n, 2)).astype(np.float32)
+    out = np.empty_like(q)
+    mf._filtered(mf.terms[0], q, out)
+    k = exact_filter_reference(feats, np.eye(n))
+    d = k.sum(axis=1)
+    expected = {"before": k / d[None, :], "after": k / d[:, None], "none": k}[normalization] @ q
+    np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-6)
+    q2 = rng.random((n, 2)).astype(np.float32)
+    q2 /= q2.sum(1, keepdims=True)                      # rows sum to 1: the C-1 channel path
+    mf._filtered(mf.terms[0], q2, out)
+    expected = {"before": k / d[None, :], "after": k / d[:, None], "none": k}[normalization] @ q2
+    np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-5)

@@ -117,6 +117,18 @@ def _complete_kernel(filtered, scale, k1, out):
 
 
 @njit(cache=True)
+def _rows_sum_to_one(q, tol):
+    """Whether every row of q (N, C) sums to 1 within tol (the C-1 channel identity needs it)."""
+    for i in range(q.shape[0]):
+        s = 0.0
+        for l in range(q.shape[1]):
+            s += q[i, l]
+        if abs(s - 1.0) > tol:
+            return False
+    return True
+
+
+@njit(cache=True)
 def _post_scale_kernel(filtered, scale, out, row_sums):
     """out = scale[:, None] * filtered and row_sums = out.sum(1); filtered, out (N, C)."""
     n, c = out.shape
@@ -244,8 +256,9 @@ class MeanField:
         """logits -= sum_k compat_k(K̃_k Q), in place; returns logits."""
         n, c = q.shape
         kq = None
+        normalised = _rows_sum_to_one(q, 1e-4)
         for term in self.terms:
-            if term._kind == "potts" and term._k1 is not None and c > 1:
+            if term._kind == "potts" and term._k1 is not None and c > 1 and normalised:
                 # fused: filter C-1 channels, complete the last, add w * K̃Q
                 scaled = np.empty((n, c - 1), dtype=np.float32)
                 _scale_columns_kernel(q, term._pre, c - 1, scaled)
@@ -254,21 +267,30 @@ class MeanField:
                 continue
             if kq is None:
                 kq = np.empty((n, c), dtype=np.float32)
-            self._filtered(term, q, kq)                                     # kq = K̃ Q
+            self._filtered(term, q, kq, normalised)                         # kq = K̃ Q
             if term._kind == "potts":
                 _add_potts_kernel(kq, term._compat, logits)
             else:
                 logits -= kq @ term._compat                                 # (N, C) @ (C, C)
         return logits
 
-    def _filtered(self, term: PairwiseTerm, q: np.ndarray, out: np.ndarray) -> None:
-        """out = K̃ Q = post * K(pre * Q), filtering C-1 channels once K̃ 1 is known."""
+    def _filtered(self, term: PairwiseTerm, q: np.ndarray, out: np.ndarray,
+                  normalised: bool | None = None) -> None:
+        """out = K̃ Q = post * K(pre * Q), filtering C-1 channels once K̃ 1 is known.
+
+        The shortcut needs rows of Q that sum to 1 (``normalised``; checked when None), as mean
+        field's do; any other Q is filtered channel by channel.
+        """
         n, c = q.shape
-        if term._k1 is None or c == 1:
+        if normalised is None:
+            normalised = _rows_sum_to_one(q, 1e-4)
+        if term._k1 is None or c == 1 or not normalised:
             scaled = np.empty((n, c), dtype=np.float32)
             _scale_columns_kernel(q, term._pre, c, scaled)
-            term._k1 = np.empty(n, dtype=np.float32)
-            _post_scale_kernel(term.filter.apply(scaled), term._post, out, term._k1)  # K̃ 1 = K̃ Q 1
+            row_sums = np.empty(n, dtype=np.float32)
+            _post_scale_kernel(term.filter.apply(scaled), term._post, out, row_sums)
+            if normalised and c > 1:
+                term._k1 = row_sums                                          # K̃ 1 = K̃ Q 1
             return
         scaled = np.empty((n, c - 1), dtype=np.float32)                     # (N, C-1)
         _scale_columns_kernel(q, term._pre, c - 1, scaled)
