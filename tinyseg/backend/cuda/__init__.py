@@ -22,7 +22,7 @@ from numba import cuda
 from ._launch import SIMULATOR
 from .adam import adam_update
 from .conv import conv2d_backward, conv2d_forward, fill
-from .crop import crop, uncrop
+from .cropping import crop, uncrop
 from .elementwise import dropout_backward, dropout_forward, relu_backward, relu_forward
 from .loss import softmax, softmax_cross_entropy
 from .pooling import maxpool2x2_backward, maxpool2x2_forward

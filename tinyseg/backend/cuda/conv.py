@@ -56,7 +56,7 @@ def _col2im_add_kernel(col, n, r0, r1, y0, kh, kw, dx):
     H, W, C = dx.shape[1], dx.shape[2], dx.shape[3]
     ph = (kh - 1) // 2
     pw = (kw - 1) // 2
-    y1 = min(r1 + ph, H)
+    y1 = r1 + ph if r1 + ph < H else H      # min(); builtin min/max do not compile for CUDA here
     if e < (y1 - y0) * W * C:
         ch = e % C
         p = e // C

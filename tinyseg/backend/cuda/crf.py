@@ -113,7 +113,9 @@ def _rows_kernel(src, taps, dst):
         j = e % length
         r = (taps.shape[0] - 1) // 2
         acc = np.float32(0.0)
-        for t in range(max(-r, -y), min(r, h - 1 - y) + 1):
+        t0 = -r if -r > -y else -y                  # max(-r, -y), min(r, h-1-y) without the
+        t1 = r if r < h - 1 - y else h - 1 - y      # builtins (numba 0.68's CUDA target fails them)
+        for t in range(t0, t1 + 1):
             acc += taps[t + r] * src[y + t, j]
         dst[y, j] = acc
 
@@ -130,7 +132,9 @@ def _cols_kernel(src, taps, m, dst):
         w = length // m
         r = (taps.shape[0] - 1) // 2
         acc = np.float32(0.0)
-        for t in range(max(-r, -x), min(r, w - 1 - x) + 1):
+        t0 = -r if -r > -x else -x
+        t1 = r if r < w - 1 - x else w - 1 - x
+        for t in range(t0, t1 + 1):
             acc += taps[t + r] * src[y, j + t * m]
         dst[y, j] = acc
 

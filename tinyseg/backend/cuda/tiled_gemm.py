@@ -74,12 +74,14 @@ def _make_gemm_kernel(trans_a: bool, trans_b: bool, cfg: GemmConfig):
     B_LOADS = (BK * BN + T - 1) // T
     TRANS_A = bool(trans_a)
     TRANS_B = bool(trans_b)
+    BM_PAD = BM + 1        # shared-array shapes must be literal constants: no arithmetic inside
+    BN_PAD = BN + 1
 
     @cuda.jit
     def gemm_kernel(a, b, c, part, bias, M, N, K, k_per_slice, beta, use_bias):
         """One BM×BN tile of C (or of the partial ``part[z]`` when split over K)."""
-        As = cuda.shared.array((BK, BM + 1), np.float32)   # op(A) slab, [k][m]
-        Bs = cuda.shared.array((BK, BN + 1), np.float32)   # op(B) slab, [k][n]
+        As = cuda.shared.array((BK, BM_PAD), np.float32)   # op(A) slab, [k][m], padded
+        Bs = cuda.shared.array((BK, BN_PAD), np.float32)   # op(B) slab, [k][n], padded
         acc = cuda.local.array((TM, TN), np.float32)
         a_reg = cuda.local.array(TM, np.float32)
         b_reg = cuda.local.array(TN, np.float32)
@@ -90,7 +92,9 @@ def _make_gemm_kernel(trans_a: bool, trans_b: bool, cfg: GemmConfig):
         n0 = cuda.blockIdx.y * BN
         z = cuda.blockIdx.z
         k_begin = z * k_per_slice
-        k_end = min(K, k_begin + k_per_slice)
+        k_end = k_begin + k_per_slice            # min(K, ...): builtin min does not compile for
+        if k_end > K:                            # numba 0.68's CUDA target (its *args overload)
+            k_end = K
         for i in range(TM):
             for j in range(TN):
                 acc[i, j] = np.float32(0.0)
