@@ -321,11 +321,11 @@ def _grid_coords_kernel(features, lo, inv_cell, strides, base_index, frac):
         base_index[i] = b
 
 
-@njit(cache=True)
+@njit(parallel=True, cache=True)
 def _group_weights_kernel(frac, axes, out):
     """out[i, j] = prod_q (frac[i, axes[q]] if bit (len(axes)-1-q) of j else 1 - frac[i, axes[q]])."""
     g = axes.shape[0]
-    for i in range(frac.shape[0]):
+    for i in prange(frac.shape[0]):
         for j in range(out.shape[1]):
             w = np.float32(1.0)
             for q in range(g):
