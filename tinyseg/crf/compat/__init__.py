@@ -22,7 +22,10 @@ Differences, all deliberate:
 * ``+inf`` unaries (``-log 0``, e.g. from ``softmax_to_unary``) are clipped to
   ``-log(1e-8) ≈ 18.4`` (see :data:`tinyseg.crf.PROBABILITY_CLIP`); NaN or ``-inf`` are errors;
 * the kernel type (``DIAG_KERNEL``/``CONST_KERNEL``/``FULL_KERNEL``) only matters for learning,
-  which is not supported: all three use the features as given.
+  which is not supported: all three use the features as given;
+* the bilateral grid's cost grows with the colour range over ``srgb``: with the seed's settings
+  (``srgb=20``) it is faster than pydensecrf, with small ``srgb`` (pydensecrf's default 13, or
+  3-5) slower, and for very small ones it coarsens its cells with a RuntimeWarning.
 """
 from __future__ import annotations
 
