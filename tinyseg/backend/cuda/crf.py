@@ -227,6 +227,18 @@ def _slice_kernel(grid, pair_index, w_a, w_b, f_last, out):
         out[i, c] = acc
 
 
+def _pair_index(grid) -> np.ndarray:
+    """(N, 2^(D-1)) int32 compact index of the lower cell of each corner pair of each point.
+
+    The CPU grid stores it as ``pair_base (N,) + pair_delta (N, 2^(D-1))`` (small deltas, less
+    memory traffic there); older versions stored ``pair_index`` itself.
+    """
+    if hasattr(grid, "pair_index"):
+        return np.ascontiguousarray(grid.pair_index, dtype=np.int32)
+    return np.ascontiguousarray(grid.pair_base.astype(np.int64)[:, None]
+                                + grid.pair_delta.astype(np.int64), dtype=np.int32)
+
+
 class CudaGridFilter:
     """The sparse bilateral grid filter with splat, blur and slice on the GPU.
 
@@ -246,7 +258,7 @@ class CudaGridFilter:
         self.cpu = g
         self.n_points = g.n_points
         self.n_occupied = g.n_occupied
-        self.pair_index = cuda.to_device(np.ascontiguousarray(g.pair_index, dtype=np.int32))
+        self.pair_index = cuda.to_device(_pair_index(g))
         self.w_a = cuda.to_device(np.ascontiguousarray(g.w_a, dtype=np.float32))
         self.w_b = cuda.to_device(np.ascontiguousarray(g.w_b, dtype=np.float32))
         self.f_last = cuda.to_device(np.ascontiguousarray(g.f_last, dtype=np.float32))
