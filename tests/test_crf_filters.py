@@ -151,3 +151,19 @@ def test_bilateral_features_match_numpy_reference(rng):
     img = rng.integers(0, 256, (7, 9, 3), dtype=np.uint8)
     np.testing.assert_allclose(bilateral_features(img, (3, 5), (10, 20, 30)),
                                bilateral_features_reference(img, (3, 5), (10, 20, 30)), rtol=1e-6)
+
+
+def test_rotating_colours_onto_principal_axes_keeps_the_kernel(rng):
+    from tinyseg.crf.filters import rotate_to_principal_axes
+
+    feats = bilateral_features(smooth_image(rng, 10, 12), (4, 4), (20, 20, 20))
+    turned = rotate_to_principal_axes(feats, (2, 3, 4))
+    np.testing.assert_array_equal(turned[:, :2], feats[:, :2])
+    assert np.var(turned[:, 2]) >= np.var(turned[:, 3]) >= np.var(turned[:, 4])
+    values = rng.random((feats.shape[0], 2)).astype(np.float32)
+    np.testing.assert_allclose(exact_filter_reference(turned, values),
+                               exact_filter_reference(feats, values), rtol=1e-5)
+    grid = GridFilter(feats, rotate=(2, 3, 4))
+    assert np.prod(grid.sizes) <= np.prod(GridFilter(feats).sizes)
+    np.testing.assert_allclose(grid.apply(values), grid_filter_reference(turned, values), rtol=1e-4,
+                               atol=1e-6)

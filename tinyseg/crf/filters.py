@@ -37,6 +37,7 @@ __all__ = [
     "grid_filter_reference",
     "gaussian_taps",
     "grid_blur_taps",
+    "rotate_to_principal_axes",
 ]
 
 
@@ -445,6 +446,63 @@ def _neighbour_kernel(cells, coords, stride, size, radius, src_map, empty, neigh
             neighbours[k, t + radius] = empty if j < 0 else j
 
 
+@njit(cache=True)
+def _moments_kernel(sub, mean, scatter):
+    """mean[a] and scatter[a, b] = sum_n (sub[n, a] - mean[a]) (sub[n, b] - mean[b]); sub (N, k)."""
+    n, k = sub.shape
+    for a in range(k):
+        mean[a] = 0.0
+        for b in range(k):
+            scatter[a, b] = 0.0
+    for i in range(n):
+        for a in range(k):
+            mean[a] += sub[i, a]
+    for a in range(k):
+        mean[a] /= n
+    for i in range(n):
+        for a in range(k):
+            da = sub[i, a] - mean[a]
+            for b in range(a, k):
+                scatter[a, b] += da * (sub[i, b] - mean[b])
+    for a in range(k):
+        for b in range(a):
+            scatter[a, b] = scatter[b, a]
+
+
+@njit(cache=True)
+def _rotate_kernel(features, axes, basis, out):
+    """out = features, with out[:, axes] = features[:, axes] @ basis."""
+    n, d = features.shape
+    k = axes.shape[0]
+    for i in range(n):
+        for j in range(d):
+            out[i, j] = features[i, j]
+        for b in range(k):
+            s = 0.0
+            for a in range(k):
+                s += features[i, axes[a]] * basis[a, b]
+            out[i, axes[b]] = s
+
+
+def rotate_to_principal_axes(features: np.ndarray, axes) -> np.ndarray:
+    """Turn the given feature axes onto the principal axes of the points, (N, D) -> (N, D) float32.
+
+    An orthogonal change of basis leaves every distance |f_i - f_j|, hence the Gaussian kernel,
+    unchanged. Natural images' colours lie near the grey diagonal; turned onto their principal
+    axes they fill a flat box instead of a diagonal one, and the grid's bounding box and the
+    cells its blur has to compute shrink (set-up ~2x faster on the seed's cat).
+    """
+    features = np.ascontiguousarray(features, dtype=np.float32)
+    axes = np.asarray(axes, dtype=np.int64)
+    mean = np.empty(len(axes))
+    scatter = np.empty((len(axes), len(axes)))
+    _moments_kernel(np.ascontiguousarray(features[:, axes]), mean, scatter)
+    _, vectors = np.linalg.eigh(scatter)                               # ascending variances
+    out = np.empty_like(features)
+    _rotate_kernel(features, axes, np.ascontiguousarray(vectors[:, ::-1]), out)   # widest first
+    return out
+
+
 # Splat and slice. A point's 2^D corners come in 2^(D-1) pairs one cell apart along the last axis,
 # hence consecutive in the compact numbering: pair_base[i] + pair_delta[i, j] is the lower one, +1
 # the upper (the deltas from the point's lowest corner are small: uint16 unless the grid is huge). The pair's weight factorises, w_a[i, j_a] * w_b[i, j_b] with j = j_a * n_b + j_b, times
@@ -618,6 +676,8 @@ class GridFilter:
         cell 0.75) computes ~30% fewer cells than 3 for ~10% more differing labels.
     order : the axes in blur order (default 0, 1, ..., D-1; any order gives the same result,
         and on natural images this one is within 2% of the best for the work).
+    rotate : feature axes to turn onto their principal axes first (e.g. the colour axes 2, 3, 4
+        of bilateral features), see :func:`rotate_to_principal_axes`; None keeps the features.
     max_cells : bound on the cells of the bounding box (set-up memory, about ``11 × cells``
         bytes while building). Beyond it the cells are coarsened, with a RuntimeWarning, up to
         1.5 standard deviations; beyond that a ValueError.
@@ -628,8 +688,10 @@ class GridFilter:
     rows_from = 6                # from this many channels on, the channels-last kernels are used
 
     def __init__(self, features: np.ndarray, *, cell: float = 0.75, truncate: float = 2.0,
-                 order=None, max_cells: int = 1 << 25):
+                 order=None, rotate=None, max_cells: int = 1 << 25):
         features = np.ascontiguousarray(_check_features(features), dtype=np.float32)
+        if rotate is not None and len(rotate) > 1:
+            features = rotate_to_principal_axes(features, rotate)
         if not 0 < cell < math.sqrt(3.0):
             raise ValueError(f"`cell` must be in (0, sqrt(3)), got {cell}")
         self.n_points, self.n_dims = features.shape

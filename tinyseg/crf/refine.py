@@ -38,6 +38,7 @@ def bilateral_filter(image: np.ndarray, sdims, schan, method: str = "fast", **gr
     feats = bilateral_features(image, as_pair(sdims, "sdims"), as_triple(schan, "schan"))
     if _check_method(method) == "exact":
         return ExactFilter(feats)
+    grid_options.setdefault("rotate", (2, 3, 4))         # colours onto their principal axes
     return GridFilter(feats, **grid_options)
 
 

@@ -213,7 +213,9 @@ class DenseCRF:
             if grid is not None:
                 filt = SeparableGaussianFilter(grid[0], grid[1])
             else:
-                filt = GridFilter(points)
+                # axes after the first two (pydensecrf's bilateral features: the colours) are
+                # turned onto their principal axes: same kernel, smaller grid
+                filt = GridFilter(points, rotate=tuple(range(2, points.shape[1])))
         self._add_term(filt, compat, kernel, normalization)
 
     # -- inference ----------------------------------------------------------------------------
@@ -295,5 +297,5 @@ class DenseCRF2D(DenseCRF):
         if img.dtype != np.uint8:
             raise ValueError(f"`rgbim` must be uint8, got dtype {img.dtype}")
         feats = bilateral_features(img, (sy, sx), srgb)                      # (N, 5)
-        filt = ExactFilter(feats) if self.method == "exact" else GridFilter(feats)
+        filt = ExactFilter(feats) if self.method == "exact" else GridFilter(feats, rotate=(2, 3, 4))
         self._add_term(filt, compat, kernel, normalization)
