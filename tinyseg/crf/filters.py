@@ -505,7 +505,8 @@ def rotate_to_principal_axes(features: np.ndarray, axes) -> np.ndarray:
 
 # Splat and slice. A point's 2^D corners come in 2^(D-1) pairs one cell apart along the last axis,
 # hence consecutive in the compact numbering: pair_base[i] + pair_delta[i, j] is the lower one, +1
-# the upper (the deltas from the point's lowest corner are small: uint16 unless the grid is huge). The pair's weight factorises, w_a[i, j_a] * w_b[i, j_b] with j = j_a * n_b + j_b, times
+# the upper (the deltas from the point's lowest corner are small: uint16 unless the grid is huge).
+# The pair's weight factorises, w_a[i, j_a] * w_b[i, j_b] with j = j_a * n_b + j_b, times
 # (1 - f_last, f_last): per point the tables hold 2^(D-1) indices and n_a + n_b + 1 weights
 # (for D = 5: 16 + 9) instead of 2^D of each, and memory traffic is what splat and slice cost.
 # These kernels filter one float32 channel.
