@@ -59,13 +59,14 @@ def test_cuda_filter_keeps_device_arrays_on_device(crf, rng):
     assert gpu.owns(out)
 
 
-@pytest.mark.parametrize("n_labels,compat", [(2, 10.0), (3, [1.0, 2.0, 3.0])])
-def test_cuda_mean_field_matches_cpu(crf, rng, n_labels, compat):
+@pytest.mark.parametrize("n_labels,compat,bilateral", [(2, 10.0, GridFilter), (3, [1.0, 2.0, 3.0], ExactFilter)])
+def test_cuda_mean_field_matches_cpu(crf, rng, n_labels, compat, bilateral):
+    """Potts with the grid, and a label-wise compatibility with the exact bilateral filter."""
     img, p = scene(rng, 4, 5, n_labels=n_labels)
     h, w = img.shape[:2]
     unary = -np.log(p.reshape(h * w, n_labels))
     terms = [PairwiseTerm(SeparableGaussianFilter((h, w), (1.0, 1.0)), 3.0),
-             PairwiseTerm(GridFilter(bilateral_features(img, (2, 2), (30, 30, 30))), compat)]
+             PairwiseTerm(bilateral(bilateral_features(img, (3, 3), (60, 60, 60))), compat)]
     want = MeanField(unary, terms).run(2)
     assert np.abs(want - MeanField(unary, []).run(0)).max() > 0.05   # the pairwise terms matter
     got = crf.mean_field(unary, terms, iterations=2)
