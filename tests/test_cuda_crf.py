@@ -86,3 +86,16 @@ def test_cuda_mean_field_other_normalisations_match_cpu(crf, rng):
 def test_to_cuda_filter_rejects_unknown_filters(crf):
     with pytest.raises(TypeError, match="no CUDA version"):
         crf.to_cuda_filter(object())
+
+
+@pytest.mark.cuda
+def test_dense_crf_on_the_cuda_device_matches_the_cpu():
+    from tinyseg.crf import dense_crf
+
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, size=(9, 11, 3), dtype=np.uint8)
+    p = rng.dirichlet(np.ones(3), size=(9, 11)).astype(np.float32)
+    labels_cpu, q_cpu = dense_crf(image, p, sdims=3, gaussian_sdims=1, iterations=3)
+    labels_gpu, q_gpu = dense_crf(image, p, sdims=3, gaussian_sdims=1, iterations=3, device="cuda")
+    np.testing.assert_allclose(q_gpu, q_cpu, atol=1e-4)
+    assert (labels_gpu == labels_cpu).mean() > 0.98

@@ -147,7 +147,7 @@ def _predict(args) -> int:
         prediction_figure(os.path.join(args.out, "prediction.png"), labels, probs)
     written = ["labels.png", "probabilities.npy"] + (["prediction.png"] if probs.shape[-1] == 2 else [])
     if args.crf:
-        crf_labels, _ = refine(image, probs)
+        crf_labels, _ = refine(image, probs, device=args.device)
         save_label_png(os.path.join(args.out, "crf_labels.png"), crf_labels)
         written.append("crf_labels.png")
     print(f"wrote {', '.join(os.path.join(args.out, w) for w in written)}")
@@ -177,7 +177,7 @@ def _evaluate(args) -> int:
     if n_classes != model.config.n_classes:
         raise ValueError(f"the data has {n_classes} classes but the checkpoint's model has "
                          f"{model.config.n_classes}; choose --labels to match")
-    result = evaluate(model, samples, n_classes, crf=not args.no_crf, progress=True)
+    result = evaluate(model, samples, n_classes, crf=not args.no_crf, progress=True, device=args.device)
     names = BINARY_CLASSES if n_classes == 2 else VOC_CLASSES
     report = {}
     for stage, cm in result.items():

@@ -62,7 +62,7 @@ def run_demo(out: str, weights: str | None = None, width: float | None = None,
     fcn_labels, probs = predict(model, image)
     predict_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    crf_labels, _ = refine(image, probs)
+    crf_labels, _ = refine(image, probs, device=device)
     crf_s = time.perf_counter() - t0
 
     scores = {}

@@ -26,7 +26,10 @@ def predict(model: FCN32s, image: np.ndarray):
 
 
 def refine(image: np.ndarray, probabilities: np.ndarray, **crf_params):
-    """Dense-CRF refinement of ``probabilities`` (seed parameters unless overridden) → labels, Q."""
+    """Dense-CRF refinement of ``probabilities`` (seed parameters unless overridden) → labels, Q.
+
+    ``crf_params`` are :func:`tinyseg.crf.dense_crf`'s keywords (e.g. ``device="cuda"``).
+    """
     from .crf import dense_crf
 
     params = {**SEED_CRF, **crf_params}

@@ -36,6 +36,8 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--gaussian-compat", type=float, default=3.0,
                    help="spatial Gaussian kernel: Potts weight (0 drops the kernel)")
     p.add_argument("--iterations", type=int, default=5, help="mean-field iterations")
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                   help="where the mean field runs: cpu (Numba @njit) or cuda (numba.cuda); default cpu")
     p.add_argument("--method", choices=["fast", "exact"], default="fast",
                    help="filtering: 'fast' (exact separable Gaussian + sparse bilateral grid) or "
                         "'exact' (brute force O(N^2), small images only)")
@@ -89,6 +91,7 @@ def run(args) -> int:
         gaussian_compat=args.gaussian_compat,
         iterations=args.iterations,
         method=args.method,
+        device=args.device,
     )
     seconds = time.perf_counter() - t0
     save_label_png(args.out, labels)

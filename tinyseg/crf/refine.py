@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..backend import get_backend
+
 from .features import as_pair, as_triple, bilateral_features, spatial_features
 from .filters import ExactFilter, GridFilter, SeparableGaussianFilter
-from .inference import MeanField, PairwiseTerm
+from .inference import PairwiseTerm
 
 __all__ = ["dense_crf", "unary_from_probabilities", "spatial_filter", "bilateral_filter",
            "METHODS", "PROBABILITY_CLIP"]
@@ -69,7 +71,7 @@ def unary_from_probabilities(probabilities: np.ndarray, clip: float = PROBABILIT
 def dense_crf(image: np.ndarray, probabilities: np.ndarray, *, sdims=(50, 50), schan=(20, 20, 20),
               compat: float = 10.0, gaussian_sdims=(10, 10), gaussian_compat: float = 3.0,
               iterations: int = 5, method: str = "fast",
-              clip: float = PROBABILITY_CLIP) -> tuple[np.ndarray, np.ndarray]:
+              clip: float = PROBABILITY_CLIP, device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
     """Refine per-pixel class probabilities with a fully connected CRF (mean field).
 
     The model is the seed's: unary ``-log p``; a spatial Gaussian kernel
@@ -87,6 +89,8 @@ def dense_crf(image: np.ndarray, probabilities: np.ndarray, *, sdims=(50, 50), s
         (``gaussian_compat=0`` drops the term; likewise ``compat=0``).
     iterations : mean-field iterations.
     method : "fast" (separable Gaussian + bilateral grid) or "exact" (brute force, small images).
+    device : "cpu" or "cuda": the backend that runs the mean field (the grid's tables are built on
+        the CPU either way).
 
     Returns
     -------
@@ -118,6 +122,6 @@ def dense_crf(image: np.ndarray, probabilities: np.ndarray, *, sdims=(50, 50), s
         terms.append(PairwiseTerm(spatial_filter((h, w), gaussian_sdims, method), gaussian_compat))
     if compat != 0:
         terms.append(PairwiseTerm(bilateral_filter(image, sdims, schan, method), compat))
-    q = MeanField(unary, terms).run(int(iterations))                       # (N, C)
+    q = get_backend(device).crf_mean_field(unary, terms, int(iterations))   # (N, C)
     q = q.reshape(h, w, -1)
     return np.argmax(q, axis=2).astype(np.int32), q

@@ -59,3 +59,10 @@ def uncrop(dout, dx):
 
 def synchronize():
     """Nothing to wait for on the CPU; the CUDA backend waits for its stream here."""
+
+
+def crf_mean_field(unary, terms, iterations: int):
+    """The dense CRF's mean field on the CPU: unary (N, C), pairwise terms → Q (N, C) float32."""
+    from tinyseg.crf.inference import MeanField
+
+    return MeanField(unary, terms).run(iterations)

@@ -131,3 +131,10 @@ def owns(array) -> bool:
 def synchronize() -> None:
     """Wait until every launched kernel has finished (for timing)."""
     cuda.synchronize()
+
+
+def crf_mean_field(unary, terms, iterations: int):
+    """The dense CRF's mean field on the GPU: unary (N, C), pairwise terms → Q (N, C) host float32."""
+    from .crf import mean_field
+
+    return mean_field(unary, terms, iterations)
