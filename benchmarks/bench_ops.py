@@ -83,8 +83,9 @@ def bench_convs(rng, repeat, torch):
             np.dot(A.T, D, out=dW)
             np.dot(D, B.T, out=dA)
 
+        dw_buf, db_buf = np.empty_like(wt), np.empty_like(b)   # reused, as a Conv2D layer does
         fns = {"fwd": lambda: ops.conv2d_forward(x, wt, b),
-               "bwd": lambda: ops.conv2d_backward(dout, cache),
+               "bwd": lambda: ops.conv2d_backward(dout, cache, dw_buf, db_buf),
                "gemm_fwd": lambda: np.dot(A, B, out=C),
                "gemm_bwd": gemm_backward}
         if torch is not None:

@@ -55,3 +55,15 @@ def test_non_contiguous_input_is_accepted_and_gives_the_same_result(rng):
     strided = x[..., ::2]
     np.testing.assert_allclose(ops.conv2d_forward(strided, w, b)[0],
                                ops.conv2d_forward(np.ascontiguousarray(strided), w, b)[0])
+
+
+def test_conv2d_backward_writes_into_given_gradient_buffers_and_checks_them(rng):
+    x, w, b = (rng.standard_normal(s).astype(f32) for s in ((1, 4, 5, 2), (3, 3, 2, 3), (3,)))
+    out, cache = ops.conv2d_forward(x, w, b)
+    dout = rng.standard_normal(out.shape).astype(f32)
+    dw, db = np.empty_like(w), np.empty_like(b)
+    _, dw2, db2 = ops.conv2d_backward(dout, cache, dw, db)
+    assert dw2 is dw and db2 is db
+    np.testing.assert_array_equal(dw, ops.conv2d_backward(dout, cache)[1])
+    with pytest.raises(ValueError, match="`dw`"):
+        ops.conv2d_backward(dout, cache, np.empty((3, 3, 2, 4), f32), db)

@@ -48,7 +48,8 @@ class Conv2D(Layer):
         return out
 
     def backward(self, dout):
-        dx, dw, db = ops.conv2d_backward(dout, self._cache)
+        # Last step's gradient arrays are overwritten: by now the optimizer has used them.
+        dx, dw, db = ops.conv2d_backward(dout, self._cache, self.grads.get("w"), self.grads.get("b"))
         self.grads = {"w": dw, "b": db}
         return dx
 

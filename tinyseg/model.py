@@ -147,7 +147,10 @@ class FCN32s:
 
     @property
     def grads(self) -> dict:
-        """Gradients from the last ``backward``, same names as ``params``."""
+        """Gradients from the last ``backward``, same names as ``params``.
+
+        The arrays are reused: the next ``backward`` overwrites them (copy them to keep them).
+        """
         return {f"{l.name}.{k}": v for l in self.layers for k, v in l.grads.items()}
 
     def load_params(self, params: dict) -> None:

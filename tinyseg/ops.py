@@ -94,8 +94,12 @@ def conv2d_forward(x, w, b):
     return out, (x, w)
 
 
-def conv2d_backward(dout, cache):
-    """Gradients of :func:`conv2d_forward`: returns ``(dx, dw, db)`` shaped like ``x, w, b``."""
+def conv2d_backward(dout, cache, dw=None, db=None):
+    """Gradients of :func:`conv2d_forward`: returns ``(dx, dw, db)`` shaped like ``x, w, b``.
+
+    ``dw`` and ``db``, when given, are arrays to overwrite with the weight and bias gradients
+    (a layer passes last step's, so fc6's 411 MB gradient is not allocated afresh every step).
+    """
     x, w = cache
     dout = check_array("dout", dout, 4)
     N, H, W, _ = x.shape
@@ -103,8 +107,8 @@ def conv2d_backward(dout, cache):
         raise ValueError(f"`dout` has shape {tuple(dout.shape)}, expected {(N, H, W, w.shape[3])}")
     be = backend_for(x)
     dx = be.empty(x.shape, np.float32)
-    dw = be.empty(w.shape, np.float32)
-    db = be.empty((w.shape[3],), np.float32)
+    dw = _output_buffer(be, "dw", dw, w.shape)
+    db = _output_buffer(be, "db", db, (w.shape[3],))
     col = _conv_workspace(be, x.shape, w.shape)
     kh, kw, c_in, c_out = w.shape
     rows = conv_rows_per_block(x.shape, w.shape, be.CONV_WORKSPACE_BYTES)
@@ -112,6 +116,17 @@ def conv2d_backward(dout, cache):
     dw_tmp = be.empty((1, 1) if one_block else (kh * kw * c_in, c_out), np.float32)
     be.conv2d_backward(x, w, dout, dx, dw, db, col, dw_tmp)
     return dx, dw, db
+
+
+def _output_buffer(be, name, out, shape):
+    """A float32 array of ``shape`` to write into: ``out`` if given (checked), else a new one."""
+    if out is None:
+        return be.empty(shape, np.float32)
+    out = check_array(name, out, len(shape))
+    if tuple(out.shape) != tuple(shape) or (isinstance(out, np.ndarray) and not out.flags.c_contiguous):
+        raise ValueError(f"`{name}` must be a C-contiguous array of shape {tuple(shape)}, "
+                         f"got {tuple(out.shape)}")
+    return out
 
 
 def conv_rows_per_block(x_shape, w_shape, workspace_bytes: int) -> int:
