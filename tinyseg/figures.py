@@ -40,7 +40,7 @@ def crf_figure(path, crf_labels, ground_truth):
     ax1.imshow(_binary_view(crf_labels), vmax=1.5, vmin=-0.4, cmap="bwr")
     ax1.set_title("Segmentation with CRF post-processing")
     ax2.imshow(_binary_view(ground_truth), vmax=1.5, vmin=-0.4, cmap="bwr")
-    ax2.set_title("Ground-Truth Annotation (grey: ignored)")
+    ax2.set_title("Ground-Truth Annotation (white: ignored)")
     fig.tight_layout()
     fig.savefig(path, dpi=80)
     plt.close(fig)
