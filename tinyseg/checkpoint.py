@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from typing import NamedTuple
 
 import numpy as np
 
+from ._atomic import atomic_output
 from ._version import __version__
 
 __all__ = ["Checkpoint", "save_checkpoint", "load_checkpoint", "FORMAT", "FORMAT_VERSION"]
@@ -139,12 +139,7 @@ def save_checkpoint(path, params, adam_state, config, extra=None):
     config_json = _to_json(config, "config")
     extra_json = _to_json(extra, "extra")
 
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise FileNotFoundError(f"checkpoint folder does not exist: {folder!r}")
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_output(path, "checkpoint") as tmp:
         with h5py.File(tmp, "w") as f:
             f.attrs["format"] = FORMAT
             f.attrs["format_version"] = FORMAT_VERSION
@@ -156,13 +151,6 @@ def save_checkpoint(path, params, adam_state, config, extra=None):
             adam.attrs["step"] = np.int64(step)
             _write_arrays(adam.create_group("m"), m)
             _write_arrays(adam.create_group("v"), v)
-        with open(tmp, "rb+") as fh:  # make the bytes durable before the rename
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def load_checkpoint(path):

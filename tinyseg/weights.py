@@ -55,9 +55,10 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import tempfile
 
 import numpy as np
+
+from ._atomic import atomic_output
 
 __all__ = [
     "VGG16_LAYERS",
@@ -445,20 +446,8 @@ def save_params_npz(path, params):
     for k in params:
         if not isinstance(k, str) or not re.fullmatch(r"[A-Za-z0-9_]+\.[wb]", k):
             raise ValueError(f"The parameter `params` has a key {k!r} that is not '<layer>.w|b'")
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise FileNotFoundError(f"output folder does not exist: {folder!r}")
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **{k: np.asarray(v, dtype=np.float32) for k, v in params.items()})
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with atomic_output(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **{k: np.asarray(v, dtype=np.float32) for k, v in params.items()})
 
 
 def load_params(path, *, verify_md5=True, strict_shapes=True):
