@@ -39,13 +39,18 @@ CONVS = [
 ]
 
 
-def interleaved(fns: dict, repeat: int) -> dict:
-    """Median seconds of each callable, runs interleaved so machine noise hits all alike."""
+def interleaved(fns: dict, repeat: int, pause: float = 0.05) -> dict:
+    """Median seconds of each callable, runs interleaved so machine noise hits all alike.
+
+    An untimed ``pause`` before each run lets the previous one's thread pools (OpenMP, OpenBLAS,
+    PyTorch's) stop spinning, so no run pays for the one before it.
+    """
     for fn in fns.values():
         fn()
     times = {k: [] for k in fns}
     for _ in range(repeat):
         for k, fn in fns.items():
+            time.sleep(pause)
             t0 = time.perf_counter()
             fn()
             times[k].append(time.perf_counter() - t0)
