@@ -111,8 +111,9 @@ def conv2d_backward(dout, cache, dw=None, db=None):
     db = _output_buffer(be, "db", db, (w.shape[3],))
     col = _conv_workspace(be, x.shape, w.shape)
     kh, kw, c_in, c_out = w.shape
-    rows = conv_rows_per_block(x.shape, w.shape, be.CONV_WORKSPACE_BYTES)
-    one_block = kh * kw == 1 or N * math.ceil(H / rows) == 1
+    # One block (a 1×1 kernel, or a single image whose rows all fit the workspace) needs no
+    # buffer for partial dw sums.
+    one_block = kh * kw == 1 or (N == 1 and col.shape[0] == H * W)
     dw_tmp = be.empty((1, 1) if one_block else (kh * kw * c_in, c_out), np.float32)
     be.conv2d_backward(x, w, dout, dx, dw, db, col, dw_tmp)
     return dx, dw, db
