@@ -1,0 +1,43 @@
+"""The ``predict`` subcommand: labels, probabilities and figures for an image."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from .common import add_device, load_model
+
+
+def register(subparsers):
+    p = subparsers.add_parser("predict", help="segment an image with a trained checkpoint (+ CRF)",
+                              description="Predict labels and probabilities for an image; optionally "
+                              "refine them with the dense CRF; write label PNGs (VOC palette), the "
+                              "probabilities (.npy) and the seed's figures.")
+    p.add_argument("--checkpoint", required=True, help="a checkpoint written by `tinyseg train`")
+    p.add_argument("--image", required=True, help="the RGB image to segment")
+    p.add_argument("--out", default="prediction", help="output folder (default: %(default)s)")
+    p.add_argument("--crf", action="store_true", help="also refine with the dense CRF (seed parameters)")
+    add_device(p)
+    p.set_defaults(func=_predict)
+
+
+def _predict(args) -> int:
+    from ..data import load_image, save_label_png
+    from ..figures import prediction_figure
+    from ..predict import predict, refine
+
+    model = load_model(args.checkpoint, args.device)
+    image = load_image(args.image)
+    labels, probs = predict(model, image)
+    os.makedirs(args.out, exist_ok=True)
+    save_label_png(os.path.join(args.out, "labels.png"), labels)
+    np.save(os.path.join(args.out, "probabilities.npy"), probs)
+    if probs.shape[-1] == 2:
+        prediction_figure(os.path.join(args.out, "prediction.png"), labels, probs)
+    written = ["labels.png", "probabilities.npy"] + (["prediction.png"] if probs.shape[-1] == 2 else [])
+    if args.crf:
+        crf_labels, _ = refine(image, probs, device=args.device)
+        save_label_png(os.path.join(args.out, "crf_labels.png"), crf_labels)
+        written.append("crf_labels.png")
+    print(f"wrote {', '.join(os.path.join(args.out, w) for w in written)}")
+    return 0
