@@ -5,8 +5,9 @@
   cost, 5e-4 error) beyond ``sigma = 2``.
 * Any other features (the bilateral kernel, N-D features): the sparse bilateral grid
   (:class:`~.grid.GridFilter`, multilinear, the most accurate at the usual bandwidths) while its
-  bounding box stays within ``max_cells`` cells and the features have at most ``grid_max_dims``
-  dimensions; otherwise -- small bandwidths, where points are sparse at their own scale, or many
+  bounding box stays within ``max_cells`` cells and ``box_per_point`` cells per point (beyond,
+  its set-up and its pruned blur grow with the box) and the features have at most
+  ``grid_max_dims`` dimensions; otherwise -- small bandwidths, where points are sparse at their own scale, or many
   dimensions -- the cluster filter (:class:`~.cluster.ClusterFilter`), whose cost grows with the
   points and their close pairs only.
 """
@@ -43,7 +44,7 @@ def grid_box_cells(features: np.ndarray, cell: float = 0.75) -> float:
 
 
 def auto_filter(features: np.ndarray, *, rotate=None, max_cells: int = 1 << 25,
-                grid_max_dims: int = 6, cluster_cell: float = 1.0):
+                box_per_point: float = 128.0, grid_max_dims: int = 6, cluster_cell: float = 1.0):
     """The fast filter for Gaussian features (N, D) (see the module).
 
     ``rotate``: feature axes the grid may turn onto their principal axes (the colours).
@@ -53,7 +54,7 @@ def auto_filter(features: np.ndarray, *, rotate=None, max_cells: int = 1 << 25,
     if d <= grid_max_dims:
         turned = rotate_to_principal_axes(features, rotate) if rotate and len(rotate) > 1 \
             else features
-        if grid_box_cells(turned) <= max_cells:
+        if grid_box_cells(turned) <= min(max_cells, box_per_point * features.shape[0]):
             return GridFilter(turned, max_cells=max_cells)
     if not math.isfinite(cluster_cell) or cluster_cell <= 0:
         raise ValueError(f"`cluster_cell` must be positive, got {cluster_cell}")
