@@ -15,6 +15,7 @@ SUBCOMMAND_MODULES = [
     "tinyseg.demo",
     "tinyseg.commands",
     "tinyseg.crf.cli",
+    "tinyseg.info",
 ]
 
 
