@@ -12,9 +12,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 
 import numpy as np
+
+from .commands import argcheck
+from .interrupt import signal_name
 
 # From scratch: VGG-16 at 1/4 width (1/16 of the compute), the seed's Adam 1e-4, 30 iterations
 # (the seed's 10 start from ImageNet weights). Longer or faster training fits the cat so well
@@ -26,7 +30,8 @@ PRETRAINED = dict(width=1.0, iterations=10, lr=1e-4)
 
 def run_demo(out: str, weights: str | None = None, width: float | None = None,
              iterations: int | None = None, lr: float | None = None, seed: int = 0,
-             device: str = "cpu", progress: bool = True, verbose: bool = True) -> dict:
+             device: str = "cpu", progress: bool = True, verbose: bool = True,
+             verify_md5: bool = True) -> dict:
     """Run the demo, write figures and ``metrics.json`` into ``out``; return the metrics."""
     from .data import binary_labels, chelsea, save_label_png
     from .figures import crf_figure, loss_figure, panel_figure, prediction_figure
@@ -44,7 +49,8 @@ def run_demo(out: str, weights: str | None = None, width: float | None = None,
     t_start = time.perf_counter()
     image, annotation = chelsea()
     labels = binary_labels(annotation)                  # 1 = cat, 0 = background, 255 = ignored
-    model = build_model(n_classes=2, width=width, seed=seed, weights=weights, backend=device)
+    model = build_model(n_classes=2, width=width, seed=seed, weights=weights, backend=device,
+                        verify_md5=verify_md5)
     say(f"tinyseg demo: chelsea {image.shape[0]}×{image.shape[1]}, FCN-32s width {width} "
         f"({model.n_params() / 1e6:.1f} M params, {'pretrained VGG-16' if weights else 'from scratch'}), "
         f"{iterations} iterations of Adam lr={lr}, device {device}")
@@ -52,8 +58,6 @@ def run_demo(out: str, weights: str | None = None, width: float | None = None,
     trainer = Trainer(model, [(image, labels)],
                       TrainConfig(iterations=iterations, lr=lr, progress=progress,
                                   log_csv=os.path.join(out, "loss.csv")))
-    if os.path.exists(trainer.config.log_csv):
-        os.remove(trainer.config.log_csv)
     t0 = time.perf_counter()
     losses = trainer.run()
     train_s = time.perf_counter() - t0
@@ -125,11 +129,13 @@ def register(subparsers) -> argparse.ArgumentParser:
                    "(default: %(default)s)")
     p.add_argument("--weights", help="imported VGG-16 weights (.npz from `tinyseg import-weights`, or "
                    "the Keras .h5); runs the seed's exact setting")
-    p.add_argument("--width", type=float, help=f"VGG channel multiplier (default {SCRATCH['width']} "
+    p.add_argument("--no-verify", action="store_true",
+                   help="skip the MD5 check of a Keras .h5 --weights file (for a file you trust)")
+    p.add_argument("--width", type=argcheck.positive_float, help=f"VGG channel multiplier (default {SCRATCH['width']} "
                    f"from scratch, {PRETRAINED['width']} with --weights)")
-    p.add_argument("--iterations", type=int, help=f"training iterations (default {SCRATCH['iterations']} "
+    p.add_argument("--iterations", type=argcheck.positive_int, help=f"training iterations (default {SCRATCH['iterations']} "
                    f"from scratch, {PRETRAINED['iterations']} with --weights)")
-    p.add_argument("--lr", type=float, help=f"Adam learning rate (default {SCRATCH['lr']} from scratch, "
+    p.add_argument("--lr", type=argcheck.positive_float, help=f"Adam learning rate (default {SCRATCH['lr']} from scratch, "
                    f"{PRETRAINED['lr']} with --weights)")
     p.add_argument("--seed", type=int, default=0, help="initialisation and dropout seed (default 0)")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="backend (default cpu)")
@@ -139,6 +145,23 @@ def register(subparsers) -> argparse.ArgumentParser:
 
 
 def _run(args) -> int:
-    run_demo(args.out, weights=args.weights, width=args.width, iterations=args.iterations, lr=args.lr,
-             seed=args.seed, device=args.device, progress=not args.no_progress)
+    from .interrupt import TrainingInterrupted
+
+    # Everything that can fail early fails before the output folder is made.
+    argcheck.output_folder(args.out, "--out")
+    if args.weights:
+        argcheck.existing_file(args.weights, "--weights")
+    argcheck.device_available(args.device)
+    created = not os.path.exists(args.out)
+    try:
+        run_demo(args.out, weights=args.weights, width=args.width, iterations=args.iterations,
+                 lr=args.lr, seed=args.seed, device=args.device, progress=not args.no_progress,
+                 verify_md5=not args.no_verify)
+    except TrainingInterrupted as exc:
+        print(f"tinyseg demo: stopped by {signal_name(exc.signum)} at training iteration "
+              f"{exc.iteration}", file=sys.stderr)
+        return exc.exit_code
+    finally:
+        if created and os.path.isdir(args.out) and not os.listdir(args.out):
+            os.rmdir(args.out)              # a failed run leaves no empty folder behind
     return 0

@@ -5,6 +5,7 @@ import os
 
 import numpy as np
 
+from . import argcheck
 from .common import add_device, load_model
 
 
@@ -26,6 +27,10 @@ def _predict(args) -> int:
     from ..figures import prediction_figure
     from ..predict import predict, refine
 
+    argcheck.existing_file(args.checkpoint, "--checkpoint")
+    argcheck.existing_file(args.image, "--image")
+    argcheck.output_folder(args.out, "--out")
+    argcheck.device_available(args.device)
     model = load_model(args.checkpoint, args.device)
     image = load_image(args.image)
     labels, probs = predict(model, image)
