@@ -26,6 +26,7 @@ from .interrupt import signal_name
 SCRATCH = dict(width=0.25, iterations=30, lr=1e-4)
 # With pretrained weights: the seed exactly.
 PRETRAINED = dict(width=1.0, iterations=10, lr=1e-4)
+CLASS_NAMES = ("background", "cat")      # chelsea's annotation: 1 = the cat
 
 
 def run_demo(out: str, weights: str | None = None, width: float | None = None,
@@ -34,7 +35,7 @@ def run_demo(out: str, weights: str | None = None, width: float | None = None,
              verify_md5: bool = True) -> dict:
     """Run the demo, write figures and ``metrics.json`` into ``out``; return the metrics."""
     from .data import binary_labels, chelsea, save_label_png
-    from .figures import crf_figure, loss_figure, panel_figure, prediction_figure
+    from .figures import crf_figure, loss_figure, overlay_figure, panel_figure, prediction_figure
     from .metrics import ConfusionMatrix
     from .predict import predict, refine
     from .train import TrainConfig, Trainer, build_model
@@ -78,13 +79,15 @@ def run_demo(out: str, weights: str | None = None, width: float | None = None,
     iou_crf = float(scores["crf"].per_class_iou()[1])
     final_loss = _test_loss(model, image, labels)
 
-    prediction_figure(os.path.join(out, "fcn_prediction.png"), fcn_labels, probs)
-    crf_figure(os.path.join(out, "crf_vs_ground_truth.png"), crf_labels, labels)
+    names = CLASS_NAMES
+    prediction_figure(os.path.join(out, "fcn_prediction.png"), fcn_labels, probs, class_names=names)
+    crf_figure(os.path.join(out, "crf_vs_ground_truth.png"), crf_labels, labels, class_names=names)
     panel_figure(os.path.join(out, "panel.png"), image, fcn_labels, probs, crf_labels, labels,
-                 iou_fcn, iou_crf)
+                 iou_fcn, iou_crf, class_names=names)
     loss_figure(os.path.join(out, "loss.png"), losses)
-    save_label_png(os.path.join(out, "fcn_labels.png"), fcn_labels)
-    save_label_png(os.path.join(out, "crf_labels.png"), crf_labels)
+    for name, pred, title in (("fcn_labels", fcn_labels, "FCN-32s"), ("crf_labels", crf_labels, "dense CRF")):
+        save_label_png(os.path.join(out, f"{name}.png"), pred)
+        overlay_figure(os.path.join(out, f"{name}_overlay.png"), image, pred, names, title)
     seconds = time.perf_counter() - t_start
 
     metrics = {
@@ -106,7 +109,7 @@ def run_demo(out: str, weights: str | None = None, width: float | None = None,
         f"{metrics['pixel_accuracy_fcn']:.3f} → {metrics['pixel_accuracy_crf']:.3f}")
     say(f"time: {seconds:.1f} s (train {train_s:.1f} s, predict {predict_s:.2f} s, CRF {crf_s:.2f} s)")
     say(f"wrote {out}/panel.png, fcn_prediction.png, crf_vs_ground_truth.png, loss.png, "
-        f"fcn_labels.png, crf_labels.png, loss.csv, metrics.json")
+        f"fcn_labels.png, crf_labels.png (+ _overlay.png), loss.csv, metrics.json")
     return metrics
 
 
