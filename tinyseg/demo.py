@@ -39,6 +39,7 @@ def run_demo(out: str, weights: str | None = None, width: float | None = None,
     from .metrics import ConfusionMatrix
     from .predict import predict, refine
     from .train import TrainConfig, Trainer, build_model
+    from .warmup import compile_in_background, first_run_notice
 
     defaults = PRETRAINED if weights else SCRATCH
     width = defaults["width"] if width is None else width
@@ -48,27 +49,34 @@ def run_demo(out: str, weights: str | None = None, width: float | None = None,
     say = print if verbose else (lambda *a, **k: None)
 
     t_start = time.perf_counter()
-    image, annotation = chelsea()
-    labels = binary_labels(annotation)                  # 1 = cat, 0 = background, 255 = ignored
-    model = build_model(n_classes=2, width=width, seed=seed, weights=weights, backend=device,
-                        verify_md5=verify_md5)
-    say(f"tinyseg demo: chelsea {image.shape[0]}×{image.shape[1]}, FCN-32s width {width} "
-        f"({model.n_params() / 1e6:.1f} M params, {'pretrained VGG-16' if weights else 'from scratch'}), "
-        f"{iterations} iterations of Adam lr={lr}, device {device}")
+    # On a cold Numba cache a helper process compiles what comes after training (Adam, the softmax,
+    # the CRF) while this one compiles and runs the training kernels (see tinyseg.warmup).
+    with compile_in_background(["adam", "softmax", "crf"], device) as helper:
+        if verbose:
+            first_run_notice(say=say)
+        image, annotation = chelsea()
+        labels = binary_labels(annotation)              # 1 = cat, 0 = background, 255 = ignored
+        model = build_model(n_classes=2, width=width, seed=seed, weights=weights, backend=device,
+                            verify_md5=verify_md5)
+        say(f"tinyseg demo: chelsea {image.shape[0]}×{image.shape[1]}, FCN-32s width {width} "
+            f"({model.n_params() / 1e6:.1f} M params, "
+            f"{'pretrained VGG-16' if weights else 'from scratch'}), "
+            f"{iterations} iterations of Adam lr={lr}, device {device}")
 
-    trainer = Trainer(model, [(image, labels)],
-                      TrainConfig(iterations=iterations, lr=lr, progress=progress,
-                                  log_csv=os.path.join(out, "loss.csv")))
-    t0 = time.perf_counter()
-    losses = trainer.run()
-    train_s = time.perf_counter() - t0
+        trainer = Trainer(model, [(image, labels)],
+                          TrainConfig(iterations=iterations, lr=lr, progress=progress,
+                                      log_csv=os.path.join(out, "loss.csv")))
+        t0 = time.perf_counter()
+        losses = trainer.run()
+        train_s = time.perf_counter() - t0
 
-    t0 = time.perf_counter()
-    fcn_labels, probs = predict(model, image)
-    predict_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    crf_labels, _ = refine(image, probs, device=device)
-    crf_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        fcn_labels, probs = predict(model, image)
+        predict_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        helper.wait()
+        crf_labels, _ = refine(image, probs, device=device)
+        crf_s = time.perf_counter() - t0
 
     scores = {}
     for name, pred in (("fcn", fcn_labels), ("crf", crf_labels)):
