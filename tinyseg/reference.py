@@ -12,32 +12,37 @@ import numpy as np
 
 
 # ----------------------------------------------------------------------------- convolution
-def conv2d_forward_naive(x, w, b):
-    """SAME convolution as a sum over kernel offsets: ``out = b + Σ_{i,j} shift_{i,j}(x) @ w[i, j]``."""
+def conv2d_forward_naive(x, w, b, dilation=1):
+    """SAME convolution as a sum over kernel taps: ``out = b + Σ_{i,j} shift_{d·i, d·j}(x) @ w[i, j]``.
+
+    Tap ``(i, j)`` of a kernel dilated by ``d`` reads the input ``d·i − ph`` rows and ``d·j − pw``
+    columns away, ``ph = d·(kh − 1)/2``: pad by ``ph, pw`` with zeros and slice at ``d·i, d·j``.
+    """
     N, H, W, C = x.shape
     kh, kw, _, F = w.shape
-    ph, pw = (kh - 1) // 2, (kw - 1) // 2
+    d = dilation
+    ph, pw = d * (kh - 1) // 2, d * (kw - 1) // 2
     xp = np.pad(x, ((0, 0), (ph, ph), (pw, pw), (0, 0)))
     out = np.zeros((N, H, W, F), dtype=x.dtype) + b
     for i in range(kh):
         for j in range(kw):
-            out += xp[:, i:i + H, j:j + W, :] @ w[i, j]     # (N, H, W, C) @ (C, F)
-    return out, (x, w)
+            out += xp[:, d * i:d * i + H, d * j:d * j + W, :] @ w[i, j]     # (N, H, W, C) @ (C, F)
+    return out, (x, w, dilation)
 
 
 def conv2d_backward_naive(dout, cache):
-    x, w = cache
+    x, w, d = cache
     N, H, W, C = x.shape
     kh, kw, _, F = w.shape
-    ph, pw = (kh - 1) // 2, (kw - 1) // 2
+    ph, pw = d * (kh - 1) // 2, d * (kw - 1) // 2
     xp = np.pad(x, ((0, 0), (ph, ph), (pw, pw), (0, 0)))
     dxp = np.zeros_like(xp)
     dw = np.zeros_like(w)
     for i in range(kh):
         for j in range(kw):
-            window = xp[:, i:i + H, j:j + W, :]
+            window = xp[:, d * i:d * i + H, d * j:d * j + W, :]
             dw[i, j] = np.tensordot(window, dout, axes=([0, 1, 2], [0, 1, 2]))  # (C, F)
-            dxp[:, i:i + H, j:j + W, :] += dout @ w[i, j].T                      # (N, H, W, C)
+            dxp[:, d * i:d * i + H, d * j:d * j + W, :] += dout @ w[i, j].T      # (N, H, W, C)
     dx = dxp[:, ph:ph + H, pw:pw + W, :]
     db = dout.sum(axis=(0, 1, 2))
     return dx, dw, db
@@ -64,6 +69,35 @@ def maxpool_backward_naive(dout, cache):
     windows = onehot * dout[..., None]
     dxp = windows.reshape(N, Ho, Wo, C, 2, 2).transpose(0, 1, 4, 2, 5, 3).reshape(N, 2 * Ho, 2 * Wo, C)
     return dxp[:, :H, :W]
+
+
+def maxpool3x3_forward_naive(x, stride):
+    """3×3 max pooling, padding 1 with −∞, stride ``s``: stack the 9 strided window taps, take the max.
+
+    ``argmax`` is the first maximal tap ``3·dy + dx`` (``np.argmax``'s first-occurrence rule: the
+    kernels' and PyTorch's tie rule; NaN input is left to the kernels' tests).
+    """
+    N, H, W, C = x.shape
+    s = stride
+    Ho, Wo = -(-H // s), -(-W // s)
+    xp = np.full((N, s * Ho + 2, s * Wo + 2, C), -np.inf, dtype=x.dtype)    # pad 1 (and the ceil)
+    xp[:, 1:H + 1, 1:W + 1] = x
+    taps = np.stack([xp[:, dy:dy + s * Ho:s, dx:dx + s * Wo:s] for dy in range(3) for dx in range(3)],
+                    axis=-1)                                                # (N, Ho, Wo, C, 9)
+    return taps.max(axis=-1), (x.shape, taps.argmax(axis=-1).astype(np.int8), stride)
+
+
+def maxpool3x3_backward_naive(dout, cache):
+    """Scatter-add each ``dout`` to its window's winner (windows overlap, so winners can repeat)."""
+    x_shape, argmax, s = cache
+    N, H, W, C = x_shape
+    Ho, Wo = dout.shape[1], dout.shape[2]
+    dxp = np.zeros((N, s * Ho + 2, s * Wo + 2, C), dtype=dout.dtype)
+    n, yo, xo, c = np.indices(dout.shape)
+    rows = s * yo + argmax // 3                                             # in padded coordinates
+    cols = s * xo + argmax % 3
+    np.add.at(dxp, (n, rows, cols, c), dout)
+    return dxp[:, 1:H + 1, 1:W + 1]
 
 
 # ----------------------------------------------------------------------------- ReLU, dropout
