@@ -48,6 +48,49 @@ def conv2d_backward_naive(dout, cache):
     return dx, dw, db
 
 
+# Winograd F(2×2, 3×3) (Lavin & Gray 2016): Y = Aᵀ [(G g Gᵀ) ⊙ (Bᵀ d B)] A for a 4×4 tile d
+WINOGRAD_BT = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], dtype=np.float64)
+WINOGRAD_G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]], dtype=np.float64)
+WINOGRAD_AT = np.array([[1, 1, 1, 0], [0, 1, -1, -1]], dtype=np.float64)
+
+
+def winograd_weights_naive(w):
+    """``U[a, b, c, f] = (G g Gᵀ)[a, b]`` for every 3×3 filter ``g = w[:, :, c, f]``: (4, 4, C, F)."""
+    return np.einsum("ai,ijcf,bj->abcf", WINOGRAD_G, w, WINOGRAD_G).astype(w.dtype)
+
+
+def conv2d_winograd_forward_naive(x, w, b, dilation=1):
+    """The 3×3 convolution of :func:`conv2d_forward_naive` by Winograd F(2×2, 3×3), any dilation.
+
+    A kernel dilated by ``d`` only ever combines pixels ``d`` apart, so each of the ``d × d``
+    phases ``x[:, py::d, px::d]`` is convolved on its own with the undilated filter; each phase is
+    cut into 4×4 tiles at stride 2 (zero padding 1), and every tile gives a 2×2 block of outputs.
+    """
+    N, H, W, C = x.shape
+    d = dilation
+    U = winograd_weights_naive(w)
+    out = np.zeros((N, H, W, w.shape[3]), dtype=x.dtype)
+    for py in range(min(d, H)):
+        for px in range(min(d, W)):
+            out[:, py::d, px::d] = _winograd_phase_naive(x[:, py::d, px::d], U) + b
+    return out, (x, w, dilation)
+
+
+def _winograd_phase_naive(x, U):
+    N, H, W, C = x.shape
+    th, tw = (H + 1) // 2, (W + 1) // 2
+    xp = np.zeros((N, 2 * th + 2, 2 * tw + 2, C), dtype=x.dtype)
+    xp[:, 1:H + 1, 1:W + 1] = x
+    tiles = np.stack([np.stack([xp[:, i:i + 2 * th:2, j:j + 2 * tw:2] for j in range(4)], axis=3)
+                      for i in range(4)], axis=3)                        # (N, th, tw, 4, 4, C)
+    V = np.einsum("ai,ntsijc,bj->ntsabc", WINOGRAD_BT, tiles, WINOGRAD_BT)   # Bᵀ d B
+    M = np.einsum("ntsabc,abcf->ntsabf", V, U)                          # 16 products over c
+    Y = np.einsum("ai,ntsijf,bj->ntsabf", WINOGRAD_AT, M, WINOGRAD_AT)  # (N, th, tw, 2, 2, F)
+    F = U.shape[3]
+    Y = Y.transpose(0, 1, 3, 2, 4, 5).reshape(N, 2 * th, 2 * tw, F)     # tiles back to pixels
+    return Y[:, :H, :W].astype(x.dtype)
+
+
 # ----------------------------------------------------------------------------- pooling
 def maxpool_forward_naive(x):
     """2×2/2 max pooling, SAME: pad odd sizes with −∞, view as windows, take the max."""
