@@ -118,10 +118,13 @@ def test_bad_arguments_are_named(call, match):
 
 
 def test_schedules():
-    s = LRSchedule(1.0, "poly", total=10, power=0.9, warmup=2)
-    assert s(0) == pytest.approx(0.5) and s(1) == pytest.approx((1 - 0.1) ** 0.9)
-    assert s(5) == pytest.approx(0.5 ** 0.9) and s(10) == 0.0
-    assert LRSchedule(0.3)(1000) == 0.3
+    s = LRSchedule(1.0, "poly", total=12, power=0.9, warmup=2)
+    assert s(0) == pytest.approx(0.5) and s(1) == pytest.approx(1.0)     # the ramp
+    assert s(2) == pytest.approx(1.0) and s(7) == pytest.approx(0.5 ** 0.9) and s(12) == 0.0
+    assert LRSchedule(0.3)(1000) == 0.3 and LRSchedule(0.3, warmup=3)(0) == pytest.approx(0.1)
+    # the warm-up does not depend on the total (so the total may be fixed after it)
+    assert [LRSchedule(1.0, "poly", total=T, warmup=4)(t) for T in (10, 99) for t in range(4)] == \
+        [(t + 1) / 4 for t in range(4)] * 2
 
 
 @pytest.mark.cuda

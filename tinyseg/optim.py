@@ -200,8 +200,11 @@ def make_optimizer(name: str, lr: float, **options):
 class LRSchedule:
     """The learning rate of step ``t`` (0-based) of ``total``.
 
-    ``constant``: ``lr``. ``poly`` (DeepLab): ``lr·(1 − t/total)^power``. Either is multiplied
-    during the first ``warmup`` steps by the linear ramp ``(t + 1)/warmup``.
+    During the first ``warmup`` steps the rate ramps up linearly, ``lr·(t + 1)/warmup``. After
+    it, ``constant`` keeps ``lr`` and ``poly`` (DeepLab) decays it to 0 at ``total``:
+    ``lr·(1 − (t − warmup)/(total − warmup))^power`` (with ``warmup = 0``: DeepLab's and
+    ``torch.optim.lr_scheduler.PolynomialLR``'s ``lr·(1 − t/total)^power``). The warm-up never
+    depends on ``total``, so ``total`` may be fixed after it (see ``TrainConfig.iterations``).
     """
 
     lr: float                   # the base learning rate
@@ -219,9 +222,9 @@ class LRSchedule:
             raise ValueError(f"`total` must be >= 1 and `warmup` >= 0, got {self.total}, {self.warmup}")
 
     def __call__(self, t: int) -> float:
-        lr = self.lr
-        if self.kind == "poly":
-            lr *= max(0.0, 1.0 - t / self.total) ** self.power
         if t < self.warmup:
-            lr *= (t + 1) / self.warmup
-        return lr
+            return self.lr * (t + 1) / self.warmup
+        if self.kind == "poly":
+            span = max(self.total - self.warmup, 1)
+            return self.lr * max(0.0, 1.0 - (t - self.warmup) / span) ** self.power
+        return self.lr

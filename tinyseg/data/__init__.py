@@ -38,6 +38,7 @@ from .io import (
 )
 from .labels import (
     BINARY_CLASSES,
+    MASK_HINT,
     VOC_CLASSES,
     LabelError,
     LabelMap,
@@ -49,6 +50,6 @@ from .labels import (
 __all__ = [
     "VGG_MEAN_RGB", "VOC_CLASSES", "BINARY_CLASSES", "IGNORE_LABEL", "load_image", "load_annotation",
     "image_size", "check_annotation", "binary_labels", "voc_labels", "preprocess", "deprocess",
-    "voc_colormap", "save_label_png", "LabelMap", "LabelError", "read_class_names",
+    "voc_colormap", "save_label_png", "LabelMap", "LabelError", "MASK_HINT", "read_class_names",
     "SegmentationDataset", "VOCDataset", "FolderDataset", "open_dataset", "dataset_layout", "chelsea",
 ]
