@@ -20,6 +20,7 @@ import numpy as np
 from numba import cuda
 
 from ._launch import SIMULATOR
+from .accumulate import add_into, copy_into, scale_into
 from .adam import adam_update
 from .conv import conv2d_backward, conv2d_forward, fill
 from .cropping import crop, uncrop
@@ -27,6 +28,7 @@ from .elementwise import dropout_backward, dropout_forward, relu_backward, relu_
 from .loss import softmax, softmax_cross_entropy
 from .pooling import (maxpool2x2_backward, maxpool2x2_forward, maxpool3x3_backward,
                       maxpool3x3_forward)
+from .sgd import sgd_update
 from .tiled_gemm import gemm
 from .transposed import (
     conv_transpose2d_backward_input,
@@ -60,7 +62,7 @@ __all__ = [
     "conv_transpose2d_forward", "conv_transpose2d_backward_input",
     "conv_transpose2d_backward_weights", "conv_transpose2d_depthwise_forward",
     "conv_transpose2d_depthwise_backward_input", "softmax", "softmax_cross_entropy",
-    "adam_update",
+    "adam_update", "sgd_update", "copy_into", "add_into", "scale_into",
 ]
 
 
