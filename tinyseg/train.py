@@ -12,6 +12,12 @@ Samples are visited in a fixed order that depends only on ``(shuffle_seed, epoch
 masks only on ``(model seed, t)``, so a run resumed from a checkpoint continues exactly as if it
 had never stopped. A NaN or infinite loss stops training before the update is applied; the last
 checkpoint written stays as it was.
+
+Nothing is lost or overwritten unasked: an existing checkpoint file is replaced only by the run
+that resumed from it or wrote it (or with ``overwrite=True``); SIGINT (Ctrl-C) or SIGTERM
+finishes the current step, writes the checkpoint and raises :class:`TrainingInterrupted` (a
+second signal ends the process at once); the loss CSV keeps exactly the rows of the iterations
+done so far.
 """
 from __future__ import annotations
 
@@ -26,7 +32,9 @@ import numpy as np
 
 from . import ops
 from .checkpoint import load_checkpoint, save_checkpoint
+from ._atomic import atomic_output
 from .data import preprocess
+from .interrupt import TrainingInterrupted, stop_on_signals
 from .model import FCN32s, FCN32sConfig
 from .optim import Adam, AdamConfig
 
@@ -43,9 +51,11 @@ class TrainConfig:
     shuffle_seed: int = 0               # order of the samples in each epoch
     checkpoint: str | None = None       # HDF5 checkpoint path, written atomically
     checkpoint_every: int = 0           # also save every k iterations (0: only at the end)
-    log_csv: str | None = None          # append "iteration,loss,seconds" rows here
+    overwrite: bool = False             # may replace a checkpoint file this run did not resume/write
+    log_csv: str | None = None          # "iteration,loss" rows; rows past the resumed iteration dropped
     tensorboard: str | None = None      # a log folder for TensorBoard (needs tensorboardX)
     progress: bool = True               # show a tqdm progress bar with the loss
+    handle_signals: bool = True         # SIGINT/SIGTERM: finish the step, save, TrainingInterrupted
 
 
 @dataclass
@@ -69,6 +79,8 @@ class Trainer:
         self.optimizer = optimizer or Adam(AdamConfig(lr=self.config.lr))
         self.state = TrainState()
         self._writer = None
+        self._log_started = False       # the CSV is trimmed once, at the first run()
+        self._owned_checkpoint = None   # the checkpoint file this trainer resumed from or wrote
 
     @property
     def iteration(self) -> int:
@@ -109,35 +121,52 @@ class Trainer:
         return loss
 
     def run(self, iterations: int | None = None) -> list:
-        """Train until ``iterations`` (default: the config's) have been done in total."""
+        """Train until ``iterations`` (default: the config's) have been done in total.
+
+        Raises
+        ------
+        FileExistsError
+            Before any step, if the checkpoint file exists but this trainer neither resumed from
+            it nor wrote it, and ``config.overwrite`` is false.
+        TrainingInterrupted
+            After SIGINT/SIGTERM: the current step was finished and the checkpoint written.
+        """
         total = self.config.iterations if iterations is None else iterations
         todo = range(self.iteration, total)
+        if not len(todo):
+            return self.state.losses
+        ckpt = self.config.checkpoint
+        self._check_may_write(ckpt)
+        self._start_logs()
         bar = None
-        if self.config.progress and len(todo):
+        if self.config.progress:
             from tqdm.auto import tqdm
             bar = tqdm(total=total, initial=self.iteration, desc="train", unit="it")
         try:
-            for _ in todo:
-                t0 = time.perf_counter()
-                loss = self.step()
-                self.state.losses.append(loss)
-                self.state.seconds += time.perf_counter() - t0
-                if bar is not None:
-                    bar.set_postfix(loss=f"{loss:.4g}")
-                    bar.update(1)
-                every = self.config.checkpoint_every
-                if self.config.checkpoint and every and self.iteration % every == 0:
-                    self.save(self.config.checkpoint)
+            with stop_on_signals("training", enabled=self.config.handle_signals) as stop:
+                for _ in todo:
+                    t0 = time.perf_counter()
+                    loss = self.step()
+                    self.state.losses.append(loss)
+                    self.state.seconds += time.perf_counter() - t0
+                    if bar is not None:
+                        bar.set_postfix(loss=f"{loss:.4g}")
+                        bar.update(1)
+                    every = self.config.checkpoint_every
+                    if stop or self.iteration == total or (every and self.iteration % every == 0):
+                        if ckpt:
+                            self.save(ckpt)
+                    if stop:
+                        raise TrainingInterrupted(stop.signum, self.iteration, ckpt)
         finally:
             if bar is not None:
                 bar.close()
-        if self.config.checkpoint and len(todo):
-            self.save(self.config.checkpoint)
         return self.state.losses
 
     # ------------------------------------------------------------------ checkpoints
     def save(self, path: str) -> None:
         """Write parameters, Adam state, configs and progress to one HDF5 file, atomically."""
+        self._owned_checkpoint = os.path.abspath(path)
         save_checkpoint(path, self.model.host_params(), self.optimizer.state(),
                         {"model": self.model.config_dict(), "adam": asdict(self.optimizer.config),
                          "train": {"shuffle_seed": self.config.shuffle_seed,
@@ -156,24 +185,47 @@ class Trainer:
         self.optimizer.load_state(ckpt.adam_state, self.model.backend)
         extra = ckpt.extra or {}
         self.state = TrainState(losses=list(extra.get("losses", [])), seconds=extra.get("seconds", 0.0))
+        self._owned_checkpoint = os.path.abspath(path)
+
+    def _check_may_write(self, path: str | None) -> None:
+        """Refuse to replace a checkpoint of another run (see :class:`TrainConfig`'s ``overwrite``)."""
+        if (path and os.path.exists(path) and not self.config.overwrite
+                and os.path.abspath(path) != self._owned_checkpoint):
+            raise FileExistsError(
+                f"checkpoint {path} already exists and this trainer did not resume from it; "
+                f"resume from it (Trainer.resume) or set TrainConfig(overwrite=True) to replace it")
 
     # ------------------------------------------------------------------ logging
+    def _start_logs(self) -> None:
+        """Before the first step: open TensorBoard's writer; trim the CSV to the iterations done.
+
+        The CSV keeps its rows up to the current iteration (the checkpoint's, after a resume) and
+        drops the rest, so a resumed run does not repeat rows and a new run starts it afresh.
+        """
+        if self.config.tensorboard and self._writer is None:
+            try:
+                from tensorboardX import SummaryWriter
+            except ImportError:
+                raise RuntimeError("--tensorboard needs tensorboardX: pip install "
+                                   "'tinyseg[tensorboard]'") from None
+            self._writer = SummaryWriter(self.config.tensorboard)
+        path = self.config.log_csv
+        if not path or self._log_started:
+            return
+        rows = []
+        if self.iteration and os.path.exists(path):
+            with open(path, newline="") as f:
+                rows = [r for r in list(csv.reader(f))[1:]
+                        if r and r[0].isdigit() and int(r[0]) <= self.iteration]
+        with atomic_output(path, "loss CSV") as tmp, open(tmp, "w", newline="") as f:
+            csv.writer(f).writerows([["iteration", "loss"], *rows])
+        self._log_started = True
+
     def _log(self, iteration: int, loss: float, grads: dict) -> None:
         if self.config.log_csv:
-            new = not os.path.exists(self.config.log_csv)
             with open(self.config.log_csv, "a", newline="") as f:
-                w = csv.writer(f)
-                if new:
-                    w.writerow(["iteration", "loss"])
-                w.writerow([iteration, repr(float(loss))])
-        if self.config.tensorboard:
-            if self._writer is None:
-                try:
-                    from tensorboardX import SummaryWriter
-                except ImportError as exc:
-                    raise RuntimeError("TensorBoard logging needs tensorboardX: "
-                                       "pip install 'tinyseg[tensorboard]'") from exc
-                self._writer = SummaryWriter(self.config.tensorboard)
+                csv.writer(f).writerow([iteration, repr(float(loss))])
+        if self._writer is not None:
             self._writer.add_scalar("cross_entropy_loss", loss, iteration)
             be = self.model.backend
             for name, g in grads.items():
@@ -181,11 +233,15 @@ class Trainer:
 
 
 def build_model(n_classes: int, width: float = 1.0, seed: int = 0, weights: str | None = None,
-                backend: str = "cpu", dropout: float = 0.5) -> FCN32s:
-    """An FCN-32s, He-initialised or (``weights``) from imported VGG-16 parameters (fc8 fresh)."""
+                backend: str = "cpu", dropout: float = 0.5, verify_md5: bool = True) -> FCN32s:
+    """An FCN-32s, He-initialised or (``weights``) from imported VGG-16 parameters (fc8 fresh).
+
+    ``verify_md5`` checks a Keras ``.h5`` weight file against the published digests.
+    """
     params = None
     if weights:
         from .weights import load_params
-        params = {k: v for k, v in load_params(weights).items() if not k.startswith("fc8.")}
+        params = {k: v for k, v in load_params(weights, verify_md5=verify_md5).items()
+                  if not k.startswith("fc8.")}
     return FCN32s(FCN32sConfig(n_classes=n_classes, width=width, seed=seed, dropout=dropout),
                   backend=backend, params=params)

@@ -3,8 +3,9 @@
 * :func:`dense_crf` -- one call: ``labels, Q = dense_crf(image, probabilities)``.
 * :mod:`tinyseg.crf.compat` -- pydensecrf's API (``import tinyseg.crf.compat as dcrf``).
 * :mod:`tinyseg.crf.inference` -- mean field over any filter objects.
-* :mod:`tinyseg.crf.filters` -- exact brute force, exact separable spatial Gaussian, sparse
-  bilateral grid; all with ``apply(values (N, M)) -> K values``.
+* :mod:`tinyseg.crf.filters` -- one module per filter family (exact brute force, exact separable
+  spatial Gaussian, sparse bilateral grid); all with ``apply(values (N, M)) -> K values`` and
+  the adjoint ``apply_transpose``.
 * :mod:`tinyseg.crf.features` -- pydensecrf's feature scaling (``sdims``, ``schan``).
 """
 from .features import bilateral_features, spatial_features

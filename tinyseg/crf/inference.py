@@ -12,7 +12,11 @@ itself, as pydensecrf's lattice does). The label compatibility is pydensecrf's:
 * a number ``w`` (Potts): ``compat(P) = -w P`` -- agreement is rewarded, i.e. the energy form with
   penalty ``w [l != l']`` up to a per-pixel constant;
 * a vector ``v`` (C,): ``compat(P) = P * v`` (label-wise);
-* a matrix ``M`` (C, C): ``compat(P) = P (M + M^T) / 2``.
+* a matrix ``M`` (C, C): ``compat(P)[:, l] = sum_l' M[l, l'] P[:, l']``, i.e. ``P @ M.T``: ``M[l, l']``
+  is the cost of label ``l`` at a pixel whose neighbour has label ``l'`` (the general, learnable
+  compatibility of CRF-as-RNN; Potts ``w`` is ``M = -w I``, or ``w (1 - I)`` up to a per-pixel
+  constant). pydensecrf's ``MatrixCompatibility`` uses ``(M + M^T) / 2``; its compatible API
+  (:mod:`tinyseg.crf.compat`) symmetrises before it gets here.
 
 Inference knows nothing of filtering: a term holds any object with ``apply(values (N, M)) -> K
 values`` (see :mod:`tinyseg.crf.filters`). Because the rows of ``Q`` sum to one,
@@ -164,7 +168,7 @@ def _add_potts_kernel(kq, weight, logits):
 
 
 def _as_compat(compat, n_labels: int):
-    """pydensecrf's label compatibility as ('potts', w) or ('matrix', (C, C) float32 symmetric)."""
+    """The label compatibility as ('potts', w) or ('matrix', M (C, C) float32), see the module."""
     if isinstance(compat, Number) and not isinstance(compat, bool):
         w = float(compat)
         if not np.isfinite(w):
@@ -183,7 +187,7 @@ def _as_compat(compat, n_labels: int):
         if m.shape != (n_labels, n_labels):
             raise ValueError(f"`compat` matrix has shape {m.shape} but there are {n_labels} labels: "
                              f"it must be ({n_labels}, {n_labels})")
-        return "matrix", (0.5 * (m + m.T)).astype(np.float32)
+        return "matrix", m.astype(np.float32)
     raise ValueError(f"`compat` must be a number, a vector or a matrix, got shape {m.shape}")
 
 
@@ -271,7 +275,7 @@ class MeanField:
             if term._kind == "potts":
                 _add_potts_kernel(kq, term._compat, logits)
             else:
-                logits -= kq @ term._compat                                 # (N, C) @ (C, C)
+                logits -= kq @ term._compat.T                               # (N, C) @ (C, C)
         return logits
 
     def _filtered(self, term: PairwiseTerm, q: np.ndarray, out: np.ndarray,
@@ -327,12 +331,14 @@ def mean_field(unary: np.ndarray, terms: list[PairwiseTerm], iterations: int = 5
     return MeanField(unary, terms).run(iterations)
 
 
-def mean_field_reference(unary: np.ndarray, kernels: list[np.ndarray], compats: list[float],
+def mean_field_reference(unary: np.ndarray, kernels: list[np.ndarray], compats: list,
                          iterations: int = 5) -> np.ndarray:
-    """Plain float64 NumPy mean field with dense kernel matrices and Potts weights (tiny N only).
+    """Plain float64 NumPy mean field with dense kernel matrices (tiny N only).
 
-    unary (N, C); kernels: (N, N) matrices ``K_k`` including the diagonal; compats: Potts weights.
-    ``Q = softmax(-U)``; ``Q = softmax(-U + sum_k w_k D^-1/2 K D^-1/2 Q)``.
+    unary (N, C); kernels: (N, N) matrices ``K_k`` including the diagonal; compats: a Potts
+    weight ``w`` or a (C, C) matrix ``M`` per kernel.
+    ``Q = softmax(-U)``; ``Q = softmax(-U + sum_k w_k K̃_k Q)`` (Potts) or ``-U - sum_k K̃_k Q M_k^T``,
+    with ``K̃ = D^-1/2 K D^-1/2``.
     """
     u = np.asarray(unary, dtype=np.float64)
     normalised = []
@@ -342,7 +348,10 @@ def mean_field_reference(unary: np.ndarray, kernels: list[np.ndarray], compats: 
     q = softmax_reference(-u)
     for _ in range(iterations):
         logits = -u
-        for kn, w in zip(normalised, compats):
-            logits = logits + w * (kn @ q)
+        for kn, c in zip(normalised, compats):
+            if np.ndim(c) == 0:
+                logits = logits + c * (kn @ q)
+            else:
+                logits = logits - (kn @ q) @ np.asarray(c, dtype=np.float64).T
         q = softmax_reference(logits)
     return q

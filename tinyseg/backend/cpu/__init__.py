@@ -7,11 +7,14 @@ arguments on device arrays.
 """
 import numpy as np
 
+from .accumulate import add_into, copy_into, scale_into
 from .adam import adam_update
 from .conv import conv2d_backward, conv2d_forward
 from .elementwise import dropout_backward, dropout_forward, relu_backward, relu_forward
 from .loss import softmax, softmax_cross_entropy
-from .pooling import maxpool2x2_backward, maxpool2x2_forward
+from .pooling import (maxpool2x2_backward, maxpool2x2_forward, maxpool3x3_backward,
+                      maxpool3x3_forward)
+from .sgd import sgd_update
 from .transposed import (
     conv_transpose2d_backward_input,
     conv_transpose2d_backward_weights,
@@ -19,6 +22,7 @@ from .transposed import (
     conv_transpose2d_depthwise_forward,
     conv_transpose2d_forward,
 )
+from .winograd import conv2d_winograd, winograd_weights
 
 name = "cpu"
 

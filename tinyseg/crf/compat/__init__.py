@@ -188,6 +188,8 @@ class DenseCRF:
                     compat.ndim == 2 and compat.shape[1] != self.nlabels):
                 raise ValueError(f"`compat` must be a number, a ({self.nlabels},) vector or a "
                                  f"({self.nlabels}, {self.nlabels}) matrix, got shape {compat.shape}")
+            if compat.ndim == 2:
+                compat = 0.5 * (compat + compat.T)        # pydensecrf's MatrixCompatibility
         self._terms.append(PairwiseTerm(filt, compat, _NORMALIZATION_NAMES[normalization]))
         self._engine = None
 
