@@ -70,3 +70,10 @@ def crf_mean_field(unary, terms, iterations: int):
     from tinyseg.crf.inference import MeanField
 
     return MeanField(unary, terms).run(iterations)
+
+
+def crf_rnn_kernels():
+    """The CRF-as-RNN kernels on the CPU (:mod:`tinyseg.crf.rnn_kernels`); imported when first asked for."""
+    from tinyseg.crf import rnn_kernels
+
+    return rnn_kernels
