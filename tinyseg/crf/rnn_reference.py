@@ -28,8 +28,9 @@ its matrix form ``M`` subtracts ``K̃Q M^T``, so its Potts matrix is ``-w I``. H
 energy of the paper (a penalty), and Potts is ``mu = 1 - I`` with the weight ``w`` in ``w``:
 ``E[i, l] = w (sum_l' K̃Q[i, l'] - K̃Q[i, l])``. The first term is the same for every label of
 pixel ``i``, and softmax ignores a per-pixel constant, so ``mu = 1 - I`` and ``mu = -I`` give the
-same ``Q`` -- and the same gradient: adding a constant to a column of ``mu`` changes nothing, so
-``d mu`` always has columns that sum to zero. With ``w = (3, 10)`` (spatial, bilateral) and Potts
+same ``Q`` -- and the same gradient: adding a constant to a column of ``mu`` changes no ``Q_t``,
+so for any loss of ``Q_T`` (cross-entropy: the rows of ``dout`` sum to zero) ``d mu`` has columns
+that sum to zero. With ``w = (3, 10)`` (spatial, bilateral) and Potts
 ``mu`` the recurrence is the seed's dense CRF (:func:`tinyseg.crf.dense_crf`).
 
 Backward. With ``G_t = dloss/dL_t`` and ``G_T = dout`` (the gradient of the output logits)::
