@@ -35,7 +35,7 @@ SCRIPT = textwrap.dedent('''
     dispatcher.get_current_device = lambda: _Device()
 
     from numba import cuda, typeof
-    from tinyseg.backend.cuda import accumulate, adam, conv, cropping, crf, crf_sparse
+    from tinyseg.backend.cuda import accumulate, adam, conv, cropping, crf, crf_rnn, crf_sparse
     from tinyseg.backend.cuda import elementwise, loss, pooling, sgd, tiled_gemm, transposed
     from tinyseg.backend.cuda import winograd
     i64 = np.zeros(1, np.int64)
@@ -92,6 +92,16 @@ SCRIPT = textwrap.dedent('''
         "crf_cluster_splat": (crf_sparse._cluster_splat_kernel, (f2, i64, i32, f2)),
         "crf_cluster_blur": (crf_sparse._cluster_blur_kernel, (f2, i64, i32, f1, f2)),
         "crf_cluster_slice": (crf_sparse._cluster_slice_kernel, (f2, i32, f2)),
+        "crf_rnn_copy": (crf_rnn._copy_kernel, (f2, f2)),
+        "crf_rnn_softmax": (crf_rnn._softmax_kernel, (f2, f2)),
+        "crf_rnn_combine": (crf_rnn._combine_kernel, (f2, f3, f2, f2, f2, f2)),
+        "crf_rnn_scale_columns": (crf_rnn._scale_columns_kernel, (f2, f1, f2)),
+        "crf_rnn_complete": (crf_rnn._complete_kernel, (f2, f1, f1, f2)),
+        "crf_rnn_pairwise_v": (crf_rnn._pairwise_v_kernel, (f2, f2, f2, f2, f3)),
+        "crf_rnn_pairwise_partials": (crf_rnn._pairwise_partials_kernel,
+                                      (f2, f3, f2, f2, np.zeros((1, 1, 1)), np.zeros((1, 1, 1)))),
+        "crf_rnn_gather_adjoint": (crf_rnn._gather_adjoint_kernel, (f2, f1, np.bool_(True), f2)),
+        "crf_rnn_softmax_backward": (crf_rnn._softmax_backward_kernel, (f2, f2, f2, f2)),
     }
     for config in ("SMALL", "LARGE"):            # TINY only ever runs in the simulator
         for ta in (False, True):

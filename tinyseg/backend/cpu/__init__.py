@@ -72,3 +72,10 @@ def crf_mean_field(unary, terms, iterations: int, callback=None):
     from tinyseg.crf.inference import MeanField
 
     return MeanField(unary, terms).run(iterations, callback=callback)
+
+
+def crf_rnn_kernels():
+    """The CRF-as-RNN kernels on the CPU (:mod:`tinyseg.crf.rnn_kernels`); imported when first asked for."""
+    from tinyseg.crf import rnn_kernels
+
+    return rnn_kernels

@@ -143,3 +143,10 @@ def crf_mean_field(unary, terms, iterations: int, callback=None):
     from .crf import mean_field
 
     return mean_field(unary, terms, iterations, callback=callback)
+
+
+def crf_rnn_kernels():
+    """The CRF-as-RNN kernels on the GPU (:mod:`tinyseg.backend.cuda.crf_rnn`), same names as the CPU's."""
+    from . import crf_rnn
+
+    return crf_rnn
