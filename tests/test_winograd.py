@@ -105,14 +105,14 @@ def test_winograd_dx_finite_differences(rng):
         U = np.empty((16, C, F))
         cpu.winograd_weights(w, False, U)
         out = np.empty((N, H, W, F))
-        cpu.conv2d_winograd(x, U, b, d, out, np.empty((16, tw, C)), np.empty((16, tw, F)))
+        cpu.conv2d_winograd(x, U, b, d, out, np.empty((1, 16, tw, C)), np.empty((1, 16, tw, F)))
         return out
 
     G = rng.standard_normal((N, H, W, F))
     Uf = np.empty((16, F, C))
     cpu.winograd_weights(w, True, Uf)
     dx = np.empty_like(x)
-    cpu.conv2d_winograd(G, Uf, np.zeros(C), d, dx, np.empty((16, tw, F)), np.empty((16, tw, C)))
+    cpu.conv2d_winograd(G, Uf, np.zeros(C), d, dx, np.empty((2, 16, tw, F)), np.empty((2, 16, tw, C)))
     numeric = np.zeros_like(x)
     for idx in np.ndindex(*x.shape):
         old = x[idx]

@@ -13,9 +13,9 @@ returns ``(dx, dw, db)``. Two algorithms compute the same convolution (results d
 ``WINOGRAD_MIN_CHANNELS`` input and output channels (VGG's conv1_2 … conv5_3, DeepLab's conv5 and
 fc6) and im2col otherwise (conv1_1's 3 input channels, fc6's 7×7, the 1×1 layers).
 
-Extra memory: one block workspace of at most ``CONV_WORKSPACE_BYTES`` (the im2col rows, or the
-Winograd tiles ``V`` and products ``M`` of a block of tile rows), plus for Winograd the transformed
-filters ``U (16, C, F)`` (16/9 of the weights).
+Extra memory: one block workspace of at most ``CONV_WORKSPACE_BYTES`` (the im2col rows), or for
+Winograd one block of tiles ``V`` and products ``M`` per worker thread (each at most
+``CONV_WORKSPACE_BYTES``) plus the transformed filters ``U (16, C, F)`` (16/9 of the weights).
 """
 from __future__ import annotations
 
@@ -151,9 +151,28 @@ def _winograd(be, x, w, b, dilation, out, flip):
     be.winograd_weights(w, flip, U)
     rows = winograd_rows_per_block(x.shape, c_out, dilation, be.CONV_WORKSPACE_BYTES)
     tiles = rows * winograd_tiles(x.shape[2], dilation)
-    V = be.empty((16, tiles, c_in), np.float32)
-    M = be.empty((16, tiles, c_out), np.float32)
+    workers = be.parallel_workers()                 # one block of tiles per worker thread
+    V = be.empty((workers, 16, tiles, c_in), np.float32)
+    M = be.empty((workers, 16, tiles, c_out), np.float32)
     be.conv2d_winograd(x, U, b, dilation, out, V, M)
+
+
+def conv2d_workspace_bytes(x_shape, w_shape, dilation: int = 1, algorithm: str = "auto",
+                           workspace_bytes: int = 8 * 2**20, workers: int = 1) -> int:
+    """Extra bytes a :func:`conv2d_forward` allocates besides its output (the memory bound).
+
+    im2col: one block of im2col rows (≤ ``workspace_bytes``; none for 1×1). Winograd: each
+    worker's tiles ``V`` and products ``M`` (≤ ``workspace_bytes`` each) and the filters
+    ``U (16, C, F)``.
+    """
+    kh, kw, c_in, c_out = w_shape
+    if _use_winograd(algorithm, w_shape):
+        rows = winograd_rows_per_block(x_shape, c_out, dilation, workspace_bytes)
+        tiles = rows * winograd_tiles(x_shape[2], dilation)
+        return 4 * (workers * 16 * tiles * (c_in + c_out) + 16 * c_in * c_out)
+    if kh * kw == 1:
+        return 0
+    return 4 * conv_rows_per_block(x_shape, w_shape, workspace_bytes) * x_shape[2] * kh * kw * c_in
 
 
 def conv_rows_per_block(x_shape, w_shape, workspace_bytes: int) -> int:

@@ -35,7 +35,7 @@ from .transposed import (
     conv_transpose2d_depthwise_forward,
     conv_transpose2d_forward,
 )
-from .winograd import conv2d_winograd, winograd_weights
+from .winograd import conv2d_winograd, parallel_workers, winograd_weights
 
 name = "cuda"
 
@@ -56,6 +56,7 @@ __all__ = [
     "synchronize", "check_available", "is_simulator", "gemm", "crop", "uncrop",
     "conv2d_forward", "conv2d_backward", "maxpool2x2_forward", "maxpool2x2_backward",
     "maxpool3x3_forward", "maxpool3x3_backward", "winograd_weights", "conv2d_winograd",
+    "parallel_workers",
     "relu_forward", "relu_backward", "dropout_forward", "dropout_backward",
     "conv_transpose2d_forward", "conv_transpose2d_backward_input",
     "conv_transpose2d_backward_weights", "conv_transpose2d_depthwise_forward",

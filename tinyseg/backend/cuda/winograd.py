@@ -137,11 +137,17 @@ def winograd_weights(w, flip, U):
     launch_1d(_weights_kernel, w.shape[2] * w.shape[3], w, bool(flip), U)
 
 
+def parallel_workers() -> int:
+    """One worker: the GPU parallelises inside each block (``V``, ``M`` have a first axis of 1)."""
+    return 1
+
+
 def conv2d_winograd(x, U, b, dil, out, V, M):
-    """out = conv3×3(x; dilation dil) + b from ``U (16, C, F)``; ``V``, ``M``: one block's tiles."""
+    """out = conv3×3(x; dilation dil) + b from ``U (16, C, F)``; ``V (1, 16, T, C)``, ``M (1, 16, T, F)``."""
     N, H, W, F = out.shape
     C = x.shape[3]
     TW, TH = _tiles(W, dil), _tiles(H, dil)
+    V, M = V[0], M[0]
     rows = V.shape[1] // TW
     for n in range(N):
         for a0 in range(0, TH, rows):
