@@ -8,7 +8,7 @@ arguments on device arrays.
 import numpy as np
 
 from .adam import adam_update
-from .conv import conv2d_backward, conv2d_forward
+from .conv import column_sums, conv2d_backward, conv2d_forward
 from .elementwise import dropout_backward, dropout_forward, relu_backward, relu_forward
 from .loss import softmax, softmax_cross_entropy
 from .pooling import (maxpool2x2_backward, maxpool2x2_forward, maxpool3x3_backward,
@@ -21,6 +21,7 @@ from .transposed import (
     conv_transpose2d_forward,
 )
 from .winograd import conv2d_winograd, parallel_workers, winograd_weights
+from .winograd_grad import winograd_filter_grad, winograd_weight_grad
 
 name = "cpu"
 
