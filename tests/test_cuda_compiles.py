@@ -63,6 +63,8 @@ SCRIPT = textwrap.dedent('''
         "winograd_weights": (winograd._weights_kernel, (f4, np.bool_(True), f3)),
         "winograd_input": (winograd._input_kernel, (f4, I, I, I, I, f3)),
         "winograd_output": (winograd._output_kernel, (f3, f1, I, I, I, I, f4)),
+        "winograd_output_grad": (winograd._output_grad_kernel, (f4, I, I, I, I, f3)),
+        "winograd_filter_grad": (winograd._filter_grad_kernel, (f4, f4)),
         "adam": (adam._adam_kernel, (f1, f1, f1, f1, F, F, F, F, F, F)),
         "sgd": (sgd._sgd_kernel, (f1, f1, f1, F, F, F, F)),
         "copy_into": (accumulate._copy_kernel, (f1, f1)),

@@ -9,7 +9,7 @@ import numpy as np
 
 from .accumulate import add_into, copy_into, scale_into
 from .adam import adam_update
-from .conv import conv2d_backward, conv2d_forward
+from .conv import column_sums, conv2d_backward, conv2d_forward
 from .elementwise import dropout_backward, dropout_forward, relu_backward, relu_forward
 from .loss import softmax, softmax_cross_entropy
 from .pooling import (maxpool2x2_backward, maxpool2x2_forward, maxpool3x3_backward,
@@ -22,7 +22,8 @@ from .transposed import (
     conv_transpose2d_depthwise_forward,
     conv_transpose2d_forward,
 )
-from .winograd import conv2d_winograd, winograd_weights
+from .winograd import conv2d_winograd, parallel_workers, winograd_weights
+from .winograd_grad import winograd_filter_grad, winograd_weight_grad
 
 name = "cpu"
 

@@ -22,7 +22,7 @@ from numba import cuda
 from ._launch import SIMULATOR
 from .accumulate import add_into, copy_into, scale_into
 from .adam import adam_update
-from .conv import conv2d_backward, conv2d_forward, fill
+from .conv import column_sums, conv2d_backward, conv2d_forward, fill
 from .cropping import crop, uncrop
 from .elementwise import dropout_backward, dropout_forward, relu_backward, relu_forward
 from .loss import softmax, softmax_cross_entropy
@@ -37,7 +37,8 @@ from .transposed import (
     conv_transpose2d_depthwise_forward,
     conv_transpose2d_forward,
 )
-from .winograd import conv2d_winograd, winograd_weights
+from .winograd import (conv2d_winograd, parallel_workers, winograd_filter_grad, winograd_weight_grad,
+                       winograd_weights)
 
 name = "cuda"
 
@@ -58,6 +59,7 @@ __all__ = [
     "synchronize", "check_available", "is_simulator", "gemm", "crop", "uncrop",
     "conv2d_forward", "conv2d_backward", "maxpool2x2_forward", "maxpool2x2_backward",
     "maxpool3x3_forward", "maxpool3x3_backward", "winograd_weights", "conv2d_winograd",
+    "parallel_workers", "winograd_weight_grad", "winograd_filter_grad", "column_sums",
     "relu_forward", "relu_backward", "dropout_forward", "dropout_backward",
     "conv_transpose2d_forward", "conv_transpose2d_backward_input",
     "conv_transpose2d_backward_weights", "conv_transpose2d_depthwise_forward",
