@@ -19,6 +19,7 @@ SUBCOMMAND_MODULES = [
     "tinyseg.demo",
     "tinyseg.commands",
     "tinyseg.crf.cli",
+    "tinyseg.info",
 ]
 
 # Errors that mean "bad input or environment"; anything else is reported as an internal error.
