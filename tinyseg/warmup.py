@@ -25,21 +25,26 @@ import sys
 
 __all__ = ["kernels_cached", "first_run_notice", "compile_in_background", "PARTS"]
 
-# What a helper process can compile ahead, and the modules whose kernels that is.
+# What a helper process can compile ahead, and the modules or packages holding those kernels.
 PARTS = {
-    "crf": ["tinyseg.crf.filters", "tinyseg.crf.inference", "tinyseg.crf.features"],
+    "crf": ["tinyseg.crf"],
     "softmax": ["tinyseg.backend.cpu.loss"],
     "adam": ["tinyseg.backend.cpu.adam"],
-    "train": ["tinyseg.backend.cpu.conv", "tinyseg.backend.cpu.pooling",
-              "tinyseg.backend.cpu.elementwise", "tinyseg.backend.cpu.transposed"],
+    "train": ["tinyseg.backend.cpu"],
 }
 
 
-def _dispatchers(module_name):
+def _dispatchers(name):
+    """The ``@njit`` kernels of a module, or of every module of a package."""
+    import pkgutil
+
     from numba.core.registry import CPUDispatcher
 
-    module = importlib.import_module(module_name)
-    return [f for f in vars(module).values() if isinstance(f, CPUDispatcher)]
+    module = importlib.import_module(name)
+    modules = [module]
+    for info in pkgutil.walk_packages(getattr(module, "__path__", []), name + "."):
+        modules.append(importlib.import_module(info.name))
+    return [f for m in modules for f in vars(m).values() if isinstance(f, CPUDispatcher)]
 
 
 def kernels_cached(modules) -> bool | None:
