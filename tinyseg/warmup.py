@@ -25,21 +25,26 @@ import sys
 
 __all__ = ["kernels_cached", "first_run_notice", "compile_in_background", "PARTS"]
 
-# What a helper process can compile ahead, and the modules whose kernels that is.
+# What a helper process can compile ahead, and the modules or packages holding those kernels.
 PARTS = {
-    "crf": ["tinyseg.crf.filters", "tinyseg.crf.inference", "tinyseg.crf.features"],
+    "crf": ["tinyseg.crf"],
     "softmax": ["tinyseg.backend.cpu.loss"],
     "adam": ["tinyseg.backend.cpu.adam"],
-    "train": ["tinyseg.backend.cpu.conv", "tinyseg.backend.cpu.pooling",
-              "tinyseg.backend.cpu.elementwise", "tinyseg.backend.cpu.transposed"],
+    "train": ["tinyseg.backend.cpu"],
 }
 
 
-def _dispatchers(module_name):
+def _dispatchers(name):
+    """The ``@njit`` kernels of a module, or of every module of a package."""
+    import pkgutil
+
     from numba.core.registry import CPUDispatcher
 
-    module = importlib.import_module(module_name)
-    return [f for f in vars(module).values() if isinstance(f, CPUDispatcher)]
+    module = importlib.import_module(name)
+    modules = [module]
+    for info in pkgutil.walk_packages(getattr(module, "__path__", []), name + "."):
+        modules.append(importlib.import_module(info.name))
+    return [f for m in modules for f in vars(m).values() if isinstance(f, CPUDispatcher)]
 
 
 def kernels_cached(modules) -> bool | None:
@@ -91,8 +96,7 @@ class BackgroundCompile:
         if self.parts:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "tinyseg.warmup", *self.parts],
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                env={**os.environ, "OMP_NUM_THREADS": "1"})
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def wait(self, timeout: float = 300.0) -> None:
         """Wait until the helper is done (or ``timeout`` s: then the main process compiles)."""
@@ -138,8 +142,12 @@ def _compile(part: str) -> None:
     rng = np.random.default_rng(0)
     if part == "crf":
         from .predict import refine
-        image = rng.integers(0, 256, (24, 32, 3), dtype=np.uint8)
-        p = rng.random((24, 32, 2), dtype=np.float32)
+        # The code paths, and so the signatures, depend on the data: the grid splats in parallel
+        # chunks from 32768 pixels on, and indexes its cells with uint16 while they are fewer than
+        # 65535 (a photo's smooth colours; random colours would take the int32 path).
+        rows, cols = np.mgrid[0:192, 0:256]
+        image = np.stack([rows, cols, (rows + cols) // 2], -1).astype(np.uint8)   # (192, 256, 3)
+        p = rng.random((192, 256, 2), dtype=np.float32)
         refine(image, p / p.sum(-1, keepdims=True))             # the seed's CRF, as demo/predict
     elif part == "softmax":
         ops.softmax(np.zeros((1, 4, 4, 2), np.float32))

@@ -28,14 +28,18 @@ def _predict(args) -> int:
     from ..data import BINARY_CLASSES, VOC_CLASSES, load_image, save_label_png
     from ..figures import overlay_figure, prediction_figure
     from ..predict import predict, refine
+    from ..warmup import compile_in_background
 
     argcheck.existing_file(args.checkpoint, "--checkpoint")
     argcheck.existing_file(args.image, "--image")
     argcheck.output_folder(args.out, "--out")
     argcheck.device_available(args.device)
-    model = load_model(args.checkpoint, args.device)
-    image = load_image(args.image)
-    labels, probs = predict(model, image)
+    # On a cold Numba cache a helper compiles the CRF's kernels while this process runs the network.
+    with compile_in_background(["crf"] if args.crf else [], args.device) as helper:
+        model = load_model(args.checkpoint, args.device)
+        image = load_image(args.image)
+        labels, probs = predict(model, image)
+        helper.wait()
     names = {2: BINARY_CLASSES, len(VOC_CLASSES): VOC_CLASSES}.get(probs.shape[-1])
     os.makedirs(args.out, exist_ok=True)
     save_label_png(os.path.join(args.out, "labels.png"), labels)

@@ -118,6 +118,7 @@ def check_train_args(args) -> dict | None:
 def _train(args) -> int:
     from ..interrupt import TrainingInterrupted
     from ..train import TrainConfig, Trainer, TrainingDiverged, build_model
+    from ..warmup import first_run_notice
 
     resumed = check_train_args(args)
     samples, n_classes = samples_from_args(args)
@@ -140,6 +141,8 @@ def _train(args) -> int:
         model = build_model(n_classes, args.width, args.seed, args.weights, args.device, args.dropout,
                             verify_md5=not args.no_verify)
         trainer = Trainer(model, samples, config)
+    if args.device == "cpu":
+        first_run_notice()
     try:
         losses = trainer.run()
     except TrainingDiverged as exc:
