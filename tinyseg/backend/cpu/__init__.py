@@ -65,8 +65,17 @@ def synchronize():
     """Nothing to wait for on the CPU; the CUDA backend waits for its stream here."""
 
 
-def crf_mean_field(unary, terms, iterations: int):
-    """The dense CRF's mean field on the CPU: unary (N, C), pairwise terms → Q (N, C) float32."""
+def crf_mean_field(unary, terms, iterations: int, callback=None):
+    """The dense CRF's mean field on the CPU: unary (N, C), pairwise terms → Q (N, C) float32.
+
+    ``callback(i)``, if given, runs after iteration ``i`` (progress, Ctrl-C)."""
     from tinyseg.crf.inference import MeanField
 
-    return MeanField(unary, terms).run(iterations)
+    return MeanField(unary, terms).run(iterations, callback=callback)
+
+
+def crf_rnn_kernels():
+    """The CRF-as-RNN kernels on the CPU (:mod:`tinyseg.crf.rnn_kernels`); imported when first asked for."""
+    from tinyseg.crf import rnn_kernels
+
+    return rnn_kernels

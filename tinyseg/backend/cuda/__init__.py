@@ -138,8 +138,15 @@ def synchronize() -> None:
     cuda.synchronize()
 
 
-def crf_mean_field(unary, terms, iterations: int):
+def crf_mean_field(unary, terms, iterations: int, callback=None):
     """The dense CRF's mean field on the GPU: unary (N, C), pairwise terms → Q (N, C) host float32."""
     from .crf import mean_field
 
-    return mean_field(unary, terms, iterations)
+    return mean_field(unary, terms, iterations, callback=callback)
+
+
+def crf_rnn_kernels():
+    """The CRF-as-RNN kernels on the GPU (:mod:`tinyseg.backend.cuda.crf_rnn`), same names as the CPU's."""
+    from . import crf_rnn
+
+    return crf_rnn

@@ -308,14 +308,18 @@ class GridFilter(Filter):
         self.n_chunks = max(1, min(numba.get_num_threads(), self.n_points // 16384))
         self._transposed = None          # the transposed passes' tables, built when first needed
 
-    def apply(self, values: np.ndarray) -> np.ndarray:
-        """``S^T B S @ values``: values (N, M) -> (N, M) float32.
+    def apply(self, values: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """``S^T B S @ values``: values (N, M) -> (N, M) float32 (into ``out`` if given).
 
         Up to ``rows_from - 1`` channels are filtered one by one with the one-channel kernels
         (tight scalar loops); from ``rows_from`` channels on, channels-last kernels read the tables
         once for all of them.
         """
-        return self._filter(check_values(values, self.n_points), self.neighbours)
+        result = self._filter(check_values(values, self.n_points), self.neighbours)
+        if out is None:
+            return result
+        out[...] = result
+        return out
 
     def apply_transpose(self, values: np.ndarray) -> np.ndarray:
         """``(S^T B S)^T @ values = S^T B^T S @ values``, built literally as the adjoint chain.
