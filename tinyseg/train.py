@@ -267,6 +267,9 @@ class Trainer:
             self._maybe_validate(final=True)
         if c.checkpoint and self.iteration > 0:
             self.save(c.checkpoint)
+        if error is None and not self.world.same_on_all_ranks(self.model.params, self.model.backend):
+            raise RuntimeError("the MPI ranks ended with different parameters (they must stay "
+                               "bit-identical); the checkpoint holds rank 0's")
         self.world.barrier()
         if error is not None:
             raise error
