@@ -25,6 +25,7 @@ measured and the best model so far is kept in ``best_checkpoint`` beside the las
 """
 from __future__ import annotations
 
+import inspect
 import math
 import os
 import signal
@@ -125,6 +126,9 @@ class Trainer:
         self.state = TrainState()
         self.log = TrainLog(c, enabled=self.world.is_root)
         self._buckets = None
+        # Does backward announce finished gradients (``grad_ready``)? Then the reduction over the
+        # ranks overlaps backward; a model without it has its gradients summed after backward.
+        self._announces = "grad_ready" in inspect.signature(model.backward).parameters
         self._owned = set()             # checkpoint files this trainer resumed from or wrote
         self._stop_reason = None
         self.stopped_early = None       # why run() returned before its iterations were done
@@ -175,11 +179,12 @@ class Trainer:
             loss_sum += loss
             if scale != 1.0:
                 scale_into(dlogits, scale)
-            if buckets is None:
+            if buckets is None or not self._announces:
                 model.backward(dlogits)
             else:
                 model.backward(dlogits, grad_ready=buckets.hook(lambda: model.grads))
-                buckets.end_image(model.grads)
+            if buckets is not None:
+                buckets.end_image(model.grads)      # takes whatever was not announced
             model.clear()
         grads = model.grads if buckets is None else buckets.finish()
         loss = float(self.world.sum_float([loss_sum])[0]) * scale
@@ -262,6 +267,9 @@ class Trainer:
             self._maybe_validate(final=True)
         if c.checkpoint and self.iteration > 0:
             self.save(c.checkpoint)
+        if error is None and not self.world.same_on_all_ranks(self.model.params, self.model.backend):
+            raise RuntimeError("the MPI ranks ended with different parameters (they must stay "
+                               "bit-identical); the checkpoint holds rank 0's")
         self.world.barrier()
         if error is not None:
             raise error
