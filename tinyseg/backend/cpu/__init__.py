@@ -7,11 +7,14 @@ arguments on device arrays.
 """
 import numpy as np
 
+from .accumulate import add_into, copy_into, scale_into
 from .adam import adam_update
-from .conv import conv2d_backward, conv2d_forward
+from .conv import column_sums, conv2d_backward, conv2d_forward
 from .elementwise import dropout_backward, dropout_forward, relu_backward, relu_forward
 from .loss import softmax, softmax_cross_entropy
-from .pooling import maxpool2x2_backward, maxpool2x2_forward
+from .pooling import (maxpool2x2_backward, maxpool2x2_forward, maxpool3x3_backward,
+                      maxpool3x3_forward)
+from .sgd import sgd_update
 from .transposed import (
     conv_transpose2d_backward_input,
     conv_transpose2d_backward_weights,
@@ -19,6 +22,8 @@ from .transposed import (
     conv_transpose2d_depthwise_forward,
     conv_transpose2d_forward,
 )
+from .winograd import conv2d_winograd, parallel_workers, winograd_weights
+from .winograd_grad import winograd_filter_grad, winograd_weight_grad
 
 name = "cpu"
 
@@ -68,3 +73,10 @@ def crf_mean_field(unary, terms, iterations: int, callback=None):
     from tinyseg.crf.inference import MeanField
 
     return MeanField(unary, terms).run(iterations, callback=callback)
+
+
+def crf_rnn_kernels():
+    """The CRF-as-RNN kernels on the CPU (:mod:`tinyseg.crf.rnn_kernels`); imported when first asked for."""
+    from tinyseg.crf import rnn_kernels
+
+    return rnn_kernels
