@@ -8,8 +8,8 @@ import pytest
 from tinyseg.cli import main
 
 
-def _voc(root, rng, n=3, h=20, w=28):
-    """A tiny VOC folder (classes 0, 8, 15 in colour regions) and noisy, coarse probabilities."""
+def _voc(root, rng, n=3, h=20, w=28, classes=(0, 8, 15), n_classes=21):
+    """A tiny VOC folder (three classes in colour regions) and noisy, coarse probabilities."""
     from PIL import Image
 
     from tinyseg.data import save_label_png
@@ -19,17 +19,17 @@ def _voc(root, rng, n=3, h=20, w=28):
     probs_dir = root / "probs"
     os.makedirs(probs_dir, exist_ok=True)
     ids = []
-    colours = {0: (40, 60, 160), 8: (200, 150, 40), 15: (60, 200, 80)}
+    colours = dict(zip(classes, [(40, 60, 160), (200, 150, 40), (60, 200, 80)]))
     for k in range(n):
         labels = np.zeros((h, w), np.uint8)
-        labels[:, w // 3:] = 8
-        labels[h // 2:, 2 * w // 3:] = 15
+        labels[:, w // 3:] = classes[1]
+        labels[h // 2:, 2 * w // 3:] = classes[2]
         labels[0, 0] = 255                                         # an ignored pixel
         image = np.zeros((h, w, 3), np.float64)
         for c, rgb in colours.items():
             image[labels == c] = rgb
         image = np.clip(image + rng.normal(0, 8, image.shape), 0, 255).astype(np.uint8)
-        logits = rng.normal(0, 1.0, (h, w, 21))
+        logits = rng.normal(0, 1.0, (h, w, n_classes))
         for c in colours:                                          # blurred, shifted evidence
             shifted = np.roll(labels == c, 3, axis=1)
             logits[..., c] += 2.5 * shifted
@@ -166,3 +166,39 @@ def test_crf_command_takes_a_params_file(tmp_path, rng):
     from tinyseg.data import load_annotation
 
     np.testing.assert_array_equal(load_annotation(tmp_path / "l.png"), p.argmax(2))   # 0 iterations
+
+
+def test_predict_evaluate_and_search_take_crf_params(tmp_path, rng, capsys):
+    """A tiny checkpoint; --crf-params with 0 iterations makes the CRF the identity, so the CRF
+    labels and metrics must equal the network's; crf-search computes its probabilities."""
+    from PIL import Image
+
+    from tinyseg.crf.options import save_crf_params
+
+    _voc(tmp_path, rng, n=2, classes=(0, 1, 1), n_classes=2)
+    image = np.asarray(Image.open(tmp_path / "JPEGImages" / "img0.jpg"))
+    ann = np.asarray(Image.open(tmp_path / "SegmentationClass" / "img0.png")).copy()
+    Image.fromarray(ann).save(tmp_path / "ann.png")
+    Image.fromarray(image).save(tmp_path / "img.png")
+    ckpt = str(tmp_path / "ckpt.h5")
+    assert main(["train", "--image", str(tmp_path / "img.png"), "--annotation", str(tmp_path / "ann.png"),
+                 "--checkpoint", ckpt, "--no-progress", "--width", "0.03125", "--iterations", "1"]) == 0
+    params = tmp_path / "identity.json"
+    save_crf_params(str(params), dict(iterations=0))
+    out = tmp_path / "pred"
+    assert main(["predict", "--checkpoint", ckpt, "--image", str(tmp_path / "img.png"), "--out",
+                 str(out), "--crf-params", str(params)]) == 0                  # implies --crf
+    np.testing.assert_array_equal(np.asarray(Image.open(out / "crf_labels.png")),
+                                  np.asarray(Image.open(out / "labels.png")))
+    report = tmp_path / "m.json"
+    assert main(["evaluate", "--checkpoint", ckpt, "--image", str(tmp_path / "img.png"),
+                 "--annotation", str(tmp_path / "ann.png"), "--crf-params", str(params),
+                 "--json", str(report)]) == 0
+    m = json.loads(report.read_text())
+    assert m["crf"]["confusion_matrix"] == m["fcn"]["confusion_matrix"]
+    capsys.readouterr()
+    assert main(["crf-search", "--voc", str(tmp_path), "--labels", "binary", "--checkpoint", ckpt,
+                 "--cache", str(tmp_path / "cache"), "--out", str(tmp_path / "s.json"),
+                 "--jobs", "1", "--no-fine", *SMALL_GRID]) == 0
+    assert sorted(os.listdir(tmp_path / "cache")) == ["img0.npy", "img1.npy"]
+    assert json.loads((tmp_path / "s.json").read_text())["search"]["images"] == 2

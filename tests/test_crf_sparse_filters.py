@@ -108,7 +108,7 @@ def test_cluster_filter_is_symmetric_and_writes_into_out(rng):
 def test_auto_filter_takes_the_grid_for_wide_and_the_cluster_for_narrow_bandwidths(rng):
     img = smooth_image(rng, 30, 40)
     assert isinstance(auto_filter(bilateral_features(img, 20, 20), rotate=(2, 3, 4)), GridFilter)
-    narrow = auto_filter(bilateral_features(img, 3, 1), rotate=(2, 3, 4), max_cells=1 << 16)
+    narrow = auto_filter(bilateral_features(img, 3, 1), rotate=(2, 3, 4), max_cells=1 << 17)
     assert isinstance(narrow, ClusterFilter)
     assert isinstance(auto_filter(rng.random((50, 8)).astype(np.float32)), ClusterFilter)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 
+from ..crf.options import add_crf_options, crf_params_from_args
 from . import argcheck
 from .common import add_device, load_model
 from .dataopts import Subset, add_data, check_dataset, dataset_from_args, label_map_from_args, saved_label_map
@@ -25,6 +26,7 @@ def register(subparsers):
     p.add_argument("--json", metavar="PATH", help="also write the metrics as JSON "
                    "({\"fcn\": {\"mean_iou\": …, \"per_class_iou\": {name: …}, \"confusion_matrix\": …}, \"crf\": …})")
     add_device(p)
+    add_crf_options(p)
     p.set_defaults(func=_evaluate)
 
 
@@ -39,6 +41,7 @@ def _evaluate(args) -> int:
     if args.json:
         argcheck.writable_file(args.json, "--json")
     argcheck.device_available(args.device)
+    crf_params = crf_params_from_args(args)
     config, _ = read_checkpoint_config(args.checkpoint)
     label_map = label_map_from_args(args, saved_label_map(config))
     n_classes = config.get("model", {}).get("n_classes", label_map.n_classes)
@@ -51,7 +54,7 @@ def _evaluate(args) -> int:
     model = load_model(args.checkpoint, args.device)
     mine = Subset(dataset, world.share(range(len(dataset))))
     result = evaluate(model, mine, n_classes, crf=not args.no_crf, progress=world.is_root,
-                      device=args.device)
+                      device=args.device, **crf_params)
     for cm in result.values():
         cm.matrix = world.sum_int(cm.matrix)
     if not world.is_root:

@@ -17,7 +17,7 @@ import json
 import math
 import os
 
-__all__ = ["SEED_PARAMS", "PARAM_NAMES", "add_crf_options", "crf_params_from_args",
+__all__ = ["SEED_PARAMS", "PARAM_NAMES", "add_crf_options", "crf_params_from_args", "crf_options_given",
            "load_crf_params", "check_crf_params", "save_crf_params"]
 
 #: The seed's CRF (pydensecrf parameters of the blog post).
@@ -140,3 +140,10 @@ def crf_params_from_args(args) -> dict:
     except ValueError as exc:
         raise ValueError(str(exc).replace("CRF parameter `", "--").replace("`", "")) from None
     return params
+
+
+def crf_options_given(args) -> bool:
+    """Whether ``--crf-params`` or any CRF option of :func:`add_crf_options` was given."""
+    return any(getattr(args, k, None) is not None for k in
+               ("crf_params", "sdims", "schan", "compat", "gaussian_sdims", "gaussian_compat",
+                "crf_iterations"))

@@ -5,8 +5,9 @@
   cost, 5e-4 error) beyond ``sigma = 2``.
 * Any other features (the bilateral kernel, N-D features): the sparse bilateral grid
   (:class:`~.grid.GridFilter`, multilinear, the most accurate at the usual bandwidths) while its
-  bounding box stays within ``max_cells`` cells and ``box_per_point`` cells per point (beyond,
-  its set-up and its pruned blur grow with the box) and the features have at most
+  bounding box stays within ``max_cells`` cells and ``box_per_point`` cells per point (at least
+  2^18 cells: small images always get the grid; beyond, its set-up and its pruned blur grow
+  with the box) and the features have at most
   ``grid_max_dims`` dimensions; otherwise -- small bandwidths, where points are sparse at their own scale, or many
   dimensions -- the cluster filter (:class:`~.cluster.ClusterFilter`), whose cost grows with the
   points and their close pairs only.
@@ -54,7 +55,8 @@ def auto_filter(features: np.ndarray, *, rotate=None, max_cells: int = 1 << 25,
     if d <= grid_max_dims:
         turned = rotate_to_principal_axes(features, rotate) if rotate and len(rotate) > 1 \
             else features
-        if grid_box_cells(turned) <= min(max_cells, box_per_point * features.shape[0]):
+        budget = min(max_cells, max(box_per_point * features.shape[0], 1 << 18))
+        if grid_box_cells(turned) <= budget:
             return GridFilter(turned, max_cells=max_cells)
     if not math.isfinite(cluster_cell) or cluster_cell <= 0:
         raise ValueError(f"`cluster_cell` must be positive, got {cluster_cell}")
