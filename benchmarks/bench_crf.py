@@ -12,8 +12,9 @@ Every case runs the same script through each library's pydensecrf API (``DenseCR
 **time**: median of ``--repeat`` runs, tinyseg and pydensecrf alternating (after one untimed
 round, so Numba's compiled kernels are loaded), so that a shared machine's changing load falls on
 both alike. pydensecrf is single-threaded; tinyseg uses Numba's threads (printed). The load
-average is printed and stored: ratios measured on a loaded machine favour the single-threaded
-peer, whose one thread is never left waiting for a descheduled sibling.
+average is printed and stored: wall-clock ratios measured on a loaded machine favour the
+single-threaded peer, whose one thread is never left waiting for a descheduled sibling, so the
+CPU seconds (all threads, ``time.process_time``) and their ratio are recorded too.
 
 **accuracy**: labels after the iterations on small crops (about 60×90 / 64×64, where the exact
 CRF is affordable), compared with the exact CRF (brute-force O(N²) filtering, float64 sums): the
@@ -114,16 +115,20 @@ def peer_module():
     return dcrf
 
 
-def alternating_medians(fns: dict, repeat: int) -> dict:
-    """Median seconds of each callable, timed round-robin after one untimed round."""
+def alternating_medians(fns: dict, repeat: int) -> tuple[dict, dict]:
+    """Median wall seconds and median CPU seconds (all threads) of each callable, timed
+    round-robin after one untimed round."""
     times = {name: [] for name in fns}
+    cpu = {name: [] for name in fns}
     for r in range(repeat + 1):
         for name, fn in fns.items():
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             fn()
             if r:
                 times[name].append(time.perf_counter() - t0)
-    return {name: statistics.median(ts) for name, ts in times.items()}
+                cpu[name].append(time.process_time() - c0)
+    return ({name: statistics.median(ts) for name, ts in times.items()},
+            {name: statistics.median(ts) for name, ts in cpu.items()})
 
 
 def time_cases(quick: bool) -> list[tuple]:
@@ -158,18 +163,19 @@ def bench_time(repeat: int, quick: bool) -> list[dict]:
         if peer is not None:
             fns["peer"] = lambda: run_crf(peer, image, unary, params, iterations)
         load = load_average()
-        t = alternating_medians(fns, repeat)
-        extra = dict(threads=threads, load=round(load, 2))
+        t, cpu = alternating_medians(fns, repeat)
+        extra = dict(threads=threads, load=round(load, 2), tinyseg_cpu_s=cpu["tinyseg"])
         if peer is not None:
             a = run_crf(tcrf, image, unary, params, iterations).argmax(0)
             b = run_crf(peer, image, unary, params, iterations).argmax(0)
-            extra.update(peer="pydensecrf", peer_s=t["peer"],
+            extra.update(peer="pydensecrf", peer_s=t["peer"], peer_cpu_s=cpu["peer"],
+                         cpu_ratio=cpu["tinyseg"] / cpu["peer"],
                          label_agreement_pct=100 * float(np.mean(a == b)))
         name = f"crf.{params}.{labels}labels.{size}.{iterations}it"
         records.append(record(name, t["tinyseg"], **extra))
         print(f"  {name}: tinyseg {t['tinyseg']:.3f} s" + (
-            f", pydensecrf {t['peer']:.3f} s, ratio {t['tinyseg'] / t['peer']:.2f}" if peer else "")
-            + f" (load {load:.1f})", flush=True)
+            f", pydensecrf {t['peer']:.3f} s, ratio {t['tinyseg'] / t['peer']:.2f}, CPU ratio "
+            f"{cpu['tinyseg'] / cpu['peer']:.2f}" if peer else "") + f" (load {load:.1f})", flush=True)
     return records
 
 
@@ -278,7 +284,8 @@ def main(argv=None) -> int:
         records += bench_accuracy(args.quick)
     if not args.skip_memory:
         records += bench_memory()
-    print_table(records, ["name", "tinyseg_s", "peer_s", "ratio", "load", "label_agreement_pct",
+    print_table(records, ["name", "tinyseg_s", "peer_s", "ratio", "cpu_ratio", "load",
+                          "label_agreement_pct",
                           "tinyseg_diff_pct", "peer_diff_pct", "crf_changed_pct",
                           "peak_rss_mb", "peer_peak_rss_mb", "peak_ratio"])
     print(f"load average at the end: {load_average():.2f}")
