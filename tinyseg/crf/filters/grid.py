@@ -288,7 +288,10 @@ class GridFilter(Filter):
         (tight scalar loops); from ``rows_from`` channels on, channels-last kernels read the tables
         once for all of them.
         """
-        result = self._filter(check_values(values, self.n_points), self.neighbours)
+        values = check_values(values, self.n_points)
+        if self._rows is not None and values.shape[1] >= self.rows_from:
+            return self._apply_image_rows(values, self.neighbours, out)
+        result = self._filter(values, self.neighbours)
         if out is None:
             return result
         out[...] = result
@@ -356,8 +359,9 @@ class GridFilter(Filter):
         slice_(grid, *tables, out)
         return out
 
-    def _apply_image_rows(self, values: np.ndarray, passes) -> np.ndarray:
-        """:meth:`_apply` with the image-row factorised splat and slice; values (N, M)."""
+    def _apply_image_rows(self, values: np.ndarray, passes, out=None) -> np.ndarray:
+        """:meth:`_apply` with the image-row factorised splat and slice; values (N, M); ``out``
+        may be ``values`` (read by the splat only)."""
         m = values.shape[1]
         partial = np.empty((self.n_chunks, self.n_occupied + 1, m), dtype=np.float32)
         _splat_image_rows(values, *self._rows, partial)
@@ -370,6 +374,7 @@ class GridFilter(Filter):
             blurred = np.empty((nb.shape[0] + 1, m), dtype=np.float32)
             _blur_pass_rows_kernel(grid, nb, self.taps, blurred)
             grid = blurred
-        out = np.empty((self.n_points, m), dtype=np.float32)
+        if out is None:
+            out = np.empty((self.n_points, m), dtype=np.float32)
         _slice_image_rows(grid, *self._rows, out)
         return out
