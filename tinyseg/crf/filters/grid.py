@@ -133,6 +133,7 @@ class GridFilter(Filter):
     symmetric = True             # S^T B S with B symmetric (see apply_transpose)
     _uint16_cells = 1 << 16      # indices (and deltas) below this are stored as uint16
     rows_from = 6                # from this many channels on, the channels-last kernels are used
+    image_rows_from = 2          # ... and the image-row factorised ones (image_shape given)
 
     def __init__(self, features: np.ndarray, *, cell: float = 0.75, truncate: float = 2.0,
                  order=None, rotate=None, max_cells: int = 1 << 25,
@@ -289,7 +290,7 @@ class GridFilter(Filter):
         once for all of them.
         """
         values = check_values(values, self.n_points)
-        if self._rows is not None and values.shape[1] >= self.rows_from:
+        if self._rows is not None and values.shape[1] >= self.image_rows_from:
             return self._apply_image_rows(values, self.neighbours, out)
         result = self._filter(values, self.neighbours)
         if out is None:
@@ -328,8 +329,8 @@ class GridFilter(Filter):
     def _filter(self, values: np.ndarray, passes) -> np.ndarray:
         """Splat, the given blur passes, slice; values (N, M) float32."""
         n, m = values.shape
-        if self._rows is not None and m >= self.rows_from:   # for few channels the plain
-            return self._apply_image_rows(values, passes)       # kernels are faster
+        if self._rows is not None and m >= self.image_rows_from:   # for one channel the plain
+            return self._apply_image_rows(values, passes)             # kernels are faster
         if m >= self.rows_from:
             return self._apply(values, passes, _splat_rows_kernel, _blur_pass_rows_kernel,
                                _slice_rows_kernel)
