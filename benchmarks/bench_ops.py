@@ -271,7 +271,7 @@ def predict_memory_worker(H: int, W: int, n_classes: int) -> dict:
     """
     import resource
 
-    from tinyseg.backend.cpu import CONV_WORKSPACE_BYTES, parallel_workers
+    from tinyseg.backend.cpu import CONV_WORKSPACE_BYTES, WINOGRAD_BLOCK_BYTES, parallel_workers
     from tinyseg.layers import Conv2D, CropTo
     from tinyseg.model import FCN32s, FCN32sConfig
     from tinyseg.ops import conv as conv_ops
@@ -295,7 +295,7 @@ def predict_memory_worker(H: int, W: int, n_classes: int) -> dict:
         if isinstance(layer, Conv2D):
             workspace = max(workspace, conv_ops.conv2d_workspace_bytes(
                 x.shape, layer.params["w"].shape, layer.dilation, "auto", CONV_WORKSPACE_BYTES,
-                parallel_workers()))
+                parallel_workers(), WINOGRAD_BLOCK_BYTES))
         y = layer.forward(x, False, size=(H, W)) if isinstance(layer, CropTo) else layer.forward(x, False)
         sizes.append(y.nbytes)
         x = y

@@ -30,9 +30,8 @@ ALGORITHMS = ("auto", "im2col", "winograd")
 # "auto" uses Winograd for 3×3 kernels when both channel counts reach this: below it the 16 GEMMs
 # are too thin (conv1_1 has 3 input channels) and im2col's single GEMM is faster.
 WINOGRAD_MIN_CHANNELS = 16
-# Winograd tiles per block: enough rows for an efficient GEMM, few enough that V and M stay in
-# the 1 MB L2 cache where possible (measured on VGG's shapes, see benchmarks/bench_ops.py).
-WINOGRAD_BLOCK_BYTES = 2 * 2**20
+# Winograd tiles per block: at least this many (an efficient GEMM); beyond that the backend's
+# WINOGRAD_BLOCK_BYTES target (cache-sized on the CPU) and CONV_WORKSPACE_BYTES bound apply.
 WINOGRAD_MIN_TILES = 128
 
 
@@ -132,16 +131,18 @@ def winograd_tiles(size: int, dilation: int) -> int:
     return (size // (2 * dilation)) * dilation + min(dilation, size % (2 * dilation))
 
 
-def winograd_rows_per_block(x_shape, c_out: int, dilation: int, workspace_bytes: int) -> int:
+def winograd_rows_per_block(x_shape, c_out: int, dilation: int, workspace_bytes: int,
+                            block_bytes: int = 2 * 2**20) -> int:
     """Tile rows per Winograd block: ``V (16, T, C)`` and ``M (16, T, F)`` for ``T = rows·tiles(W)``.
 
-    Aims at ``WINOGRAD_BLOCK_BYTES`` (cache-sized), takes at least ``WINOGRAD_MIN_TILES`` tiles
-    (an efficient GEMM), and never exceeds ``workspace_bytes``; at least one tile row.
+    Aims at ``block_bytes`` (the backend's ``WINOGRAD_BLOCK_BYTES``), takes at least
+    ``WINOGRAD_MIN_TILES`` tiles (an efficient GEMM), and never exceeds ``workspace_bytes``; at
+    least one tile row.
     """
     _, H, W, c_in = x_shape
     tw, th = winograd_tiles(W, dilation), winograd_tiles(H, dilation)
     tile_bytes = 16 * (c_in + c_out) * 4
-    tiles = max(WINOGRAD_BLOCK_BYTES // tile_bytes, WINOGRAD_MIN_TILES)
+    tiles = max(block_bytes // tile_bytes, WINOGRAD_MIN_TILES)
     tiles = min(tiles, workspace_bytes // tile_bytes)
     return max(1, min(th, tiles // tw))
 
@@ -153,7 +154,8 @@ def _winograd(be, x, w, b, dilation, out, flip):
         c_in, c_out = c_out, c_in
     U = be.empty((16, c_in, c_out), np.float32)
     be.winograd_weights(w, flip, U)
-    rows = winograd_rows_per_block(x.shape, c_out, dilation, be.CONV_WORKSPACE_BYTES)
+    rows = winograd_rows_per_block(x.shape, c_out, dilation, be.CONV_WORKSPACE_BYTES,
+                                   be.WINOGRAD_BLOCK_BYTES)
     tiles = rows * winograd_tiles(x.shape[2], dilation)
     workers = be.parallel_workers()                 # one block of tiles per worker thread
     V = be.empty((workers, 16, tiles, c_in), np.float32)
@@ -162,7 +164,8 @@ def _winograd(be, x, w, b, dilation, out, flip):
 
 
 def conv2d_workspace_bytes(x_shape, w_shape, dilation: int = 1, algorithm: str = "auto",
-                           workspace_bytes: int = 8 * 2**20, workers: int = 1) -> int:
+                           workspace_bytes: int = 8 * 2**20, workers: int = 1,
+                           block_bytes: int = 2 * 2**20) -> int:
     """Extra bytes a :func:`conv2d_forward` allocates besides its output (the memory bound).
 
     im2col: one block of im2col rows (≤ ``workspace_bytes``; none for 1×1). Winograd: each
@@ -171,7 +174,7 @@ def conv2d_workspace_bytes(x_shape, w_shape, dilation: int = 1, algorithm: str =
     """
     kh, kw, c_in, c_out = w_shape
     if _use_winograd(algorithm, w_shape):
-        rows = winograd_rows_per_block(x_shape, c_out, dilation, workspace_bytes)
+        rows = winograd_rows_per_block(x_shape, c_out, dilation, workspace_bytes, block_bytes)
         tiles = rows * winograd_tiles(x_shape[2], dilation)
         return 4 * (workers * 16 * tiles * (c_in + c_out) + 16 * c_in * c_out)
     if kh * kw == 1:
@@ -182,7 +185,8 @@ def conv2d_workspace_bytes(x_shape, w_shape, dilation: int = 1, algorithm: str =
 def _winograd_weight_grad(be, x, dout, dilation, dw):
     """dw of the 3×3 convolution by Winograd: per-worker sums of V[ξ]ᵀ dM[ξ], then Gᵀ · G."""
     c_in, c_out = x.shape[3], dout.shape[3]
-    rows = winograd_rows_per_block(x.shape, c_out, dilation, be.CONV_WORKSPACE_BYTES)
+    rows = winograd_rows_per_block(x.shape, c_out, dilation, be.CONV_WORKSPACE_BYTES,
+                                   be.WINOGRAD_BLOCK_BYTES)
     tiles = rows * winograd_tiles(x.shape[2], dilation)
     workers = be.parallel_workers()
     V = be.empty((workers, 16, tiles, c_in), np.float32)

@@ -20,7 +20,7 @@ from .transposed import (
     conv_transpose2d_depthwise_forward,
     conv_transpose2d_forward,
 )
-from .winograd import conv2d_winograd, parallel_workers, winograd_weights
+from .winograd import WINOGRAD_BLOCK_BYTES, conv2d_winograd, parallel_workers, winograd_weights
 from .winograd_grad import winograd_filter_grad, winograd_weight_grad
 
 name = "cpu"

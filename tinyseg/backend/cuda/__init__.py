@@ -35,7 +35,7 @@ from .transposed import (
     conv_transpose2d_depthwise_forward,
     conv_transpose2d_forward,
 )
-from .winograd import (conv2d_winograd, parallel_workers, winograd_filter_grad, winograd_weight_grad,
+from .winograd import (WINOGRAD_BLOCK_BYTES, conv2d_winograd, parallel_workers, winograd_filter_grad, winograd_weight_grad,
                        winograd_weights)
 
 name = "cuda"
@@ -57,7 +57,7 @@ __all__ = [
     "synchronize", "check_available", "is_simulator", "gemm", "crop", "uncrop",
     "conv2d_forward", "conv2d_backward", "maxpool2x2_forward", "maxpool2x2_backward",
     "maxpool3x3_forward", "maxpool3x3_backward", "winograd_weights", "conv2d_winograd",
-    "parallel_workers", "winograd_weight_grad", "winograd_filter_grad", "column_sums",
+    "parallel_workers", "WINOGRAD_BLOCK_BYTES", "winograd_weight_grad", "winograd_filter_grad", "column_sums",
     "relu_forward", "relu_backward", "dropout_forward", "dropout_backward",
     "conv_transpose2d_forward", "conv_transpose2d_backward_input",
     "conv_transpose2d_backward_weights", "conv_transpose2d_depthwise_forward",
