@@ -10,6 +10,7 @@ import numpy as np
 from .adam import adam_update
 from .conv import conv2d_backward, conv2d_forward
 from .elementwise import dropout_backward, dropout_forward, relu_backward, relu_forward
+from .fuse import accumulate, box3x3, crop_add, interp, interp_backward, scale
 from .loss import softmax, softmax_cross_entropy
 from .pooling import maxpool2x2_backward, maxpool2x2_forward
 from .transposed import (

@@ -24,6 +24,7 @@ from .adam import adam_update
 from .conv import conv2d_backward, conv2d_forward, fill
 from .cropping import crop, uncrop
 from .elementwise import dropout_backward, dropout_forward, relu_backward, relu_forward
+from .fuse import accumulate, box3x3, crop_add, interp, interp_backward, scale
 from .loss import softmax, softmax_cross_entropy
 from .pooling import maxpool2x2_backward, maxpool2x2_forward
 from .tiled_gemm import gemm
@@ -57,7 +58,7 @@ __all__ = [
     "conv_transpose2d_forward", "conv_transpose2d_backward_input",
     "conv_transpose2d_backward_weights", "conv_transpose2d_depthwise_forward",
     "conv_transpose2d_depthwise_backward_input", "softmax", "softmax_cross_entropy",
-    "adam_update",
+    "adam_update", "crop_add", "accumulate", "scale", "box3x3", "interp", "interp_backward",
 ]
 
 
