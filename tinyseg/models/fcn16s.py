@@ -24,8 +24,9 @@ the FCN paper's choice ("the final layer deconvolution filters are fixed to bili
 interpolation, while intermediate upsampling layers are initialized to bilinear upsampling, and
 then learned"). **Staged training:** start from a trained FCN-32s
 (:func:`copy_params_from_fcn32s`, ``tinyseg train --model fcn16s --init-from fcn32s.h5``);
-``score_pool4`` starts at zero, so the net starts with FCN-32s's predictions (exactly, away from
-the image border: bilinear ×2 then ×16 of a linear ramp is the same ramp as ×32).
+``score_pool4`` starts at zero, so the net starts with FCN-32s's scores, unmodified by pool4,
+upsampled in two bilinear stages (×2 then ×16: equal to ×32 where the scores vary linearly,
+slightly smoother within 8 px of each coarse score, where ×32 has its kink).
 """
 from __future__ import annotations
 

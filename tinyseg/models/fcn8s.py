@@ -24,8 +24,8 @@ with its 100-pixel input padding, crops at offsets 5, 9 and 31 instead.)
 
 * *Staged* (``fcn8s``, the paper): from a trained FCN-16s (:func:`copy_params_from_fcn16s`,
   ``tinyseg train --model fcn8s --init-from fcn16s.h5``); ``score_pool3`` starts at zero, so
-  the net starts with FCN-16s's predictions. Trained from scratch it is the same net, every
-  layer learnt together.
+  the net starts with FCN-16s's scores, unmodified by pool3 (upsampled ×2 then ×8 instead of
+  ×16). Trained from scratch it is the same net, every layer learnt together.
 * *At once* (``fcn8s-atonce``, fcn.berkeleyvision.org's ``voc-fcn8s-atonce``): from VGG-16 in
   one run, with pool4 scaled by 0.01 and pool3 by 0.0001 before they are scored (fixed ``Scale``
   layers), so the skips — whose activations are far larger than fc7's — start as small
