@@ -147,7 +147,7 @@ class Trainer:
     def resume(self, path: str) -> None:
         """Continue from a checkpoint written by :meth:`save` (same model config required)."""
         ckpt = load_checkpoint(path)
-        saved = ckpt.config.get("model", {})
+        saved = {"name": "fcn32s", **ckpt.config.get("model", {})}   # unnamed: before tinyseg.models
         mine = self.model.config_dict()
         if saved != mine:
             raise ValueError(f"checkpoint {path} was written for model config {saved}, "
