@@ -41,12 +41,12 @@ def test_conv2d_backward_finite_differences(rng, k, N, H, W, C, F, block_rows):
     out = np.empty((N, H, W, F))
 
     def forward():
-        cpu.conv2d_forward(x, w, b, out, col)
+        cpu.conv2d_forward(x, w, b, out, col, 1)
         return out
 
     G = rng.standard_normal(out.shape)
     dx, dw, db = np.empty_like(x), np.empty_like(w), np.empty_like(b)
-    cpu.conv2d_backward(x, w, G, dx, dw, db, col, np.empty((k * k * C, F)))
+    cpu.conv2d_backward(x, w, G, dx, dw, db, col, np.empty((k * k * C, F)), 1, True)
     assert_close(dx, numerical_grad(forward, x, G))
     assert_close(dw, numerical_grad(forward, w, G))
     assert_close(db, numerical_grad(forward, b, G))
@@ -150,6 +150,6 @@ def test_reference_conv_backward_finite_differences(rng):
     """The NumPy twin is itself checked, so the twin-vs-kernel tests compare against a known truth."""
     x, w, b = rng.standard_normal((1, 3, 4, 2)), rng.standard_normal((3, 3, 2, 2)), rng.standard_normal(2)
     G = rng.standard_normal((1, 3, 4, 2))
-    dx, dw, db = ref.conv2d_backward_naive(G, (x, w))
+    dx, dw, db = ref.conv2d_backward_naive(G, (x, w, 1))
     assert_close(dx, numerical_grad(lambda: ref.conv2d_forward_naive(x, w, b)[0], x, G))
     assert_close(dw, numerical_grad(lambda: ref.conv2d_forward_naive(x, w, b)[0], w, G))

@@ -33,7 +33,7 @@ def test_conv2d_blocked_im2col_matches_reference(rng, monkeypatch):
     out, cache = ops.conv2d_forward(x, w, b)
     np.testing.assert_allclose(out, ref.conv2d_forward_naive(x, w, b)[0], rtol=1e-4, atol=1e-4)
     dout = rand(rng, *out.shape)
-    for got, want in zip(ops.conv2d_backward(dout, cache), ref.conv2d_backward_naive(dout, (x, w))):
+    for got, want in zip(ops.conv2d_backward(dout, cache), ref.conv2d_backward_naive(dout, (x, w, 1))):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
 
 

@@ -1,4 +1,6 @@
 """FCN-32s: shapes and alignment for any H×W, parameter count, and forward/backward against PyTorch."""
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -12,7 +14,7 @@ TINY = FCN32sConfig(width=1 / 32, n_classes=3, seed=1)     # 2..16 channels, fc6
 def test_logits_have_the_input_size_for_any_h_w(H, W):
     model = FCN32s(TINY)
     x = np.random.default_rng(0).standard_normal((2, H, W, 3)).astype(np.float32)
-    logits = model.forward(x)
+    logits = model.forward(x, train=True)                   # a test-mode forward keeps nothing
     assert logits.shape == (2, H, W, 3)
     dx = model.backward(np.ones_like(logits))
     assert dx.shape == x.shape
@@ -22,7 +24,7 @@ def test_logits_have_the_input_size_for_any_h_w(H, W):
 def test_seed_size_375x500_is_covered_by_ceil_pooling_then_cropped():
     model = FCN32s(FCN32sConfig(width=1 / 64, n_classes=2))
     x = np.zeros((1, 375, 500, 3), np.float32)
-    logits = model.forward(x)
+    logits = model.forward(x, train=True)                   # keeps fc8's input for backward
     pool5 = [l for l in model.layers if l.name == "fc8"][0]._cache[0]
     assert pool5.shape[1:3] == (12, 16)                      # ⌈375/32⌉, ⌈500/32⌉
     assert logits.shape == (1, 375, 500, 2)                  # from a 384×512 map, cropped
@@ -116,12 +118,13 @@ def torch_fcn32s(params, config):
 def test_forward_and_backward_equal_pytorch():
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(0)
-    model = with_random_fc8(FCN32s(TINY), rng)                # fc8 = 0 would zero every other grad
+    config = dataclasses.replace(TINY, dropout=0.0)         # train=True keeps activations, no dropout
+    model = with_random_fc8(FCN32s(config), rng)              # fc8 = 0 would zero every other grad
     params = model.host_params()
-    tp, run = torch_fcn32s(params, TINY)
+    tp, run = torch_fcn32s(params, config)
     x = rng.standard_normal((1, 45, 70, 3)).astype(np.float32)
     labels = rng.integers(0, 3, size=(1, 45, 70)).astype(np.int32)
-    logits = model.forward(x, train=False)
+    logits = model.forward(x, train=True)
     ref = run(x)
     np.testing.assert_allclose(logits, ref.detach().numpy().transpose(0, 2, 3, 1), rtol=1e-3, atol=1e-4)
     loss, dlogits = ops.softmax_cross_entropy(logits, labels)

@@ -3,6 +3,11 @@
 A layer has ``forward(x, train) -> out`` and ``backward(dout) -> dx``; after ``backward`` its
 ``grads`` hold the parameter gradients under the same names as ``params``. Layers call
 :mod:`tinyseg.ops`, which runs on whichever backend owns the arrays — no layer knows which.
+
+Only a training-mode forward (``train=True``) keeps what backward needs; a test-mode forward
+keeps nothing, so a network's inference holds no activations beyond the one being computed
+(``predict`` peaks at about two activations and one convolution workspace). Calling ``backward``
+after a test-mode forward raises a ``RuntimeError`` that says so.
 """
 from __future__ import annotations
 
@@ -10,6 +15,9 @@ import numpy as np
 
 from . import ops
 from .backend import backend_for
+
+
+_IDENTITY = ("identity",)       # a training-mode dropout with p = 0 keeps this: backward is identity
 
 
 class Layer:
@@ -31,47 +39,99 @@ class Layer:
         """Drop what forward kept for backward (frees activation memory)."""
         self._cache = None
 
+    def _keep(self, cache, train: bool):
+        """Remember ``cache`` for backward in training; keep nothing in test mode."""
+        self._cache = cache if train else None
+
+    def _saved(self):
+        """What the last training-mode forward kept; a clear error if there is none."""
+        if self._cache is None:
+            raise RuntimeError(
+                f"layer {self.name!r}: backward needs a training-mode forward first "
+                f"(forward(x, train=True)); a test-mode forward keeps nothing for backward")
+        return self._cache
+
     def __repr__(self):
         shapes = ", ".join(f"{k}={tuple(v.shape)}" for k, v in self.params.items())
         return f"{type(self).__name__}({self.name!r}{', ' + shapes if shapes else ''})"
 
 
 class Conv2D(Layer):
-    """SAME convolution, stride 1: ``w (kh, kw, c_in, c_out)``, ``b (c_out,)``."""
+    """SAME convolution, stride 1, dilation ``d``: ``w (kh, kw, c_in, c_out)``, ``b (c_out,)``.
 
-    def __init__(self, name, w, b):
+    ``dilation > 1`` spaces the taps ``d`` pixels apart (atrous convolution, DeepLab). With
+    ``need_dx=False`` backward computes only ``dw`` and ``db`` and returns None (for the first
+    layer, whose input is the image).
+    """
+
+    def __init__(self, name, w, b, dilation: int = 1, need_dx: bool = True):
         super().__init__(name)
         self.params = {"w": w, "b": b}
+        self.dilation = int(dilation)
+        self.need_dx = bool(need_dx)
 
     def forward(self, x, train=False):
-        out, self._cache = ops.conv2d_forward(x, self.params["w"], self.params["b"])
+        out, cache = ops.conv2d_forward(x, self.params["w"], self.params["b"], self.dilation)
+        self._keep(cache, train)
         return out
 
     def backward(self, dout):
         # Last step's gradient arrays are overwritten: by now the optimizer has used them.
-        dx, dw, db = ops.conv2d_backward(dout, self._cache, self.grads.get("w"), self.grads.get("b"))
+        dx, dw, db = ops.conv2d_backward(dout, self._saved(), self.grads.get("w"),
+                                         self.grads.get("b"), need_dx=self.need_dx)
         self.grads = {"w": dw, "b": db}
         return dx
+
+    def __repr__(self):
+        extra = f", dilation={self.dilation}" if self.dilation != 1 else ""
+        return super().__repr__()[:-1] + extra + ")"
 
 
 class ReLU(Layer):
     def forward(self, x, train=False):
-        out, self._cache = ops.relu_forward(x)
+        out, cache = ops.relu_forward(x)
+        self._keep(cache, train)
         return out
 
     def backward(self, dout):
-        return ops.relu_backward(dout, self._cache)
+        return ops.relu_backward(dout, self._saved())
 
 
 class MaxPool(Layer):
     """2×2 stride-2 max pooling with SAME (ceil) semantics."""
 
     def forward(self, x, train=False):
-        out, self._cache = ops.maxpool_forward(x)
+        out, cache = ops.maxpool_forward(x)
+        self._keep(cache, train)
         return out
 
     def backward(self, dout):
-        return ops.maxpool_backward(dout, self._cache)
+        return ops.maxpool_backward(dout, self._saved())
+
+
+class MaxPool3x3(Layer):
+    """3×3 max pooling, padding 1 (−∞), stride 1 or 2: ``(N, H, W, C) -> (N, ⌈H/s⌉, ⌈W/s⌉, C)``.
+
+    DeepLab's pools (Caffe's ``kernel_size: 3, stride: s, pad: 1``); equal to
+    ``torch.nn.functional.max_pool2d(x, 3, s, 1)``. With stride 1 the map keeps its size.
+    """
+
+    def __init__(self, name, stride: int):
+        super().__init__(name)
+        if isinstance(stride, bool) or not isinstance(stride, (int, np.integer)) or stride not in (1, 2):
+            raise ValueError(f"`stride` must be 1 or 2, got {stride!r}")
+        self.stride = int(stride)
+
+    def forward(self, x, train=False):
+        out, cache = ops.maxpool3x3_forward(x, self.stride)
+        self._keep(cache, train)
+        return out
+
+    def backward(self, dout):
+        return ops.maxpool3x3_backward(dout, self._saved())
+
+    def __repr__(self):
+        return f"MaxPool3x3({self.name!r}, stride={self.stride})"
 
 
 class Dropout(Layer):
@@ -87,14 +147,18 @@ class Dropout(Layer):
         self.seed = 0
 
     def forward(self, x, train=False):
-        if not train or self.p == 0.0:
+        if not train:
             self._cache = None
+            return x
+        if self.p == 0.0:
+            self._cache = _IDENTITY
             return x
         out, self._cache = ops.dropout_forward(x, self.p, self.seed)
         return out
 
     def backward(self, dout):
-        return dout if self._cache is None else ops.dropout_backward(dout, self._cache)
+        cache = self._saved()
+        return dout if cache is _IDENTITY else ops.dropout_backward(dout, cache)
 
 
 class BilinearUpsample(Layer):
@@ -113,11 +177,12 @@ class BilinearUpsample(Layer):
 
     def forward(self, x, train=False):
         kernel = self._kernel_for(x)
-        out, self._cache = ops.conv_transpose2d_depthwise_forward(x, kernel, self.factor)
+        out, cache = ops.conv_transpose2d_depthwise_forward(x, kernel, self.factor)
+        self._keep(cache, train)
         return out
 
     def backward(self, dout):
-        return ops.conv_transpose2d_depthwise_backward(dout, self._cache)
+        return ops.conv_transpose2d_depthwise_backward(dout, self._saved())
 
     def _kernel_for(self, x):
         be = backend_for(x)
@@ -134,13 +199,13 @@ class CropTo(Layer):
 
     def forward(self, x, train=False, size=None):
         H, W = size
-        self._cache = x.shape
+        self._keep(tuple(x.shape), train)
         if x.shape[1] == H and x.shape[2] == W:
             return x
         return backend_for(x).crop(x, H, W)
 
     def backward(self, dout):
-        full = self._cache
+        full = self._saved()
         if tuple(dout.shape) == tuple(full):
             return dout
         be = backend_for(dout)

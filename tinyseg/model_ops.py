@@ -68,7 +68,7 @@ def accumulate(acc, x):
         raise ValueError(f"`acc` has shape {tuple(acc.shape)} but `x` has {tuple(x.shape)}")
     if isinstance(acc, np.ndarray) and not acc.flags.c_contiguous:
         raise ValueError("`acc` must be C-contiguous: it is updated in place")
-    backend_for(acc).accumulate(acc, x)
+    backend_for(acc).add_into(acc, x)      # the backend's gradient-accumulation kernel
     return acc
 
 

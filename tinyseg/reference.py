@@ -12,35 +12,83 @@ import numpy as np
 
 
 # ----------------------------------------------------------------------------- convolution
-def conv2d_forward_naive(x, w, b):
-    """SAME convolution as a sum over kernel offsets: ``out = b + Σ_{i,j} shift_{i,j}(x) @ w[i, j]``."""
+def conv2d_forward_naive(x, w, b, dilation=1):
+    """SAME convolution as a sum over kernel taps: ``out = b + Σ_{i,j} shift_{d·i, d·j}(x) @ w[i, j]``.
+
+    Tap ``(i, j)`` of a kernel dilated by ``d`` reads the input ``d·i − ph`` rows and ``d·j − pw``
+    columns away, ``ph = d·(kh − 1)/2``: pad by ``ph, pw`` with zeros and slice at ``d·i, d·j``.
+    """
     N, H, W, C = x.shape
     kh, kw, _, F = w.shape
-    ph, pw = (kh - 1) // 2, (kw - 1) // 2
+    d = dilation
+    ph, pw = d * (kh - 1) // 2, d * (kw - 1) // 2
     xp = np.pad(x, ((0, 0), (ph, ph), (pw, pw), (0, 0)))
     out = np.zeros((N, H, W, F), dtype=x.dtype) + b
     for i in range(kh):
         for j in range(kw):
-            out += xp[:, i:i + H, j:j + W, :] @ w[i, j]     # (N, H, W, C) @ (C, F)
-    return out, (x, w)
+            out += xp[:, d * i:d * i + H, d * j:d * j + W, :] @ w[i, j]     # (N, H, W, C) @ (C, F)
+    return out, (x, w, dilation)
 
 
 def conv2d_backward_naive(dout, cache):
-    x, w = cache
+    x, w, d = cache
     N, H, W, C = x.shape
     kh, kw, _, F = w.shape
-    ph, pw = (kh - 1) // 2, (kw - 1) // 2
+    ph, pw = d * (kh - 1) // 2, d * (kw - 1) // 2
     xp = np.pad(x, ((0, 0), (ph, ph), (pw, pw), (0, 0)))
     dxp = np.zeros_like(xp)
     dw = np.zeros_like(w)
     for i in range(kh):
         for j in range(kw):
-            window = xp[:, i:i + H, j:j + W, :]
+            window = xp[:, d * i:d * i + H, d * j:d * j + W, :]
             dw[i, j] = np.tensordot(window, dout, axes=([0, 1, 2], [0, 1, 2]))  # (C, F)
-            dxp[:, i:i + H, j:j + W, :] += dout @ w[i, j].T                      # (N, H, W, C)
+            dxp[:, d * i:d * i + H, d * j:d * j + W, :] += dout @ w[i, j].T      # (N, H, W, C)
     dx = dxp[:, ph:ph + H, pw:pw + W, :]
     db = dout.sum(axis=(0, 1, 2))
     return dx, dw, db
+
+
+# Winograd F(2×2, 3×3) (Lavin & Gray 2016): Y = Aᵀ [(G g Gᵀ) ⊙ (Bᵀ d B)] A for a 4×4 tile d
+WINOGRAD_BT = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], dtype=np.float64)
+WINOGRAD_G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]], dtype=np.float64)
+WINOGRAD_AT = np.array([[1, 1, 1, 0], [0, 1, -1, -1]], dtype=np.float64)
+
+
+def winograd_weights_naive(w):
+    """``U[a, b, c, f] = (G g Gᵀ)[a, b]`` for every 3×3 filter ``g = w[:, :, c, f]``: (4, 4, C, F)."""
+    return np.einsum("ai,ijcf,bj->abcf", WINOGRAD_G, w, WINOGRAD_G).astype(w.dtype)
+
+
+def conv2d_winograd_forward_naive(x, w, b, dilation=1):
+    """The 3×3 convolution of :func:`conv2d_forward_naive` by Winograd F(2×2, 3×3), any dilation.
+
+    A kernel dilated by ``d`` only ever combines pixels ``d`` apart, so each of the ``d × d``
+    phases ``x[:, py::d, px::d]`` is convolved on its own with the undilated filter; each phase is
+    cut into 4×4 tiles at stride 2 (zero padding 1), and every tile gives a 2×2 block of outputs.
+    """
+    N, H, W, C = x.shape
+    d = dilation
+    U = winograd_weights_naive(w)
+    out = np.zeros((N, H, W, w.shape[3]), dtype=x.dtype)
+    for py in range(min(d, H)):
+        for px in range(min(d, W)):
+            out[:, py::d, px::d] = _winograd_phase_naive(x[:, py::d, px::d], U) + b
+    return out, (x, w, dilation)
+
+
+def _winograd_phase_naive(x, U):
+    N, H, W, C = x.shape
+    th, tw = (H + 1) // 2, (W + 1) // 2
+    xp = np.zeros((N, 2 * th + 2, 2 * tw + 2, C), dtype=x.dtype)
+    xp[:, 1:H + 1, 1:W + 1] = x
+    tiles = np.stack([np.stack([xp[:, i:i + 2 * th:2, j:j + 2 * tw:2] for j in range(4)], axis=3)
+                      for i in range(4)], axis=3)                        # (N, th, tw, 4, 4, C)
+    V = np.einsum("ai,ntsijc,bj->ntsabc", WINOGRAD_BT, tiles, WINOGRAD_BT)   # Bᵀ d B
+    M = np.einsum("ntsabc,abcf->ntsabf", V, U)                          # 16 products over c
+    Y = np.einsum("ai,ntsijf,bj->ntsabf", WINOGRAD_AT, M, WINOGRAD_AT)  # (N, th, tw, 2, 2, F)
+    F = U.shape[3]
+    Y = Y.transpose(0, 1, 3, 2, 4, 5).reshape(N, 2 * th, 2 * tw, F)     # tiles back to pixels
+    return Y[:, :H, :W].astype(x.dtype)
 
 
 # ----------------------------------------------------------------------------- pooling
@@ -64,6 +112,35 @@ def maxpool_backward_naive(dout, cache):
     windows = onehot * dout[..., None]
     dxp = windows.reshape(N, Ho, Wo, C, 2, 2).transpose(0, 1, 4, 2, 5, 3).reshape(N, 2 * Ho, 2 * Wo, C)
     return dxp[:, :H, :W]
+
+
+def maxpool3x3_forward_naive(x, stride):
+    """3×3 max pooling, padding 1 with −∞, stride ``s``: stack the 9 strided window taps, take the max.
+
+    ``argmax`` is the first maximal tap ``3·dy + dx`` (``np.argmax``'s first-occurrence rule: the
+    kernels' and PyTorch's tie rule; NaN input is left to the kernels' tests).
+    """
+    N, H, W, C = x.shape
+    s = stride
+    Ho, Wo = -(-H // s), -(-W // s)
+    xp = np.full((N, s * Ho + 2, s * Wo + 2, C), -np.inf, dtype=x.dtype)    # pad 1 (and the ceil)
+    xp[:, 1:H + 1, 1:W + 1] = x
+    taps = np.stack([xp[:, dy:dy + s * Ho:s, dx:dx + s * Wo:s] for dy in range(3) for dx in range(3)],
+                    axis=-1)                                                # (N, Ho, Wo, C, 9)
+    return taps.max(axis=-1), (x.shape, taps.argmax(axis=-1).astype(np.int8), stride)
+
+
+def maxpool3x3_backward_naive(dout, cache):
+    """Scatter-add each ``dout`` to its window's winner (windows overlap, so winners can repeat)."""
+    x_shape, argmax, s = cache
+    N, H, W, C = x_shape
+    Ho, Wo = dout.shape[1], dout.shape[2]
+    dxp = np.zeros((N, s * Ho + 2, s * Wo + 2, C), dtype=dout.dtype)
+    n, yo, xo, c = np.indices(dout.shape)
+    rows = s * yo + argmax // 3                                             # in padded coordinates
+    cols = s * xo + argmax % 3
+    np.add.at(dxp, (n, rows, cols, c), dout)
+    return dxp[:, 1:H + 1, 1:W + 1]
 
 
 # ----------------------------------------------------------------------------- ReLU, dropout

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 
+from . import argcheck
 from .common import add_data, add_device, load_model, samples_from_args
 
 
@@ -29,6 +30,10 @@ def _evaluate(args) -> int:
     from ..predict import evaluate
 
     widths = _trimap_widths(args.trimap)
+    argcheck.existing_file(args.checkpoint, "--checkpoint")
+    if args.json:
+        argcheck.writable_file(args.json, "--json")
+    argcheck.device_available(args.device)
     model = load_model(args.checkpoint, args.device)
     samples, n_classes = samples_from_args(args)
     if n_classes != model.config.n_classes:

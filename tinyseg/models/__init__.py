@@ -48,7 +48,7 @@ def model_class(name: str):
 
 
 def build_model(name: str, n_classes: int, width: float = 1.0, seed: int = 0, weights=None,
-                backend: str = "cpu", dropout: float = 0.5, **config):
+                backend: str = "cpu", dropout: float = 0.5, verify_md5: bool = True, **config):
     """A model by registry name, He-initialised or from imported VGG-16 ``weights``.
 
     Parameters
@@ -60,13 +60,14 @@ def build_model(name: str, n_classes: int, width: float = 1.0, seed: int = 0, we
         Keras ``.h5``); each model takes what it needs (:meth:`params_from_vgg16`: DeepLab
         decimates fc6/fc7), and fc8 and the skip layers start fresh
     backend : "cpu" or "cuda"
+    verify_md5 : check a Keras ``.h5`` ``weights`` file against the published digests
     """
     cls = model_class(name)
     cfg = cls.config_class(n_classes=n_classes, width=width, seed=seed, dropout=dropout, **config)
     params = None
     if weights:
         from ..weights import load_params
-        params = cls.params_from_vgg16(load_params(weights))
+        params = cls.params_from_vgg16(load_params(weights, verify_md5=verify_md5))
     return cls(cfg, backend=backend, params=params)
 
 

@@ -1,14 +1,17 @@
-"""2-D convolution (stride 1, SAME padding, odd kernel) as im2col + GEMM, forward and backward.
+"""2-D convolution (stride 1, SAME padding, odd kernel, dilation d ≥ 1) as im2col + GEMM.
 
 Shapes: ``x (N, H, W, C)``, ``w (kh, kw, C, F)``, ``b (F,)``, ``out (N, H, W, F)``.
 
-    out[n, y, x, f] = b[f] + Σ_{i, j, c} x[n, y + i - ph, x + j - pw, c] · w[i, j, c, f]
+    out[n, y, x, f] = b[f] + Σ_{i, j, c} x[n, y + d·i - ph, x + d·j - pw, c] · w[i, j, c, f]
 
-with ``ph = (kh - 1) / 2`` and zeros outside the image. im2col writes, for each output pixel, the
-``kh·kw·C`` input values its window sees into one row of ``col``; the convolution is then the
-matrix product ``col (M, K) @ w.reshape(K, F)``. The image is processed a block of rows at a time
-so ``col`` holds only ``rows·W`` rows (the wrapper sizes it): the extra memory of a convolution is
-bounded by that one buffer, whatever the image size.
+with ``ph = d·(kh - 1) / 2``, ``pw = d·(kw - 1) / 2`` and zeros outside the image: the taps of a
+dilated ("atrous") kernel are ``d`` pixels apart, so a 3×3 kernel with ``d = 12`` sees a 25×25
+field with the cost of a 3×3 one (DeepLab's fc6). ``d = 1`` is the ordinary convolution.
+
+im2col writes, for each output pixel, the ``kh·kw·C`` input values its window sees into one row of
+``col``; the convolution is then the matrix product ``col (M, K) @ w.reshape(K, F)``. The image is
+processed a block of rows at a time so ``col`` holds only ``rows·W`` rows (the wrapper sizes it):
+the extra memory of a convolution is bounded by that one buffer, whatever the image size.
 
 Backward, for the same block of rows:
 
@@ -18,6 +21,7 @@ Backward, for the same block of rows:
   so the parallel loop never has two threads writing the same element;
 * ``db = Σ dout`` over all pixels.
 
+``need_dx = False`` skips the two ``dx`` steps (the first layer's input gradient is never used).
 A 1×1 kernel needs no im2col: ``x`` viewed as ``(N·H·W, C)`` already is ``col``.
 """
 import numpy as np
@@ -25,17 +29,17 @@ from numba import njit, prange
 
 
 @njit(parallel=True, cache=True)
-def im2col_rows(x, n, r0, r1, kh, kw, col):
-    """col[(r - r0)·W + c, (i·kw + j)·C + ch] = x[n, r + i - ph, c + j - pw, ch] for r in [r0, r1)."""
+def im2col_rows(x, n, r0, r1, kh, kw, dil, col):
+    """col[(r - r0)·W + c, (i·kw + j)·C + ch] = x[n, r + d·i - ph, c + d·j - pw, ch], r in [r0, r1)."""
     H, W, C = x.shape[1], x.shape[2], x.shape[3]
-    ph, pw = (kh - 1) // 2, (kw - 1) // 2
+    ph, pw = dil * (kh - 1) // 2, dil * (kw - 1) // 2
     for p in prange((r1 - r0) * W):
         r = r0 + p // W
         c = p % W
         for i in range(kh):
-            y = r + i - ph
+            y = r + dil * i - ph
             for j in range(kw):
-                xx = c + j - pw
+                xx = c + dil * j - pw
                 base = (i * kw + j) * C
                 if 0 <= y < H and 0 <= xx < W:
                     for ch in range(C):
@@ -46,25 +50,25 @@ def im2col_rows(x, n, r0, r1, kh, kw, col):
 
 
 @njit(parallel=True, cache=True)
-def col2im_rows_add(col, n, r0, r1, kh, kw, dx):
+def col2im_rows_add(col, n, r0, r1, kh, kw, dil, dx):
     """Add the windows of output rows [r0, r1) stored in ``col`` back into ``dx`` (gather form).
 
-    dx[n, y, x, ch] += Σ_{i, j} col[(y - i + ph - r0)·W + (x - j + pw), (i·kw + j)·C + ch]
+    dx[n, y, x, ch] += Σ_{i, j} col[(y - d·i + ph - r0)·W + (x - d·j + pw), (i·kw + j)·C + ch]
     over the (i, j) whose output pixel lies in rows [r0, r1) and inside the image.
     """
     H, W, C = dx.shape[1], dx.shape[2], dx.shape[3]
-    ph, pw = (kh - 1) // 2, (kw - 1) // 2
-    y0 = max(r0 - (kh - 1 - ph), 0)
+    ph, pw = dil * (kh - 1) // 2, dil * (kw - 1) // 2
+    y0 = max(r0 - ph, 0)                     # input rows some output row in [r0, r1) saw
     y1 = min(r1 + ph, H)
     for p in prange((y1 - y0) * W):
         y = y0 + p // W
         xx = p % W
         for i in range(kh):
-            oy = y - i + ph
+            oy = y - dil * i + ph
             if oy < r0 or oy >= r1:
                 continue
             for j in range(kw):
-                ox = xx - j + pw
+                ox = xx - dil * j + pw
                 if ox < 0 or ox >= W:
                     continue
                 row = (oy - r0) * W + ox
@@ -101,8 +105,8 @@ def add_into(dst, src):
 
 
 @njit(cache=True)
-def conv2d_forward(x, w, b, out, col):
-    """out = conv(x, w) + b. ``col`` is the (rows·W, kh·kw·C) im2col workspace (unused for 1×1)."""
+def conv2d_forward(x, w, b, out, col, dil):
+    """out = conv(x, w; dilation dil) + b. ``col``: the (rows·W, kh·kw·C) workspace (unused for 1×1)."""
     N, H, W, C = x.shape
     kh, kw, _, F = w.shape
     K = kh * kw * C
@@ -117,7 +121,7 @@ def conv2d_forward(x, w, b, out, col):
         for r0 in range(0, H, rows):
             r1 = min(r0 + rows, H)
             m = (r1 - r0) * W
-            im2col_rows(x, n, r0, r1, kh, kw, col)
+            im2col_rows(x, n, r0, r1, kh, kw, dil, col)
             start = (n * H + r0) * W
             o = out2[start:start + m]
             np.dot(col[:m], w2, o)
@@ -125,11 +129,12 @@ def conv2d_forward(x, w, b, out, col):
 
 
 @njit(cache=True)
-def conv2d_backward(x, w, dout, dx, dw, db, col, dw_tmp):
-    """dx, dw, db of ``out = conv(x, w) + b`` given ``dout``; outputs are overwritten.
+def conv2d_backward(x, w, dout, dx, dw, db, col, dw_tmp, dil, need_dx):
+    """dx, dw, db of ``out = conv(x, w; dilation dil) + b`` given ``dout``; outputs are overwritten.
 
     ``col`` is the im2col workspace of the forward; ``dw_tmp`` (K, F) holds one block's partial
-    ``dw`` when the image takes more than one block (else it may be a dummy (1, 1) array).
+    ``dw`` when the image takes more than one block (else it may be a dummy (1, 1) array). With
+    ``need_dx`` false, ``dx`` is neither read nor written (it may be a dummy array).
     """
     N, H, W, C = x.shape
     kh, kw, _, F = w.shape
@@ -140,10 +145,12 @@ def conv2d_backward(x, w, dout, dx, dw, db, col, dw_tmp):
     column_sums(dout2, db)
     if kh == 1 and kw == 1:
         x2 = x.reshape(N * H * W, C)
-        np.dot(x2.T, dout2, dw2)                          # (C, M) @ (M, F)
-        np.dot(dout2, w2.T, dx.reshape(N * H * W, C))     # (M, F) @ (F, C)
+        np.dot(x2.T, dout2, dw2)                              # (C, M) @ (M, F)
+        if need_dx:
+            np.dot(dout2, w2.T, dx.reshape(N * H * W, C))     # (M, F) @ (F, C)
         return
-    dx[...] = 0.0
+    if need_dx:
+        dx[...] = 0.0
     rows = col.shape[0] // W
     first = True
     for n in range(N):
@@ -153,12 +160,13 @@ def conv2d_backward(x, w, dout, dx, dw, db, col, dw_tmp):
             start = (n * H + r0) * W
             d = dout2[start:start + m]
             c = col[:m]
-            im2col_rows(x, n, r0, r1, kh, kw, c)
+            im2col_rows(x, n, r0, r1, kh, kw, dil, c)
             if first:
                 np.dot(c.T, d, dw2)                       # (K, m) @ (m, F)
                 first = False
             else:
                 np.dot(c.T, d, dw_tmp)
                 add_into(dw2, dw_tmp)
-            np.dot(d, w2.T, c)                            # dcol: (m, F) @ (F, K)
-            col2im_rows_add(c, n, r0, r1, kh, kw, dx)
+            if need_dx:
+                np.dot(d, w2.T, c)                        # dcol: (m, F) @ (F, K)
+                col2im_rows_add(c, n, r0, r1, kh, kw, dil, dx)

@@ -1,7 +1,6 @@
-"""The small kernels of the skip and DeepLab heads: crop-and-add, accumulate, scale, 3×3 box, interp.
+"""The small kernels of the skip and DeepLab heads: crop-and-add, scale, 3×3 box, interp.
 
     crop_add:    out[n, y, x, c] = big[n, y, x, c] + small[n, y, x, c]     (out is small's shape)
-    accumulate:  acc += x                                                  (same shape, in place)
     scale:       out = s · x
     box3x3:      out[n, y, x, c] = (1/9) Σ_{|dy|,|dx| <= 1} x[n, y+dy, x+dx, c]   (zeros outside)
     interp:      out[n, y, x, c] = Σ_{i, j} x[n, i, j, c] · t(y − f·i) · t(x − f·j),
@@ -30,14 +29,6 @@ def crop_add(big, small, out):
         for x in range(w):
             for c in range(C):
                 out[n, y, x, c] = big[n, y, x, c] + small[n, y, x, c]
-
-
-@njit(parallel=True, cache=True)
-def accumulate(acc, x):
-    a = acc.reshape(acc.size)               # any C-contiguous shape -> (size,)
-    b = x.reshape(x.size)
-    for i in prange(a.size):
-        a[i] += b[i]
 
 
 @njit(parallel=True, cache=True)

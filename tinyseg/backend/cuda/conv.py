@@ -1,8 +1,10 @@
-"""2-D convolution (stride 1, SAME, odd kernel) on the GPU: im2col kernel + tiled GEMM + col2im.
+"""2-D convolution (stride 1, SAME, odd kernel, dilation d) on the GPU: im2col + tiled GEMM + col2im.
 
 The math, shapes and blocking are those of :mod:`tinyseg.backend.cpu.conv`:
 
-    out[n, y, x, f] = b[f] + Σ_{i, j, c} x[n, y + i - ph, x + j - pw, c] · w[i, j, c, f]
+    out[n, y, x, f] = b[f] + Σ_{i, j, c} x[n, y + d·i - ph, x + d·j - pw, c] · w[i, j, c, f]
+
+with ``ph = d·(kh - 1)/2``, ``pw = d·(kw - 1)/2``.
 
 For each block of image rows, :func:`_im2col_kernel` writes the ``(rows·W, kh·kw·C)`` im2col
 matrix (one thread per element, so consecutive threads write consecutive addresses), and
@@ -11,7 +13,7 @@ fused into its epilogue. Backward, per block: ``dw (+)= colᵀ @ dout`` (the GEM
 ``beta = 1`` accumulate, so ``dw_tmp`` is not needed), ``dcol = dout @ wᵀ`` (``trans_b``) into the
 same buffer, then :func:`_col2im_add_kernel` gathers each ``dx`` pixel's windows (one thread per
 ``dx`` element: no two threads write the same element, no atomics). ``db`` is a two-pass column
-sum accumulated in float64, as on the CPU.
+sum accumulated in float64, as on the CPU. ``need_dx = False`` skips ``dcol`` and col2im.
 """
 from __future__ import annotations
 
@@ -26,8 +28,8 @@ _SUM_CHUNKS = 4 if SIMULATOR else 256
 
 
 @cuda.jit
-def _im2col_kernel(x, n, r0, r1, kh, kw, col):
-    """col[(r - r0)·W + c, (i·kw + j)·C + ch] = x[n, r + i - ph, c + j - pw, ch], zero outside."""
+def _im2col_kernel(x, n, r0, r1, kh, kw, dil, col):
+    """col[(r - r0)·W + c, (i·kw + j)·C + ch] = x[n, r + d·i - ph, c + d·j - pw, ch], 0 outside."""
     e = cuda.grid(1)
     H, W, C = x.shape[1], x.shape[2], x.shape[3]
     K = kh * kw * C
@@ -38,8 +40,8 @@ def _im2col_kernel(x, n, r0, r1, kh, kw, col):
         ij = q // C
         i = ij // kw
         j = ij % kw
-        y = r0 + p // W + i - (kh - 1) // 2
-        xx = p % W + j - (kw - 1) // 2
+        y = r0 + p // W + dil * i - dil * (kh - 1) // 2
+        xx = p % W + dil * j - dil * (kw - 1) // 2
         if 0 <= y < H and 0 <= xx < W:
             col[p, q] = x[n, y, xx, ch]
         else:
@@ -47,15 +49,15 @@ def _im2col_kernel(x, n, r0, r1, kh, kw, col):
 
 
 @cuda.jit
-def _col2im_add_kernel(col, n, r0, r1, y0, kh, kw, dx):
-    """dx[n, y, x, ch] += Σ_{i, j} col[(y - i + ph - r0)·W + (x - j + pw), (i·kw + j)·C + ch].
+def _col2im_add_kernel(col, n, r0, r1, y0, kh, kw, dil, dx):
+    """dx[n, y, x, ch] += Σ_{i, j} col[(y - d·i + ph - r0)·W + (x - d·j + pw), (i·kw + j)·C + ch].
 
     One thread per ``dx`` element of rows ``[y0, y1)`` (those some output row in ``[r0, r1)`` saw).
     """
     e = cuda.grid(1)
     H, W, C = dx.shape[1], dx.shape[2], dx.shape[3]
-    ph = (kh - 1) // 2
-    pw = (kw - 1) // 2
+    ph = dil * (kh - 1) // 2
+    pw = dil * (kw - 1) // 2
     y1 = r1 + ph if r1 + ph < H else H      # min(); builtin min/max do not compile for CUDA here
     if e < (y1 - y0) * W * C:
         ch = e % C
@@ -64,10 +66,10 @@ def _col2im_add_kernel(col, n, r0, r1, y0, kh, kw, dx):
         xx = p % W
         acc = np.float32(0.0)
         for i in range(kh):
-            oy = y - i + ph
+            oy = y - dil * i + ph
             if oy >= r0 and oy < r1:
                 for j in range(kw):
-                    ox = xx - j + pw
+                    ox = xx - dil * j + pw
                     if ox >= 0 and ox < W:
                         acc += col[(oy - r0) * W + ox, (i * kw + j) * C + ch]
         dx[n, y, xx, ch] += acc
@@ -121,8 +123,8 @@ def column_sums(a2, out) -> None:
     launch_1d(_column_finish_kernel, F, part, out)
 
 
-def conv2d_forward(x, w, b, out, col):
-    """out = conv(x, w) + b. ``col`` is the (rows·W, kh·kw·C) im2col workspace (unused for 1×1)."""
+def conv2d_forward(x, w, b, out, col, dil):
+    """out = conv(x, w; dilation dil) + b. ``col``: the (rows·W, kh·kw·C) workspace (unused for 1×1)."""
     N, H, W, C = x.shape
     kh, kw, _, F = w.shape
     K = kh * kw * C
@@ -136,15 +138,16 @@ def conv2d_forward(x, w, b, out, col):
         for r0 in range(0, H, rows):
             r1 = min(r0 + rows, H)
             m = (r1 - r0) * W
-            launch_1d(_im2col_kernel, m * K, x, n, r0, r1, kh, kw, col)
+            launch_1d(_im2col_kernel, m * K, x, n, r0, r1, kh, kw, dil, col)
             start = (n * H + r0) * W
             gemm(col[:m], w2, out2[start:start + m], bias=b)      # (m, K) @ (K, F) + b
 
 
-def conv2d_backward(x, w, dout, dx, dw, db, col, dw_tmp):
-    """dx, dw, db of ``out = conv(x, w) + b`` given ``dout``; outputs are overwritten.
+def conv2d_backward(x, w, dout, dx, dw, db, col, dw_tmp, dil, need_dx):
+    """dx, dw, db of ``out = conv(x, w; dilation dil) + b`` given ``dout``; outputs are overwritten.
 
     ``dw_tmp`` is accepted for the backend contract and unused: the GEMM accumulates into ``dw``.
+    With ``need_dx`` false, ``dx`` is neither read nor written.
     """
     N, H, W, C = x.shape
     kh, kw, _, F = w.shape
@@ -156,11 +159,13 @@ def conv2d_backward(x, w, dout, dx, dw, db, col, dw_tmp):
     if kh == 1 and kw == 1:
         x2 = x.reshape(N * H * W, C)
         gemm(x2, dout2, dw2, trans_a=True)                    # (C, M) @ (M, F)
-        gemm(dout2, w2, dx.reshape(N * H * W, C), trans_b=True)  # (M, F) @ (F, C)
+        if need_dx:
+            gemm(dout2, w2, dx.reshape(N * H * W, C), trans_b=True)  # (M, F) @ (F, C)
         return
-    fill(dx, 0.0)
+    if need_dx:
+        fill(dx, 0.0)
     rows = col.shape[0] // W
-    ph = (kh - 1) // 2
+    ph = dil * (kh - 1) // 2
     first = True
     for n in range(N):
         for r0 in range(0, H, rows):
@@ -169,10 +174,11 @@ def conv2d_backward(x, w, dout, dx, dw, db, col, dw_tmp):
             start = (n * H + r0) * W
             d = dout2[start:start + m]
             c = col[:m]
-            launch_1d(_im2col_kernel, m * K, x, n, r0, r1, kh, kw, c)
+            launch_1d(_im2col_kernel, m * K, x, n, r0, r1, kh, kw, dil, c)
             gemm(c, d, dw2, trans_a=True, beta=0.0 if first else 1.0)   # (K, m) @ (m, F)
             first = False
-            gemm(d, w2, c, trans_b=True)                                # dcol: (m, F) @ (F, K)
-            y0 = max(r0 - (kh - 1 - ph), 0)
-            y1 = min(r1 + ph, H)
-            launch_1d(_col2im_add_kernel, (y1 - y0) * W * C, c, n, r0, r1, y0, kh, kw, dx)
+            if need_dx:
+                gemm(d, w2, c, trans_b=True)                            # dcol: (m, F) @ (F, K)
+                y0 = max(r0 - ph, 0)
+                y1 = min(r1 + ph, H)
+                launch_1d(_col2im_add_kernel, (y1 - y0) * W * C, c, n, r0, r1, y0, kh, kw, dil, dx)

@@ -3,7 +3,6 @@
 Same names, arguments and formulas as :mod:`tinyseg.backend.cpu.fuse`:
 
     crop_add:    out[n, y, x, c] = big[n, y, x, c] + small[n, y, x, c]     (out is small's shape)
-    accumulate:  acc += x
     scale:       out = s · x
     box3x3:      out = (1/9) · 3×3 window sum, zeros outside (DeepLab's pool5a; self-adjoint)
     interp:      out[n, y, x, c] = Σ_{i, j} x[n, i, j, c] · t(y − f·i) · t(x − f·j), t(d) = max(0, 1 − |d|/f)
@@ -34,13 +33,6 @@ def _crop_add_kernel(big, small, out):
     if e < N * h * w * C:
         n, y, x, c = _unravel(e, h, w, C)
         out[n, y, x, c] = big[n, y, x, c] + small[n, y, x, c]
-
-
-@cuda.jit
-def _accumulate_kernel(af, bf):
-    i = cuda.grid(1)
-    if i < af.shape[0]:
-        af[i] += bf[i]
 
 
 @cuda.jit
@@ -117,10 +109,6 @@ def _flat(a):
 
 def crop_add(big, small, out):
     launch_1d(_crop_add_kernel, out.size, big, small, out)
-
-
-def accumulate(acc, x):
-    launch_1d(_accumulate_kernel, acc.size, _flat(acc), _flat(x))
 
 
 def scale(x, s, out):

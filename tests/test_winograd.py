@@ -1,0 +1,157 @@
+"""Winograd F(2×2, 3×3) convolution: kernels vs the NumPy twin and im2col, any dilation, backward.
+
+The Winograd path must compute the same convolution as im2col (to float32 rounding): forward,
+and ``dx`` through the rotated, channel-swapped filters, on odd sizes, dilations 1, 2, 12 (maps
+smaller than the dilated kernel included) and blocks of one tile row.
+"""
+import numpy as np
+import pytest
+
+from tinyseg import ops, reference as ref
+from tinyseg.backend import get_backend
+from tinyseg.ops import conv as conv_ops
+
+cpu = get_backend("cpu")
+# (N, H, W, C, F, dilation)
+CASES = [(1, 5, 7, 3, 4, 1), (2, 6, 9, 2, 3, 1), (1, 1, 1, 2, 2, 1), (1, 7, 9, 3, 2, 2),
+         (1, 5, 7, 2, 3, 12), (1, 30, 27, 2, 3, 12), (1, 13, 11, 4, 5, 3), (2, 4, 4, 1, 1, 2)]
+
+
+def rand(rng, *shape):
+    return rng.standard_normal(shape).astype(np.float32)
+
+
+def test_reference_winograd_equals_the_direct_convolution(rng):
+    """The twin itself, in float64, against the definition (sum over taps) for several dilations."""
+    for N, H, W, C, F, d in CASES:
+        x, w, b = (rng.standard_normal(s) for s in ((N, H, W, C), (3, 3, C, F), (F,)))
+        np.testing.assert_allclose(ref.conv2d_winograd_forward_naive(x, w, b, d)[0],
+                                   ref.conv2d_forward_naive(x, w, b, d)[0], rtol=1e-12, atol=1e-12)
+
+
+def test_filter_transform_matches_reference(rng):
+    w = rand(rng, 3, 3, 4, 5)
+    U = np.empty((16, 4, 5), np.float32)
+    cpu.winograd_weights(w, False, U)
+    np.testing.assert_allclose(U, ref.winograd_weights_naive(w).reshape(16, 4, 5), rtol=1e-6, atol=1e-6)
+    Uf = np.empty((16, 5, 4), np.float32)
+    cpu.winograd_weights(w, True, Uf)                  # rotated 180°, channels swapped
+    flipped = np.ascontiguousarray(w[::-1, ::-1].transpose(0, 1, 3, 2))
+    np.testing.assert_allclose(Uf, ref.winograd_weights_naive(flipped).reshape(16, 5, 4), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("N,H,W,C,F,d", CASES)
+def test_winograd_op_matches_twin_and_im2col(rng, N, H, W, C, F, d):
+    x, w, b = rand(rng, N, H, W, C), rand(rng, 3, 3, C, F), rand(rng, F)
+    out, cache = ops.conv2d_forward(x, w, b, dilation=d, algorithm="winograd")
+    np.testing.assert_allclose(out, ref.conv2d_winograd_forward_naive(x, w, b, d)[0], rtol=1e-5, atol=1e-5)
+    out_im2col, cache_im2col = ops.conv2d_forward(x, w, b, dilation=d, algorithm="im2col")
+    np.testing.assert_allclose(out, out_im2col, rtol=1e-5, atol=1e-5)
+    dout = rand(rng, *out.shape)
+    for got, want in zip(ops.conv2d_backward(dout, cache), ref.conv2d_backward_naive(dout, (x, w, d))):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("d", [1, 2, 12])
+def test_winograd_one_tile_row_per_block(rng, monkeypatch, d):
+    """A workspace of one tile row: many blocks per image, each transformed and multiplied alone."""
+    monkeypatch.setattr(conv_ops, "WINOGRAD_MIN_TILES", 1)
+    monkeypatch.setattr(conv_ops, "WINOGRAD_BLOCK_BYTES", 1)
+    x, w, b = rand(rng, 2, 13, 9, 3), rand(rng, 3, 3, 3, 4), rand(rng, 4)
+    assert conv_ops.winograd_rows_per_block(x.shape, 4, d, cpu.CONV_WORKSPACE_BYTES) == 1
+    out, cache = ops.conv2d_forward(x, w, b, dilation=d, algorithm="winograd")
+    np.testing.assert_allclose(out, ref.conv2d_forward_naive(x, w, b, d)[0], rtol=1e-5, atol=1e-5)
+    dout = rand(rng, *out.shape)
+    dx = ops.conv2d_backward(dout, cache)[0]
+    np.testing.assert_allclose(dx, ref.conv2d_backward_naive(dout, (x, w, d))[0], rtol=1e-4, atol=1e-4)
+
+
+def test_winograd_tiles_cover_every_output_once():
+    """Tile anchors: rows y0 with y0 mod 2d < d; each tile covers y0 and y0 + d."""
+    for size in range(1, 40):
+        for d in (1, 2, 3, 12):
+            anchors = [y for y in range(size) if y % (2 * d) < d]
+            assert conv_ops.winograd_tiles(size, d) == len(anchors)
+            covered = sorted(y + k for y in anchors for k in (0, d) if y + k < size)
+            assert covered == list(range(size))
+
+
+def test_auto_picks_winograd_for_wide_3x3_only(rng, monkeypatch):
+    calls = []
+    monkeypatch.setattr(cpu, "conv2d_winograd", lambda *a: calls.append("winograd"))
+    monkeypatch.setattr(cpu, "conv2d_forward", lambda *a: calls.append("im2col"))
+    wide = conv_ops.WINOGRAD_MIN_CHANNELS
+    for k, c_in, c_out in [(3, wide, wide), (3, 3, wide), (1, wide, wide), (7, wide, wide)]:
+        ops.conv2d_forward(rand(rng, 1, 4, 5, c_in), rand(rng, k, k, c_in, c_out), rand(rng, c_out))
+    assert calls == ["winograd", "im2col", "im2col", "im2col"]
+
+
+def test_bad_algorithm_is_named(rng):
+    x, w, b = rand(rng, 1, 3, 3, 1), rand(rng, 3, 3, 1, 1), rand(rng, 1)
+    with pytest.raises(ValueError, match="`algorithm`"):
+        ops.conv2d_forward(x, w, b, algorithm="fft")
+    with pytest.raises(ValueError, match="3×3"):
+        ops.conv2d_forward(x, rand(rng, 5, 5, 1, 1), b, algorithm="winograd")
+
+
+# ----------------------------------------------------------------------------- finite differences
+def test_winograd_dx_finite_differences(rng):
+    """dx by the flipped Winograd kernels (float64) against central differences of the forward."""
+    N, H, W, C, F, d, eps = 1, 5, 6, 2, 3, 2, 1e-6
+    x, w, b = rng.standard_normal((N, H, W, C)), rng.standard_normal((3, 3, C, F)), rng.standard_normal(F)
+    tw = conv_ops.winograd_tiles(W, d)
+
+    def forward():
+        U = np.empty((16, C, F))
+        cpu.winograd_weights(w, False, U)
+        out = np.empty((N, H, W, F))
+        cpu.conv2d_winograd(x, U, b, d, out, np.empty((16, tw, C)), np.empty((16, tw, F)))
+        return out
+
+    G = rng.standard_normal((N, H, W, F))
+    Uf = np.empty((16, F, C))
+    cpu.winograd_weights(w, True, Uf)
+    dx = np.empty_like(x)
+    cpu.conv2d_winograd(G, Uf, np.zeros(C), d, dx, np.empty((16, tw, F)), np.empty((16, tw, C)))
+    numeric = np.zeros_like(x)
+    for idx in np.ndindex(*x.shape):
+        old = x[idx]
+        x[idx] = old + eps
+        plus = np.sum(G * forward())
+        x[idx] = old - eps
+        minus = np.sum(G * forward())
+        x[idx] = old
+        numeric[idx] = (plus - minus) / (2 * eps)
+    np.testing.assert_allclose(dx, numeric, rtol=1e-5, atol=1e-7)
+
+
+# ----------------------------------------------------------------------------- PyTorch
+@pytest.mark.parametrize("d", [1, 2, 12])
+def test_winograd_equals_torch_on_a_vgg_like_layer(rng, d):
+    torch = pytest.importorskip("torch")
+    x, w, b = rand(rng, 1, 15, 13, 32), rand(rng, 3, 3, 32, 24) * 0.1, rand(rng, 24)
+    out, cache = ops.conv2d_forward(x, w, b, dilation=d)          # auto: Winograd
+    xt = torch.tensor(x.transpose(0, 3, 1, 2).astype(np.float64), requires_grad=True)
+    wt = torch.tensor(w.transpose(3, 2, 0, 1).astype(np.float64), requires_grad=True)
+    ot = torch.nn.functional.conv2d(xt, wt, torch.tensor(b.astype(np.float64)), padding=d, dilation=d)
+    np.testing.assert_allclose(out, ot.detach().numpy().transpose(0, 2, 3, 1), rtol=1e-4, atol=1e-4)
+    dout = rand(rng, *out.shape)
+    ot.backward(torch.tensor(dout.transpose(0, 3, 1, 2).astype(np.float64)))
+    dx, dw, _ = ops.conv2d_backward(dout, cache)
+    np.testing.assert_allclose(dx, xt.grad.numpy().transpose(0, 2, 3, 1), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(dw, wt.grad.numpy().transpose(2, 3, 1, 0), rtol=1e-4, atol=2e-4)
+
+
+# ----------------------------------------------------------------------------- CUDA twin
+@pytest.mark.cuda
+@pytest.mark.parametrize("N,H,W,C,F,d", [(1, 3, 5, 2, 3, 1), (2, 4, 3, 2, 2, 2), (1, 3, 2, 1, 2, 12)])
+def test_cuda_winograd_matches_cpu(rng, N, H, W, C, F, d):
+    gpu = get_backend("cuda")
+    x, w, b = rand(rng, N, H, W, C), rand(rng, 3, 3, C, F), rand(rng, F)
+    out, cache = ops.conv2d_forward(x, w, b, dilation=d, algorithm="winograd")
+    dout_, dcache = ops.conv2d_forward(gpu.asarray(x), gpu.asarray(w), gpu.asarray(b), dilation=d,
+                                       algorithm="winograd")
+    np.testing.assert_allclose(gpu.to_numpy(dout_), out, rtol=1e-5, atol=1e-5)
+    g = rand(rng, *out.shape)
+    for got, want in zip(ops.conv2d_backward(gpu.asarray(g), dcache), ops.conv2d_backward(g, cache)):
+        np.testing.assert_allclose(gpu.to_numpy(got), want, rtol=1e-5, atol=1e-5)

@@ -1,0 +1,153 @@
+"""Winograd F(2×2, 3×3) convolution on the GPU: the twin of :mod:`tinyseg.backend.cpu.winograd`.
+
+Same math, tiles, blocking and arguments: the filter transform ``U = G g Gᵀ`` (one thread per
+filter), the input transform ``V = Bᵀ d B`` (one thread per tile and channel, so consecutive
+threads read consecutive channels), 16 products ``M[ξ] = V[ξ] @ U[ξ]`` by the tiled GEMM
+(:mod:`tinyseg.backend.cuda.tiled_gemm`), and the output transform ``Aᵀ M A + b`` (one thread per
+tile and output channel). See the CPU module for the matrices and the dilated tiling.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import cuda
+
+from ._launch import launch_1d
+from .tiled_gemm import gemm
+
+
+@cuda.jit(device=True)
+def _anchors(size, dil):
+    r = size % (2 * dil)
+    return (size // (2 * dil)) * dil + (r if r < dil else dil)
+
+
+@cuda.jit(device=True)
+def _anchor(a, dil):
+    return (a // dil) * 2 * dil + a % dil
+
+
+@cuda.jit
+def _weights_kernel(w, flip, U):
+    """U[4a + b, p, q] = (G g Gᵀ)[a, b]; (p, q) = (c, f), or (f, c) of the rotated filter if ``flip``."""
+    e = cuda.grid(1)
+    C, F = w.shape[2], w.shape[3]
+    if e < C * F:
+        p = e // U.shape[2]
+        q = e % U.shape[2]
+        c = q if flip else p
+        f = p if flip else q
+        half = np.float32(0.5)
+        if flip:
+            g00, g01, g02 = w[2, 2, c, f], w[2, 1, c, f], w[2, 0, c, f]
+            g10, g11, g12 = w[1, 2, c, f], w[1, 1, c, f], w[1, 0, c, f]
+            g20, g21, g22 = w[0, 2, c, f], w[0, 1, c, f], w[0, 0, c, f]
+        else:
+            g00, g01, g02 = w[0, 0, c, f], w[0, 1, c, f], w[0, 2, c, f]
+            g10, g11, g12 = w[1, 0, c, f], w[1, 1, c, f], w[1, 2, c, f]
+            g20, g21, g22 = w[2, 0, c, f], w[2, 1, c, f], w[2, 2, c, f]
+        t00, t01, t02 = g00, g01, g02
+        t10, t11, t12 = half * (g00 + g10 + g20), half * (g01 + g11 + g21), half * (g02 + g12 + g22)
+        t20, t21, t22 = half * (g00 - g10 + g20), half * (g01 - g11 + g21), half * (g02 - g12 + g22)
+        t30, t31, t32 = g20, g21, g22
+        U[0, p, q], U[1, p, q] = t00, half * (t00 + t01 + t02)
+        U[2, p, q], U[3, p, q] = half * (t00 - t01 + t02), t02
+        U[4, p, q], U[5, p, q] = t10, half * (t10 + t11 + t12)
+        U[6, p, q], U[7, p, q] = half * (t10 - t11 + t12), t12
+        U[8, p, q], U[9, p, q] = t20, half * (t20 + t21 + t22)
+        U[10, p, q], U[11, p, q] = half * (t20 - t21 + t22), t22
+        U[12, p, q], U[13, p, q] = t30, half * (t30 + t31 + t32)
+        U[14, p, q], U[15, p, q] = half * (t30 - t31 + t32), t32
+
+
+@cuda.jit(device=True)
+def _tap(x, n, y, xx, c, H, W):
+    """x[n, y, xx, c], or 0 outside the image (SAME zero padding)."""
+    if y >= 0 and y < H and xx >= 0 and xx < W:
+        return x[n, y, xx, c]
+    return np.float32(0.0)
+
+
+@cuda.jit
+def _input_kernel(x, n, a0, a1, dil, V):
+    """V[4i' + j', t, c] = (Bᵀ d B)[i', j'] for tile t of anchor rows [a0, a1), channel c."""
+    e = cuda.grid(1)
+    H, W, C = x.shape[1], x.shape[2], x.shape[3]
+    TW = _anchors(W, dil)
+    if e < (a1 - a0) * TW * C:
+        c = e % C
+        p = e // C
+        y0 = _anchor(a0 + p // TW, dil) - dil
+        x0 = _anchor(p % TW, dil) - dil
+        y1, y2, y3 = y0 + dil, y0 + 2 * dil, y0 + 3 * dil
+        x1, x2, x3 = x0 + dil, x0 + 2 * dil, x0 + 3 * dil
+        # Bᵀ d, column by column
+        e0, e1, e2, e3 = _tap(x, n, y0, x0, c, H, W), _tap(x, n, y1, x0, c, H, W), \
+            _tap(x, n, y2, x0, c, H, W), _tap(x, n, y3, x0, c, H, W)
+        r00, r10, r20, r30 = e0 - e2, e1 + e2, e2 - e1, e1 - e3
+        e0, e1, e2, e3 = _tap(x, n, y0, x1, c, H, W), _tap(x, n, y1, x1, c, H, W), \
+            _tap(x, n, y2, x1, c, H, W), _tap(x, n, y3, x1, c, H, W)
+        r01, r11, r21, r31 = e0 - e2, e1 + e2, e2 - e1, e1 - e3
+        e0, e1, e2, e3 = _tap(x, n, y0, x2, c, H, W), _tap(x, n, y1, x2, c, H, W), \
+            _tap(x, n, y2, x2, c, H, W), _tap(x, n, y3, x2, c, H, W)
+        r02, r12, r22, r32 = e0 - e2, e1 + e2, e2 - e1, e1 - e3
+        e0, e1, e2, e3 = _tap(x, n, y0, x3, c, H, W), _tap(x, n, y1, x3, c, H, W), \
+            _tap(x, n, y2, x3, c, H, W), _tap(x, n, y3, x3, c, H, W)
+        r03, r13, r23, r33 = e0 - e2, e1 + e2, e2 - e1, e1 - e3
+        # (Bᵀ d) B, row by row
+        V[0, p, c], V[1, p, c], V[2, p, c], V[3, p, c] = r00 - r02, r01 + r02, r02 - r01, r01 - r03
+        V[4, p, c], V[5, p, c], V[6, p, c], V[7, p, c] = r10 - r12, r11 + r12, r12 - r11, r11 - r13
+        V[8, p, c], V[9, p, c], V[10, p, c], V[11, p, c] = r20 - r22, r21 + r22, r22 - r21, r21 - r23
+        V[12, p, c], V[13, p, c], V[14, p, c], V[15, p, c] = r30 - r32, r31 + r32, r32 - r31, r31 - r33
+
+
+@cuda.jit
+def _output_kernel(M, b, n, a0, a1, dil, out):
+    """out[n, y0 + d·a, x0 + d·b', f] = (Aᵀ M[:, t, f] A)[a, b'] + b[f], inside the image only."""
+    e = cuda.grid(1)
+    H, W, F = out.shape[1], out.shape[2], out.shape[3]
+    TW = _anchors(W, dil)
+    if e < (a1 - a0) * TW * F:
+        f = e % F
+        p = e // F
+        y0 = _anchor(a0 + p // TW, dil)
+        x0 = _anchor(p % TW, dil)
+        s0 = M[0, p, f] + M[4, p, f] + M[8, p, f]
+        s1 = M[1, p, f] + M[5, p, f] + M[9, p, f]
+        s2 = M[2, p, f] + M[6, p, f] + M[10, p, f]
+        s3 = M[3, p, f] + M[7, p, f] + M[11, p, f]
+        u0 = M[4, p, f] - M[8, p, f] - M[12, p, f]
+        u1 = M[5, p, f] - M[9, p, f] - M[13, p, f]
+        u2 = M[6, p, f] - M[10, p, f] - M[14, p, f]
+        u3 = M[7, p, f] - M[11, p, f] - M[15, p, f]
+        out[n, y0, x0, f] = s0 + s1 + s2 + b[f]
+        if x0 + dil < W:
+            out[n, y0, x0 + dil, f] = s1 - s2 - s3 + b[f]
+        if y0 + dil < H:
+            out[n, y0 + dil, x0, f] = u0 + u1 + u2 + b[f]
+            if x0 + dil < W:
+                out[n, y0 + dil, x0 + dil, f] = u1 - u2 - u3 + b[f]
+
+
+def _tiles(size, dil):
+    return (size // (2 * dil)) * dil + min(dil, size % (2 * dil))
+
+
+def winograd_weights(w, flip, U):
+    """U = G g Gᵀ for every filter (``flip``: of the 180°-rotated, channel-swapped bank)."""
+    launch_1d(_weights_kernel, w.shape[2] * w.shape[3], w, bool(flip), U)
+
+
+def conv2d_winograd(x, U, b, dil, out, V, M):
+    """out = conv3×3(x; dilation dil) + b from ``U (16, C, F)``; ``V``, ``M``: one block's tiles."""
+    N, H, W, F = out.shape
+    C = x.shape[3]
+    TW, TH = _tiles(W, dil), _tiles(H, dil)
+    rows = V.shape[1] // TW
+    for n in range(N):
+        for a0 in range(0, TH, rows):
+            a1 = min(a0 + rows, TH)
+            T = (a1 - a0) * TW
+            launch_1d(_input_kernel, T * C, x, n, a0, a1, dil, V)
+            for k in range(16):
+                gemm(V[k, :T], U[k], M[k, :T])                    # (T, C) @ (C, F)
+            launch_1d(_output_kernel, T * F, M, b, n, a0, a1, dil, out)

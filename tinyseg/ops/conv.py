@@ -1,0 +1,181 @@
+"""The convolution op: SAME, stride 1, odd kernel, dilation d ≥ 1, forward and backward.
+
+``conv2d_forward(x, w, b, dilation)`` returns ``(out, cache)``; ``conv2d_backward(dout, cache)``
+returns ``(dx, dw, db)``. Two algorithms compute the same convolution (results differ by rounding):
+
+* ``"im2col"`` — im2col with dilated taps + a row-blocked GEMM (:mod:`tinyseg.backend.cpu.conv`):
+  any odd kernel; its backward gives ``dw`` (and ``dx`` through col2im).
+* ``"winograd"`` — Winograd F(2×2, 3×3) (:mod:`tinyseg.backend.cpu.winograd`): 3×3 kernels only,
+  2.25× fewer multiply-adds in its GEMMs. Backward uses it for ``dx`` too (``dx`` is the
+  convolution of ``dout`` with the 180°-rotated, channel-swapped filters) and im2col for ``dw``.
+
+``algorithm="auto"`` (the default) takes Winograd for 3×3 kernels with at least
+``WINOGRAD_MIN_CHANNELS`` input and output channels (VGG's conv1_2 … conv5_3, DeepLab's conv5 and
+fc6) and im2col otherwise (conv1_1's 3 input channels, fc6's 7×7, the 1×1 layers).
+
+Extra memory: one block workspace of at most ``CONV_WORKSPACE_BYTES`` (the im2col rows, or the
+Winograd tiles ``V`` and products ``M`` of a block of tile rows), plus for Winograd the transformed
+filters ``U (16, C, F)`` (16/9 of the weights).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..backend import backend_for
+from ._checks import check_array, check_positive_int, output_buffer
+
+ALGORITHMS = ("auto", "im2col", "winograd")
+# "auto" uses Winograd for 3×3 kernels when both channel counts reach this: below it the 16 GEMMs
+# are too thin (conv1_1 has 3 input channels) and im2col's single GEMM is faster.
+WINOGRAD_MIN_CHANNELS = 16
+# Winograd tiles per block: enough rows for an efficient GEMM, few enough that V and M stay in
+# the 1 MB L2 cache where possible (measured on VGG's shapes, see benchmarks/bench_ops.py).
+WINOGRAD_BLOCK_BYTES = 2 * 2**20
+WINOGRAD_MIN_TILES = 128
+
+
+def conv2d_forward(x, w, b, dilation: int = 1, algorithm: str = "auto"):
+    """SAME convolution, stride 1, dilation ``d``:
+
+    ``out[n,y,x,f] = b[f] + Σ_{i,j,c} x[n, y + d·i − ph, x + d·j − pw, c] · w[i,j,c,f]``
+
+    with ``ph = d·(kh − 1)/2``, ``pw = d·(kw − 1)/2`` and zeros outside the image, so ``out`` has
+    the input's height and width (PyTorch: ``F.conv2d(x, w, b, padding=d·(k−1)//2, dilation=d)``).
+
+    Parameters
+    ----------
+    x : (N, H, W, C) float32
+    w : (kh, kw, C, F) float32, kh and kw odd
+    b : (F,) float32
+    dilation : int >= 1, the spacing of the kernel's taps (1: an ordinary convolution)
+    algorithm : "auto", "im2col" or "winograd" (3×3 only); see the module docstring
+
+    Returns
+    -------
+    out : (N, H, W, F) float32
+    cache : (x, w, dilation, algorithm) for :func:`conv2d_backward`
+    """
+    x = check_array("x", x, 4)
+    w = check_array("w", w, 4)
+    b = check_array("b", b, 1)
+    dilation = check_positive_int("dilation", dilation)
+    kh, kw, c_in, c_out = w.shape
+    if kh % 2 == 0 or kw % 2 == 0:
+        raise ValueError(f"`w` must have odd kernel sizes for SAME padding, got {kh}×{kw}")
+    if x.shape[3] != c_in:
+        raise ValueError(f"`x` has {x.shape[3]} channels but `w` expects {c_in} (w.shape[2])")
+    if b.shape[0] != c_out:
+        raise ValueError(f"`b` has {b.shape[0]} entries but `w` has {c_out} output channels")
+    winograd = _use_winograd(algorithm, w.shape)
+    be = backend_for(x)
+    N, H, W, _ = x.shape
+    out = be.empty((N, H, W, c_out), np.float32)
+    if winograd:
+        _winograd(be, x, w, b, dilation, out, flip=False)
+    else:
+        col = _conv_workspace(be, x.shape, w.shape)
+        be.conv2d_forward(x, w, b, out, col, dilation)
+    return out, (x, w, dilation, algorithm)
+
+
+def conv2d_backward(dout, cache, dw=None, db=None, need_dx: bool = True):
+    """Gradients of :func:`conv2d_forward`: returns ``(dx, dw, db)`` shaped like ``x, w, b``.
+
+    ``dx = Σ_{i,j} shift_{−(d·i−ph), −(d·j−pw)}(dout) @ w[i,j]ᵀ``, ``dw[i,j] = Σ shift(x)ᵀ dout``,
+    ``db = Σ dout``. ``dw`` and ``db``, when given, are arrays to overwrite with the weight and
+    bias gradients (a layer passes last step's, so fc6's 411 MB gradient is not allocated afresh
+    every step). With ``need_dx=False`` the input gradient is not computed and ``dx`` is None
+    (the first layer's input is the image: nobody needs its gradient).
+    """
+    x, w, dilation, algorithm = cache
+    dout = check_array("dout", dout, 4)
+    N, H, W, _ = x.shape
+    if tuple(dout.shape) != (N, H, W, w.shape[3]):
+        raise ValueError(f"`dout` has shape {tuple(dout.shape)}, expected {(N, H, W, w.shape[3])}")
+    be = backend_for(x)
+    dw = output_buffer(be, "dw", dw, w.shape)
+    db = output_buffer(be, "db", db, (w.shape[3],))
+    col = _conv_workspace(be, x.shape, w.shape)
+    kh, kw, c_in, c_out = w.shape
+    # One block (a 1×1 kernel, or a single image whose rows all fit the workspace) needs no
+    # buffer for partial dw sums.
+    one_block = kh * kw == 1 or (N == 1 and col.shape[0] == H * W)
+    dw_tmp = be.empty((1, 1) if one_block else (kh * kw * c_in, c_out), np.float32)
+    winograd_dx = need_dx and _use_winograd(algorithm, w.shape)
+    im2col_dx = need_dx and not winograd_dx
+    dx = be.empty(x.shape if im2col_dx else (1, 1, 1, 1), np.float32)
+    be.conv2d_backward(x, w, dout, dx, dw, db, col, dw_tmp, dilation, im2col_dx)
+    del col, dw_tmp                             # free the im2col workspace before Winograd's
+    if winograd_dx:
+        dx = be.empty(x.shape, np.float32)
+        _winograd(be, dout, w, be.zeros((c_in,), np.float32), dilation, dx, flip=True)
+    return (dx if need_dx else None), dw, db
+
+
+def _use_winograd(algorithm, w_shape) -> bool:
+    if algorithm not in ALGORITHMS:
+        raise ValueError(f"`algorithm` must be one of {ALGORITHMS}, got {algorithm!r}")
+    kh, kw, c_in, c_out = w_shape
+    if algorithm == "winograd" and (kh, kw) != (3, 3):
+        raise ValueError(f"`algorithm='winograd'` needs a 3×3 kernel, got {kh}×{kw}")
+    if algorithm == "auto":
+        return (kh, kw) == (3, 3) and min(c_in, c_out) >= WINOGRAD_MIN_CHANNELS
+    return algorithm == "winograd"
+
+
+def winograd_tiles(size: int, dilation: int) -> int:
+    """Winograd tiles along an axis of ``size`` pixels: the rows ``y0 < size`` with ``y0 mod 2d < d``."""
+    return (size // (2 * dilation)) * dilation + min(dilation, size % (2 * dilation))
+
+
+def winograd_rows_per_block(x_shape, c_out: int, dilation: int, workspace_bytes: int) -> int:
+    """Tile rows per Winograd block: ``V (16, T, C)`` and ``M (16, T, F)`` for ``T = rows·tiles(W)``.
+
+    Aims at ``WINOGRAD_BLOCK_BYTES`` (cache-sized), takes at least ``WINOGRAD_MIN_TILES`` tiles
+    (an efficient GEMM), and never exceeds ``workspace_bytes``; at least one tile row.
+    """
+    _, H, W, c_in = x_shape
+    tw, th = winograd_tiles(W, dilation), winograd_tiles(H, dilation)
+    tile_bytes = 16 * (c_in + c_out) * 4
+    tiles = max(WINOGRAD_BLOCK_BYTES // tile_bytes, WINOGRAD_MIN_TILES)
+    tiles = min(tiles, workspace_bytes // tile_bytes)
+    return max(1, min(th, tiles // tw))
+
+
+def _winograd(be, x, w, b, dilation, out, flip):
+    """out = conv3×3(x) + b by Winograd; ``flip``: with w rotated 180° and its channels swapped."""
+    kh, kw, c_in, c_out = w.shape
+    if flip:
+        c_in, c_out = c_out, c_in
+    U = be.empty((16, c_in, c_out), np.float32)
+    be.winograd_weights(w, flip, U)
+    rows = winograd_rows_per_block(x.shape, c_out, dilation, be.CONV_WORKSPACE_BYTES)
+    tiles = rows * winograd_tiles(x.shape[2], dilation)
+    V = be.empty((16, tiles, c_in), np.float32)
+    M = be.empty((16, tiles, c_out), np.float32)
+    be.conv2d_winograd(x, U, b, dilation, out, V, M)
+
+
+def conv_rows_per_block(x_shape, w_shape, workspace_bytes: int) -> int:
+    """Image rows per im2col block so that the block buffer stays within ``workspace_bytes``.
+
+    The buffer holds ``rows·W`` im2col rows of ``kh·kw·C`` float32 each; at least one image row,
+    at most the whole image. This is the bound on a convolution's extra memory. A layer whose
+    weight gradient ``(K, F)`` is at least as large as its whole im2col matrix ``(H·W, K)`` (fc6 on
+    a small map) is done in one block: backward would otherwise add a ``(K, F)`` partial ``dw``
+    per block, costing more than the buffer saves.
+    """
+    _, H, W, C = x_shape
+    kh, kw, F = w_shape[0], w_shape[1], w_shape[3]
+    if F >= H * W:
+        return H
+    row_bytes = W * kh * kw * C * 4
+    return max(1, min(H, workspace_bytes // row_bytes))
+
+
+def _conv_workspace(be, x_shape, w_shape):
+    kh, kw, c_in, _ = w_shape
+    if kh == 1 and kw == 1:
+        return be.empty((1, 1), np.float32)  # a 1×1 convolution multiplies x directly
+    rows = conv_rows_per_block(x_shape, w_shape, be.CONV_WORKSPACE_BYTES)
+    return be.empty((rows * x_shape[2], kh * kw * c_in), np.float32)
