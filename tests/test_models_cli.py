@@ -59,7 +59,7 @@ def test_init_from_errors_are_one_line_and_checked_before_training(tmp_path, dat
     assert main(["train", *data, "--checkpoint", c32, *TINY]) == 0
     capsys.readouterr()
     cases = [
-        (["--init-from", str(tmp_path / "nope.h5")], "no checkpoint at"),
+        (["--init-from", str(tmp_path / "nope.h5")], "--init-from: file not found"),
         (["--init-from", c32, "--width", "0.0625"], "differs from the --init-from"),
         (["--init-from", c32, "--resume"], "cannot be combined with --resume"),
     ]

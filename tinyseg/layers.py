@@ -235,11 +235,11 @@ class TransposedConv2D(Layer):
 
     def forward(self, x, train=False):
         out, cache = ops.conv_transpose2d_forward(x, self.params["w"], self.factor)
-        self._cache = cache if train else None
+        self._keep(cache, train)
         return out
 
     def backward(self, dout):
-        dx, dw = ops.conv_transpose2d_backward(dout, self._cache)
+        dx, dw = ops.conv_transpose2d_backward(dout, self._saved())
         self.grads = {"w": dw}
         return dx
 
@@ -253,11 +253,11 @@ class CropAdd(Layer):
 
     def forward(self, big, small, train=False):
         out, cache = model_ops.crop_add_forward(big, small)
-        self._cache = cache if train else None
+        self._keep(cache, train)
         return out
 
     def backward(self, dout):
-        return model_ops.crop_add_backward(dout, self._cache)
+        return model_ops.crop_add_backward(dout, self._saved())
 
 
 class Scale(Layer):
@@ -296,8 +296,8 @@ class Interp(Layer):
 
     def forward(self, x, train=False, size=None):
         out, cache = model_ops.interp_forward(x, self.factor, size)
-        self._cache = cache if train else None
+        self._keep(cache, train)
         return out
 
     def backward(self, dout):
-        return model_ops.interp_backward(dout, self._cache)
+        return model_ops.interp_backward(dout, self._saved())

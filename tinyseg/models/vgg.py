@@ -90,6 +90,7 @@ class VGG16Backbone:
             for i in range(1, n + 1):
                 layers += [_conv(f"conv{block}_{i}", dilation), ReLU(f"relu{block}_{i}")]
             layers.append(_pool(variant, block))
+        layers[0].need_dx = False      # nobody needs ∂loss/∂image: conv1_1 computes only dw, db
         if variant.pool5a:
             from ..layers import AvgPool3x3
             layers.append(AvgPool3x3("pool5a"))
@@ -109,7 +110,10 @@ class VGG16Backbone:
         return x, kept
 
     def backward(self, dout, dtaps=None, grad_ready=None):
-        """Backpropagate ``∂loss/∂fc7`` and the heads' ``dtaps`` ({tap: ∂loss/∂tap}); returns ∂loss/∂x."""
+        """Backpropagate ``∂loss/∂fc7`` and the heads' ``dtaps`` ({tap: ∂loss/∂tap}) into the grads.
+
+        Returns None: conv1_1 skips the image's gradient (``need_dx=False``), which no one uses.
+        """
         d = dout
         for layer in reversed(self.layers):
             if dtaps and layer.name in dtaps:
@@ -123,8 +127,6 @@ class VGG16Backbone:
 
 
 def _conv(name, dilation):
-    if dilation == 1:                       # the plain layer, as before dilation existed
-        return Conv2D(name, None, None)
     return Conv2D(name, None, None, dilation=dilation)
 
 
