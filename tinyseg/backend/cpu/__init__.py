@@ -11,6 +11,7 @@ from .accumulate import add_into, copy_into, scale_into
 from .adam import adam_update
 from .conv import column_sums, conv2d_backward, conv2d_forward
 from .elementwise import dropout_backward, dropout_forward, relu_backward, relu_forward
+from .fuse import box3x3, crop_add, interp, interp_backward, scale
 from .loss import softmax, softmax_cross_entropy
 from .pooling import (maxpool2x2_backward, maxpool2x2_forward, maxpool3x3_backward,
                       maxpool3x3_forward)

@@ -25,6 +25,7 @@ from .adam import adam_update
 from .conv import column_sums, conv2d_backward, conv2d_forward, fill
 from .cropping import crop, uncrop
 from .elementwise import dropout_backward, dropout_forward, relu_backward, relu_forward
+from .fuse import box3x3, crop_add, interp, interp_backward, scale
 from .loss import softmax, softmax_cross_entropy
 from .pooling import (maxpool2x2_backward, maxpool2x2_forward, maxpool3x3_backward,
                       maxpool3x3_forward)
@@ -65,6 +66,7 @@ __all__ = [
     "conv_transpose2d_backward_weights", "conv_transpose2d_depthwise_forward",
     "conv_transpose2d_depthwise_backward_input", "softmax", "softmax_cross_entropy",
     "adam_update", "sgd_update", "copy_into", "add_into", "scale_into",
+    "crop_add", "scale", "box3x3", "interp", "interp_backward",
 ]
 
 
