@@ -13,9 +13,9 @@ Four parts, all on the first CUDA device, float32:
   arrays (conv, max pooling, ReLU, dropout, the ×32 bilinear upsampling, softmax
   cross-entropy, Adam over all VGG-16 parameters) at batch 1 × 375×500 and batch 8 × 224×224,
   against the matching ``torch.nn.functional`` call (NCHW) where there is one.
-* ``crf``: five mean-field iterations of the seed's dense CRF at 375×500 (spatial 10 px / 3,
-  bilateral 50 px, 20 levels / 10) with :class:`tinyseg.backend.cuda.crf.CudaMeanField` against
-  the CPU ``MeanField`` on the same filters (the grid's set-up, on the CPU, is reported apart).
+* ``crf``: the seed's dense CRF (five mean-field iterations; spatial 10 px / 3, bilateral 50 px,
+  20 levels / 10) at 375×500 with 2 and 21 labels, ``dense_crf(device="cuda")`` against
+  ``device="cpu"``, set-up included.
 * ``train``: one full-width FCN-32s training step (forward with dropout, summed softmax
   cross-entropy, backward, Adam) with ``tinyseg.model.FCN32s(backend="cuda")``, against the same
   network in PyTorch CUDA (as in ``bench_train.py``), at both sizes.
@@ -399,28 +399,21 @@ def bench_train(timer, torch, N, H, W, smoke: bool):
 
 
 # ----------------------------------------------------------------------------- dense CRF
-def bench_crf(timer, H: int, W: int, iterations: int = 5):
-    """Mean field with the seed's CRF parameters: CPU MeanField vs CudaMeanField, same filters."""
-    from tinyseg.backend.cuda.crf import CudaMeanField
-    from tinyseg.crf.inference import MeanField, PairwiseTerm
-    from tinyseg.crf.refine import bilateral_filter, spatial_filter
+def bench_crf(timer, H: int, W: int, n_labels: int, iterations: int = 5):
+    """``dense_crf`` with the seed's parameters, ``device="cuda"`` vs ``device="cpu"`` (set-up included)."""
+    from tinyseg.crf import dense_crf
 
     rng = np.random.default_rng(0)
     image = rng.integers(0, 256, size=(H, W, 3), dtype=np.uint8)
     image[:, W // 2:] //= 3                                   # two regions, like an object
-    p = rng.random((H, W, 2)).astype(np.float32) + 0.1
+    p = rng.random((H, W, n_labels)).astype(np.float32) + 0.1
     p /= p.sum(-1, keepdims=True)
-    unary = -np.log(p.reshape(H * W, 2))
-    terms = [PairwiseTerm(spatial_filter((H, W), (10, 10)), 3.0),
-             PairwiseTerm(bilateral_filter(image, (50, 50), (20, 20, 20)), 10.0)]
-    t0 = time.perf_counter()
-    gpu = CudaMeanField(unary, terms)
-    t_setup = time.perf_counter() - t0
-    t_gpu = timer(lambda: gpu.run(iterations))
-    t_cpu = timer(lambda: MeanField(unary, terms).run(iterations))
-    print(f"  crf @{H}x{W}: gpu {t_gpu * 1e3:.1f} ms, cpu {t_cpu * 1e3:.1f} ms", flush=True)
-    return [record(f"crf.mean_field{iterations}@{H}x{W}", t_gpu, peer="tinyseg-cpu", peer_s=t_cpu,
-                   part="crf", gpu_setup_s=t_setup)]
+    t_gpu = timer(lambda: dense_crf(image, p, iterations=iterations, device="cuda"))
+    t_cpu = timer(lambda: dense_crf(image, p, iterations=iterations, device="cpu"))
+    print(f"  crf {n_labels} labels @{H}x{W}: gpu {t_gpu * 1e3:.1f} ms, cpu {t_cpu * 1e3:.1f} ms",
+          flush=True)
+    return [record(f"crf.dense_crf{iterations}.{n_labels}labels@{H}x{W}", t_gpu, peer="tinyseg-cpu",
+                   peer_s=t_cpu, part="crf")]
 
 
 # ----------------------------------------------------------------------------- driver
@@ -462,7 +455,8 @@ def main(argv=None) -> int:
         for N, H, W in sizes:
             records += bench_train(timer, torch, N, H, W, args.smoke)
     if "crf" in parts:
-        records += bench_crf(timer, *((6, 7) if args.smoke else (375, 500)))
+        for n_labels in (2, 21):
+            records += bench_crf(timer, *((6, 7) if args.smoke else (375, 500)), n_labels)
     for r in records:
         r["device"] = device
     print_table(records, ["name", "tinyseg_s", "peer_s", "ratio", "tflops", "pct_of_torch"])

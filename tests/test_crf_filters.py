@@ -134,7 +134,7 @@ def test_filters_reject_nan_features():
 
 
 def test_grid_dilation_matches_numpy_reference(rng):
-    from tinyseg.crf.filters import _dilate, _dilate_reference
+    from tinyseg.crf.filters import dilate as _dilate, dilate_reference as _dilate_reference
 
     sizes = (5, 7, 6)
     src = rng.random(np.prod(sizes)) > 0.93
@@ -167,3 +167,64 @@ def test_rotating_colours_onto_principal_axes_keeps_the_kernel(rng):
     assert np.prod(grid.sizes) <= np.prod(GridFilter(feats).sizes)
     np.testing.assert_allclose(grid.apply(values), grid_filter_reference(turned, values), rtol=1e-4,
                                atol=1e-6)
+
+
+# ---- the filter interface: adjoints and the grid's public description ------------------------
+
+def _adjoint_gap(filt, rng, m=3):
+    """|<K y, x> - <y, K^T x>| relative to |<K y, x>|, sums in float64."""
+    n = filt.n_points
+    x = rng.standard_normal((n, m)).astype(np.float32)
+    y = rng.standard_normal((n, m)).astype(np.float32)
+    left = np.sum(filt.apply(y).astype(np.float64) * x)
+    right = np.sum(y.astype(np.float64) * filt.apply_transpose(x))
+    return abs(left - right) / max(abs(left), 1e-12)
+
+
+@pytest.mark.parametrize("channels", [1, 7])
+def test_every_filter_has_an_exact_adjoint(rng, channels):
+    img = smooth_image(rng, 10, 13)
+    feats = bilateral_features(img, (3, 3), (25, 25, 25))
+    filters = [ExactFilter(feats), SeparableGaussianFilter((10, 13), (2.0, 1.5)),
+               GridFilter(feats), GridFilter(feats, rotate=(2, 3, 4))]
+    for filt in filters:
+        assert _adjoint_gap(filt, rng, channels) < 1e-5, filt.name
+        values = rng.random((filt.n_points, channels)).astype(np.float32)
+        # all of them are symmetric, so the adjoint is the filter itself
+        assert filt.symmetric
+        np.testing.assert_allclose(filt.apply_transpose(values), filt.apply(values), rtol=1e-4,
+                                   atol=1e-5)
+
+
+def test_grid_transpose_is_built_from_the_transposed_passes(rng):
+    """The transposed chain (scatter passes in reverse) matches the description read literally."""
+    from tinyseg.crf.filters import layout_filter_reference
+
+    feats = (rng.random((200, 3)) * 3).astype(np.float32)
+    grid = GridFilter(feats)
+    values = rng.random((200, 2)).astype(np.float32)
+    ref_t = layout_filter_reference(grid.describe(), values, transpose=True)
+    np.testing.assert_allclose(grid.apply_transpose(values), ref_t, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("dims", [2, 5])
+def test_grid_layout_describes_the_filter(rng, dims):
+    from tinyseg.crf.filters import layout_filter_reference
+
+    feats = (rng.random((300, dims)) * 4).astype(np.float32)
+    grid = GridFilter(feats)
+    layout = grid.describe()
+    assert layout.n_points == 300 and layout.n_dims == dims and len(layout.passes) == dims
+    assert layout.corner_pairs.shape == (300, 2 ** (dims - 1)) and layout.corner_pairs.dtype == np.int32
+    np.testing.assert_allclose(layout.pair_weights.sum(1), 1.0, rtol=1e-5)   # multilinear weights
+    values = rng.random((300, 2)).astype(np.float32)
+    np.testing.assert_allclose(layout_filter_reference(layout, values), grid.apply(values),
+                               rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(layout_filter_reference(layout, values),
+                               grid_filter_reference(feats, values), rtol=1e-4, atol=1e-6)
+
+
+def test_filter_matrix_is_k(rng):
+    feats = rng.normal(size=(12, 2)).astype(np.float32)
+    np.testing.assert_allclose(ExactFilter(feats).matrix(), exact_filter_reference(feats, np.eye(12)),
+                               rtol=1e-5)

@@ -135,3 +135,21 @@ def test_other_normalisations_match_their_definitions(rng, normalization):
     mf._filtered(mf.terms[0], q2, out)
     expected = {"before": k / d[None, :], "after": k / d[:, None], "none": k}[normalization] @ q2
     np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_general_compatibility_matrix_matches_numpy_reference(rng):
+    """A full, non-symmetric C×C compatibility (CRF-as-RNN's): logits = -U - K̃Q M^T."""
+    img, p = scene(rng, 8, 10, 4)
+    h, w = img.shape[:2]
+    unary = -np.log(p.reshape(h * w, 4))
+    f_spatial = spatial_features((h, w), (2, 2))
+    f_bilateral = bilateral_features(img, (4, 4), (30, 30, 30))
+    m = rng.normal(0, 2, (4, 4)).astype(np.float32)
+    assert np.abs(m - m.T).max() > 0.5
+    terms = [PairwiseTerm(ExactFilter(f_spatial), 3.0), PairwiseTerm(ExactFilter(f_bilateral), m)]
+    q = MeanField(unary, terms).run(4)
+    kernels = [exact_filter_reference(f, np.eye(h * w)) for f in (f_spatial, f_bilateral)]
+    np.testing.assert_allclose(q, mean_field_reference(unary, kernels, [3.0, m], 4), atol=2e-5)
+    # and it is not the symmetrised matrix's result
+    sym = mean_field_reference(unary, kernels, [3.0, (m + m.T) / 2], 4)
+    assert np.abs(q - sym).max() > 1e-3

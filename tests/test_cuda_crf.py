@@ -93,9 +93,41 @@ def test_dense_crf_on_the_cuda_device_matches_the_cpu():
     from tinyseg.crf import dense_crf
 
     rng = np.random.default_rng(0)
-    image = rng.integers(0, 256, size=(9, 11, 3), dtype=np.uint8)
+    image, _ = scene(rng, 9, 11)                # two colours: a small grid, a fast simulator
     p = rng.dirichlet(np.ones(3), size=(9, 11)).astype(np.float32)
-    labels_cpu, q_cpu = dense_crf(image, p, sdims=3, gaussian_sdims=1, iterations=3)
-    labels_gpu, q_gpu = dense_crf(image, p, sdims=3, gaussian_sdims=1, iterations=3, device="cuda")
+    kw = dict(sdims=3, schan=60, gaussian_sdims=1, iterations=2)    # a small grid: fast simulator
+    labels_cpu, q_cpu = dense_crf(image, p, **kw)
+    labels_gpu, q_gpu = dense_crf(image, p, device="cuda", **kw)
     np.testing.assert_allclose(q_gpu, q_cpu, atol=1e-4)
     assert (labels_gpu == labels_cpu).mean() > 0.98
+
+
+def test_cuda_grid_filter_from_its_layout_and_its_transpose(crf, rng):
+    feats = bilateral_features(scene(rng)[0], (2, 2), (30, 30, 30))
+    cpu = GridFilter(feats)
+    gpu = crf.CudaGridFilter(cpu.describe())                # built from the public description
+    v = values(rng, feats.shape[0], 2)
+    np.testing.assert_allclose(gpu.apply(v), cpu.apply(v), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(gpu.apply_transpose(v), cpu.apply_transpose(v), rtol=1e-4, atol=1e-5)
+    assert gpu.symmetric and crf.to_cuda_filter(ExactFilter(feats)).symmetric
+
+
+def test_cuda_mean_field_with_a_general_compatibility_matrix(crf, rng):
+    img, p = scene(rng, 4, 5, n_labels=3)
+    unary = -np.log(p.reshape(20, 3))
+    m = rng.normal(0, 2, (3, 3)).astype(np.float32)               # not symmetric
+    terms = [PairwiseTerm(ExactFilter(bilateral_features(img, (3, 3), (60, 60, 60))), m)]
+    np.testing.assert_allclose(crf.mean_field(unary, terms, 2), MeanField(unary, terms).run(2),
+                               rtol=1e-4, atol=1e-5)
+
+
+def test_cuda_recursive_and_cluster_filters_match_cpu(crf, rng):
+    from tinyseg.crf.filters import ClusterFilter, RecursiveGaussianFilter
+
+    rec = RecursiveGaussianFilter((5, 6), (3.0, 4.0))
+    v = values(rng, 30, 2)
+    np.testing.assert_allclose(crf.to_cuda_filter(rec).apply(v), rec.apply(v), rtol=1e-4, atol=1e-5)
+    clu = ClusterFilter(bilateral_features(scene(rng)[0], (2, 2), (5, 5, 5)))
+    gpu = crf.to_cuda_filter(clu)
+    np.testing.assert_allclose(gpu.apply(v), clu.apply(v), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(gpu.apply_transpose(v), clu.apply_transpose(v), rtol=1e-5, atol=1e-6)

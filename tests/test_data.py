@@ -52,7 +52,7 @@ def test_load_image_grayscale_becomes_three_equal_channels(tmp_path):
 
 
 def test_load_image_rgba_drops_alpha_with_one_warning(tmp_path, monkeypatch):
-    monkeypatch.setattr(tsdata, "_warned_alpha", False)
+    monkeypatch.setattr(tsdata.io, "_warned_alpha", False)
     rgba = np.dstack([_rgb(), np.full((4, 5), 7, np.uint8)])
     Image.fromarray(rgba).save(tmp_path / "a.png")
     with pytest.warns(UserWarning, match=r"a\.png.*alpha") as record:
@@ -230,9 +230,15 @@ def test_voc_dataset_reads_items(tmp_path):
 
 
 def test_voc_dataset_binary_labels(tmp_path):
-    _make_voc(tmp_path, ann_values=(0, 1, 8, 255))
+    _make_voc(tmp_path, ann_values=(0, 1, 255))
     _, labels = VOCDataset(tmp_path, "train", labels="binary")[0]
     assert set(np.unique(labels)) == {0, 1, 255}
+
+
+def test_voc_dataset_binary_labels_reject_other_values_instead_of_calling_them_background(tmp_path):
+    _make_voc(tmp_path, ann_values=(0, 1, 8, 255))
+    with pytest.raises(ValueError, match=r"a\.png.*\[8\].*--mask-values"):
+        VOCDataset(tmp_path, "train", labels="binary")[0]
 
 
 def test_voc_dataset_missing_folder_is_named(tmp_path):
@@ -266,7 +272,7 @@ def test_voc_dataset_size_mismatch_names_both_files(tmp_path):
 
 def test_voc_dataset_unknown_label_names_value_and_file(tmp_path):
     _make_voc(tmp_path, ann_values=(0, 42))
-    with pytest.raises(ValueError, match=r"\[42\].*a\.png"):
+    with pytest.raises(ValueError, match=r"a\.png.*\[42\]"):
         VOCDataset(tmp_path, "train")[0]
 
 

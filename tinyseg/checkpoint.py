@@ -7,13 +7,15 @@ File layout (``format_version`` 1)::
     /params/<name>          one dataset per parameter, e.g. "conv1_1.w" (kh, kw, c_in, c_out)
     /adam                   attrs: step (int)
     /adam/m/<name>          Adam first moments, same names/shapes as the parameters they follow
-    /adam/v/<name>          Adam second moments
+    /adam/v/<name>          Adam second moments (empty for SGD, whose velocity is in /adam/m)
 
 Arrays are stored uncompressed with their own dtype, so a save/load round trip is bitwise exact.
 
 Writes are atomic: the file is written under a temporary name in the destination folder, flushed
 to disk, then moved over ``path`` with ``os.replace``. A crash or error mid-write leaves the
-previous checkpoint at ``path`` untouched (and removes the temporary file).
+previous checkpoint at ``path`` untouched (and removes the temporary file); the temporary file
+of a process killed mid-write (``.NAME.tinyseg-tmp-PID-XXXXXXXX.tmp``) is removed by the next write
+of the same checkpoint (see :mod:`tinyseg._atomic`).
 """
 from __future__ import annotations
 
@@ -26,7 +28,7 @@ import numpy as np
 from ._atomic import atomic_output
 from ._version import __version__
 
-__all__ = ["Checkpoint", "save_checkpoint", "load_checkpoint", "FORMAT", "FORMAT_VERSION"]
+__all__ = ["Checkpoint", "save_checkpoint", "load_checkpoint", "read_checkpoint_config", "FORMAT", "FORMAT_VERSION"]
 
 FORMAT = "tinyseg-checkpoint"
 FORMAT_VERSION = 1
@@ -115,7 +117,7 @@ def save_checkpoint(path, params, adam_state, config, extra=None):
         raise ValueError("The parameter `adam_state` must be a dict with keys 'm', 'v' and 'step'")
     m = _check_arrays(adam_state["m"], "adam_state['m']")
     v = _check_arrays(adam_state["v"], "adam_state['v']")
-    if set(m) != set(v):
+    if v and set(m) != set(v):          # v is empty for SGD (one buffer, its velocity)
         raise ValueError(
             "The parameter `adam_state` must have the same names in 'm' and 'v'; differing: "
             f"{sorted(set(m) ^ set(v))}"
@@ -123,7 +125,7 @@ def save_checkpoint(path, params, adam_state, config, extra=None):
     for k in m:
         if k not in params:
             raise ValueError(f"The parameter `adam_state` has moments for {k!r}, which is not in `params`")
-        for which, arr in (("m", m[k]), ("v", v[k])):
+        for which, arr in (("m", m[k]), ("v", v.get(k, m[k]))):
             if arr.shape != params[k].shape:
                 raise ValueError(
                     f"The parameter `adam_state['{which}']` entry {k!r} has shape {arr.shape}, but "
@@ -174,16 +176,35 @@ def load_checkpoint(path):
         If the file is not HDF5, not a tinyseg checkpoint, of a newer format, or lacks a group
         or an array; the message names the file and what is missing.
     """
+    path = os.fspath(path)
+    with _open_checked(path) as f:
+        params = {k: np.asarray(f["params"][k][()]) for k in f["params"]}
+        m = {k: np.asarray(f["adam/m"][k][()]) for k in f["adam/m"]}
+        v = {k: np.asarray(f["adam/v"][k][()]) for k in f["adam/v"]}
+        for k in (set(m) ^ set(v)) if v else ():
+            which = "v" if k in m else "m"
+            raise ValueError(f"{path!r} is an incomplete checkpoint: array '/adam/{which}/{k}' is missing")
+        for k in m:
+            if k not in params:
+                raise ValueError(f"{path!r} is an incomplete checkpoint: array '/params/{k}' is missing")
+        step = int(f["adam"].attrs["step"])
+        config = json.loads(_text(f.attrs["config"]))
+        extra = json.loads(_text(f.attrs["extra"]))
+        version = _text(f.attrs["tinyseg_version"])
+    return Checkpoint(params, {"m": m, "v": v, "step": step}, config, extra, version)
+
+
+def _open_checked(path):
+    """Open ``path`` for reading after checking it is a complete tinyseg checkpoint (its header)."""
     import h5py
 
-    path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"checkpoint not found: {path!r}")
     try:
         f = h5py.File(path, "r")
     except OSError as exc:
         raise ValueError(f"{path!r} is not a tinyseg checkpoint (not an HDF5 file)") from exc
-    with f:
+    try:
         fmt = f.attrs.get("format")
         if isinstance(fmt, bytes):
             fmt = fmt.decode()
@@ -202,20 +223,20 @@ def load_checkpoint(path):
                 raise ValueError(f"{path!r} is an incomplete checkpoint: attribute {attr!r} is missing")
         if "step" not in f["adam"].attrs:
             raise ValueError(f"{path!r} is an incomplete checkpoint: attribute '/adam' step is missing")
-        params = {k: np.asarray(f["params"][k][()]) for k in f["params"]}
-        m = {k: np.asarray(f["adam/m"][k][()]) for k in f["adam/m"]}
-        v = {k: np.asarray(f["adam/v"][k][()]) for k in f["adam/v"]}
-        for k in set(m) ^ set(v):
-            which = "v" if k in m else "m"
-            raise ValueError(f"{path!r} is an incomplete checkpoint: array '/adam/{which}/{k}' is missing")
-        for k in m:
-            if k not in params:
-                raise ValueError(f"{path!r} is an incomplete checkpoint: array '/params/{k}' is missing")
-        step = int(f["adam"].attrs["step"])
-        config = json.loads(_text(f.attrs["config"]))
-        extra = json.loads(_text(f.attrs["extra"]))
-        version = _text(f.attrs["tinyseg_version"])
-    return Checkpoint(params, {"m": m, "v": v, "step": step}, config, extra, version)
+    except BaseException:
+        f.close()
+        raise
+    return f
+
+
+def read_checkpoint_config(path):
+    """``(config dict, step)`` of a checkpoint, without reading its arrays (cheap, for checks).
+
+    Raises the same errors as :func:`load_checkpoint` for a missing or foreign file.
+    """
+    path = os.fspath(path)
+    with _open_checked(path) as f:
+        return json.loads(_text(f.attrs["config"])), int(f["adam"].attrs["step"])
 
 
 def _text(value):

@@ -12,9 +12,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 
 import numpy as np
+
+from .commands import argcheck
+from .interrupt import signal_name
 
 # From scratch: VGG-16 at 1/4 width (1/16 of the compute), the seed's Adam 1e-4, 30 iterations
 # (the seed's 10 start from ImageNet weights). Longer or faster training fits the cat so well
@@ -22,17 +26,20 @@ import numpy as np
 SCRATCH = dict(width=0.25, iterations=30, lr=1e-4)
 # With pretrained weights: the seed exactly.
 PRETRAINED = dict(width=1.0, iterations=10, lr=1e-4)
+CLASS_NAMES = ("background", "cat")      # chelsea's annotation: 1 = the cat
 
 
 def run_demo(out: str, weights: str | None = None, width: float | None = None,
              iterations: int | None = None, lr: float | None = None, seed: int = 0,
-             device: str = "cpu", progress: bool = True, verbose: bool = True) -> dict:
+             device: str = "cpu", progress: bool = True, verbose: bool = True,
+             verify_md5: bool = True) -> dict:
     """Run the demo, write figures and ``metrics.json`` into ``out``; return the metrics."""
     from .data import binary_labels, chelsea, save_label_png
-    from .figures import crf_figure, loss_figure, panel_figure, prediction_figure
+    from .figures import crf_figure, loss_figure, overlay_figure, panel_figure, prediction_figure
     from .metrics import ConfusionMatrix
     from .predict import predict, refine
     from .train import TrainConfig, Trainer, build_model
+    from .warmup import compile_in_background, first_run_notice
 
     defaults = PRETRAINED if weights else SCRATCH
     width = defaults["width"] if width is None else width
@@ -42,28 +49,34 @@ def run_demo(out: str, weights: str | None = None, width: float | None = None,
     say = print if verbose else (lambda *a, **k: None)
 
     t_start = time.perf_counter()
-    image, annotation = chelsea()
-    labels = binary_labels(annotation)                  # 1 = cat, 0 = background, 255 = ignored
-    model = build_model(n_classes=2, width=width, seed=seed, weights=weights, backend=device)
-    say(f"tinyseg demo: chelsea {image.shape[0]}×{image.shape[1]}, FCN-32s width {width} "
-        f"({model.n_params() / 1e6:.1f} M params, {'pretrained VGG-16' if weights else 'from scratch'}), "
-        f"{iterations} iterations of Adam lr={lr}, device {device}")
+    # On a cold Numba cache a helper process compiles what comes after training (Adam, the softmax,
+    # the CRF) while this one compiles and runs the training kernels (see tinyseg.warmup).
+    with compile_in_background(["adam", "softmax", "crf"], device) as helper:
+        if verbose:
+            first_run_notice(say=say)
+        image, annotation = chelsea()
+        labels = binary_labels(annotation)              # 1 = cat, 0 = background, 255 = ignored
+        model = build_model(n_classes=2, width=width, seed=seed, weights=weights, backend=device,
+                            verify_md5=verify_md5)
+        say(f"tinyseg demo: chelsea {image.shape[0]}×{image.shape[1]}, FCN-32s width {width} "
+            f"({model.n_params() / 1e6:.1f} M params, "
+            f"{'pretrained VGG-16' if weights else 'from scratch'}), "
+            f"{iterations} iterations of Adam lr={lr}, device {device}")
 
-    trainer = Trainer(model, [(image, labels)],
-                      TrainConfig(iterations=iterations, lr=lr, progress=progress,
-                                  log_csv=os.path.join(out, "loss.csv")))
-    if os.path.exists(trainer.config.log_csv):
-        os.remove(trainer.config.log_csv)
-    t0 = time.perf_counter()
-    losses = trainer.run()
-    train_s = time.perf_counter() - t0
+        trainer = Trainer(model, [(image, labels)],
+                          TrainConfig(iterations=iterations, lr=lr, progress=progress,
+                                      log_csv=os.path.join(out, "loss.csv")))
+        t0 = time.perf_counter()
+        losses = trainer.run()
+        train_s = time.perf_counter() - t0
 
-    t0 = time.perf_counter()
-    fcn_labels, probs = predict(model, image)
-    predict_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    crf_labels, _ = refine(image, probs, device=device)
-    crf_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        fcn_labels, probs = predict(model, image)
+        predict_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        helper.wait()
+        crf_labels, _ = refine(image, probs, device=device)
+        crf_s = time.perf_counter() - t0
 
     scores = {}
     for name, pred in (("fcn", fcn_labels), ("crf", crf_labels)):
@@ -74,13 +87,15 @@ def run_demo(out: str, weights: str | None = None, width: float | None = None,
     iou_crf = float(scores["crf"].per_class_iou()[1])
     final_loss = _test_loss(model, image, labels)
 
-    prediction_figure(os.path.join(out, "fcn_prediction.png"), fcn_labels, probs)
-    crf_figure(os.path.join(out, "crf_vs_ground_truth.png"), crf_labels, labels)
+    names = CLASS_NAMES
+    prediction_figure(os.path.join(out, "fcn_prediction.png"), fcn_labels, probs, class_names=names)
+    crf_figure(os.path.join(out, "crf_vs_ground_truth.png"), crf_labels, labels, class_names=names)
     panel_figure(os.path.join(out, "panel.png"), image, fcn_labels, probs, crf_labels, labels,
-                 iou_fcn, iou_crf)
+                 iou_fcn, iou_crf, class_names=names)
     loss_figure(os.path.join(out, "loss.png"), losses)
-    save_label_png(os.path.join(out, "fcn_labels.png"), fcn_labels)
-    save_label_png(os.path.join(out, "crf_labels.png"), crf_labels)
+    for name, pred, title in (("fcn_labels", fcn_labels, "FCN-32s"), ("crf_labels", crf_labels, "dense CRF")):
+        save_label_png(os.path.join(out, f"{name}.png"), pred)
+        overlay_figure(os.path.join(out, f"{name}_overlay.png"), image, pred, names, title)
     seconds = time.perf_counter() - t_start
 
     metrics = {
@@ -102,7 +117,7 @@ def run_demo(out: str, weights: str | None = None, width: float | None = None,
         f"{metrics['pixel_accuracy_fcn']:.3f} → {metrics['pixel_accuracy_crf']:.3f}")
     say(f"time: {seconds:.1f} s (train {train_s:.1f} s, predict {predict_s:.2f} s, CRF {crf_s:.2f} s)")
     say(f"wrote {out}/panel.png, fcn_prediction.png, crf_vs_ground_truth.png, loss.png, "
-        f"fcn_labels.png, crf_labels.png, loss.csv, metrics.json")
+        f"fcn_labels.png, crf_labels.png (+ _overlay.png), loss.csv, metrics.json")
     return metrics
 
 
@@ -125,20 +140,46 @@ def register(subparsers) -> argparse.ArgumentParser:
                    "(default: %(default)s)")
     p.add_argument("--weights", help="imported VGG-16 weights (.npz from `tinyseg import-weights`, or "
                    "the Keras .h5); runs the seed's exact setting")
-    p.add_argument("--width", type=float, help=f"VGG channel multiplier (default {SCRATCH['width']} "
+    p.add_argument("--no-verify", action="store_true",
+                   help="skip the MD5 check of a Keras .h5 --weights file (for a file you trust)")
+    p.add_argument("--width", type=argcheck.positive_float, help=f"VGG channel multiplier (default {SCRATCH['width']} "
                    f"from scratch, {PRETRAINED['width']} with --weights)")
-    p.add_argument("--iterations", type=int, help=f"training iterations (default {SCRATCH['iterations']} "
+    p.add_argument("--iterations", type=argcheck.positive_int, help=f"training iterations (default {SCRATCH['iterations']} "
                    f"from scratch, {PRETRAINED['iterations']} with --weights)")
-    p.add_argument("--lr", type=float, help=f"Adam learning rate (default {SCRATCH['lr']} from scratch, "
+    p.add_argument("--lr", type=argcheck.positive_float, help=f"Adam learning rate (default {SCRATCH['lr']} from scratch, "
                    f"{PRETRAINED['lr']} with --weights)")
     p.add_argument("--seed", type=int, default=0, help="initialisation and dropout seed (default 0)")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="backend (default cpu)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--compare", action="store_true", help="the comparison study instead (tinyseg.study): "
+                   "FCN-32s, FCN-8s and DeepLab-LargeFOV, each before/after the CRF, figure and trimap table")
     p.set_defaults(func=_run)
     return p
 
 
 def _run(args) -> int:
-    run_demo(args.out, weights=args.weights, width=args.width, iterations=args.iterations, lr=args.lr,
-             seed=args.seed, device=args.device, progress=not args.no_progress)
+    from .interrupt import TrainingInterrupted
+
+    # Everything that can fail early fails before the output folder is made.
+    argcheck.output_folder(args.out, "--out")
+    if args.weights:
+        argcheck.existing_file(args.weights, "--weights")
+    argcheck.device_available(args.device)
+    created = not os.path.exists(args.out)
+    try:
+        if args.compare:
+            from .study import run_study
+            run_study(args.out, weights=args.weights, width=args.width, iterations=args.iterations,
+                      lr=args.lr, seed=args.seed, device=args.device, progress=not args.no_progress)
+            return 0
+        run_demo(args.out, weights=args.weights, width=args.width, iterations=args.iterations,
+                 lr=args.lr, seed=args.seed, device=args.device, progress=not args.no_progress,
+                 verify_md5=not args.no_verify)
+    except TrainingInterrupted as exc:
+        print(f"tinyseg demo: stopped by {signal_name(exc.signum)} at training iteration "
+              f"{exc.iteration}", file=sys.stderr)
+        return exc.exit_code
+    finally:
+        if created and os.path.isdir(args.out) and not os.listdir(args.out):
+            os.rmdir(args.out)              # a failed run leaves no empty folder behind
     return 0

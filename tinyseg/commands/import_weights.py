@@ -5,6 +5,8 @@ import os
 
 import numpy as np
 
+from . import argcheck
+
 
 def register(subparsers):
     p = subparsers.add_parser("import-weights", help="import Keras VGG-16 weights into a tinyseg .npz",
@@ -23,8 +25,13 @@ def register(subparsers):
 def _import_weights(args) -> int:
     from ..weights import load_params, save_params_npz
 
+    argcheck.existing_file(args.path, "path")
+    folder = os.path.dirname(os.path.abspath(args.out))
+    argcheck.output_folder(folder, "--out")
+    if os.path.isdir(args.out):
+        raise ValueError(f"--out: {args.out} is a folder, expected a .npz file name")
     params = load_params(args.path, verify_md5=not args.no_verify)
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    os.makedirs(folder, exist_ok=True)
     save_params_npz(args.out, params)
     n = sum(int(np.prod(v.shape)) for v in params.values())
     print(f"imported {len(params)} arrays ({n / 1e6:.1f} M parameters) from {args.path} into {args.out}")

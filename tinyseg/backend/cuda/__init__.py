@@ -20,13 +20,16 @@ import numpy as np
 from numba import cuda
 
 from ._launch import SIMULATOR
+from .accumulate import add_into, copy_into, scale_into
 from .adam import adam_update
 from .conv import column_sums, conv2d_backward, conv2d_forward, fill
 from .cropping import crop, uncrop
 from .elementwise import dropout_backward, dropout_forward, relu_backward, relu_forward
+from .fuse import box3x3, crop_add, interp, interp_backward, scale
 from .loss import softmax, softmax_cross_entropy
 from .pooling import (maxpool2x2_backward, maxpool2x2_forward, maxpool3x3_backward,
                       maxpool3x3_forward)
+from .sgd import sgd_update
 from .tiled_gemm import gemm
 from .transposed import (
     conv_transpose2d_backward_input,
@@ -62,7 +65,8 @@ __all__ = [
     "conv_transpose2d_forward", "conv_transpose2d_backward_input",
     "conv_transpose2d_backward_weights", "conv_transpose2d_depthwise_forward",
     "conv_transpose2d_depthwise_backward_input", "softmax", "softmax_cross_entropy",
-    "adam_update",
+    "adam_update", "sgd_update", "copy_into", "add_into", "scale_into",
+    "crop_add", "scale", "box3x3", "interp", "interp_backward",
 ]
 
 
@@ -138,8 +142,15 @@ def synchronize() -> None:
     cuda.synchronize()
 
 
-def crf_mean_field(unary, terms, iterations: int):
+def crf_mean_field(unary, terms, iterations: int, callback=None):
     """The dense CRF's mean field on the GPU: unary (N, C), pairwise terms → Q (N, C) host float32."""
     from .crf import mean_field
 
-    return mean_field(unary, terms, iterations)
+    return mean_field(unary, terms, iterations, callback=callback)
+
+
+def crf_rnn_kernels():
+    """The CRF-as-RNN kernels on the GPU (:mod:`tinyseg.backend.cuda.crf_rnn`), same names as the CPU's."""
+    from . import crf_rnn
+
+    return crf_rnn

@@ -1,6 +1,7 @@
 """The dense CRF on the GPU: CUDA twins of :mod:`tinyseg.crf.filters` and a device mean field.
 
 Filters keep the CPU interface (``n_points``, ``apply(values (N, M)) -> K @ values``,
+``apply_transpose``, ``symmetric``,
 ``K[i, j] = exp(-|f_i - f_j|² / 2)``) and accept either a host array (returning a host array: a
 drop-in for :class:`tinyseg.crf.inference.MeanField`) or a device array (returning a device array:
 what :class:`CudaMeanField` uses, so ``Q`` never leaves the GPU between iterations).
@@ -8,9 +9,11 @@ what :class:`CudaMeanField` uses, so ``Q`` never leaves the GPU between iteratio
 * :class:`CudaExactFilter` — brute force, one thread per output element, O(N² D M).
 * :class:`CudaSeparableGaussianFilter` — the spatial Gaussian as two 1-D convolutions (rows,
   then columns), one thread per element, the CPU filter's taps.
-* :class:`CudaGridFilter` — the sparse bilateral grid. The grid's structure (occupied cells,
+* :class:`CudaGridFilter` — the sparse bilateral grid (the recursive Gaussian and the cluster
+  filter are in :mod:`.crf_sparse`). The grid's structure (occupied cells,
   per-pass neighbour tables, multilinear weights) depends on the features only and is built once
-  on the CPU by :class:`tinyseg.crf.filters.GridFilter`; its tables are copied to the device and
+  on the CPU by :class:`tinyseg.crf.filters.GridFilter`; its public description
+  (:class:`tinyseg.crf.filters.GridLayout`) is copied to the device and
   the per-iteration work runs there: splat (one thread per point and channel, ``atomic.add``
   into the cells: the summation order varies run to run, at float32 rounding level), one blur
   pass per axis (a gather over each cell's neighbour table), slice (a gather per point).
@@ -85,6 +88,11 @@ class CudaExactFilter:
     """Brute-force Gaussian filter on the GPU: features (N, D) already divided by the bandwidths."""
 
     name = "exact-cuda"
+    symmetric = True
+
+    def apply_transpose(self, values):
+        """``K^T @ values = K @ values`` (the kernel is symmetric)."""
+        return self.apply(values)
 
     def __init__(self, features):
         f = np.ascontiguousarray(features, dtype=np.float64)
@@ -146,6 +154,11 @@ class CudaSeparableGaussianFilter:
     """
 
     name = "separable-cuda"
+    symmetric = True
+
+    def apply_transpose(self, values):
+        """``K^T @ values = K @ values`` (the kernel is symmetric)."""
+        return self.apply(values)
 
     def __init__(self, shape, sdims, *, truncate: float = 4.0):
         from tinyseg.crf.filters import gaussian_taps
@@ -171,7 +184,7 @@ class CudaSeparableGaussianFilter:
 
 # ----------------------------------------------------------------------------- bilateral grid
 @cuda.jit
-def _splat_kernel(values, pair_index, w_a, w_b, f_last, grid):
+def _splat_kernel(values, corner_pairs, pair_weights, frac_last, grid):
     """grid[o, c] += multilinear weight · values[i, c] for each corner o of point i's cell."""
     e = cuda.grid(1)
     n, m = values.shape
@@ -179,16 +192,13 @@ def _splat_kernel(values, pair_index, w_a, w_b, f_last, grid):
         i = e // m
         c = e % m
         v = values[i, c]
-        fl = f_last[i]
-        n_b = w_b.shape[1]
-        for ja in range(w_a.shape[1]):
-            wa = w_a[i, ja] * v
-            for jb in range(n_b):
-                w = wa * w_b[i, jb]
-                w1 = w * fl
-                o = pair_index[i, ja * n_b + jb]
-                cuda.atomic.add(grid, (o, c), w - w1)
-                cuda.atomic.add(grid, (o + 1, c), w1)
+        fl = frac_last[i]
+        for j in range(corner_pairs.shape[1]):
+            w = pair_weights[i, j] * v
+            w1 = w * fl
+            o = corner_pairs[i, j]
+            cuda.atomic.add(grid, (o, c), w - w1)
+            cuda.atomic.add(grid, (o + 1, c), w1)
 
 
 @cuda.jit
@@ -208,74 +218,79 @@ def _blur_kernel(src, neighbours, taps, dst):
 
 
 @cuda.jit
-def _slice_kernel(grid, pair_index, w_a, w_b, f_last, out):
+def _slice_kernel(grid, corner_pairs, pair_weights, frac_last, out):
     """out[i, c] = Σ over i's corners of weight · grid[corner, c] (multilinear read-back)."""
     e = cuda.grid(1)
     n, m = out.shape
     if e < n * m:
         i = e // m
         c = e % m
-        fl = f_last[i]
-        n_b = w_b.shape[1]
+        fl = frac_last[i]
         acc = np.float32(0.0)
-        for ja in range(w_a.shape[1]):
-            wa = w_a[i, ja]
-            for jb in range(n_b):
-                o = pair_index[i, ja * n_b + jb]
-                lo = grid[o, c]
-                acc += wa * w_b[i, jb] * (lo + fl * (grid[o + 1, c] - lo))
+        for j in range(corner_pairs.shape[1]):
+            o = corner_pairs[i, j]
+            lo = grid[o, c]
+            acc += pair_weights[i, j] * (lo + fl * (grid[o + 1, c] - lo))
         out[i, c] = acc
-
-
-def _pair_index(grid) -> np.ndarray:
-    """(N, 2^(D-1)) int32 compact index of the lower cell of each corner pair of each point.
-
-    The CPU grid stores it as ``pair_base (N,) + pair_delta (N, 2^(D-1))`` (small deltas, less
-    memory traffic there); older versions stored ``pair_index`` itself.
-    """
-    if hasattr(grid, "pair_index"):
-        return np.ascontiguousarray(grid.pair_index, dtype=np.int32)
-    return np.ascontiguousarray(grid.pair_base.astype(np.int64)[:, None]
-                                + grid.pair_delta.astype(np.int64), dtype=np.int32)
 
 
 class CudaGridFilter:
     """The sparse bilateral grid filter with splat, blur and slice on the GPU.
 
+    The grid's structure is built on the CPU (:class:`tinyseg.crf.filters.GridFilter`) and
+    uploaded from its public description (:class:`tinyseg.crf.filters.GridLayout`).
+
     Parameters
     ----------
-    features_or_grid : (N, D) features (a :class:`tinyseg.crf.filters.GridFilter` is built from
-        them with ``**options``) or an already built ``GridFilter``, whose tables are reused.
+    features_or_grid : (N, D) features (a ``GridFilter`` is built from them with ``**options``),
+        an already built ``GridFilter``, or a ``GridLayout``.
     """
 
     name = "grid-cuda"
+    symmetric = True
 
     def __init__(self, features_or_grid, **options):
-        from tinyseg.crf.filters import GridFilter
+        from tinyseg.crf.filters import GridFilter, GridLayout
 
-        g = features_or_grid if isinstance(features_or_grid, GridFilter) \
-            else GridFilter(features_or_grid, **options)
-        self.cpu = g
-        self.n_points = g.n_points
-        self.n_occupied = g.n_occupied
-        self.pair_index = cuda.to_device(_pair_index(g))
-        self.w_a = cuda.to_device(np.ascontiguousarray(g.w_a, dtype=np.float32))
-        self.w_b = cuda.to_device(np.ascontiguousarray(g.w_b, dtype=np.float32))
-        self.f_last = cuda.to_device(np.ascontiguousarray(g.f_last, dtype=np.float32))
-        self.taps = cuda.to_device(np.ascontiguousarray(g.taps, dtype=np.float32))
-        self.neighbours = [cuda.to_device(np.ascontiguousarray(nb, dtype=np.int32))
-                           for nb in g.neighbours]
+        if isinstance(features_or_grid, GridLayout):
+            layout = features_or_grid
+        elif isinstance(features_or_grid, GridFilter):
+            layout = features_or_grid.describe()
+        else:
+            layout = GridFilter(features_or_grid, **options).describe()
+        self.layout = layout
+        self.n_points = layout.n_points
+        self.n_cells = layout.n_cells
+        self.corner_pairs = cuda.to_device(layout.corner_pairs)
+        self.pair_weights = cuda.to_device(layout.pair_weights)
+        self.frac_last = cuda.to_device(layout.frac_last)
+        self.taps = cuda.to_device(layout.taps)
+        self.passes = [cuda.to_device(nb) for nb in layout.passes]
+        self._transposed = None
 
     def apply(self, values):
         """``S^T B S @ values``: (N, M) float32, host or device -> the same kind."""
+        return self._filter(values, self.passes)
+
+    def apply_transpose(self, values):
+        """``S^T B^T S @ values``: the blur passes transposed, in reverse order (see the CPU's)."""
+        if self._transposed is None:
+            from tinyseg.crf.filters.grid_kernels import invert_neighbours
+
+            sizes = [self.n_cells] + [nb.shape[0] for nb in self.layout.passes]
+            self._transposed = [cuda.to_device(invert_neighbours(nb, sizes[p]))
+                                for p, nb in reversed(list(enumerate(self.layout.passes)))]
+        return self._filter(values, self._transposed)
+
+    def _filter(self, values, passes):
         v, was_host = _on_device(values)
         _check_n(v, self.n_points)
         n, m = v.shape
-        tables = (self.pair_index, self.w_a, self.w_b, self.f_last)
-        grid = cuda.device_array((self.n_occupied + 1, m), np.float32)  # + the zero "empty" cell
+        tables = (self.corner_pairs, self.pair_weights, self.frac_last)
+        grid = cuda.device_array((self.n_cells + 1, m), np.float32)  # + the zero "empty" cell
         fill(grid, 0.0)
         launch_1d(_splat_kernel, n * m, v, *tables, grid)
-        for nb in self.neighbours:
+        for nb in passes:
             blurred = cuda.device_array((nb.shape[0] + 1, m), np.float32)
             launch_1d(_blur_kernel, (nb.shape[0] + 1) * m, grid, nb, self.taps, blurred)
             grid = blurred
@@ -286,16 +301,24 @@ class CudaGridFilter:
 
 def to_cuda_filter(filt):
     """The CUDA twin of a CPU CRF filter (a CUDA filter is returned as is)."""
-    from tinyseg.crf.filters import ExactFilter, GridFilter, SeparableGaussianFilter
+    from tinyseg.crf.filters import (ClusterFilter, ExactFilter, GridFilter,
+                                     RecursiveGaussianFilter, SeparableGaussianFilter)
 
-    if isinstance(filt, (CudaExactFilter, CudaSeparableGaussianFilter, CudaGridFilter)):
+    from .crf_sparse import CudaClusterFilter, CudaRecursiveGaussianFilter
+
+    if isinstance(filt, (CudaExactFilter, CudaSeparableGaussianFilter, CudaGridFilter,
+                         CudaRecursiveGaussianFilter, CudaClusterFilter)):
         return filt
     if isinstance(filt, ExactFilter):
         return CudaExactFilter(filt.features)
     if isinstance(filt, SeparableGaussianFilter):
         return CudaSeparableGaussianFilter(filt.shape, filt.sdims, truncate=filt.truncate)
+    if isinstance(filt, RecursiveGaussianFilter):
+        return CudaRecursiveGaussianFilter(filt.shape, filt.sdims)
     if isinstance(filt, GridFilter):
         return CudaGridFilter(filt)
+    if isinstance(filt, ClusterFilter):
+        return CudaClusterFilter(filt)
     raise TypeError(f"no CUDA version of the filter {type(filt).__name__}")
 
 
@@ -360,8 +383,9 @@ class CudaMeanField:
                 raise ValueError(f"a pairwise filter covers {filt.n_points} points but the "
                                  f"unary has {self.n_points}")
             kind, c = _as_compat(term.compat, self.n_labels)
+            # logits -= K̃Q @ A with A = -w I (Potts) or M^T (see tinyseg.crf.inference)
             compat = (-np.float32(c) * np.eye(self.n_labels, dtype=np.float32)
-                      if kind == "potts" else np.asarray(c, np.float32))
+                      if kind == "potts" else np.asarray(c, np.float32).T)
             d = filt.apply(ones).copy_to_host()[:, 0].astype(np.float64) + _EPS   # D = K 1
             one = np.ones(self.n_points, np.float32)
             pre, post = {"symmetric": (1 / np.sqrt(d), 1 / np.sqrt(d)), "before": (1 / d, one),
@@ -389,15 +413,19 @@ class CudaMeanField:
         _softmax_rows(logits, logits)                                # in place, row by row
         return logits
 
-    def run(self, iterations: int, *, to_host: bool = True):
-        """``iterations`` updates from :meth:`start`; Q (N, C) float32 (host unless told not)."""
+    def run(self, iterations: int, *, to_host: bool = True, callback=None):
+        """``iterations`` updates from :meth:`start`; Q (N, C) float32 (host unless told not).
+        ``callback(i)``, if given, runs after iteration ``i``."""
         q = self.start()
-        for _ in range(int(iterations)):
+        for it in range(int(iterations)):
             q = self.step(q)
+            if callback is not None:
+                cuda.synchronize()
+                callback(it)
         return q.copy_to_host() if to_host else q
 
 
-def mean_field(unary, terms, iterations: int = 5) -> np.ndarray:
+def mean_field(unary, terms, iterations: int = 5, callback=None) -> np.ndarray:
     """:func:`tinyseg.crf.inference.mean_field` on the GPU: unary (N, C), terms -> Q (N, C) host."""
-    return CudaMeanField(unary, terms).run(iterations)
+    return CudaMeanField(unary, terms).run(iterations, callback=callback)
 

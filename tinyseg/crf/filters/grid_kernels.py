@@ -1,0 +1,182 @@
+"""Per-iteration kernels of the sparse bilateral grid: splat, blur passes, slice (and the blur's
+transpose), in a one-channel and a channels-last (many labels) flavour.
+
+The NumPy twin of the whole chain is :func:`tinyseg.crf.filters.grid.grid_filter_reference`.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+# Splat and slice. A point's 2^D corners come in 2^(D-1) pairs one cell apart along the last axis,
+# hence consecutive in the compact numbering: pair_base[i] + pair_delta[i, j] is the lower one, +1
+# the upper (the deltas from the point's lowest corner are small: uint16 unless the grid is huge).
+# The pair's weight factorises, w_a[i, j_a] * w_b[i, j_b] with j = j_a * n_b + j_b, times
+# (1 - f_last, f_last): per point the tables hold 2^(D-1) indices and n_a + n_b + 1 weights
+# (for D = 5: 16 + 9) instead of 2^D of each, and memory traffic is what splat and slice cost.
+# These kernels filter one float32 channel.
+
+@njit(parallel=True, cache=True)
+def _splat_kernel(values, pair_base, pair_delta, w_a, w_b, f_last, partial):
+    """partial[p] = multilinear splat of the p-th chunk of points onto the occupied cells.
+
+    values (N,) float32; partial (P, n_occupied + 1): one grid per chunk so that
+    parallel chunks never write the same memory; :func:`_reduce_kernel` sums them.
+    """
+    n_chunks, n_cells = partial.shape
+    n = values.shape[0]
+    n_a = w_a.shape[1]
+    n_b = w_b.shape[1]
+    for p in prange(n_chunks):
+        grid = partial[p]
+        for o in range(n_cells):
+            grid[o] = 0.0
+        for i in range((n * p) // n_chunks, (n * (p + 1)) // n_chunks):
+            v = values[i]
+            fl = f_last[i]
+            for ja in range(n_a):
+                wa = w_a[i, ja] * v
+                for jb in range(n_b):
+                    w = wa * w_b[i, jb]
+                    w1 = w * fl
+                    o = pair_base[i] + pair_delta[i, ja * n_b + jb]
+                    grid[o] += w - w1
+                    grid[o + 1] += w1
+
+
+@njit(parallel=True, cache=True)
+def _reduce_kernel(partial, out):
+    """out[o] = sum_p partial[p, o]; partial (P, L), out (L,)."""
+    n_chunks = partial.shape[0]
+    for o in prange(partial.shape[1]):
+        out[o] = partial[0, o]
+        for p in range(1, n_chunks):
+            out[o] += partial[p, o]
+
+
+@njit(parallel=True, cache=True)
+def _blur_pass_kernel(src, neighbours, taps, dst):
+    """dst[k] = sum_t taps[t] src[neighbours[k, t]]; 1-D float32 arrays.
+
+    Empty cells point at src[-1], which is kept at zero, so the loop has no branch; dst[-1] is
+    set to zero for the next pass.
+    """
+    n_cells, n_taps = neighbours.shape
+    for k in prange(n_cells):
+        s = np.float32(0.0)
+        for t in range(n_taps):
+            s += taps[t] * src[neighbours[k, t]]
+        dst[k] = s
+    dst[n_cells] = 0.0
+
+
+@njit(parallel=True, cache=True)
+def _slice_kernel(grid, pair_base, pair_delta, w_a, w_b, f_last, out):
+    """out[i] = sum over i's corners of weight * grid[corner] (multilinear read-back); 1-D arrays."""
+    n = out.shape[0]
+    n_a = w_a.shape[1]
+    n_b = w_b.shape[1]
+    for i in prange(n):
+        fl = f_last[i]
+        s = np.float32(0.0)
+        for ja in range(n_a):
+            wa = w_a[i, ja]
+            for jb in range(n_b):
+                o = pair_base[i] + pair_delta[i, ja * n_b + jb]
+                lo = grid[o]
+                s += wa * w_b[i, jb] * (lo + fl * (grid[o + 1] - lo))
+        out[i] = s
+
+
+# Many channels (e.g. 21 labels): the same three steps on channels-last grids (cells + 1, M), so
+# each table entry is read once for all M channels and the channel loops vectorise.
+
+@njit(parallel=True, cache=True)
+def _splat_rows_kernel(values, pair_base, pair_delta, w_a, w_b, f_last, partial):
+    """:func:`_splat_kernel` for values (N, M): partial (P, n_occupied + 1, M)."""
+    n_chunks, n_cells, m = partial.shape
+    n = values.shape[0]
+    n_a = w_a.shape[1]
+    n_b = w_b.shape[1]
+    for p in prange(n_chunks):
+        grid = partial[p]
+        grid[:, :] = 0.0
+        for i in range((n * p) // n_chunks, (n * (p + 1)) // n_chunks):
+            v = values[i]
+            fl = f_last[i]
+            for ja in range(n_a):
+                wa = w_a[i, ja]
+                for jb in range(n_b):
+                    w = wa * w_b[i, jb]
+                    w1 = w * fl
+                    w0 = w - w1
+                    o = pair_base[i] + pair_delta[i, ja * n_b + jb]
+                    lower = grid[o]
+                    upper = grid[o + 1]
+                    for c in range(m):
+                        lower[c] += w0 * v[c]
+                        upper[c] += w1 * v[c]
+
+
+@njit(parallel=True, cache=True)
+def _blur_pass_rows_kernel(src, neighbours, taps, dst):
+    """:func:`_blur_pass_kernel` for (cells + 1, M) grids."""
+    n_cells, n_taps = neighbours.shape
+    m = src.shape[1]
+    for k in prange(n_cells):
+        out = dst[k]
+        out[:] = 0.0
+        for t in range(n_taps):
+            wt = taps[t]
+            row = src[neighbours[k, t]]
+            for c in range(m):
+                out[c] += wt * row[c]
+    dst[n_cells, :] = 0.0
+
+
+@njit(parallel=True, cache=True)
+def _slice_rows_kernel(grid, pair_base, pair_delta, w_a, w_b, f_last, out):
+    """:func:`_slice_kernel` for a (cells + 1, M) grid: out (N, M)."""
+    n, m = out.shape
+    n_a = w_a.shape[1]
+    n_b = w_b.shape[1]
+    for i in prange(n):
+        acc = out[i]
+        acc[:] = 0.0
+        fl = f_last[i]
+        for ja in range(n_a):
+            wa = w_a[i, ja]
+            for jb in range(n_b):
+                w = wa * w_b[i, jb]
+                w1 = w * fl
+                w0 = w - w1
+                o = pair_base[i] + pair_delta[i, ja * n_b + jb]
+                lower = grid[o]
+                upper = grid[o + 1]
+                for c in range(m):
+                    acc[c] += w0 * lower[c] + w1 * upper[c]
+
+
+
+@njit(parallel=True, cache=True)
+def _invert_neighbours_kernel(neighbours, n_src, inverse):
+    """The gather table of a blur pass's transpose.
+
+    neighbours (n_out, T): pass p's table, entries < n_src index the previous cells, n_src is
+    "empty". inverse (n_src, T), pre-filled with n_out ("empty"): inverse[j, T-1-t] = k wherever
+    neighbours[k, t] = j. Cell j's tap T-1-t is the cell k one offset the other way along the
+    axis, which is unique, so parallel writes never collide.
+    """
+    n_out, n_taps = neighbours.shape
+    for k in prange(n_out):
+        for t in range(n_taps):
+            j = neighbours[k, t]
+            if j != n_src:
+                inverse[j, n_taps - 1 - t] = k
+
+
+def invert_neighbours(neighbours: np.ndarray, n_src: int) -> np.ndarray:
+    """(n_src, T) int32 table of the transposed pass (see :func:`_invert_neighbours_kernel`)."""
+    inverse = np.full((n_src, neighbours.shape[1]), neighbours.shape[0], dtype=np.int32)
+    _invert_neighbours_kernel(neighbours, n_src, inverse)
+    return inverse

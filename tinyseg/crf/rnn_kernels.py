@@ -1,0 +1,201 @@
+"""CPU kernels of CRF-as-RNN: the mean-field recurrence's element-wise steps and their backward.
+
+The filtering itself is the filter objects' business (``apply``, ``apply_transpose``); these
+kernels do everything around it, one pass over the pixels each, in parallel over pixels (or over
+chunks of pixels for the parameter gradients, each chunk writing its own partial sums). They
+write into preallocated outputs, never validate, allocate or raise; their NumPy twins are the
+``*_reference`` functions of :mod:`tinyseg.crf.rnn_reference` (same arguments, returning the
+outputs), and :mod:`tinyseg.backend.cuda.crf_rnn` has the CUDA twins with the same arguments.
+
+Notation as in :mod:`tinyseg.crf.rnn_reference`: ``z`` the logits (N, C), ``messages`` the
+``K̃_k Q`` of one iteration (K, N, C), ``weights`` (K, C), ``compat`` the energy ``mu`` (C, C),
+``pre``/``post`` the normalisation ``D^-1/2`` of each kernel (K, N) and ``k1 = K̃ 1`` (K, N).
+The filters see ``C - 1`` channels only, forward and backward:
+
+* forward, the rows of ``Q`` sum to one, so ``K̃Q[:, C-1] = K̃1 - sum_{l<C-1} K̃Q[:, l]``;
+* backward, softmax's backward ignores a per-pixel constant in ``dQ``, so ``dQ - dQ[:, C-1]``
+  suffices: ``K̃^T`` applied to the differences ``dM[:, l] - dM[:, C-1]``.
+
+Arrays are float32 (the layer) or float64 (the finite-difference checks); sums run in float64.
+"""
+from __future__ import annotations
+
+import numba
+import numpy as np
+from numba import njit, prange
+
+__all__ = ["partials", "device_filter", "copy", "combine", "scale_columns", "complete", "pairwise_backward",
+           "gather_adjoint", "softmax_backward", "softmax"]
+
+
+def partials(n_points: int) -> int:
+    """How many chunks (and partial sums) :func:`pairwise_backward` splits the pixels into."""
+    return max(1, min(int(n_points), numba.get_num_threads()))
+
+
+def device_filter(filt):
+    """The filter that runs on this backend: a CPU filter is used as it is."""
+    return filt
+
+
+@njit(parallel=True, cache=True)
+def copy(src, dst):
+    """dst = src; (N, C) arrays."""
+    n, c = src.shape
+    for i in prange(n):
+        for l in range(c):
+            dst[i, l] = src[i, l]
+
+
+@njit(parallel=True, cache=True)
+def softmax(z, q):
+    """q = softmax(z) row-wise (stabilised by the row maximum); z, q (N, C)."""
+    n, c = z.shape
+    for i in prange(n):
+        mx = z[i, 0]
+        for l in range(1, c):
+            mx = max(mx, z[i, l])
+        tot = 0.0
+        for l in range(c):
+            e = np.exp(z[i, l] - mx)
+            q[i, l] = e
+            tot += e
+        inv = 1.0 / tot
+        for l in range(c):
+            q[i, l] *= inv
+
+
+@njit(parallel=True, cache=True)
+def combine(z, messages, weights, compat, logits, q):
+    """One update after the filtering: weighting, compatibility, unary, softmax.
+
+    ``A[i, l'] = sum_k weights[k, l'] messages[k, i, l']``;
+    ``logits[i, l] = z[i, l] - sum_l' compat[l, l'] A[i, l']``; ``q = softmax(logits)``.
+    The row ``q[i]`` holds ``A[i]`` until the softmax overwrites it (no scratch memory).
+    """
+    n, c = z.shape
+    n_k = messages.shape[0]
+    for i in prange(n):
+        row = q[i]
+        for lp in range(c):
+            s = 0.0
+            for k in range(n_k):
+                s += weights[k, lp] * messages[k, i, lp]
+            row[lp] = s
+        mx = -np.inf
+        for l in range(c):
+            e = 0.0
+            for lp in range(c):
+                e += compat[l, lp] * row[lp]
+            x = z[i, l] - e
+            logits[i, l] = x
+            mx = max(mx, x)
+        tot = 0.0
+        for l in range(c):
+            e = np.exp(logits[i, l] - mx)
+            row[l] = e
+            tot += e
+        inv = 1.0 / tot
+        for l in range(c):
+            row[l] *= inv
+
+
+@njit(parallel=True, cache=True)
+def scale_columns(q, pre, out):
+    """out[i, l] = pre[i] * q[i, l] for the first ``out.shape[1]`` (C-1) channels."""
+    n, m = out.shape
+    for i in prange(n):
+        s = pre[i]
+        for l in range(m):
+            out[i, l] = s * q[i, l]
+
+
+@njit(parallel=True, cache=True)
+def complete(filtered, post, k1, out):
+    """The message ``K̃Q`` (N, C) from the filtered C-1 channels (N, C-1).
+
+    out[i, l] = post[i] * filtered[i, l] (l < C-1); out[i, C-1] = k1[i] - sum of those.
+    """
+    n, c = out.shape
+    for i in prange(n):
+        s = 0.0
+        for l in range(c - 1):
+            x = post[i] * filtered[i, l]
+            out[i, l] = x
+            s += x
+        out[i, c - 1] = k1[i] - s
+
+
+@njit(parallel=True, cache=True)
+def pairwise_backward(g, messages, weights, compat, post, v, dcompat_part, dweights_part):
+    """Backward of weighting + compatibility for one iteration, up to the filters' adjoint.
+
+    g (N, C) = dloss/dlogits of the iteration; messages (K, N, C) its input messages.
+    With ``dA = -g compat`` and ``A`` as in :func:`combine`, per chunk ``p`` of pixels:
+
+    * ``dcompat_part[p] = -sum_i g[i]^T A[i]``              (C, C), float64
+    * ``dweights_part[p, k] = sum_i dA[i] * messages[k, i]`` (K, C), float64
+    * ``v[k, i, l] = post[k, i] (w[k, l] dA[i, l] - w[k, C-1] dA[i, C-1])``, l < C-1: what the
+      transposed filter of kernel k sees.
+
+    The labels run backwards so that ``dA[i, C-1]`` is known before the differences need it.
+    """
+    n, c = g.shape
+    n_k = messages.shape[0]
+    n_parts = dcompat_part.shape[0]
+    for p in prange(n_parts):
+        dmu = dcompat_part[p]
+        dw = dweights_part[p]
+        dmu[:, :] = 0.0
+        dw[:, :] = 0.0
+        for i in range((n * p) // n_parts, (n * (p + 1)) // n_parts):
+            da_last = 0.0
+            for lp in range(c - 1, -1, -1):
+                a = 0.0
+                for k in range(n_k):
+                    a += weights[k, lp] * messages[k, i, lp]
+                da = 0.0
+                for l in range(c):
+                    gl = g[i, l]
+                    da -= gl * compat[l, lp]
+                    dmu[l, lp] -= gl * a
+                for k in range(n_k):
+                    dw[k, lp] += da * messages[k, i, lp]
+                if lp == c - 1:
+                    da_last = da
+                else:
+                    for k in range(n_k):
+                        v[k, i, lp] = post[k, i] * (weights[k, lp] * da - weights[k, c - 1] * da_last)
+
+
+@njit(parallel=True, cache=True)
+def gather_adjoint(filtered, pre, accumulate, dq):
+    """dq[:, :C-1] (+)= pre * filtered; without ``accumulate`` also dq[:, C-1] = 0.
+
+    filtered (N, C-1) = ``K^T v[k]`` for one kernel; ``dq`` (N, C) collects ``sum_k K̃_k^T dM_k``
+    up to a per-pixel constant.
+    """
+    n, c = dq.shape
+    for i in prange(n):
+        s = pre[i]
+        if accumulate:
+            for l in range(c - 1):
+                dq[i, l] += s * filtered[i, l]
+        else:
+            for l in range(c - 1):
+                dq[i, l] = s * filtered[i, l]
+            dq[i, c - 1] = 0.0
+
+
+@njit(parallel=True, cache=True)
+def softmax_backward(q, dq, g, dz):
+    """g = q * (dq - <q, dq>) row-wise (the logits' gradient); dz += g. All (N, C)."""
+    n, c = q.shape
+    for i in prange(n):
+        s = 0.0
+        for l in range(c):
+            s += q[i, l] * dq[i, l]
+        for l in range(c):
+            x = q[i, l] * (dq[i, l] - s)
+            g[i, l] = x
+            dz[i, l] += x
