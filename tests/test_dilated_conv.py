@@ -157,6 +157,16 @@ def test_conv2d_layer_with_dilation_and_need_dx(rng):
     assert "dilation=2" in repr(layer)
 
 
+@pytest.mark.parametrize("workers", [1, 2, 3])
+def test_per_worker_im2col_forward_matches_reference(rng, workers):
+    """Each worker im2cols and multiplies its own blocks (here of 2 rows) with its own buffer."""
+    x, w, b = rand(rng, 2, 9, 7, 3), rand(rng, 3, 3, 3, 4), rand(rng, 4)
+    for d in (1, 2, 12):
+        out = np.full((2, 9, 7, 4), np.nan, np.float32)
+        cpu.conv2d_forward_blocks(x, w, b, out, np.empty((workers, 2 * 7, 27), np.float32), d)
+        np.testing.assert_allclose(out, ref.conv2d_forward_naive(x, w, b, d)[0], rtol=1e-4, atol=1e-4)
+
+
 # ----------------------------------------------------------------------------- CUDA twin
 @pytest.mark.cuda
 @pytest.mark.parametrize("N,H,W,k,d", [(1, 3, 4, 3, 2), (2, 2, 3, 3, 12), (1, 4, 3, 3, 1)])
@@ -174,6 +184,16 @@ def test_cuda_dilated_conv_matches_cpu(rng, N, H, W, k, d):
     none, dw, _ = ops.conv2d_backward(gpu.asarray(g), dcache, need_dx=False)
     assert none is None
     np.testing.assert_allclose(gpu.to_numpy(dw), ops.conv2d_backward(g, cache)[1], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.cuda
+def test_cuda_per_worker_forward_twin_matches_cpu(rng):
+    gpu = get_backend("cuda")
+    x, w, b = rand(rng, 1, 4, 3, 2), rand(rng, 3, 3, 2, 2), rand(rng, 2)
+    out = gpu.empty((1, 4, 3, 2), np.float32)
+    gpu.conv2d_forward_blocks(gpu.asarray(x), gpu.asarray(w), gpu.asarray(b), out,
+                              gpu.empty((1, 2 * 3, 18), np.float32), 2)
+    np.testing.assert_allclose(gpu.to_numpy(out), ref.conv2d_forward_naive(x, w, b, 2)[0], rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.cuda

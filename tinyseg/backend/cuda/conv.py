@@ -182,3 +182,8 @@ def conv2d_backward(x, w, dout, dx, dw, db, col, dw_tmp, dil, need_dx):
                 y0 = max(r0 - ph, 0)
                 y1 = min(r1 + ph, H)
                 launch_1d(_col2im_add_kernel, (y1 - y0) * W * C, c, n, r0, r1, y0, kh, kw, dil, dx)
+
+
+def conv2d_forward_blocks(x, w, b, out, cols, dil):
+    """The CPU's per-worker forward, for the backend contract: one worker (``cols[0]``) here."""
+    conv2d_forward(x, w, b, out, cols[0], dil)
