@@ -126,6 +126,17 @@ def conv2d_backward(dout, cache, dw=None, db=None, need_dx: bool = True):
         dx = be.empty(x.shape, np.float32)
         _winograd(be, dout, w, be.zeros((c_in,), np.float32), dilation, dx, flip=True)
         return dx, dw, db
+    workers = be.parallel_workers()
+    rows = _rows_per_worker_block(x.shape, w.shape, be.CONV_WORKSPACE_BYTES, workers)
+    if (not need_dx and kh * kw > 1 and rows is not None
+            and 2 * workers * kh * kw * c_in * c_out * 4 <= be.CONV_WORKSPACE_BYTES):
+        # dw alone (a first layer), each worker summing its own blocks (small per-worker partials)
+        be.column_sums(dout.reshape(N * H * W, c_out), db)
+        parts = be.empty((workers, kh * kw * c_in, c_out), np.float32)
+        tmp = be.empty((workers, kh * kw * c_in, c_out), np.float32)
+        cols = be.empty((workers, rows * W, kh * kw * c_in), np.float32)
+        be.conv2d_weight_grad_blocks(x, dout, dw, parts, cols, tmp, dilation)
+        return None, dw, db
     col = _conv_workspace(be, x.shape, w.shape)
     # One block (a 1×1 kernel, or a single image whose rows all fit the workspace) needs no
     # buffer for partial dw sums.

@@ -23,7 +23,8 @@ Backward, for the same block of rows:
 
 ``need_dx = False`` skips the two ``dx`` steps (the first layer's input gradient is never used).
 :func:`conv2d_forward_blocks` is the forward with one im2col buffer per worker thread, each
-worker doing whole blocks (used when the image has several blocks per thread).
+worker doing whole blocks (used when the image has several blocks per thread);
+:func:`conv2d_weight_grad_blocks` likewise computes ``dw`` alone (a first layer's backward).
 A 1×1 kernel needs no im2col: ``x`` viewed as ``(N·H·W, C)`` already is ``col``.
 """
 import numpy as np
@@ -180,6 +181,47 @@ def _conv2d_forward_blocks(x, w, b, out, cols, dil):
             for i in range(m):
                 for f in range(F):
                     o[i, f] += b[f]
+
+
+def conv2d_weight_grad_blocks(x, dout, dw, parts, cols, tmp, dil):
+    """dw of ``out = conv(x, w; dilation dil)`` (no dx), each worker doing whole blocks of rows.
+
+    Worker ``k`` im2cols its blocks into ``cols[k]`` and sums ``colᵀ @ dout`` into ``parts[k]``
+    (``tmp[k]`` holds one product); then ``dw = Σ_k parts[k]``. Two parallel regions for the
+    layer; the BLAS runs single-threaded meanwhile. ``parts``, ``tmp``: (P, K, F).
+    """
+    with single_threaded():
+        _conv2d_weight_grad_blocks(x, dout, dw, parts, cols, tmp, dil)
+
+
+@njit(parallel=True, cache=True)
+def _conv2d_weight_grad_blocks(x, dout, dw, parts, cols, tmp, dil):
+    N, H, W, C = x.shape
+    kh, kw, _, F = dw.shape
+    K = kh * kw * C
+    dout2 = dout.reshape(N * H * W, F)      # (N, H, W, F) -> (N·H·W, F)
+    P = cols.shape[0]
+    rows = cols.shape[1] // W
+    per_image = (H + rows - 1) // rows
+    for worker in prange(P):
+        col, part, t = cols[worker], parts[worker], tmp[worker]
+        part[...] = 0.0
+        for block in range(worker, N * per_image, P):
+            n = block // per_image
+            r0 = (block % per_image) * rows
+            r1 = min(r0 + rows, H)
+            m = (r1 - r0) * W
+            im2col_rows_serial(x, n, r0, r1, kh, kw, dil, col)
+            start = (n * H + r0) * W
+            np.dot(col[:m].T, dout2[start:start + m], t)          # (K, m) @ (m, F)
+            part += t
+    dw2 = dw.reshape(K, F)
+    for k in prange(K):
+        for f in range(F):
+            acc = parts[0, k, f]
+            for worker in range(1, P):
+                acc += parts[worker, k, f]
+            dw2[k, f] = acc
 
 
 @njit(cache=True)
