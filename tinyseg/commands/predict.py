@@ -39,7 +39,7 @@ def _predict(args) -> int:
         model = load_model(args.checkpoint, args.device)
         image = load_image(args.image)
         labels, probs = predict(model, image)
-        helper.wait()
+        helper.wait("crf")
     names = {2: BINARY_CLASSES, len(VOC_CLASSES): VOC_CLASSES}.get(probs.shape[-1])
     os.makedirs(args.out, exist_ok=True)
     save_label_png(os.path.join(args.out, "labels.png"), labels)
