@@ -108,7 +108,7 @@ def test_cluster_filter_is_symmetric_and_writes_into_out(rng):
 def test_auto_filter_takes_the_grid_for_wide_and_the_cluster_for_narrow_bandwidths(rng):
     img = smooth_image(rng, 30, 40)
     assert isinstance(auto_filter(bilateral_features(img, 20, 20), rotate=(2, 3, 4)), GridFilter)
-    narrow = auto_filter(bilateral_features(img, 3, 1), rotate=(2, 3, 4), max_cells=1 << 16)
+    narrow = auto_filter(bilateral_features(img, 3, 1), rotate=(2, 3, 4), max_cells=1 << 17)
     assert isinstance(narrow, ClusterFilter)
     assert isinstance(auto_filter(rng.random((50, 8)).astype(np.float32)), ClusterFilter)
 
@@ -169,3 +169,17 @@ def test_exact_filter_reports_progress_in_blocks(rng):
     ExactFilter(feats, progress=lambda done, total: seen.append((done, total))).apply(
         np.ones((1200, 30000), np.float32)[:, :1])
     assert seen[-1] == (1200, 1200) and all(t == 1200 for _, t in seen)
+
+
+def test_grid_widens_its_cells_when_they_outnumber_the_points(rng):
+    from tinyseg.crf.filters import grid_filter_reference
+
+    feats = bilateral_features(smooth_image(rng, 30, 40), (20, 20), (3, 3, 3))
+    fine = GridFilter(feats)
+    assert fine.cell == 0.75 and fine.n_occupied > 0.45 * fine.n_points
+    coarse = GridFilter(feats, max_occupied=0.45)
+    assert coarse.cell > 0.75 and (coarse.n_occupied <= 0.45 * coarse.n_points or coarse.cell == 1.7)
+    values = rng.random((feats.shape[0], 2)).astype(np.float32)
+    np.testing.assert_allclose(coarse.apply(values),
+                               grid_filter_reference(feats, values, cell=coarse.cell),
+                               rtol=1e-4, atol=1e-5)

@@ -49,9 +49,9 @@ def run_demo(out: str, weights: str | None = None, width: float | None = None,
     say = print if verbose else (lambda *a, **k: None)
 
     t_start = time.perf_counter()
-    # On a cold Numba cache a helper process compiles what comes after training (Adam, the softmax,
-    # the CRF) while this one compiles and runs the training kernels (see tinyseg.warmup).
-    with compile_in_background(["adam", "softmax", "crf"], device) as helper:
+    # On a cold Numba cache a helper process compiles what this one needs later (the backward
+    # pass, Adam, the softmax, the CRF) while this one compiles its first layers (tinyseg.warmup).
+    with compile_in_background(["adam", "softmax", "train", "crf"], device) as helper:
         if verbose:
             first_run_notice(say=say)
         image, annotation = chelsea()
@@ -74,7 +74,7 @@ def run_demo(out: str, weights: str | None = None, width: float | None = None,
         fcn_labels, probs = predict(model, image)
         predict_s = time.perf_counter() - t0
         t0 = time.perf_counter()
-        helper.wait()
+        helper.wait("crf")
         crf_labels, _ = refine(image, probs, device=device)
         crf_s = time.perf_counter() - t0
 

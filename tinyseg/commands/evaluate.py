@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 
+from ..crf.options import add_crf_options, crf_params_from_args
 from . import argcheck
 from .common import add_device, load_model
 from .dataopts import Subset, add_data, check_dataset, dataset_from_args, label_map_from_args, saved_label_map
@@ -30,6 +31,7 @@ def register(subparsers):
                    "{\"mean_iou\": …, \"per_class_iou\": {name: …}, \"confusion_matrix\": …, "
                    "\"trimap\": {\"W\": {\"mean_iou\": …, \"pixel_accuracy\": …}}}, \"crf\": …})")
     add_device(p)
+    add_crf_options(p)
     p.set_defaults(func=_evaluate)
 
 
@@ -45,6 +47,7 @@ def _evaluate(args) -> int:
     if args.json:
         argcheck.writable_file(args.json, "--json")
     argcheck.device_available(args.device)
+    crf_params = crf_params_from_args(args)
     config, _ = read_checkpoint_config(args.checkpoint)
     label_map = label_map_from_args(args, saved_label_map(config))
     n_classes = config.get("model", {}).get("n_classes", label_map.n_classes)
@@ -57,7 +60,7 @@ def _evaluate(args) -> int:
     model = load_model(args.checkpoint, args.device)
     mine = Subset(dataset, world.share(range(len(dataset))))
     result = evaluate(model, mine, n_classes, crf=not args.no_crf, progress=world.is_root,
-                      trimap=widths, device=args.device)
+                      trimap=widths, device=args.device, **crf_params)
     bands = result.pop("trimap", {})
     for cm in [*result.values(), *(m for meter in bands.values() for m in meter.matrices.values())]:
         cm.matrix = world.sum_int(cm.matrix)                  # integers: exactly the serial sums

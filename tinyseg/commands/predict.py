@@ -9,6 +9,7 @@ import os
 
 import numpy as np
 
+from ..crf.options import add_crf_options, crf_options_given, crf_params_from_args
 from . import argcheck
 from .common import add_device, load_model
 
@@ -25,10 +26,12 @@ def register(subparsers):
     p.add_argument("--checkpoint", required=True, help="a checkpoint written by `tinyseg train`")
     p.add_argument("--image", required=True, help="the RGB image to segment, or a folder of images")
     p.add_argument("--out", default="prediction", help="output folder (default: %(default)s)")
-    p.add_argument("--crf", action="store_true", help="also refine with the dense CRF (seed parameters)")
+    p.add_argument("--crf", action="store_true", help="also refine with the dense CRF (seed parameters "
+                   "unless --crf-params or a CRF option below is given, which imply --crf)")
     p.add_argument("--save-probabilities", action="store_true",
                    help="for a folder: also write OUT/NAME.npy (always written for one image)")
     add_device(p)
+    add_crf_options(p)
     p.set_defaults(func=_predict)
 
 
@@ -70,6 +73,8 @@ def _predict(args) -> int:
         argcheck.existing_file(args.image, "--image")
     argcheck.output_folder(args.out, "--out")
     argcheck.device_available(args.device)
+    args.crf = args.crf or crf_options_given(args)
+    crf_params = crf_params_from_args(args)
     names = saved_label_map(read_checkpoint_config(args.checkpoint)[0]).names
     paths = _folder_images(args.image) if folder else [args.image]
     # On a cold Numba cache a helper compiles the CRF's kernels while this process runs the network.
@@ -99,8 +104,8 @@ def _predict(args) -> int:
                 prediction_figure(os.path.join(args.out, "prediction.png"), labels, probs, class_names=names)
                 written.append(os.path.join(args.out, "prediction.png"))
             if args.crf:
-                helper.wait()
-                crf_labels, _ = refine(image, probs, device=args.device)
+                helper.wait("crf")
+                crf_labels, _ = refine(image, probs, device=args.device, **crf_params)
                 crf = lambda suffix: out(f"_crf{suffix}") if folder else os.path.join(  # noqa: E731
                     args.out, f"crf_labels{suffix}")
                 save_label_png(crf(".png"), crf_labels)

@@ -45,6 +45,7 @@ def bilateral_filter(image: np.ndarray, sdims, schan, method: str = "fast", *, f
     if _check_method(method) == "exact":
         return ExactFilter(feats, force=force, progress=progress)
     options.setdefault("rotate", (2, 3, 4))              # colours onto their principal axes
+    options.setdefault("image_shape", np.asarray(image).shape[:2])
     return auto_filter(feats, **options)
 
 

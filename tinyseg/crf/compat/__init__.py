@@ -346,5 +346,5 @@ class DenseCRF2D(DenseCRF):
             raise ValueError(f"`rgbim` must be uint8, got dtype {img.dtype}")
         feats = bilateral_features(img, (sy, sx), srgb)                      # (N, 5)
         filt = (ExactFilter(feats, force=self.force) if self.method == "exact"
-                else auto_filter(feats, rotate=(2, 3, 4)))
+                else auto_filter(feats, rotate=(2, 3, 4), image_shape=(self.h, self.w)))
         self._add_term(filt, compat, kernel, normalization)

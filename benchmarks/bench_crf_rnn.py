@@ -1,0 +1,157 @@
+"""CRF-as-RNN: forward and backward at 375×500 (2 and 21 labels), and a training step with it.
+
+* **backward vs forward** (``crf_rnn.backward.*``): one image's recurrence at the seed's kernel
+  parameters, T = 5, chelsea resized to 375×500, FCN-like coarse logits; ``tinyseg_s`` is the
+  backward pass (gradients of the logits, the kernel weights and the compatibility), ``peer_s``
+  the training-mode forward of the same T iterations (which keeps the messages), ``ratio`` their
+  quotient (the issue asks for at most 2). Neither includes the filters' set-up (shown as
+  ``setup_s``). Both run with a warm workspace, as in training after the first step.
+* **forward vs pydensecrf** (``crf_rnn.forward+setup.*``): the layer's test-mode forward (set-up
+  + T = 5 iterations, Potts initialisation, i.e. the seed's dense CRF) against pydensecrf's
+  set-up + ``inference(5)``; skipped when pydensecrf is not installed.
+* **training step** (``train_step.*``): FCN-8s + CRF-as-RNN (forward, loss, backward of both,
+  Adam on both) against FCN-8s alone, at ``--size`` and ``--width`` (FCN-32s when
+  ``tinyseg.models`` is missing; the record says which).
+
+Everything is timed round-robin (one warm-up round, then ``--repeat`` rounds; medians), so a
+shared machine's load falls on both sides alike.
+
+Usage: ``python benchmarks/bench_crf_rnn.py [--json PATH] [--repeat 5] [--quick]
+[--width 1.0] [--size 375x500] [--classes 21] [--skip-train]``
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import print_table, record, write_json  # noqa: E402
+from bench_crf import coarse_probabilities, images, interleaved_medians, peer_module  # noqa: E402
+
+
+def bench_recurrence(repeat: int, labels=(2, 21)) -> list[dict]:
+    import time
+
+    from tinyseg.crf import CRFasRNN
+    from tinyseg.crf.rnn_engine import MeanFieldRNN
+
+    image = np.ascontiguousarray(images()["chelsea-375x500"])
+    h, w = image.shape[:2]
+    peer = peer_module()
+    records = []
+    for c in labels:
+        p = coarse_probabilities(image, c)
+        z = np.ascontiguousarray(np.log(np.maximum(p, 1e-8)).reshape(h * w, c), np.float32)
+        crf = CRFasRNN(c)
+        t0 = time.perf_counter()
+        engine = MeanFieldRNN(crf.filters(image), workspace={})
+        setup = time.perf_counter() - t0
+        weights, compat = crf._device_params()
+        dout = np.random.default_rng(0).standard_normal(z.shape).astype(np.float32)
+        dout -= dout.mean(axis=1, keepdims=True)            # a loss of Q: rows sum to zero
+        state = {}
+
+        def forward():
+            state["cache"] = engine.forward(z, weights, compat, 5, keep=True)[1]
+
+        def backward():
+            engine.backward(dout, state["cache"], weights, compat)
+
+        times = {"forward": [], "backward": []}
+        for r in range(repeat + 1):                          # alternate: forward, then its backward
+            for name, fn in (("forward", forward), ("backward", backward)):
+                t0 = time.perf_counter()
+                fn()
+                if r:
+                    times[name].append(time.perf_counter() - t0)
+        fwd, bwd = (float(np.median(times[k])) for k in ("forward", "backward"))
+        kept_mb = 5 * 2 * h * w * c * 4 / 2**20
+        records.append(record(f"crf_rnn.backward.T5.375x500.C{c}", bwd, peer="forward (same T)",
+                              peer_s=fwd, setup_s=setup, kept_mb=round(kept_mb, 1)))
+        layer_input = z.reshape(1, h, w, c)
+        fns = {"tinyseg": lambda: crf.forward(layer_input, image[None], iterations=5)}
+        if peer is not None:
+            from bench_crf import run_crf, unary_of
+            unary = unary_of(p)
+            fns["peer"] = lambda: run_crf(peer, image, unary)
+            t = interleaved_medians(fns, repeat)
+            records.append(record(f"crf_rnn.forward+setup.T5.375x500.C{c}", t["tinyseg"],
+                                  peer="pydensecrf", peer_s=t["peer"]))
+    return records
+
+
+def _models(name: str, n_classes: int, width: float):
+    """(model, which) -- FCN-8s from tinyseg.models if present, else FCN-32s."""
+    try:
+        from tinyseg.models import build_model
+        return build_model(name, n_classes, width=width, seed=0), name
+    except ImportError:
+        from tinyseg.model import FCN32s, FCN32sConfig
+        return FCN32s(FCN32sConfig(n_classes=n_classes, width=width, seed=0)), "fcn32s"
+
+
+def bench_train_step(repeat: int, width: float, size, n_classes: int) -> list[dict]:
+    from tinyseg import ops
+    from tinyseg.crf import CRFasRNN
+    from tinyseg.data import preprocess
+    from tinyseg.optim import Adam, AdamConfig
+
+    image = np.ascontiguousarray(images()["chelsea-375x500"])
+    if tuple(size) != image.shape[:2]:
+        from skimage import transform
+        image = (transform.resize(image, size, anti_aliasing=True) * 255).round().astype(np.uint8)
+    h, w = image.shape[:2]
+    labels = (np.arange(h)[:, None] * n_classes // h + np.zeros(w, int)[None]).astype(np.int32)[None]
+    x = preprocess(image)[None]
+    model_alone, which = _models("fcn8s", n_classes, width)
+    model_joint, _ = _models("fcn8s", n_classes, width)
+    crf = CRFasRNN(n_classes)
+    opt_alone, opt_joint, opt_crf = Adam(AdamConfig()), Adam(AdamConfig()), Adam(AdamConfig(lr=1e-2))
+
+    def alone():
+        logits = model_alone.forward(x, train=True)
+        _, d = ops.softmax_cross_entropy(logits, labels)
+        model_alone.backward(d)
+        opt_alone.step(model_alone.params, model_alone.grads)
+        model_alone.clear()
+
+    def joint():
+        logits = model_joint.forward(x, train=True)
+        out = crf.forward(logits, image[None], train=True)
+        _, d = ops.softmax_cross_entropy(out, labels)
+        model_joint.backward(crf.backward(d))
+        opt_crf.step(crf.params, crf.grads)
+        opt_joint.step(model_joint.params, model_joint.grads)
+        model_joint.clear()
+        crf.clear()
+
+    t = interleaved_medians({"joint": joint, "alone": alone}, repeat)
+    return [record(f"train_step.{which}+crf_rnn.{h}x{w}.C{n_classes}.width{width:g}", t["joint"],
+                   peer=f"{which} alone", peer_s=t["alone"])]
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--json", help="write the records to this JSON file")
+    parser.add_argument("--repeat", type=int, default=5, help="timed rounds (medians)")
+    parser.add_argument("--quick", action="store_true", help="2 rounds, training step at width 0.25")
+    parser.add_argument("--width", type=float, default=1.0, help="channel multiplier of FCN-8s")
+    parser.add_argument("--size", default="375x500", help="HxW of the training-step image")
+    parser.add_argument("--classes", type=int, default=21, help="classes of the training step")
+    parser.add_argument("--skip-train", action="store_true", help="only the recurrence")
+    args = parser.parse_args(argv)
+    repeat = 2 if args.quick else args.repeat
+    width = 0.25 if args.quick else args.width
+    size = tuple(int(s) for s in args.size.lower().split("x"))
+    records = bench_recurrence(repeat)
+    if not args.skip_train:
+        records += bench_train_step(repeat, width, size, args.classes)
+    print_table(records, ["name", "tinyseg_s", "peer", "peer_s", "ratio", "setup_s", "kept_mb"])
+    write_json(args.json, records)
+
+
+if __name__ == "__main__":
+    main()
