@@ -140,6 +140,17 @@ def test_an_unexpected_error_is_one_line_that_points_to_debug(monkeypatch, capsy
     assert code == 1 and err.count("\n") == 1 and "AttributeError" in err and "--debug" in err
 
 
+def test_ctrl_c_outside_training_is_one_line_and_exit_130(monkeypatch, capsys):
+    import tinyseg.commands.import_weights as command
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(command, "_import_weights", interrupted)
+    code, _, err = run_cli(["import-weights", "x.h5"], capsys)
+    assert code == 130 and err == "tinyseg import-weights: interrupted\n"
+
+
 def test_checkpoint_every_zero_means_only_at_the_end_and_help_says_so(capsys):
     code, out, _ = run_cli(["train", "--help"], capsys)
     assert code == 0

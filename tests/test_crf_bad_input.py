@@ -46,14 +46,48 @@ def test_negative_or_integer_probabilities_are_rejected(image, probs):
         dense_crf(image, (probs > 0.5).astype(np.int64))
 
 
-def test_zero_probabilities_are_clipped_to_a_finite_unary(image, probs):
-    probs[..., 0] = 0.0
-    probs[..., 1] = 1.0
-    labels, q = dense_crf(image, probs)
-    assert np.all(np.isfinite(q)) and np.all(labels == 1)
-    # the clip is documented: -log 0 becomes -log(PROBABILITY_CLIP)
-    labels0, q0 = dense_crf(image, probs, iterations=0)
-    np.testing.assert_allclose(q0[..., 0], PROBABILITY_CLIP / (1 + PROBABILITY_CLIP), rtol=1e-3)
+def _constrained_scene():
+    """A flat image: the left of it strongly class 0, a strip on the right with p(class 0) = 0."""
+    img = np.full((12, 16, 3), 120, np.uint8)
+    p = np.zeros((12, 16, 2), np.float32)
+    p[..., 0], p[..., 1] = 0.99, 0.01
+    p[:, 12:] = (0.0, 1.0)
+    return img, p
+
+
+STRONG = dict(sdims=20, gaussian_sdims=3, compat=100, gaussian_compat=30, iterations=5)
+
+
+def test_zero_probabilities_are_hard_constraints(image, probs):
+    img, p = _constrained_scene()
+    labels, q = dense_crf(img, p, **STRONG)
+    assert np.all(labels[:, 12:] == 1) and np.all(q[:, 12:, 0] == 0.0)   # class 0 stays out
+    # clipped, the zeros are soft: the strong smoothing pulls class 0 into the strip
+    labels, q = dense_crf(img, p, clip=PROBABILITY_CLIP, **STRONG)
+    assert np.all(labels[:, 12:] == 0)
+
+
+def test_zero_probabilities_agree_with_pydensecrf():
+    dcrf_peer = pytest.importorskip("pydensecrf.densecrf")
+    img, p = _constrained_scene()
+    with np.errstate(divide="ignore"):
+        u = np.ascontiguousarray((-np.log(p)).transpose(2, 0, 1).reshape(2, -1), dtype=np.float32)
+    out = []
+    for module in (dcrf_peer, dcrf):
+        d = module.DenseCRF2D(16, 12, 2)
+        d.setUnaryEnergy(u)
+        d.addPairwiseGaussian(sxy=3, compat=30)
+        d.addPairwiseBilateral(sxy=20, srgb=20, rgbim=img, compat=100)
+        out.append(np.asarray(d.inference(5)))
+    assert np.all(out[0][0].reshape(12, 16)[:, 12:] == 0.0)                # pydensecrf's behaviour
+    assert np.all(out[1][0].reshape(12, 16)[:, 12:] == 0.0)
+    np.testing.assert_array_equal(out[1].argmax(0), out[0].argmax(0))
+
+
+def test_a_pixel_without_any_possible_class_is_rejected(image, probs):
+    probs[1, 2] = 0.0
+    with pytest.raises(ValueError, match="every class"):
+        dense_crf(image, probs)
 
 
 def test_bad_options_are_named(image, probs):
@@ -93,7 +127,7 @@ def test_unary_shape_must_match_the_image(crf):
         crf.setUnaryEnergy(np.zeros((24, 2), np.float32))
 
 
-def test_unary_nan_is_rejected_and_inf_is_clipped(crf, image):
+def test_unary_nan_is_rejected_and_inf_is_a_hard_constraint(crf, image):
     u = np.zeros((2, 24), np.float32)
     u[0, 3] = np.nan
     with pytest.raises(ValueError, match="NaN"):
@@ -102,7 +136,10 @@ def test_unary_nan_is_rejected_and_inf_is_clipped(crf, image):
     crf.setUnaryEnergy(u)
     crf.addPairwiseBilateral(sxy=3, srgb=10, rgbim=image, compat=5)
     q = crf.inference(3)
-    assert np.all(np.isfinite(q)) and q[0, 3] < 1e-4
+    assert np.all(np.isfinite(q)) and q[0, 3] == 0.0
+    u[1, 3] = np.inf
+    with pytest.raises(ValueError, match="every label"):
+        crf.setUnaryEnergy(u)
 
 
 def test_pairwise_arguments_are_checked(crf, image):

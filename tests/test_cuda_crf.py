@@ -119,3 +119,15 @@ def test_cuda_mean_field_with_a_general_compatibility_matrix(crf, rng):
     terms = [PairwiseTerm(ExactFilter(bilateral_features(img, (3, 3), (60, 60, 60))), m)]
     np.testing.assert_allclose(crf.mean_field(unary, terms, 2), MeanField(unary, terms).run(2),
                                rtol=1e-4, atol=1e-5)
+
+
+def test_cuda_recursive_and_cluster_filters_match_cpu(crf, rng):
+    from tinyseg.crf.filters import ClusterFilter, RecursiveGaussianFilter
+
+    rec = RecursiveGaussianFilter((5, 6), (3.0, 4.0))
+    v = values(rng, 30, 2)
+    np.testing.assert_allclose(crf.to_cuda_filter(rec).apply(v), rec.apply(v), rtol=1e-4, atol=1e-5)
+    clu = ClusterFilter(bilateral_features(scene(rng)[0], (2, 2), (5, 5, 5)))
+    gpu = crf.to_cuda_filter(clu)
+    np.testing.assert_allclose(gpu.apply(v), clu.apply(v), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(gpu.apply_transpose(v), clu.apply_transpose(v), rtol=1e-5, atol=1e-6)

@@ -7,7 +7,7 @@ File layout (``format_version`` 1)::
     /params/<name>          one dataset per parameter, e.g. "conv1_1.w" (kh, kw, c_in, c_out)
     /adam                   attrs: step (int)
     /adam/m/<name>          Adam first moments, same names/shapes as the parameters they follow
-    /adam/v/<name>          Adam second moments
+    /adam/v/<name>          Adam second moments (empty for SGD, whose velocity is in /adam/m)
 
 Arrays are stored uncompressed with their own dtype, so a save/load round trip is bitwise exact.
 
@@ -117,7 +117,7 @@ def save_checkpoint(path, params, adam_state, config, extra=None):
         raise ValueError("The parameter `adam_state` must be a dict with keys 'm', 'v' and 'step'")
     m = _check_arrays(adam_state["m"], "adam_state['m']")
     v = _check_arrays(adam_state["v"], "adam_state['v']")
-    if set(m) != set(v):
+    if v and set(m) != set(v):          # v is empty for SGD (one buffer, its velocity)
         raise ValueError(
             "The parameter `adam_state` must have the same names in 'm' and 'v'; differing: "
             f"{sorted(set(m) ^ set(v))}"
@@ -125,7 +125,7 @@ def save_checkpoint(path, params, adam_state, config, extra=None):
     for k in m:
         if k not in params:
             raise ValueError(f"The parameter `adam_state` has moments for {k!r}, which is not in `params`")
-        for which, arr in (("m", m[k]), ("v", v[k])):
+        for which, arr in (("m", m[k]), ("v", v.get(k, m[k]))):
             if arr.shape != params[k].shape:
                 raise ValueError(
                     f"The parameter `adam_state['{which}']` entry {k!r} has shape {arr.shape}, but "
@@ -181,7 +181,7 @@ def load_checkpoint(path):
         params = {k: np.asarray(f["params"][k][()]) for k in f["params"]}
         m = {k: np.asarray(f["adam/m"][k][()]) for k in f["adam/m"]}
         v = {k: np.asarray(f["adam/v"][k][()]) for k in f["adam/v"]}
-        for k in set(m) ^ set(v):
+        for k in (set(m) ^ set(v)) if v else ():
             which = "v" if k in m else "m"
             raise ValueError(f"{path!r} is an incomplete checkpoint: array '/adam/{which}/{k}' is missing")
         for k in m:

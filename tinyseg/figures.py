@@ -111,14 +111,13 @@ def overlay_figure(path, image, labels, class_names=None, title: str | None = No
     """Write the image with the labels' colours blended in (:func:`label_overlay`) and a legend."""
     plt = _plt()
     h, w = np.asarray(labels).shape
-    fig, ax = plt.subplots(figsize=(max(4.0, w / 80), max(3.0, h / 80) + 0.6))
+    fig, ax = plt.subplots(figsize=(max(4.0, w / 80), max(3.0, h / 80) + 0.8), layout="constrained")
     ax.imshow(label_overlay(image, labels))
     ax.axis("off")
     if title:
         ax.set_title(title)
-    fig.legend(handles=_overlay_legend(labels, class_names), loc="lower center", ncol=4,
+    fig.legend(handles=_overlay_legend(labels, class_names), loc="outside lower center", ncol=4,
                fontsize="small", frameon=False)
-    fig.tight_layout(rect=(0, 0.1, 1, 1))
     _save(fig, path)
 
 
@@ -155,7 +154,7 @@ def panel_figure(path, image, fcn_labels, probabilities, crf_labels, ground_trut
                  iou_crf=None, class_names=("background", "object")):
     """One row: image, FCN argmax, class probability, CRF result, ground truth; one legend."""
     plt = _plt()
-    fig, axes = plt.subplots(1, 5, figsize=(20, 4.2))
+    fig, axes = plt.subplots(1, 5, figsize=(20, 3.7))
     views = [(image, "Image", {}),
              (_binary_view(fcn_labels), "FCN-32s argmax" + (f" (IoU {iou_fcn:.3f})" if iou_fcn is not None else ""),
               _BWR),
@@ -170,7 +169,7 @@ def panel_figure(path, image, fcn_labels, probabilities, crf_labels, ground_trut
         if title.startswith("P("):
             _image_colorbar(fig, ax, im)
     fig.legend(handles=_binary_legend(class_names), loc="lower center", ncol=3, frameon=False)
-    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    fig.tight_layout(rect=(0, 0.07, 1, 1), w_pad=3.0)     # w_pad: room for the colour bar's ticks
     _save(fig, path)
 
 

@@ -49,6 +49,12 @@ class TrainLog:
             from tqdm.auto import tqdm
             self._bar = tqdm(total=total, initial=iteration, desc="train", unit="it")
 
+    def set_total(self, total: int) -> None:
+        """The number of iterations became known (fitted to the time budget)."""
+        if self._bar is not None:
+            self._bar.total = total
+            self._bar.refresh()
+
     def step(self, iteration: int, loss: float, grads: dict, backend) -> None:
         if not self.enabled:
             return

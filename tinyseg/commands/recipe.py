@@ -78,6 +78,8 @@ def resolve_recipe(args, from_scratch: bool, saved: dict | None = None) -> dict:
     ``saved`` is a resumed checkpoint's ``config["train"]``: its values come before the recipe's.
     """
     name = args.recipe or ("scratch" if from_scratch else "seed")
+    if saved is not None:      # a resumed run: the recipe it was written with (older files: the seed's)
+        name = saved.get("recipe", "seed")
     values = dict(RECIPES[name])
     if saved:
         values.update({k: v for k, v in saved.items() if k in values})

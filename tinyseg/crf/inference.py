@@ -21,7 +21,12 @@ itself, as pydensecrf's lattice does). The label compatibility is pydensecrf's:
 Inference knows nothing of filtering: a term holds any object with ``apply(values (N, M)) -> K
 values`` (see :mod:`tinyseg.crf.filters`). Because the rows of ``Q`` sum to one,
 ``K̃ Q[:, C-1] = K̃ 1 - sum_{l<C-1} K̃ Q[:, l]``: the filters only see ``C - 1`` channels (for two labels
-that halves the filtering), and ``K̃ 1`` comes for free from the first iteration.
+that halves the filtering); ``K̃ 1`` is filtered once at set-up.
+
+An infinite unary (``U = +inf``, a probability of exactly 0) is a hard constraint: that label's
+``Q`` is exactly 0 at that pixel in every iteration (as in pydensecrf). A pixel needs at least one
+finite unary; NaN and ``-inf`` are errors. The per-pixel work of an iteration is fused into two
+kernels (:mod:`tinyseg.crf.mean_field_kernels`) on preallocated buffers.
 """
 from __future__ import annotations
 
@@ -29,7 +34,9 @@ from dataclasses import dataclass, field
 from numbers import Number
 
 import numpy as np
-from numba import njit, prange
+
+from .mean_field_kernels import (accumulate_matrix, accumulate_potts, softmax,
+                                 softmax_and_scale, softmax_reference)
 
 __all__ = [
     "NORMALIZATIONS",
@@ -39,6 +46,7 @@ __all__ = [
     "mean_field_reference",
     "softmax",
     "softmax_reference",
+    "check_unary",
 ]
 
 #: Normalisations, with pydensecrf's meaning: "symmetric" ``D^-1/2 K D^-1/2``, "before" ``K D^-1``,
@@ -47,124 +55,20 @@ NORMALIZATIONS = ("symmetric", "before", "after", "none")
 _EPS = 1e-20   # added to D before dividing, as pydensecrf does
 
 
-def softmax_reference(logits: np.ndarray) -> np.ndarray:
-    """Row-wise softmax in float64 NumPy, stabilised by the row maximum: (N, C) -> (N, C)."""
-    z = np.asarray(logits, dtype=np.float64)
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
-
-
-@njit(parallel=True, cache=True)
-def _softmax_kernel(logits, out):
-    """out[i] = exp(logits[i] - max) / sum(exp(logits[i] - max)), row by row; (N, C) float32.
-
-    Two labels: with ``e = exp(min(l1 - l0, 80))``, ``out = (1 / (1 + e), e / (1 + e))``: one
-    exponential, no maximum, branch-free so that it vectorises (the cap keeps ``e`` finite in
-    float32; beyond it ``out[0] < 2e-35`` anyway).
-    """
-    n, c = logits.shape
-    one = np.float32(1.0)
-    if c == 2:
-        cap = np.float32(80.0)
-        for i in prange(n):
-            e = np.exp(min(logits[i, 1] - logits[i, 0], cap))
-            q0 = one / (one + e)
-            out[i, 0] = q0
-            out[i, 1] = e * q0
-        return
-    for i in prange(n):
-        mx = logits[i, 0]
-        for l in range(1, c):
-            mx = max(mx, logits[i, l])
-        s = np.float32(0.0)
-        for l in range(c):
-            e = np.exp(logits[i, l] - mx)
-            out[i, l] = e
-            s += e
-        inv = one / s
-        for l in range(c):
-            out[i, l] *= inv
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    """Row-wise stable softmax, float32: (N, C) -> (N, C)."""
-    logits = np.ascontiguousarray(logits, dtype=np.float32)
-    out = np.empty_like(logits)
-    _softmax_kernel(logits, out)
-    return out
-
-
-@njit(cache=True)
-def _scale_columns_kernel(q, scale, n_cols, out):
-    """out[i, l] = scale[i] * q[i, l] for l < n_cols; q (N, C), out (N, n_cols)."""
-    for i in range(q.shape[0]):
-        s = scale[i]
-        for l in range(n_cols):
-            out[i, l] = s * q[i, l]
-
-
-@njit(cache=True)
-def _complete_kernel(filtered, scale, k1, out):
-    """out[:, l] = scale * filtered[:, l] (l < C-1); out[:, C-1] = k1 - sum of the others.
-
-    filtered (N, C-1) = K (pre * Q[:, :C-1]); scale = post; k1 = K̃ 1 (N,); out (N, C) = K̃ Q.
-    """
-    n, c = out.shape
-    for i in range(n):
-        s = 0.0
-        for l in range(c - 1):
-            v = scale[i] * filtered[i, l]
-            out[i, l] = v
-            s += v
-        out[i, c - 1] = k1[i] - s
-
-
-@njit(cache=True)
-def _rows_sum_to_one(q, tol):
-    """Whether every row of q (N, C) sums to 1 within tol (the C-1 channel identity needs it)."""
-    for i in range(q.shape[0]):
-        s = 0.0
-        for l in range(q.shape[1]):
-            s += q[i, l]
-        if abs(s - 1.0) > tol:
-            return False
-    return True
-
-
-@njit(cache=True)
-def _post_scale_kernel(filtered, scale, out, row_sums):
-    """out = scale[:, None] * filtered and row_sums = out.sum(1); filtered, out (N, C)."""
-    n, c = out.shape
-    for i in range(n):
-        s = 0.0
-        for l in range(c):
-            v = scale[i] * filtered[i, l]
-            out[i, l] = v
-            s += v
-        row_sums[i] = s
-
-
-@njit(cache=True)
-def _add_potts_completed_kernel(filtered, scale, k1, weight, logits):
-    """logits += weight * K̃Q, K̃Q completed as in :func:`_complete_kernel` (fused, Potts case)."""
-    n, c = logits.shape
-    for i in range(n):
-        s = 0.0
-        for l in range(c - 1):
-            v = scale[i] * filtered[i, l]
-            logits[i, l] += weight * v
-            s += v
-        logits[i, c - 1] += weight * (k1[i] - s)
-
-
-@njit(cache=True)
-def _add_potts_kernel(kq, weight, logits):
-    """logits += weight * kq (Potts: compat(P) = -w P, subtracted)."""
-    n, c = kq.shape
-    for i in range(n):
-        for l in range(c):
-            logits[i, l] += weight * kq[i, l]
+def check_unary(unary) -> np.ndarray:
+    """``unary`` as a C-contiguous (N, C) float32 array of energies; ``+inf`` allowed, as a hard
+    constraint, as long as every pixel keeps one finite energy."""
+    unary = np.asarray(unary)
+    if unary.ndim != 2 or unary.shape[1] < 1:
+        raise ValueError(f"`unary` must be (N, C), got shape {unary.shape}")
+    unary = np.ascontiguousarray(unary, dtype=np.float32)
+    if np.isnan(unary).any() or np.isneginf(unary).any():
+        raise ValueError("`unary` contains NaN or -inf energies")
+    stuck = np.flatnonzero(np.isposinf(unary).all(axis=1))
+    if stuck.size:
+        raise ValueError(f"`unary` is +inf for every label at {stuck.size} pixel(s) (first: "
+                         f"{int(stuck[0])}): each pixel needs a label with a non-zero probability")
+    return unary
 
 
 def _as_compat(compat, n_labels: int):
@@ -207,22 +111,29 @@ class PairwiseTerm:
     _compat: object = field(default=None, repr=False)
 
 
+def _apply(filt, values, out):
+    """``filt.apply(values)`` into ``out`` when the filter takes ``out=`` (the CPU filters do)."""
+    try:
+        return filt.apply(values, out=out)
+    except TypeError:
+        out[...] = filt.apply(values)
+        return out
+
+
 class MeanField:
     """Mean-field inference over any filters; pydensecrf's ``inference``/``stepInference`` in one.
 
     Parameters
     ----------
-    unary : (N, C) float32, the unary energies ``U = -log p`` (pixel-major).
+    unary : (N, C) float32, the unary energies ``U = -log p`` (pixel-major); ``+inf`` is a hard
+        constraint (see the module).
     terms : the pairwise potentials.
 
-    The set-up filters ``1`` once per term (``D = K 1``); ``K̃ 1`` is taken from the first iteration.
+    The set-up filters ``1`` and ``pre`` once per term (``D = K 1``, ``K̃ 1 = post K pre``).
     """
 
     def __init__(self, unary: np.ndarray, terms: list[PairwiseTerm]):
-        unary = np.asarray(unary)
-        if unary.ndim != 2 or unary.shape[1] < 1:
-            raise ValueError(f"`unary` must be (N, C), got shape {unary.shape}")
-        self.unary = np.ascontiguousarray(unary, dtype=np.float32)
+        self.unary = check_unary(unary)
         self.n_points, self.n_labels = self.unary.shape
         self.neg_unary = -self.unary
         self.terms = list(terms)
@@ -235,7 +146,7 @@ class MeanField:
                 raise ValueError(f"a pairwise filter covers {term.filter.n_points} points but the "
                                  f"unary has {self.n_points}")
             term._kind, term._compat = _as_compat(term.compat, self.n_labels)
-            d = term.filter.apply(ones)[:, 0].astype(np.float64) + _EPS      # D = K 1, (N,)
+            d = np.asarray(term.filter.apply(ones))[:, 0].astype(np.float64) + _EPS   # D = K 1
             one = np.ones(self.n_points, dtype=np.float32)
             if term.normalization == "symmetric":
                 term._pre = term._post = (1.0 / np.sqrt(d)).astype(np.float32)
@@ -245,8 +156,13 @@ class MeanField:
                 term._pre, term._post = one, (1.0 / d).astype(np.float32)
             else:
                 term._pre = term._post = one
-            term._k1 = None
+            if term.normalization in ("symmetric", "before"):              # pre is not constant
+                k_pre = np.asarray(term.filter.apply(term._pre[:, None]))[:, 0]
+            else:
+                k_pre = d - _EPS                                           # pre = 1: K 1 = D
+            term._k1 = (term._post * k_pre).astype(np.float32)            # K̃ 1 = post K pre
 
+    # -- the pieces -----------------------------------------------------------------------------
     def start(self) -> np.ndarray:
         """The initial ``Q = softmax(-U)``, (N, C) float32."""
         return softmax(self.neg_unary)
@@ -254,76 +170,77 @@ class MeanField:
     def pairwise_logits(self, q: np.ndarray) -> np.ndarray:
         """``-sum_k compat_k(K̃_k Q)``: what the pairwise terms add to ``-U``; (N, C) float32."""
         q = np.ascontiguousarray(q, dtype=np.float32)
-        return self._add_pairwise(q, np.zeros(q.shape, dtype=np.float32))
-
-    def _add_pairwise(self, q: np.ndarray, logits: np.ndarray) -> np.ndarray:
-        """logits -= sum_k compat_k(K̃_k Q), in place; returns logits."""
-        n, c = q.shape
-        kq = None
-        normalised = _rows_sum_to_one(q, 1e-4)
+        logits = np.zeros(q.shape, dtype=np.float32)
+        kq = np.empty(q.shape, dtype=np.float32)
         for term in self.terms:
-            if term._kind == "potts" and term._k1 is not None and c > 1 and normalised:
-                # fused: filter C-1 channels, complete the last, add w * K̃Q
-                scaled = np.empty((n, c - 1), dtype=np.float32)
-                _scale_columns_kernel(q, term._pre, c - 1, scaled)
-                _add_potts_completed_kernel(term.filter.apply(scaled), term._post, term._k1,
-                                            term._compat, logits)
-                continue
-            if kq is None:
-                kq = np.empty((n, c), dtype=np.float32)
-            self._filtered(term, q, kq, normalised)                         # kq = K̃ Q
+            self._filtered(term, q, kq)                                    # kq = K̃ Q
             if term._kind == "potts":
-                _add_potts_kernel(kq, term._compat, logits)
+                logits += term._compat * kq
             else:
-                logits -= kq @ term._compat.T                               # (N, C) @ (C, C)
+                logits -= kq @ term._compat.T                              # (N, C) @ (C, C)
         return logits
 
-    def _filtered(self, term: PairwiseTerm, q: np.ndarray, out: np.ndarray,
-                  normalised: bool | None = None) -> None:
-        """out = K̃ Q = post * K(pre * Q), filtering C-1 channels once K̃ 1 is known.
-
-        The shortcut needs rows of Q that sum to 1 (``normalised``; checked when None), as mean
-        field's do; any other Q is filtered channel by channel.
-        """
+    def _filtered(self, term: PairwiseTerm, q: np.ndarray, out: np.ndarray) -> None:
+        """out = K̃ Q = post * K(pre * Q) (N, C); C-1 channels filtered when the rows of Q sum to
+        1 (as mean field's do), all C otherwise."""
         n, c = q.shape
-        if normalised is None:
-            normalised = _rows_sum_to_one(q, 1e-4)
-        if term._k1 is None or c == 1 or not normalised:
-            scaled = np.empty((n, c), dtype=np.float32)
-            _scale_columns_kernel(q, term._pre, c, scaled)
-            row_sums = np.empty(n, dtype=np.float32)
-            _post_scale_kernel(term.filter.apply(scaled), term._post, out, row_sums)
-            if normalised and c > 1:
-                term._k1 = row_sums                                          # K̃ 1 = K̃ Q 1
-            return
-        scaled = np.empty((n, c - 1), dtype=np.float32)                     # (N, C-1)
-        _scale_columns_kernel(q, term._pre, c - 1, scaled)
-        filtered = term.filter.apply(scaled)
-        _complete_kernel(filtered, term._post, term._k1, out)
+        normalised = c > 1 and np.allclose(q.sum(axis=1, dtype=np.float64), 1.0, rtol=0, atol=1e-4)
+        cols = c - 1 if normalised else c
+        scaled = np.ascontiguousarray(term._pre[:, None] * q[:, :cols])    # (N, cols)
+        filtered = np.asarray(term.filter.apply(scaled))
+        out[:, :cols] = term._post[:, None] * filtered
+        if normalised:
+            out[:, c - 1] = term._k1 - out[:, :cols].sum(axis=1)
 
     def step(self, q: np.ndarray) -> np.ndarray:
         """One mean-field update: ``softmax(-U + pairwise_logits(Q))``."""
-        q = np.ascontiguousarray(q, dtype=np.float32)
-        logits = self._add_pairwise(q, self.neg_unary.copy())
-        _softmax_kernel(logits, logits)                                     # in place, row-wise
-        return logits
+        return softmax(self.neg_unary + self.pairwise_logits(q))
 
-    def run(self, iterations: int) -> np.ndarray:
-        """``iterations`` updates from :meth:`start`; returns Q (N, C) float32."""
-        q = self.start()
-        for _ in range(int(iterations)):
-            q = self.step(q)
+    # -- the fast loop --------------------------------------------------------------------------
+    def run(self, iterations: int, callback=None) -> np.ndarray:
+        """``iterations`` updates from :meth:`start`; returns Q (N, C) float32.
+
+        The fused loop: per iteration each term filters ``pre Q[:, :C-1]`` into a preallocated
+        buffer, :func:`~.mean_field_kernels.accumulate_potts` (or ``_matrix``) adds its share to
+        ``-U``, and :func:`~.mean_field_kernels.softmax_and_scale` yields the next ``Q`` and the
+        next filter inputs. ``callback(i)``, if given, is called after iteration ``i`` (progress
+        bars; Python handles Ctrl-C there too).
+        """
+        n, c = self.n_points, self.n_labels
+        n_terms, cols = len(self.terms), c - 1
+        pre = np.stack([t._pre for t in self.terms]) if n_terms else np.zeros((0, n), np.float32)
+        scaled = np.empty((n_terms, n, cols), dtype=np.float32)           # filter inputs
+        filtered = np.empty((n_terms, n, cols), dtype=np.float32)         # filter outputs
+        logits = np.empty((n, c), dtype=np.float32)
+        q = np.empty((n, c), dtype=np.float32)
+        kq = np.empty((n, c), dtype=np.float32) if any(
+            t._kind != "potts" for t in self.terms) else None
+        softmax_and_scale(self.neg_unary, q, pre, scaled)
+        for it in range(int(iterations)):
+            np.copyto(logits, self.neg_unary)
+            for k, term in enumerate(self.terms):
+                if cols:
+                    _apply(term.filter, scaled[k], filtered[k])
+                if term._kind == "potts":
+                    accumulate_potts(filtered[k], term._post, term._k1, term._compat, logits)
+                else:
+                    accumulate_matrix(filtered[k], term._post, term._k1,
+                                      np.ascontiguousarray(-term._compat.T), kq, logits)
+            softmax_and_scale(logits, q, pre, scaled)
+            if callback is not None:
+                callback(it)
         return q
 
     def kl_divergence(self, q: np.ndarray) -> float:
         """KL(Q || P) up to log Z: ``sum Q log Q + sum U Q - sum Q pairwise_logits(Q)``.
 
         Mean field's objective (pydensecrf's ``klDivergence``); it falls as the iterations go.
+        Terms with ``Q = 0`` count 0 (also where ``U = +inf``).
         """
         q = np.asarray(q, dtype=np.float64)
         entropy = np.sum(q * np.log(np.maximum(q, 1e-20)))
-        return float(entropy + np.sum(self.unary * q)
-                     - np.sum(q * self.pairwise_logits(q.astype(np.float32))))
+        unary = np.sum(np.where(q > 0, self.unary * q, 0.0))
+        return float(entropy + unary - np.sum(q * self.pairwise_logits(q.astype(np.float32))))
 
 
 def mean_field(unary: np.ndarray, terms: list[PairwiseTerm], iterations: int = 5) -> np.ndarray:

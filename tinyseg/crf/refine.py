@@ -6,18 +6,21 @@ import numpy as np
 from ..backend import get_backend
 
 from .features import as_pair, as_triple, bilateral_features, spatial_features
-from .filters import ExactFilter, GridFilter, SeparableGaussianFilter
+from .filters import ExactFilter, auto_filter, spatial_gaussian
 from .inference import PairwiseTerm
 
 __all__ = ["dense_crf", "unary_from_probabilities", "spatial_filter", "bilateral_filter",
            "METHODS", "PROBABILITY_CLIP"]
 
-#: Filtering methods: "fast" -- exact separable spatial Gaussian + sparse bilateral grid;
-#: "exact" -- brute force O(N^2) for both kernels (small images only: the oracle).
+#: Filtering methods: "fast" -- the spatial Gaussian separable (or recursive, for large sdims),
+#: the bilateral kernel on the sparse grid (or, for small bandwidths, the cluster filter; see
+#: :mod:`tinyseg.crf.filters.auto`); "exact" -- brute force O(N^2) for both kernels (small images
+#: only: the oracle; larger ones need ``force=True``).
 METHODS = ("fast", "exact")
 
-#: Probabilities are clipped from below to this before ``-log``: a zero becomes a finite
-#: unary of ``-log(1e-8) ≈ 18.4`` instead of ``inf``.
+#: The ``clip`` that the pydensecrf-style helpers offer (``unary_from_softmax(clip=1e-5)``
+#: softens zeros the same way); ``dense_crf`` itself keeps zeros as hard constraints unless
+#: given a ``clip``.
 PROBABILITY_CLIP = 1e-8
 
 
@@ -27,21 +30,23 @@ def _check_method(method: str) -> str:
     return method
 
 
-def spatial_filter(shape, sdims, method: str = "fast"):
+def spatial_filter(shape, sdims, method: str = "fast", *, force: bool = False, progress=None):
     """The filter of the spatial Gaussian kernel on an H×W image (pydensecrf's ``sdims``)."""
     sdims = as_pair(sdims, "sdims")
     if _check_method(method) == "exact":
-        return ExactFilter(spatial_features(shape, sdims))
-    return SeparableGaussianFilter(shape, sdims)
+        return ExactFilter(spatial_features(shape, sdims), force=force, progress=progress)
+    return spatial_gaussian(shape, sdims)
 
 
-def bilateral_filter(image: np.ndarray, sdims, schan, method: str = "fast", **grid_options):
+def bilateral_filter(image: np.ndarray, sdims, schan, method: str = "fast", *, force: bool = False,
+                     progress=None, **options):
     """The filter of the bilateral kernel of an H×W×3 image (pydensecrf's ``sdims``, ``schan``)."""
     feats = bilateral_features(image, as_pair(sdims, "sdims"), as_triple(schan, "schan"))
     if _check_method(method) == "exact":
-        return ExactFilter(feats)
-    grid_options.setdefault("rotate", (2, 3, 4))         # colours onto their principal axes
-    return GridFilter(feats, **grid_options)
+        return ExactFilter(feats, force=force, progress=progress)
+    options.setdefault("rotate", (2, 3, 4))              # colours onto their principal axes
+    options.setdefault("image_shape", np.asarray(image).shape[:2])
+    return auto_filter(feats, **options)
 
 
 def _check_image(image) -> np.ndarray:
@@ -56,8 +61,13 @@ def _check_image(image) -> np.ndarray:
     return image
 
 
-def unary_from_probabilities(probabilities: np.ndarray, clip: float = PROBABILITY_CLIP) -> np.ndarray:
-    """``U = -log(max(p, clip))`` as float32, any shape; rejects NaN and negative probabilities."""
+def unary_from_probabilities(probabilities: np.ndarray, clip: float | None = None) -> np.ndarray:
+    """``U = -log p`` as float32, any shape; rejects NaN and negative probabilities.
+
+    A probability of exactly 0 gives ``U = +inf``: a hard constraint, that label stays out of
+    that pixel (as in pydensecrf). ``clip`` (e.g. :data:`PROBABILITY_CLIP`) raises probabilities
+    below it to it first, which softens zeros into large finite energies.
+    """
     p = np.asarray(probabilities)
     if not np.issubdtype(p.dtype, np.floating):
         raise ValueError(f"`probabilities` must be floating point, got dtype {p.dtype}")
@@ -65,13 +75,22 @@ def unary_from_probabilities(probabilities: np.ndarray, clip: float = PROBABILIT
         raise ValueError("`probabilities` contains NaN or infinite values")
     if p.size and p.min() < 0:
         raise ValueError(f"`probabilities` must be non-negative, its minimum is {p.min()}")
-    return (-np.log(np.maximum(p.astype(np.float32), np.float32(clip)))).astype(np.float32)
+    if clip is not None:
+        if not 0 < clip < 1:
+            raise ValueError(f"`clip` must be in (0, 1), got {clip}")
+        p = np.maximum(p, clip)
+    if p.ndim and p.size and np.any(p.max(axis=-1) <= 0):
+        raise ValueError("`probabilities` is 0 for every class at some pixel: each pixel needs a "
+                         "class with a non-zero probability")
+    with np.errstate(divide="ignore"):
+        return (-np.log(p.astype(np.float32))).astype(np.float32)
 
 
 def dense_crf(image: np.ndarray, probabilities: np.ndarray, *, sdims=(50, 50), schan=(20, 20, 20),
               compat: float = 10.0, gaussian_sdims=(10, 10), gaussian_compat: float = 3.0,
-              iterations: int = 5, method: str = "fast",
-              clip: float = PROBABILITY_CLIP, device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
+              iterations: int = 5, method: str = "fast", clip: float | None = None,
+              device: str = "cpu", force: bool = False,
+              progress=None) -> tuple[np.ndarray, np.ndarray]:
     """Refine per-pixel class probabilities with a fully connected CRF (mean field).
 
     The model is the seed's: unary ``-log p``; a spatial Gaussian kernel
@@ -82,15 +101,21 @@ def dense_crf(image: np.ndarray, probabilities: np.ndarray, *, sdims=(50, 50), s
     Parameters
     ----------
     image : (H, W, 3) uint8 RGB.
-    probabilities : (H, W, C) float, e.g. the network's softmax. Zeros are clipped to ``clip``
-        (so ``-log 0`` becomes ``-log clip``, finite); NaN or negative values are rejected.
+    probabilities : (H, W, C) float, e.g. the network's softmax. A probability of exactly 0 is a
+        hard constraint (that class never appears at that pixel), unless ``clip`` is given, which
+        raises smaller probabilities to it. NaN or negative values are rejected.
     sdims, schan, compat : bilateral kernel: spatial and colour standard deviations, Potts weight.
     gaussian_sdims, gaussian_compat : spatial kernel: standard deviations, Potts weight
         (``gaussian_compat=0`` drops the term; likewise ``compat=0``).
     iterations : mean-field iterations.
-    method : "fast" (separable Gaussian + bilateral grid) or "exact" (brute force, small images).
-    device : "cpu" or "cuda": the backend that runs the mean field (the grid's tables are built on
-        the CPU either way).
+    method : "fast" (see :data:`METHODS`) or "exact" (brute force: small images, or ``force``).
+    clip : None, or the smallest probability kept (e.g. :data:`PROBABILITY_CLIP`).
+    device : "cpu" or "cuda": the backend that runs the mean field (the filters' tables are built
+        on the CPU either way).
+    force : let ``method="exact"`` take an image of more than
+        :data:`tinyseg.crf.filters.MAX_EXACT_POINTS` pixels (N^2 work: hours on a photo).
+    progress : None, or a callable ``progress(stage, done, total)``: ``("iteration", i, n)``
+        after each mean-field iteration (and ``("filter", rows, N)`` within exact filterings).
 
     Returns
     -------
@@ -117,11 +142,16 @@ def dense_crf(image: np.ndarray, probabilities: np.ndarray, *, sdims=(50, 50), s
     if int(iterations) != iterations or iterations < 0:
         raise ValueError(f"`iterations` must be a non-negative integer, got {iterations}")
     unary = unary_from_probabilities(p, clip).reshape(h * w, -1)           # (H, W, C) -> (N, C)
+    rows = None if progress is None else (lambda done, total: progress("filter", done, total))
     terms = []
     if gaussian_compat != 0:
-        terms.append(PairwiseTerm(spatial_filter((h, w), gaussian_sdims, method), gaussian_compat))
+        terms.append(PairwiseTerm(spatial_filter((h, w), gaussian_sdims, method, force=force,
+                                                 progress=rows), gaussian_compat))
     if compat != 0:
-        terms.append(PairwiseTerm(bilateral_filter(image, sdims, schan, method), compat))
-    q = get_backend(device).crf_mean_field(unary, terms, int(iterations))   # (N, C)
+        terms.append(PairwiseTerm(bilateral_filter(image, sdims, schan, method, force=force,
+                                                   progress=rows), compat))
+    n_it = int(iterations)
+    step = None if progress is None else (lambda it: progress("iteration", it + 1, n_it))
+    q = get_backend(device).crf_mean_field(unary, terms, n_it, callback=step)   # (N, C)
     q = q.reshape(h, w, -1)
     return np.argmax(q, axis=2).astype(np.int32), q

@@ -9,8 +9,9 @@ import numpy as np
 
 from .accumulate import add_into, copy_into, scale_into
 from .adam import adam_update
-from .conv import conv2d_backward, conv2d_forward
+from .conv import column_sums, conv2d_backward, conv2d_forward
 from .elementwise import dropout_backward, dropout_forward, relu_backward, relu_forward
+from .fuse import box3x3, crop_add, interp, interp_backward, scale
 from .loss import softmax, softmax_cross_entropy
 from .pooling import (maxpool2x2_backward, maxpool2x2_forward, maxpool3x3_backward,
                       maxpool3x3_forward)
@@ -22,7 +23,8 @@ from .transposed import (
     conv_transpose2d_depthwise_forward,
     conv_transpose2d_forward,
 )
-from .winograd import conv2d_winograd, winograd_weights
+from .winograd import WINOGRAD_BLOCK_BYTES, conv2d_winograd, parallel_workers, winograd_weights
+from .winograd_grad import winograd_filter_grad, winograd_weight_grad
 
 name = "cpu"
 
@@ -65,11 +67,13 @@ def synchronize():
     """Nothing to wait for on the CPU; the CUDA backend waits for its stream here."""
 
 
-def crf_mean_field(unary, terms, iterations: int):
-    """The dense CRF's mean field on the CPU: unary (N, C), pairwise terms → Q (N, C) float32."""
+def crf_mean_field(unary, terms, iterations: int, callback=None):
+    """The dense CRF's mean field on the CPU: unary (N, C), pairwise terms → Q (N, C) float32.
+
+    ``callback(i)``, if given, runs after iteration ``i`` (progress, Ctrl-C)."""
     from tinyseg.crf.inference import MeanField
 
-    return MeanField(unary, terms).run(iterations)
+    return MeanField(unary, terms).run(iterations, callback=callback)
 
 
 def crf_rnn_kernels():

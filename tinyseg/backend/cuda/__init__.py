@@ -22,9 +22,10 @@ from numba import cuda
 from ._launch import SIMULATOR
 from .accumulate import add_into, copy_into, scale_into
 from .adam import adam_update
-from .conv import conv2d_backward, conv2d_forward, fill
+from .conv import column_sums, conv2d_backward, conv2d_forward, fill
 from .cropping import crop, uncrop
 from .elementwise import dropout_backward, dropout_forward, relu_backward, relu_forward
+from .fuse import box3x3, crop_add, interp, interp_backward, scale
 from .loss import softmax, softmax_cross_entropy
 from .pooling import (maxpool2x2_backward, maxpool2x2_forward, maxpool3x3_backward,
                       maxpool3x3_forward)
@@ -37,7 +38,8 @@ from .transposed import (
     conv_transpose2d_depthwise_forward,
     conv_transpose2d_forward,
 )
-from .winograd import conv2d_winograd, winograd_weights
+from .winograd import (WINOGRAD_BLOCK_BYTES, conv2d_winograd, parallel_workers, winograd_filter_grad, winograd_weight_grad,
+                       winograd_weights)
 
 name = "cuda"
 
@@ -58,11 +60,13 @@ __all__ = [
     "synchronize", "check_available", "is_simulator", "gemm", "crop", "uncrop",
     "conv2d_forward", "conv2d_backward", "maxpool2x2_forward", "maxpool2x2_backward",
     "maxpool3x3_forward", "maxpool3x3_backward", "winograd_weights", "conv2d_winograd",
+    "parallel_workers", "WINOGRAD_BLOCK_BYTES", "winograd_weight_grad", "winograd_filter_grad", "column_sums",
     "relu_forward", "relu_backward", "dropout_forward", "dropout_backward",
     "conv_transpose2d_forward", "conv_transpose2d_backward_input",
     "conv_transpose2d_backward_weights", "conv_transpose2d_depthwise_forward",
     "conv_transpose2d_depthwise_backward_input", "softmax", "softmax_cross_entropy",
     "adam_update", "sgd_update", "copy_into", "add_into", "scale_into",
+    "crop_add", "scale", "box3x3", "interp", "interp_backward",
 ]
 
 
@@ -138,11 +142,11 @@ def synchronize() -> None:
     cuda.synchronize()
 
 
-def crf_mean_field(unary, terms, iterations: int):
+def crf_mean_field(unary, terms, iterations: int, callback=None):
     """The dense CRF's mean field on the GPU: unary (N, C), pairwise terms → Q (N, C) host float32."""
     from .crf import mean_field
 
-    return mean_field(unary, terms, iterations)
+    return mean_field(unary, terms, iterations, callback=callback)
 
 
 def crf_rnn_kernels():

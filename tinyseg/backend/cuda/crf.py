@@ -9,7 +9,8 @@ what :class:`CudaMeanField` uses, so ``Q`` never leaves the GPU between iteratio
 * :class:`CudaExactFilter` — brute force, one thread per output element, O(N² D M).
 * :class:`CudaSeparableGaussianFilter` — the spatial Gaussian as two 1-D convolutions (rows,
   then columns), one thread per element, the CPU filter's taps.
-* :class:`CudaGridFilter` — the sparse bilateral grid. The grid's structure (occupied cells,
+* :class:`CudaGridFilter` — the sparse bilateral grid (the recursive Gaussian and the cluster
+  filter are in :mod:`.crf_sparse`). The grid's structure (occupied cells,
   per-pass neighbour tables, multilinear weights) depends on the features only and is built once
   on the CPU by :class:`tinyseg.crf.filters.GridFilter`; its public description
   (:class:`tinyseg.crf.filters.GridLayout`) is copied to the device and
@@ -300,16 +301,24 @@ class CudaGridFilter:
 
 def to_cuda_filter(filt):
     """The CUDA twin of a CPU CRF filter (a CUDA filter is returned as is)."""
-    from tinyseg.crf.filters import ExactFilter, GridFilter, SeparableGaussianFilter
+    from tinyseg.crf.filters import (ClusterFilter, ExactFilter, GridFilter,
+                                     RecursiveGaussianFilter, SeparableGaussianFilter)
 
-    if isinstance(filt, (CudaExactFilter, CudaSeparableGaussianFilter, CudaGridFilter)):
+    from .crf_sparse import CudaClusterFilter, CudaRecursiveGaussianFilter
+
+    if isinstance(filt, (CudaExactFilter, CudaSeparableGaussianFilter, CudaGridFilter,
+                         CudaRecursiveGaussianFilter, CudaClusterFilter)):
         return filt
     if isinstance(filt, ExactFilter):
         return CudaExactFilter(filt.features)
     if isinstance(filt, SeparableGaussianFilter):
         return CudaSeparableGaussianFilter(filt.shape, filt.sdims, truncate=filt.truncate)
+    if isinstance(filt, RecursiveGaussianFilter):
+        return CudaRecursiveGaussianFilter(filt.shape, filt.sdims)
     if isinstance(filt, GridFilter):
         return CudaGridFilter(filt)
+    if isinstance(filt, ClusterFilter):
+        return CudaClusterFilter(filt)
     raise TypeError(f"no CUDA version of the filter {type(filt).__name__}")
 
 
@@ -404,15 +413,19 @@ class CudaMeanField:
         _softmax_rows(logits, logits)                                # in place, row by row
         return logits
 
-    def run(self, iterations: int, *, to_host: bool = True):
-        """``iterations`` updates from :meth:`start`; Q (N, C) float32 (host unless told not)."""
+    def run(self, iterations: int, *, to_host: bool = True, callback=None):
+        """``iterations`` updates from :meth:`start`; Q (N, C) float32 (host unless told not).
+        ``callback(i)``, if given, runs after iteration ``i``."""
         q = self.start()
-        for _ in range(int(iterations)):
+        for it in range(int(iterations)):
             q = self.step(q)
+            if callback is not None:
+                cuda.synchronize()
+                callback(it)
         return q.copy_to_host() if to_host else q
 
 
-def mean_field(unary, terms, iterations: int = 5) -> np.ndarray:
+def mean_field(unary, terms, iterations: int = 5, callback=None) -> np.ndarray:
     """:func:`tinyseg.crf.inference.mean_field` on the GPU: unary (N, C), terms -> Q (N, C) host."""
-    return CudaMeanField(unary, terms).run(iterations)
+    return CudaMeanField(unary, terms).run(iterations, callback=callback)
 

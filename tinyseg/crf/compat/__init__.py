@@ -15,17 +15,19 @@ order, ``compat`` a Potts weight (number), a per-label vector or a label-compati
 Differences, all deliberate:
 
 * filtering is tinyseg's: features on a regular pixel grid (``create_pairwise_gaussian``,
-  ``addPairwiseGaussian``) get the exact separable filter, all others the sparse bilateral grid;
-  ``method="exact"`` (keyword of the constructors) uses brute force everywhere (small images);
+  ``addPairwiseGaussian``) get the separable (or recursive) spatial Gaussian, all others the
+  sparse bilateral grid or, for small bandwidths and many dimensions, the cluster filter
+  (:mod:`tinyseg.crf.filters.auto`); ``method="exact"`` (keyword of the constructors) uses brute
+  force everywhere (small images);
 * ``inference`` and ``startInference`` return NumPy arrays rather than Eigen wrappers;
 * ``NO_NORMALIZATION`` uses ``K`` with ``K[i, i] = 1`` (pydensecrf's lattice scales it differently);
-* ``+inf`` unaries (``-log 0``, e.g. from ``softmax_to_unary``) are clipped to
-  ``-log(1e-8) ≈ 18.4`` (see :data:`tinyseg.crf.PROBABILITY_CLIP`); NaN or ``-inf`` are errors;
+* ``+inf`` unaries (``-log 0``, e.g. from ``softmax_to_unary``) are hard constraints, as in
+  pydensecrf (that label's ``Q`` stays exactly 0 there); NaN, ``-inf``, or ``+inf`` for every
+  label of a pixel are errors (pydensecrf would return NaN);
 * the kernel type (``DIAG_KERNEL``/``CONST_KERNEL``/``FULL_KERNEL``) only matters for learning,
   which is not supported: all three use the features as given;
-* the bilateral grid's cost grows with the colour range over ``srgb``: with the seed's settings
-  (``srgb=20``) it is faster than pydensecrf, with small ``srgb`` (pydensecrf's default 13, or
-  3-5) slower, and for very small ones it coarsens its cells with a RuntimeWarning.
+* pydensecrf rejects a float64 ``compat`` array (its own test ``test_compact_wrong``); here any
+  float array is taken.
 """
 from __future__ import annotations
 
@@ -35,14 +37,15 @@ from numbers import Number
 import numpy as np
 
 from ..features import as_pair, as_triple, bilateral_features, spatial_features
-from ..filters import ExactFilter, GridFilter, SeparableGaussianFilter
-from ..inference import MeanField, PairwiseTerm
-from ..refine import PROBABILITY_CLIP
+from ..filters import ExactFilter, auto_filter, spatial_gaussian
+from ..inference import MeanField, PairwiseTerm, check_unary
 
 __all__ = [
     "DenseCRF",
     "DenseCRF2D",
+    "Unary",
     "ConstUnary",
+    "LogisticUnary",
     "KernelType",
     "NormalizationType",
     "CONST_KERNEL",
@@ -86,14 +89,54 @@ _NORMALIZATION_NAMES = {
     NORMALIZE_AFTER: "after",
     NORMALIZE_SYMMETRIC: "symmetric",
 }
-_UNARY_CLIP = float(-np.log(PROBABILITY_CLIP))
 
 
-class ConstUnary:
+class Unary:
+    """Base of pydensecrf's unary objects: :meth:`get` returns the ``(n_labels, N)`` energies."""
+
+    def get(self) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+def _float32_matrix(a, name: str) -> np.ndarray:
+    """pydensecrf's ``float[:, ::1]`` argument check: a C-contiguous float32 matrix."""
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"`{name}` must be a NumPy array, got {type(a).__name__}")
+    if a.dtype != np.float32:
+        raise ValueError(f"`{name}` must be float32, got {a.dtype}; use .astype(np.float32)")
+    if a.ndim != 2:
+        raise ValueError(f"`{name}` must be 2-D, got shape {a.shape}")
+    if not a.flags.c_contiguous:
+        raise ValueError(f"`{name}` must be C-contiguous; use np.ascontiguousarray({name})")
+    return a
+
+
+class ConstUnary(Unary):
     """A fixed unary (pydensecrf's ``ConstUnary``): ``(n_labels, N)`` float32 energies."""
 
     def __init__(self, u):
-        self.unary = np.asarray(u)
+        self.unary = _float32_matrix(u, "u")
+
+    def get(self) -> np.ndarray:
+        return self.unary
+
+
+class LogisticUnary(Unary):
+    """pydensecrf's ``LogisticUnary(L, f)``: the energies ``L @ f`` of a linear (logistic) model.
+
+    ``L`` (n_labels, F) weights, ``f`` (F, N) per-pixel features, both float32 C-contiguous.
+    (pydensecrf learns ``L`` in C++ only; here it is a fixed unary, as in pydensecrf's Python API.)
+    """
+
+    def __init__(self, L, f):  # noqa: N803 (pydensecrf's names)
+        self.L = _float32_matrix(L, "L")
+        self.f = _float32_matrix(f, "f")
+        if self.L.shape[1] != self.f.shape[0]:
+            raise ValueError(f"`L` is {self.L.shape} and `f` is {self.f.shape}: L's columns must "
+                             "match f's rows (L @ f)")
+
+    def get(self) -> np.ndarray:
+        return np.ascontiguousarray(self.L @ self.f, dtype=np.float32)
 
 
 def _regular_grid(feats: np.ndarray, shape=None):
@@ -135,10 +178,11 @@ class DenseCRF:
     ----------
     nvar : number of variables (pixels) N.
     nlabels : number of labels C.
-    method : keyword-only, tinyseg's: "fast" (separable + bilateral grid) or "exact" (brute force).
+    method : keyword-only, tinyseg's: "fast" (see :data:`tinyseg.crf.refine.METHODS`) or "exact"
+        (brute force; more than :data:`tinyseg.crf.filters.MAX_EXACT_POINTS` points need ``force``).
     """
 
-    def __init__(self, nvar: int, nlabels: int, *, method: str = "fast"):
+    def __init__(self, nvar: int, nlabels: int, *, method: str = "fast", force: bool = False):
         if int(nvar) != nvar or nvar < 1:
             raise ValueError(f"`nvar` must be a positive integer, got {nvar}")
         if int(nlabels) != nlabels or nlabels < 1:
@@ -148,32 +192,34 @@ class DenseCRF:
         self.nvar = int(nvar)
         self.nlabels = int(nlabels)
         self.method = method
+        self.force = bool(force)
         self._unary = np.zeros((self.nvar, self.nlabels), dtype=np.float32)   # (N, C)
         self._terms: list[PairwiseTerm] = []
         self._engine: MeanField | None = None
         self._grid_shape = None          # (H, W) when known (DenseCRF2D)
 
     # -- unary --------------------------------------------------------------------------------
-    def setUnaryEnergy(self, u) -> None:  # noqa: N802 (pydensecrf's name)
-        """Set the unary energies: ``u`` (nlabels, nvar) float32, C-contiguous (e.g. ``-log p``)."""
-        if not isinstance(u, np.ndarray):
-            raise TypeError(f"`unary` must be a NumPy array, got {type(u).__name__}")
-        if u.dtype != np.float32:
-            raise ValueError(f"`unary` must be float32, got {u.dtype}; use u.astype(np.float32)")
-        if u.ndim != 2 or u.shape != (self.nlabels, self.nvar):
+    def setUnaryEnergy(self, u, f=None) -> None:  # noqa: N802 (pydensecrf's name)
+        """Set the unary energies: ``u`` (nlabels, nvar) float32, C-contiguous (e.g. ``-log p``).
+
+        With ``f`` (pydensecrf's logistic form), the energies are ``u @ f``: ``u`` the (nlabels, F)
+        weights, ``f`` the (F, nvar) features (see :class:`LogisticUnary`).
+        """
+        if f is not None:
+            self.setUnary(LogisticUnary(u, f))
+            return
+        u = _float32_matrix(u, "unary")
+        if u.shape != (self.nlabels, self.nvar):
             raise ValueError(f"`unary` must have shape (nlabels, nvar) = ({self.nlabels}, "
                              f"{self.nvar}), got {u.shape}")
-        if not u.flags.c_contiguous:
-            raise ValueError("`unary` must be C-contiguous; use np.ascontiguousarray(unary)")
-        if np.isnan(u).any() or np.isneginf(u).any():
-            raise ValueError("`unary` contains NaN or -inf energies")
-        # +inf (= -log 0) is clipped to -log(PROBABILITY_CLIP), as dense_crf clips probabilities.
-        self._unary = np.ascontiguousarray(np.minimum(u, _UNARY_CLIP).T)     # (C, N) -> (N, C)
+        # +inf (= -log 0) stays: a hard constraint, as in pydensecrf; NaN, -inf and a pixel
+        # without any finite energy are errors
+        self._unary = check_unary(np.ascontiguousarray(u.T))                  # (C, N) -> (N, C)
         self._engine = None
 
     def setUnary(self, u) -> None:  # noqa: N802
-        """Set the unary from a :class:`ConstUnary` (or an array, as ``setUnaryEnergy``)."""
-        self.setUnaryEnergy(u.unary if isinstance(u, ConstUnary) else u)
+        """Set the unary from a :class:`ConstUnary` or :class:`LogisticUnary` (or an array)."""
+        self.setUnaryEnergy(u.get() if isinstance(u, Unary) else u)
 
     # -- pairwise -----------------------------------------------------------------------------
     def _add_term(self, filt, compat, kernel, normalization) -> None:
@@ -209,15 +255,15 @@ class DenseCRF:
             raise ValueError("`features` contains NaN or infinite values")
         points = np.ascontiguousarray(feats.T, dtype=np.float32)              # (D, N) -> (N, D)
         if self.method == "exact":
-            filt = ExactFilter(points)
+            filt = ExactFilter(points, force=self.force)
         else:
             grid = _regular_grid(feats, self._grid_shape)
             if grid is not None:
-                filt = SeparableGaussianFilter(grid[0], grid[1])
+                filt = spatial_gaussian(grid[0], grid[1])
             else:
-                # axes after the first two (pydensecrf's bilateral features: the colours) are
+                # axes after the first two (pydensecrf's bilateral features: the colours) may be
                 # turned onto their principal axes: same kernel, smaller grid
-                filt = GridFilter(points, rotate=tuple(range(2, points.shape[1])))
+                filt = auto_filter(points, rotate=tuple(range(2, points.shape[1])))
         self._add_term(filt, compat, kernel, normalization)
 
     # -- inference ----------------------------------------------------------------------------
@@ -269,10 +315,10 @@ class DenseCRF:
 class DenseCRF2D(DenseCRF):
     """A dense CRF over a ``w × h`` image (pydensecrf's ``DenseCRF2D(w, h, nlabels)``)."""
 
-    def __init__(self, w: int, h: int, nlabels: int, *, method: str = "fast"):
+    def __init__(self, w: int, h: int, nlabels: int, *, method: str = "fast", force: bool = False):
         if int(w) != w or int(h) != h or w < 1 or h < 1:
             raise ValueError(f"`w` and `h` must be positive integers, got {w}, {h}")
-        super().__init__(int(w) * int(h), nlabels, method=method)
+        super().__init__(int(w) * int(h), nlabels, method=method, force=force)
         self.w, self.h = int(w), int(h)
         self._grid_shape = (self.h, self.w)
 
@@ -281,9 +327,9 @@ class DenseCRF2D(DenseCRF):
         """Spatial Gaussian term; ``sxy`` is a number or ``(sx, sy)`` in pixels (x = column)."""
         sx, sy = as_pair(sxy, "sxy")
         if self.method == "exact":
-            filt = ExactFilter(spatial_features((self.h, self.w), (sy, sx)))
+            filt = ExactFilter(spatial_features((self.h, self.w), (sy, sx)), force=self.force)
         else:
-            filt = SeparableGaussianFilter((self.h, self.w), (sy, sx))
+            filt = spatial_gaussian((self.h, self.w), (sy, sx))
         self._add_term(filt, compat, kernel, normalization)
 
     def addPairwiseBilateral(self, sxy, srgb, rgbim, compat, kernel=DIAG_KERNEL,  # noqa: N802
@@ -299,5 +345,6 @@ class DenseCRF2D(DenseCRF):
         if img.dtype != np.uint8:
             raise ValueError(f"`rgbim` must be uint8, got dtype {img.dtype}")
         feats = bilateral_features(img, (sy, sx), srgb)                      # (N, 5)
-        filt = ExactFilter(feats) if self.method == "exact" else GridFilter(feats, rotate=(2, 3, 4))
+        filt = (ExactFilter(feats, force=self.force) if self.method == "exact"
+                else auto_filter(feats, rotate=(2, 3, 4), image_shape=(self.h, self.w)))
         self._add_term(filt, compat, kernel, normalization)

@@ -22,13 +22,22 @@ readable NumPy twin (``*_reference``) side by side; none of them is the permutoh
   measured in the tests and the benchmark. :class:`GridLayout` describes a built grid publicly
   (the CUDA twin uses it). Set-up in :mod:`.grid_setup`, per-iteration kernels in
   :mod:`.grid_kernels`.
+* :mod:`.recursive` -- :class:`RecursiveGaussianFilter`, the spatial Gaussian by Deriche's
+  recursive filter: constant cost per pixel whatever ``sdims`` (error 5e-4).
+* :mod:`.cluster` -- :class:`ClusterFilter`, points grouped into small cells and a Gaussian
+  between the cells' clouds: for features that are sparse at their bandwidth (small ``srgb``) and
+  any number of dimensions. Set-up in :mod:`.cluster_setup` and :mod:`.kdtree`.
 * :mod:`.rotation` -- turning feature axes onto their principal axes (same kernel, smaller grid).
+* :mod:`.auto` -- which of them ``method="fast"`` picks.
 """
 from ._base import Filter, check_features, check_values
-from .exact import ExactFilter, exact_filter_reference
+from .auto import auto_filter, spatial_gaussian
+from .cluster import ClusterFilter, cluster_filter_reference
+from .exact import MAX_EXACT_POINTS, ExactFilter, exact_filter_reference
 from .grid import (GridFilter, GridLayout, grid_blur_taps, grid_filter_reference,
                    layout_filter_reference)
 from .grid_setup import dilate, dilate_reference
+from .recursive import RecursiveGaussianFilter, recursive_gaussian_reference
 from .rotation import rotate_to_principal_axes
 from .separable import SeparableGaussianFilter, gaussian_taps, separable_gaussian_reference
 
@@ -38,6 +47,13 @@ __all__ = [
     "SeparableGaussianFilter",
     "GridFilter",
     "GridLayout",
+    "RecursiveGaussianFilter",
+    "ClusterFilter",
+    "auto_filter",
+    "spatial_gaussian",
+    "MAX_EXACT_POINTS",
+    "recursive_gaussian_reference",
+    "cluster_filter_reference",
     "exact_filter_reference",
     "separable_gaussian_reference",
     "grid_filter_reference",

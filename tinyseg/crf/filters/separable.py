@@ -104,15 +104,15 @@ class SeparableGaussianFilter(Filter):
         self.taps_rows = gaussian_taps(self.sdims[0], truncate, self.shape[0] - 1)
         self.taps_cols = gaussian_taps(self.sdims[1], truncate, self.shape[1] - 1)
 
-    def apply(self, values: np.ndarray) -> np.ndarray:
-        """``K @ values``: values (N, M) -> (N, M) float32."""
+    def apply(self, values: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """``K @ values``: values (N, M) -> (N, M) float32 (into ``out`` if given)."""
         values = check_values(values, self.n_points)
         h, w = self.shape
         m = values.shape[1]
         src = values.reshape(h, w * m)                      # (N, M) -> (H, W*M)
         tmp = np.empty_like(src)
-        out = np.empty_like(src)
+        if out is None:
+            out = np.empty((self.n_points, m), dtype=np.float32)
         _convolve_rows_kernel(src, self.taps_rows, tmp)
-        _convolve_cols_kernel(tmp, self.taps_cols, m, out)
-        return out.reshape(h * w, m)
-
+        _convolve_cols_kernel(tmp, self.taps_cols, m, out.reshape(h, w * m))
+        return out

@@ -1,0 +1,193 @@
+"""Per-pixel kernels of mean-field inference, each beside its NumPy twin.
+
+One iteration of :class:`tinyseg.crf.inference.MeanField` is, per pixel ``i`` (rows of (N, C)
+arrays, labels contiguous so that the label loops vectorise, pixels in parallel):
+
+1. ``logits = -U``, then for every pairwise term ``k`` with filter output ``F_k = K_k (pre_k Q)``
+   over the first ``C - 1`` labels: complete ``K̃Q = post_k F_k`` with its last label
+   ``K̃1 - sum`` (rows of ``Q`` sum to one) and add the compatibility's share
+   (:func:`accumulate_potts`, :func:`accumulate_matrix`);
+2. ``Q = softmax(logits)`` and, for every term, the next filter input ``pre_k Q[:, :C-1]``
+   (:func:`softmax_and_scale`).
+
+The exponential is :func:`exp32`, a branch-free float32 ``exp`` (Cody-Waite range reduction and a
+degree-5 polynomial, relative error < 2e-7) that LLVM vectorises, where ``math.exp`` would be a
+scalar library call per element. ``exp32(-inf) = 0`` exactly, so an infinite unary (a probability
+of exactly 0) keeps its label out for good.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange, types
+from numba.extending import intrinsic
+
+__all__ = ["exp32", "exp32_reference", "softmax", "softmax_reference", "softmax_and_scale",
+           "softmax_and_scale_reference", "accumulate_potts", "accumulate_matrix",
+           "accumulate_reference"]
+
+
+@intrinsic
+def _float32_from_bits(typingctx, bits):
+    """Reinterpret an int32's bits as a float32 (no conversion): how ``2^n`` is built."""
+    sig = types.float32(types.int32)
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], context.get_value_type(types.float32))
+    return sig, codegen
+
+
+_LOG2E = np.float32(1.44269504088896341)
+_LN2_HI = np.float32(0.693359375)          # ln 2 = _LN2_HI + _LN2_LO, _LN2_HI exact in 9 bits
+_LN2_LO = np.float32(-2.12194440e-4)
+_P = tuple(np.float32(c) for c in (1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3,
+                                   4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1))
+_LOWEST = np.float32(-87.0)                # exp(-87) ≈ 1.6e-38, still a normal float32
+
+
+@njit(inline="always")
+def exp32(x):
+    """float32 ``exp(x)`` for ``x <= 88``: ``2^n p(g)`` with ``x = n ln2 + g``, ``|g| <= ln2 / 2``.
+
+    Below -87 the result is 0 (``exp32(-inf) = 0``): denormals are not worth their cost here.
+    """
+    xc = max(x, _LOWEST)
+    n = np.floor(xc * _LOG2E + np.float32(0.5))
+    g = xc - n * _LN2_HI - n * _LN2_LO
+    p = _P[0]
+    for c in _P[1:]:
+        p = p * g + c
+    p = p * g * g + g + np.float32(1.0)
+    two_n = _float32_from_bits((np.int32(n) + np.int32(127)) << 23)        # 2^n, n in [-126, 127]
+    return p * two_n if x >= _LOWEST else np.float32(0.0)
+
+
+def exp32_reference(x: np.ndarray) -> np.ndarray:
+    """NumPy twin of :func:`exp32` (float64 ``exp``, zero below -87)."""
+    x = np.asarray(x, dtype=np.float64)
+    with np.errstate(under="ignore"):
+        return np.where(x >= -87.0, np.exp(np.maximum(x, -87.0)), 0.0)
+
+
+def softmax_reference(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax in float64 NumPy, stabilised by the row maximum: (N, C) -> (N, C)."""
+    z = np.asarray(logits, dtype=np.float64)
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+@njit(inline="always")
+def _softmax_row(logits, out):
+    """out = softmax(logits) for one row (1-D float32 arrays; out may be logits itself).
+
+    Two labels take one exponential: with ``d = l1 - l0`` and ``t = exp(-|d|) <= 1``, the larger
+    probability is ``1 / (1 + t)`` and the smaller ``t / (1 + t)`` (exactly 0 for ``d = ±inf``).
+    """
+    c = logits.shape[0]
+    if c == 2:
+        d = logits[1] - logits[0]
+        t = exp32(-abs(d))
+        big = np.float32(1.0) / (np.float32(1.0) + t)
+        small = t * big
+        out[0] = small if d >= 0 else big
+        out[1] = big if d >= 0 else small
+        return
+    mx = logits[0]
+    for l in range(1, c):
+        mx = max(mx, logits[l])
+    for l in range(c):                 # a loop of its own, without the sum, so that it vectorises
+        out[l] = exp32(logits[l] - mx)
+    s = np.float32(0.0)
+    for l in range(c):
+        s += out[l]
+    inv = np.float32(1.0) / s
+    for l in range(c):
+        out[l] *= inv
+
+
+@njit(parallel=True, cache=True)
+def _softmax_kernel(logits, out):
+    """out[i] = softmax(logits[i]) row by row; (N, C) float32 (out may be logits)."""
+    for i in prange(logits.shape[0]):
+        _softmax_row(logits[i], out[i])
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise stable softmax, float32: (N, C) -> (N, C); ``-inf`` logits give exact zeros."""
+    logits = np.ascontiguousarray(logits, dtype=np.float32)
+    out = np.empty_like(logits)
+    _softmax_kernel(logits, out)
+    return out
+
+
+@njit(parallel=True, cache=True)
+def softmax_and_scale(logits, q, pre, scaled):
+    """q[i] = softmax(logits[i]); scaled[t, i, l] = pre[t, i] q[i, l] for l < scaled.shape[2].
+
+    logits, q (N, C) float32; pre (T, N); scaled (T, N, L) with L = C - 1 (or C): the inputs of
+    the T pairwise terms' filters for the next iteration.
+    """
+    n_terms, _, n_cols = scaled.shape
+    for i in prange(logits.shape[0]):
+        row = q[i]
+        _softmax_row(logits[i], row)
+        for t in range(n_terms):
+            s = pre[t, i]
+            dst = scaled[t, i]
+            for l in range(n_cols):
+                dst[l] = s * row[l]
+
+
+def softmax_and_scale_reference(logits, pre, n_cols):
+    """NumPy twin of :func:`softmax_and_scale`: returns (q (N, C), scaled (T, N, n_cols))."""
+    q = softmax_reference(logits)
+    return q, np.asarray(pre, np.float64)[:, :, None] * q[None, :, :n_cols]
+
+
+@njit(parallel=True, cache=True)
+def accumulate_potts(filtered, post, k1, weight, logits):
+    """logits += weight * K̃Q (Potts: ``-compat(P) = w P``), K̃Q completed from C-1 channels.
+
+    filtered (N, C-1) = K (pre Q[:, :C-1]); post, k1 (N,): ``K̃Q[:, l] = post F[:, l]`` and
+    ``K̃Q[:, C-1] = k1 - sum_l K̃Q[:, l]`` with ``k1 = K̃ 1``; logits (N, C).
+    """
+    n, c = logits.shape
+    for i in prange(n):
+        p = post[i]
+        f = filtered[i]
+        lg = logits[i]
+        s = np.float32(0.0)
+        for l in range(c - 1):
+            v = p * f[l]
+            lg[l] += weight * v
+            s += v
+        lg[c - 1] += weight * (k1[i] - s)
+
+
+@njit(parallel=True, cache=True)
+def accumulate_matrix(filtered, post, k1, a, kq, logits):
+    """logits += K̃Q @ a for a (C, C) matrix (``a = -M^T`` for a compatibility M); kq (N, C) is
+    scratch that receives K̃Q (completed as in :func:`accumulate_potts`)."""
+    n, c = logits.shape
+    for i in prange(n):
+        p = post[i]
+        row = kq[i]
+        s = np.float32(0.0)
+        for l in range(c - 1):
+            v = p * filtered[i, l]
+            row[l] = v
+            s += v
+        row[c - 1] = k1[i] - s
+        lg = logits[i]
+        for m in range(c):
+            v = row[m]
+            am = a[m]
+            for l in range(c):
+                lg[l] += v * am[l]
+
+
+def accumulate_reference(filtered, post, k1, a, logits):
+    """NumPy twin of both accumulate kernels: ``logits + K̃Q @ a`` (Potts: ``a = w I``)."""
+    kq = np.asarray(post, np.float64)[:, None] * np.asarray(filtered, np.float64)   # (N, C-1)
+    kq = np.concatenate([kq, (np.asarray(k1, np.float64) - kq.sum(1))[:, None]], axis=1)
+    return np.asarray(logits, np.float64) + kq @ np.asarray(a, np.float64)
