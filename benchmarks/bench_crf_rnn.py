@@ -23,29 +23,91 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
+import time
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import print_table, record, write_json  # noqa: E402
-from bench_crf import coarse_probabilities, images, interleaved_medians, peer_module  # noqa: E402
+
+
+def seed_image() -> np.ndarray:
+    """scikit-image's chelsea resized to the seed's 375×500, uint8."""
+    from skimage import data, transform
+
+    img = transform.resize(data.chelsea(), (375, 500), anti_aliasing=True)
+    return np.ascontiguousarray((img * 255).round().astype(np.uint8))
+
+
+def coarse_logits(image: np.ndarray, n_labels: int, seed: int = 0) -> np.ndarray:
+    """FCN-32s-like logits (H, W, C) float32: an Otsu mask averaged over 32×32 blocks and
+    upsampled bilinearly for labels 0/1, smooth random logits for the others."""
+    from skimage import color, filters, transform
+
+    h, w = image.shape[:2]
+    grey = color.rgb2gray(image)
+    mask = (grey > filters.threshold_otsu(grey)).astype(np.float64)
+    hb, wb = -(-h // 32), -(-w // 32)
+    padded = np.pad(mask, ((0, hb * 32 - h), (0, wb * 32 - w)), mode="edge")
+    blocks = padded.reshape(hb, 32, wb, 32).mean(axis=(1, 3))             # (H/32, W/32)
+    m = transform.resize(blocks, (hb * 32, wb * 32), order=1)[:h, :w]     # bilinear, x32
+    logits = [np.zeros((h, w)), 4.0 * (m - 0.5)]
+    rng = np.random.default_rng(seed)
+    for _ in range(n_labels - 2):
+        logits.append(transform.resize(rng.normal(0, 1, (hb, wb)), (h, w), order=1) - 1.0)
+    return np.stack(logits, axis=-1).astype(np.float32)
+
+
+def alternating_medians(fns: dict, repeat: int) -> tuple[dict, dict]:
+    """Median wall and CPU seconds of each callable, timed round-robin after one untimed round
+    (so that a shared machine's changing load falls on all of them alike)."""
+    wall = {name: [] for name in fns}
+    cpu = {name: [] for name in fns}
+    for r in range(repeat + 1):
+        for name, fn in fns.items():
+            t0, c0 = time.perf_counter(), time.process_time()
+            fn()
+            if r:
+                wall[name].append(time.perf_counter() - t0)
+                cpu[name].append(time.process_time() - c0)
+    return ({k: statistics.median(v) for k, v in wall.items()},
+            {k: statistics.median(v) for k, v in cpu.items()})
+
+
+def pydensecrf_run(image, logits, iterations=5):
+    """The seed's CRF in pydensecrf (set-up + inference), or None when it is not installed."""
+    try:
+        import pydensecrf.densecrf as dcrf
+    except ImportError:
+        return None
+    h, w, c = logits.shape
+    z = logits - logits.max(-1, keepdims=True)
+    unary = np.ascontiguousarray((np.log(np.exp(z).sum(-1, keepdims=True)) - z)
+                                 .transpose(2, 0, 1).reshape(c, -1), dtype=np.float32)
+
+    def run():
+        d = dcrf.DenseCRF2D(w, h, c)
+        d.setUnaryEnergy(unary)
+        d.addPairwiseGaussian(sxy=10, compat=3)
+        d.addPairwiseBilateral(sxy=50, srgb=20, rgbim=image, compat=10)
+        return d.inference(iterations)
+    return run
 
 
 def bench_recurrence(repeat: int, labels=(2, 21)) -> list[dict]:
-    import time
-
     from tinyseg.crf import CRFasRNN
     from tinyseg.crf.rnn_engine import MeanFieldRNN
 
-    image = np.ascontiguousarray(images()["chelsea-375x500"])
+    image = seed_image()
     h, w = image.shape[:2]
-    peer = peer_module()
     records = []
     for c in labels:
-        p = coarse_probabilities(image, c)
-        z = np.ascontiguousarray(np.log(np.maximum(p, 1e-8)).reshape(h * w, c), np.float32)
+        logits = coarse_logits(image, c)
+        z = np.ascontiguousarray(logits.reshape(h * w, c))
         crf = CRFasRNN(c)
+        MeanFieldRNN(crf.filters(image))                     # untimed: first calls load kernels
         t0 = time.perf_counter()
         engine = MeanFieldRNN(crf.filters(image), workspace={})
         setup = time.perf_counter() - t0
@@ -60,26 +122,21 @@ def bench_recurrence(repeat: int, labels=(2, 21)) -> list[dict]:
         def backward():
             engine.backward(dout, state["cache"], weights, compat)
 
-        times = {"forward": [], "backward": []}
-        for r in range(repeat + 1):                          # alternate: forward, then its backward
-            for name, fn in (("forward", forward), ("backward", backward)):
-                t0 = time.perf_counter()
-                fn()
-                if r:
-                    times[name].append(time.perf_counter() - t0)
-        fwd, bwd = (float(np.median(times[k])) for k in ("forward", "backward"))
+        # alternate forward and its backward (the dict's order), medians of each
+        wall, cpu = alternating_medians({"forward": forward, "backward": backward}, repeat)
         kept_mb = 5 * 2 * h * w * c * 4 / 2**20
-        records.append(record(f"crf_rnn.backward.T5.375x500.C{c}", bwd, peer="forward (same T)",
-                              peer_s=fwd, setup_s=setup, kept_mb=round(kept_mb, 1)))
-        layer_input = z.reshape(1, h, w, c)
-        fns = {"tinyseg": lambda: crf.forward(layer_input, image[None], iterations=5)}
+        records.append(record(f"crf_rnn.backward.T5.375x500.C{c}", wall["backward"],
+                              peer="forward (same T)", peer_s=wall["forward"],
+                              cpu_ratio=cpu["backward"] / cpu["forward"], setup_s=setup,
+                              kept_mb=round(kept_mb, 1)))
+        peer = pydensecrf_run(image, logits)
         if peer is not None:
-            from bench_crf import run_crf, unary_of
-            unary = unary_of(p)
-            fns["peer"] = lambda: run_crf(peer, image, unary)
-            t = interleaved_medians(fns, repeat)
-            records.append(record(f"crf_rnn.forward+setup.T5.375x500.C{c}", t["tinyseg"],
-                                  peer="pydensecrf", peer_s=t["peer"]))
+            fns = {"tinyseg": lambda: crf.forward(logits[None], image[None], iterations=5),
+                   "peer": peer}
+            wall, cpu = alternating_medians(fns, repeat)
+            records.append(record(f"crf_rnn.forward+setup.T5.375x500.C{c}", wall["tinyseg"],
+                                  peer="pydensecrf", peer_s=wall["peer"],
+                                  cpu_ratio=cpu["tinyseg"] / cpu["peer"]))
     return records
 
 
@@ -99,7 +156,7 @@ def bench_train_step(repeat: int, width: float, size, n_classes: int) -> list[di
     from tinyseg.data import preprocess
     from tinyseg.optim import Adam, AdamConfig
 
-    image = np.ascontiguousarray(images()["chelsea-375x500"])
+    image = seed_image()
     if tuple(size) != image.shape[:2]:
         from skimage import transform
         image = (transform.resize(image, size, anti_aliasing=True) * 255).round().astype(np.uint8)
@@ -128,9 +185,10 @@ def bench_train_step(repeat: int, width: float, size, n_classes: int) -> list[di
         model_joint.clear()
         crf.clear()
 
-    t = interleaved_medians({"joint": joint, "alone": alone}, repeat)
-    return [record(f"train_step.{which}+crf_rnn.{h}x{w}.C{n_classes}.width{width:g}", t["joint"],
-                   peer=f"{which} alone", peer_s=t["alone"])]
+    wall, cpu = alternating_medians({"joint": joint, "alone": alone}, repeat)
+    return [record(f"train_step.{which}+crf_rnn.{h}x{w}.C{n_classes}.width{width:g}", wall["joint"],
+                   peer=f"{which} alone", peer_s=wall["alone"],
+                   cpu_ratio=cpu["joint"] / cpu["alone"])]
 
 
 def main(argv=None):
@@ -149,7 +207,8 @@ def main(argv=None):
     records = bench_recurrence(repeat)
     if not args.skip_train:
         records += bench_train_step(repeat, width, size, args.classes)
-    print_table(records, ["name", "tinyseg_s", "peer", "peer_s", "ratio", "setup_s", "kept_mb"])
+    print_table(records, ["name", "tinyseg_s", "peer", "peer_s", "ratio", "cpu_ratio", "setup_s",
+                          "kept_mb"])
     write_json(args.json, records)
 
 

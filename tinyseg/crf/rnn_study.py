@@ -26,7 +26,7 @@ import numpy as np
 from .. import ops
 from ..data import preprocess
 from ..metrics import ConfusionMatrix
-from ..optim import Adam, AdamConfig
+from ..optim import Adam, AdamConfig, copy_into
 from .refine import dense_crf
 
 __all__ = ["SmallFCN", "train_segmenter", "evaluate", "compare", "plot_crf_parameters"]
@@ -175,7 +175,9 @@ def compare(make_model, make_crf, train_samples, test_samples, n_classes: int, *
     model = make_model()
     _, opts = train_segmenter(model, train_samples, iterations=pretrain, batch=batch, lr=lr)
     shared = time.perf_counter() - t0
-    joint_model, joint_opts = copy.deepcopy(model), copy.deepcopy(opts)
+    joint_model, joint_opts = make_model(), copy.deepcopy(opts)
+    for name, value in joint_model.params.items():             # the pre-trained network, twice
+        copy_into(value, model.params[name])
     rest = int(iterations) - int(pretrain)
     t0 = time.perf_counter()
     train_segmenter(model, train_samples, iterations=rest, batch=batch, start=pretrain,
