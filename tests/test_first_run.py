@@ -46,7 +46,8 @@ def test_the_helper_compiles_into_the_cache_the_kernels_the_main_process_then_lo
     assert "cached: False" in cold and "notice: True" in cold and "first run" in cold
     assert "compiled: ['adam_update', 'adam_update']" in cold        # 1-D and 4-D: compiled here
 
-    run(["-m", "tinyseg.warmup", "adam"], tmp_path / "helped")       # the helper, alone
+    said = run(["-m", "tinyseg.warmup", "adam"], tmp_path / "helped")   # the helper, alone
+    assert said == "start adam\n"
     helped = run(MAIN_PROCESS, tmp_path / "helped")
     assert "cached: True" in helped and "notice: False" in helped and "said:" not in helped
     assert "compiled: []" in helped                                   # loaded, not compiled
@@ -65,3 +66,22 @@ def test_no_helper_on_a_warm_cache_or_when_switched_off(monkeypatch):
     assert warmup.compile_in_background(["crf"], device="cuda").process is None
     with pytest.raises(ValueError, match="unknown part"):
         warmup.compile_in_background(["nope"])
+
+
+def test_waiting_for_the_crf_stops_a_helper_that_has_not_reached_it():
+    import time
+
+    from tinyseg.warmup import BackgroundCompile
+
+    behind = BackgroundCompile([])
+    behind.parts, behind.current = ["train", "crf"], "train"
+    behind.process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    t0 = time.monotonic()
+    behind.wait("crf")
+    assert behind.process.poll() is not None and time.monotonic() - t0 < 10
+
+    on_it = BackgroundCompile([])
+    on_it.parts, on_it.current = ["train", "crf"], "crf"
+    on_it.process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(0.5)"])
+    on_it.wait("crf")
+    assert on_it.process.returncode == 0                   # waited for it to finish

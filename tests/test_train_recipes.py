@@ -60,14 +60,14 @@ RECIPE = dict(batch=2, optimizer="sgd", lr=1e-3, momentum=0.9, lr_schedule="poly
 
 def test_resume_is_exact_with_batches_augmentation_poly_and_validation(tmp_path):
     data, val = samples(3), samples(2, seed=9)
-    straight = Trainer(model(dropout=0.5), data, TrainConfig(iterations=5, **RECIPE),
+    straight = Trainer(model("fcn8s", dropout=0.5), data, TrainConfig(iterations=5, **RECIPE),
                        val_samples=val)
     straight.run()
     ckpt = str(tmp_path / "run.h5")
-    first = Trainer(model(dropout=0.5), data, TrainConfig(iterations=5, checkpoint=ckpt, **RECIPE),
+    first = Trainer(model("fcn8s", dropout=0.5), data, TrainConfig(iterations=5, checkpoint=ckpt, **RECIPE),
                     val_samples=val)
     first.run(iterations=3)
-    second = Trainer(model(dropout=0.5), data, TrainConfig(iterations=5, checkpoint=ckpt, **RECIPE),
+    second = Trainer(model("fcn8s", dropout=0.5), data, TrainConfig(iterations=5, checkpoint=ckpt, **RECIPE),
                      val_samples=val)
     second.resume(ckpt)
     assert second.iteration == 3

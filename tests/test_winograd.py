@@ -64,9 +64,10 @@ def test_winograd_op_matches_twin_and_im2col(rng, N, H, W, C, F, d):
 def test_winograd_one_tile_row_per_block(rng, monkeypatch, d):
     """A workspace of one tile row: many blocks per image, each transformed and multiplied alone."""
     monkeypatch.setattr(conv_ops, "WINOGRAD_MIN_TILES", 1)
-    monkeypatch.setattr(conv_ops, "WINOGRAD_BLOCK_BYTES", 1)
+    monkeypatch.setattr(cpu, "WINOGRAD_BLOCK_BYTES", 1)
     x, w, b = rand(rng, 2, 13, 9, 3), rand(rng, 3, 3, 3, 4), rand(rng, 4)
-    assert conv_ops.winograd_rows_per_block(x.shape, 4, d, cpu.CONV_WORKSPACE_BYTES) == 1
+    rows = conv_ops.winograd_rows_per_block(x.shape, 4, d, cpu.CONV_WORKSPACE_BYTES, cpu.WINOGRAD_BLOCK_BYTES)
+    assert rows == 1
     out, cache = ops.conv2d_forward(x, w, b, dilation=d, algorithm="winograd")
     np.testing.assert_allclose(out, ref.conv2d_forward_naive(x, w, b, d)[0], rtol=1e-5, atol=1e-5)
     dout = rand(rng, *out.shape)
@@ -88,6 +89,7 @@ def test_auto_picks_winograd_for_wide_3x3_only(rng, monkeypatch):
     calls = []
     monkeypatch.setattr(cpu, "conv2d_winograd", lambda *a: calls.append("winograd"))
     monkeypatch.setattr(cpu, "conv2d_forward", lambda *a: calls.append("im2col"))
+    monkeypatch.setattr(cpu, "conv2d_forward_blocks", lambda *a: calls.append("im2col"))
     wide = conv_ops.WINOGRAD_MIN_CHANNELS
     for k, c_in, c_out in [(3, wide, wide), (3, 3, wide), (1, wide, wide), (7, wide, wide)]:
         ops.conv2d_forward(rand(rng, 1, 4, 5, c_in), rand(rng, k, k, c_in, c_out), rand(rng, c_out))

@@ -49,9 +49,9 @@ def run_demo(out: str, weights: str | None = None, width: float | None = None,
     say = print if verbose else (lambda *a, **k: None)
 
     t_start = time.perf_counter()
-    # On a cold Numba cache a helper process compiles what comes after training (Adam, the softmax,
-    # the CRF) while this one compiles and runs the training kernels (see tinyseg.warmup).
-    with compile_in_background(["adam", "softmax", "crf"], device) as helper:
+    # On a cold Numba cache a helper process compiles what this one needs later (the backward
+    # pass, Adam, the softmax, the CRF) while this one compiles its first layers (tinyseg.warmup).
+    with compile_in_background(["adam", "softmax", "train", "crf"], device) as helper:
         if verbose:
             first_run_notice(say=say)
         image, annotation = chelsea()
@@ -74,7 +74,7 @@ def run_demo(out: str, weights: str | None = None, width: float | None = None,
         fcn_labels, probs = predict(model, image)
         predict_s = time.perf_counter() - t0
         t0 = time.perf_counter()
-        helper.wait()
+        helper.wait("crf")
         crf_labels, _ = refine(image, probs, device=device)
         crf_s = time.perf_counter() - t0
 
@@ -151,6 +151,8 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="initialisation and dropout seed (default 0)")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="backend (default cpu)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--compare", action="store_true", help="the comparison study instead (tinyseg.study): "
+                   "FCN-32s, FCN-8s and DeepLab-LargeFOV, each before/after the CRF, figure and trimap table")
     p.set_defaults(func=_run)
     return p
 
@@ -165,6 +167,11 @@ def _run(args) -> int:
     argcheck.device_available(args.device)
     created = not os.path.exists(args.out)
     try:
+        if args.compare:
+            from .study import run_study
+            run_study(args.out, weights=args.weights, width=args.width, iterations=args.iterations,
+                      lr=args.lr, seed=args.seed, device=args.device, progress=not args.no_progress)
+            return 0
         run_demo(args.out, weights=args.weights, width=args.width, iterations=args.iterations,
                  lr=args.lr, seed=args.seed, device=args.device, progress=not args.no_progress,
                  verify_md5=not args.no_verify)

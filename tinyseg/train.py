@@ -361,7 +361,7 @@ class Trainer:
     def resume(self, path: str) -> None:
         """Continue from a checkpoint written by :meth:`save` (same model config required)."""
         ckpt = load_checkpoint(path)
-        saved = ckpt.config.get("model", {})
+        saved = {"name": "fcn32s", **ckpt.config.get("model", {})}   # unnamed: before tinyseg.models
         mine = self.model.config_dict()
         if saved != mine:
             raise ValueError(f"checkpoint {path} was written for model config {saved}, "
@@ -395,19 +395,10 @@ def build_model(n_classes: int, width: float = 1.0, seed: int = 0, weights: str 
     """A model, He-initialised or (``weights``) from imported VGG-16 parameters (fc8 fresh).
 
     ``name`` is a key of :data:`tinyseg.models.MODELS` (FCN-32s by default); ``verify_md5`` checks
-    a Keras ``.h5`` weight file against the published digests.
+    a Keras ``.h5`` weight file against the published digests. Same as
+    :func:`tinyseg.models.build_model` with the name last.
     """
-    if name != "fcn32s":
-        from .models import build_model as build
+    from .models import build_model as build
 
-        return build(name, n_classes, width=width, seed=seed, weights=weights, backend=backend,
-                     dropout=dropout)
-    from .model import FCN32s, FCN32sConfig
-
-    params = None
-    if weights:
-        from .weights import load_params
-        params = {k: v for k, v in load_params(weights, verify_md5=verify_md5).items()
-                  if not k.startswith("fc8.")}
-    return FCN32s(FCN32sConfig(n_classes=n_classes, width=width, seed=seed, dropout=dropout),
-                  backend=backend, params=params)
+    return build(name, n_classes, width=width, seed=seed, weights=weights, backend=backend,
+                 dropout=dropout, verify_md5=verify_md5)

@@ -3,18 +3,20 @@
 Numba compiles each ``@njit`` kernel for each argument signature the first time it is called and
 keeps the machine code in its cache (``cache=True``: ``__pycache__`` beside the source, or
 ``NUMBA_CACHE_DIR``), so only the first run after an install, or after a kernel's source changed,
-pays: about 20 CPU-seconds for the ~45 kernels of ``tinyseg demo`` (``benchmarks/first_run.py``
+pays: about 20–25 CPU-seconds for the kernels of ``tinyseg demo`` (``benchmarks/first_run.py``
 lists each kernel's share). Two measures keep that first run short and not mysterious:
 
 * :func:`first_run_notice` says, once, that kernels are being compiled, so a slow first
   iteration is not taken for a hang;
-* :func:`compile_in_background` starts a low-priority process that compiles kernels the main
-  process will only need *later* (the dense CRF's, the softmax of prediction, Adam's) by calling
-  them on tiny inputs while the main process compiles and runs training. Numba compiles one
+* :func:`compile_in_background` starts a helper process that compiles kernels the main
+  process will only need *later* (the backward pass's, Adam's, the softmax of prediction, the
+  dense CRF's) by running them on tiny inputs while the main process compiles its first
+  convolutions (the Winograd ones alone take ~6 CPU-seconds) and trains. Numba compiles one
   function at a time per process (a global compiler lock) and compiling is single-threaded, so a
   thread would not help, but a second process uses the core that a compiling main process leaves
   idle. Its kernels land in the cache, and the main process loads them from there when it gets to
-  them (it waits for the helper first, so that no kernel is compiled twice).
+  them. Before the CRF it waits for the helper if the helper is already on it, and stops it if
+  not (on a busy machine the helper falls behind, and compiling here is then quicker).
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ import importlib
 import os
 import subprocess
 import sys
+import threading
 
 __all__ = ["kernels_cached", "first_run_notice", "compile_in_background", "PARTS"]
 
@@ -84,27 +87,43 @@ def first_run_notice(modules=None, say=None) -> bool:
 
 # ----------------------------------------------------------------------------- the helper process
 class BackgroundCompile:
-    """A helper process compiling some :data:`PARTS` into the cache (a context manager).
+    """A helper process compiling some :data:`PARTS`, in order, into the cache (a context manager).
 
-    :meth:`wait` before using those kernels; leaving the ``with`` block stops a helper that is
-    still running (its finished kernels stay cached).
+    It reports the part it is on; :meth:`wait` before using a part's kernels. Leaving the
+    ``with`` block stops a helper that is still running (its finished kernels stay cached).
     """
 
     def __init__(self, parts):
         self.parts = list(parts)
         self.process = None
+        self.current = None                 # the part the helper is compiling now
         if self.parts:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "tinyseg.warmup", *self.parts],
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                [sys.executable, "-m", "tinyseg.warmup", *self.parts], stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+            threading.Thread(target=self._follow, daemon=True).start()
 
-    def wait(self, timeout: float = 300.0) -> None:
-        """Wait until the helper is done (or ``timeout`` s: then the main process compiles)."""
-        if self.process is not None:
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                pass
+    def _follow(self):
+        for line in self.process.stdout:    # "start PART" as the helper begins each part
+            if line.startswith("start "):
+                self.current = line.split()[1]
+
+    def wait(self, part: str, timeout: float = 300.0) -> None:
+        """Before using ``part``'s kernels: wait for the helper if it has reached ``part``.
+
+        If it has not (a busy machine slowed it down), compiling here is quicker than waiting
+        for it to get there and through: the helper is stopped instead.
+        """
+        if self.process is None or part not in self.parts or self.process.poll() is not None:
+            return
+        current = self.current
+        if current is None or self.parts.index(current) < self.parts.index(part):
+            self.stop()
+            return
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.stop()
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -156,19 +175,20 @@ def _compile(part: str) -> None:
             a = [np.zeros(shape, np.float32) for _ in range(4)]
             ops.adam_update(*a, 1)
     elif part == "train":
+        # One step of a model too narrow for Winograd (< 16 channels): every other training
+        # kernel (pooling, dropout, upsampling, the loss, the whole backward, Adam), which the
+        # main process needs only after its first convolutions, compiles here meanwhile.
         from .model import FCN32s, FCN32sConfig
         from .train import TrainConfig, Trainer
-        samples = [(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8), np.zeros((40, 40), np.int32))]
+        samples = [(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8),
+                    rng.integers(0, 2, (40, 40)).astype(np.int32))]
         Trainer(FCN32s(FCN32sConfig(width=1 / 64)), samples,
                 TrainConfig(iterations=1, progress=False, handle_signals=False)).run()
 
 
 def main(parts) -> int:
-    try:
-        os.nice(5)             # the main process's work comes first
-    except (AttributeError, OSError):
-        pass
     for part in parts:
+        print("start", part, flush=True)
         _compile(part)
     return 0
 

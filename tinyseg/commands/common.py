@@ -23,11 +23,9 @@ def samples_from_args(args, saved_classes=None):
 
 
 def load_model(checkpoint: str, device: str = "cpu"):
-    """The FCN-32s stored in a training checkpoint."""
+    """The model stored in a training checkpoint (its config names it; none named: FCN-32s)."""
     from ..checkpoint import load_checkpoint
-    from ..model import FCN32s, FCN32sConfig
+    from ..models import model_from_config
 
     ckpt = load_checkpoint(checkpoint)
-    return FCN32s(FCN32sConfig(**ckpt.config["model"]), backend=device, params=ckpt.params)
-
-
+    return model_from_config(ckpt.config["model"], backend=device, params=ckpt.params)

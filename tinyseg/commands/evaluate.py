@@ -23,8 +23,13 @@ def register(subparsers):
     p.add_argument("--checkpoint", required=True, help="a checkpoint written by `tinyseg train`")
     add_data(p, "val")
     p.add_argument("--no-crf", action="store_true", help="skip the CRF")
-    p.add_argument("--json", metavar="PATH", help="also write the metrics as JSON "
-                   "({\"fcn\": {\"mean_iou\": …, \"per_class_iou\": {name: …}, \"confusion_matrix\": …}, \"crf\": …})")
+    p.add_argument("--trimap", default="1,2,4,8,12,16,20", metavar="W,W,...",
+                   help="band half-widths (pixels) for boundary accuracy: mean IoU and pixel accuracy "
+                   "within ±W of the ground truth's label boundaries, DeepLab's trimap (default "
+                   "%(default)s; 'none' to skip)")
+    p.add_argument("--json", metavar="PATH", help="also write the metrics as JSON ({\"fcn\": "
+                   "{\"mean_iou\": …, \"per_class_iou\": {name: …}, \"confusion_matrix\": …, "
+                   "\"trimap\": {\"W\": {\"mean_iou\": …, \"pixel_accuracy\": …}}}, \"crf\": …})")
     add_device(p)
     add_crf_options(p)
     p.set_defaults(func=_evaluate)
@@ -37,6 +42,7 @@ def _evaluate(args) -> int:
 
     world = World.detect()
     configure_threads(world)
+    widths = _trimap_widths(args.trimap)
     argcheck.existing_file(args.checkpoint, "--checkpoint")
     if args.json:
         argcheck.writable_file(args.json, "--json")
@@ -54,9 +60,10 @@ def _evaluate(args) -> int:
     model = load_model(args.checkpoint, args.device)
     mine = Subset(dataset, world.share(range(len(dataset))))
     result = evaluate(model, mine, n_classes, crf=not args.no_crf, progress=world.is_root,
-                      device=args.device, **crf_params)
-    for cm in result.values():
-        cm.matrix = world.sum_int(cm.matrix)
+                      trimap=widths, device=args.device, **crf_params)
+    bands = result.pop("trimap", {})
+    for cm in [*result.values(), *(m for meter in bands.values() for m in meter.matrices.values())]:
+        cm.matrix = world.sum_int(cm.matrix)                  # integers: exactly the serial sums
     if not world.is_root:
         return 0
     names = label_map.names
@@ -68,9 +75,27 @@ def _evaluate(args) -> int:
         width = max(len(n) for n in names)
         for name, iou in zip(names, cm.per_class_iou()):
             print(f"    {name:<{width}}  IoU {iou:.4f}" if iou == iou else f"    {name:<{width}}  absent")
+        if stage in bands:
+            report[stage]["trimap"] = bands[stage].summary()
+            print("    trimap (±w px of boundaries): " + ", ".join(
+                f"w={w} mIoU {bands[stage].mean_iou(w):.4f}" for w in widths))
     if args.json:
         for stage, cm in result.items():
             report[stage]["confusion_matrix"] = cm.matrix.tolist()
         with open(args.json, "w") as f:
             json.dump(report, f, indent=2)
     return 0
+
+
+def _trimap_widths(text: str) -> tuple:
+    """``"1,2,4"`` -> ``(1, 2, 4)``; ``"none"`` -> ``()``; one clear error otherwise."""
+    if text.strip().lower() in ("none", ""):
+        return ()
+    try:
+        widths = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise ValueError(f"--trimap must be comma-separated pixel widths like 1,2,4,8 (or none), "
+                         f"got {text!r}") from None
+    if any(w < 1 for w in widths):
+        raise ValueError(f"--trimap widths must be positive, got {text!r}")
+    return widths

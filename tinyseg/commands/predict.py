@@ -104,7 +104,7 @@ def _predict(args) -> int:
                 prediction_figure(os.path.join(args.out, "prediction.png"), labels, probs, class_names=names)
                 written.append(os.path.join(args.out, "prediction.png"))
             if args.crf:
-                helper.wait()
+                helper.wait("crf")
                 crf_labels, _ = refine(image, probs, device=args.device, **crf_params)
                 crf = lambda suffix: out(f"_crf{suffix}") if folder else os.path.join(  # noqa: E731
                     args.out, f"crf_labels{suffix}")

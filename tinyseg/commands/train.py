@@ -1,5 +1,8 @@
 """The ``train`` subcommand: train a model on one image or a dataset, with checkpoints.
 
+``--model`` picks the network (FCN-32s by default); ``--init-from`` starts a staged FCN-16s/8s
+from a coarser FCN's checkpoint (the FCN paper).
+
 A checkpoint is never replaced unasked: a new run refuses an existing ``--checkpoint`` unless
 ``--overwrite``; ``--resume`` continues it, taking the model, the classes and the recipe from it
 (a model option given explicitly must agree with it; a training option given changes it from
@@ -14,6 +17,7 @@ from __future__ import annotations
 import os
 import sys
 
+from ..models import MODELS
 from . import argcheck
 from .common import add_device, load_model
 from .dataopts import add_data, add_validation, check_dataset, dataset_from_args, label_map_from_args
@@ -25,7 +29,7 @@ MODEL_OPTIONS = [("width", "width", 1.0), ("dropout", "dropout", None), ("seed",
 
 
 def register(subparsers):
-    p = subparsers.add_parser("train", help="train a segmentation model on your images (checkpoints, "
+    p = subparsers.add_parser("train", help="train FCN-32s/16s/8s or DeepLab-LargeFOV on your images (checkpoints, "
                               "recipes, MPI ranks)",
                               description="Train on one image, a PASCAL VOC folder or images/ + masks/ "
                               "folders with N classes. From scratch the default recipe is 'scratch' "
@@ -36,7 +40,16 @@ def register(subparsers):
                               "share each batch.")
     add_data(p, "train")
     add_validation(p)
+    p.add_argument("--model", choices=list(MODELS), default=None,
+                   help="the network: fcn32s (the seed; default), fcn16s / fcn8s (skips from pool4 / "
+                   "pool3), fcn8s-atonce (FCN-8s from VGG in one run, skips scaled 0.01 / 0.0001), "
+                   "deeplab-largefov (atrous VGG at stride 8); with --resume: the checkpoint's")
     p.add_argument("--weights", help="imported VGG-16 weights (.npz or Keras .h5); default: from scratch")
+    p.add_argument("--init-from", metavar="CHECKPOINT",
+                   help="staged training (the FCN paper): start from a coarser FCN's checkpoint, e.g. "
+                   "--model fcn16s --init-from fcn32s.h5: its parameters are copied, the new "
+                   "score_pool* start at zero and upscore* bilinear, Adam starts afresh; --width "
+                   "defaults to the checkpoint's")
     p.add_argument("--no-verify", action="store_true",
                    help="skip the MD5 check of a Keras .h5 --weights file (for a file you trust)")
     p.add_argument("--width", type=argcheck.positive_float, default=None,
@@ -91,6 +104,8 @@ def check_train_args(args) -> dict | None:
     if args.weights:
         argcheck.existing_file(args.weights, "--weights")
     argcheck.device_available(args.device)
+    if args.init_from:
+        _check_init_from(args)
     if not args.resume:
         from ..train import best_path
 
@@ -98,6 +113,8 @@ def check_train_args(args) -> dict | None:
             if os.path.exists(path) and not args.overwrite:
                 raise FileExistsError(f"checkpoint {path} exists (from another run): continue it with "
                                       f"--resume, replace it with --overwrite, or choose another --checkpoint")
+        if args.model is None:
+            args.model = "fcn32s"
         for dest, _, default in MODEL_OPTIONS:
             if getattr(args, dest) is None:
                 setattr(args, dest, default)
@@ -112,6 +129,11 @@ def check_train_args(args) -> dict | None:
                          f"the checkpoint {ckpt}")
     config, step = read_checkpoint_config(ckpt)
     model = config.get("model", {})
+    saved_name = model.get("name", "fcn32s")                  # unnamed: before tinyseg.models
+    if args.model is not None and args.model != saved_name:
+        raise ValueError(f"--resume: --model {args.model} differs from the checkpoint's model "
+                         f"{saved_name} ({ckpt}); drop --model, or start a new run with --overwrite")
+    args.model = saved_name
     for dest, key, _ in MODEL_OPTIONS:
         given = getattr(args, dest)
         if given is not None and key in model and given != model[key]:
@@ -139,16 +161,38 @@ def _recipe(args, resumed):
     if resumed and r["iterations"] and args.resumed_step >= r["iterations"]:
         raise ValueError(f"--resume: checkpoint {args.checkpoint} is at iteration {args.resumed_step} "
                          f"already; give --iterations above {args.resumed_step} to train further")
-    augment = AugmentConfig(flip=r["flip"], scale=r["scale_range"], crop=r["crop"])
+    augment = AugmentConfig(flip=r["flip"], scale=r["scale_range"], crop=r["crop"], color=r["color_jitter"])
     fields = {k: r[k] for k in ("iterations", "batch", "optimizer", "lr", "momentum", "weight_decay",
                                 "lr_schedule", "warmup", "reduction")}
     return r, dict(fields, augment=augment)
 
 
+def _check_init_from(args) -> None:
+    """--init-from: a coarser FCN's checkpoint, a new run; --width defaults to the checkpoint's."""
+    from ..checkpoint import read_checkpoint_config
+
+    if args.resume or args.weights:
+        raise ValueError("--init-from starts a new staged run: it cannot be combined with "
+                         f"{'--resume' if args.resume else '--weights'}")
+    argcheck.existing_file(args.init_from, "--init-from")
+    source = read_checkpoint_config(args.init_from)[0].get("model", {})
+    name = source.get("name", "fcn32s")
+    if not name.startswith("fcn") or (args.model or "fcn32s") in ("fcn32s", "deeplab-largefov"):
+        raise ValueError(f"--init-from: staged training starts an fcn16s or fcn8s (--model) from a "
+                         f"coarser FCN checkpoint; got --model {args.model or 'fcn32s'} from a {name} "
+                         f"({args.init_from})")
+    if args.width is None:
+        args.width = source.get("width", 1.0)
+    elif args.width != source.get("width", 1.0):
+        raise ValueError(f"--width {args.width} differs from the --init-from checkpoint's width "
+                         f"{source.get('width', 1.0)} ({args.init_from})")
+
+
 def _train(args) -> int:
     from ..distributed import World, configure_threads
     from ..interrupt import TrainingInterrupted
-    from ..train import TrainConfig, Trainer, TrainingDiverged, build_model
+    from ..models import build_model, init_from_checkpoint
+    from ..train import TrainConfig, Trainer, TrainingDiverged
     from ..warmup import first_run_notice
 
     world = World.detect()
@@ -175,19 +219,22 @@ def _train(args) -> int:
                          overwrite=args.overwrite, log_csv=args.log_csv,
                          tensorboard=args.tensorboard, progress=not args.no_progress)
     metadata = {"classes": label_map.to_dict(), "recipe": recipe["recipe"]}
-    model_name = getattr(args, "model", None) or "fcn32s"
     if args.resume:
         model = load_model(args.checkpoint, args.device)
         trainer = Trainer(model, dataset, config, val_samples=val, metadata=metadata, world=world)
         trainer.resume(args.checkpoint)
-        say(f"resumed from {args.checkpoint} at iteration {trainer.iteration}")
+        say(f"resumed from {args.checkpoint} at iteration {trainer.iteration} ({model.name})")
     else:
         dropout = args.dropout if args.dropout is not None else recipe["dropout"]
-        model = build_model(label_map.n_classes, args.width, args.seed, args.weights, args.device,
-                            dropout, verify_md5=not args.no_verify, name=model_name)
+        model = build_model(args.model, label_map.n_classes, args.width, args.seed, args.weights,
+                            args.device, dropout, verify_md5=not args.no_verify)
+        if args.init_from:
+            copied = init_from_checkpoint(model, args.init_from)
+            say(f"{model.name} initialised from {args.init_from}: {len(copied)} of "
+                f"{len(model.shapes)} parameters copied, the rest start afresh")
         trainer = Trainer(model, dataset, config, val_samples=val, metadata=metadata, world=world)
     ranks = f", {world.size} ranks" if world.size > 1 else ""
-    say(f"train: {len(dataset)} images, {label_map.n_classes} classes ({', '.join(label_map.names)}); "
+    say(f"train {model.name}: {len(dataset)} images, {label_map.n_classes} classes ({', '.join(label_map.names)}); "
         f"recipe {recipe['recipe']}: {config.optimizer} lr {config.lr:g} {config.lr_schedule}, batch "
         f"{config.batch}, {config.reduction} loss{ranks}", flush=True)
     if args.device == "cpu":

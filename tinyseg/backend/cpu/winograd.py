@@ -36,6 +36,11 @@ from numba import njit, prange
 
 from .blas import single_threaded
 
+# Bytes of one worker's block of tiles (V and M) that the wrapper aims at: small enough to stay in
+# the 1 MB L2 cache where it can, while a block still has at least 128 tiles for an efficient GEMM
+# (measured on VGG's shapes with benchmarks/bench_ops.py).
+WINOGRAD_BLOCK_BYTES = 2 * 2**20
+
 
 @njit(inline="always")
 def anchors(size, dil):

@@ -16,6 +16,10 @@ from numba import cuda
 from ._launch import launch_1d
 from .tiled_gemm import gemm
 
+# Bytes of a block of tiles (V and M) that the wrapper aims at: large, so that each of the 16
+# GEMMs of a block fills the GPU (bounded by CONV_WORKSPACE_BYTES).
+WINOGRAD_BLOCK_BYTES = 128 * 2**20
+
 
 @cuda.jit(device=True)
 def _anchors(size, dil):
