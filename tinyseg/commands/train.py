@@ -14,7 +14,9 @@ from . import argcheck
 from .common import add_data, add_device, load_model, samples_from_args
 
 # Options that define the model: (option dest, key in the checkpoint's "model" config, default of a
-# new run). With --resume they come from the checkpoint; one given explicitly must equal it.
+# new run[, function from the option's value to the config's, e.g. class names -> n_classes]).
+# With --resume they come from the checkpoint; one given explicitly must agree with it. A new
+# model option (--model -> "name", --classes -> "n_classes") is one more entry.
 MODEL_OPTIONS = [("width", "width", 1.0), ("dropout", "dropout", 0.5), ("seed", "seed", 0)]
 # Training options a resumed run takes from the checkpoint unless given: (dest, section, key, default).
 # Giving one with --resume changes it from there on (e.g. a lower --lr to fine-tune).
@@ -81,7 +83,7 @@ def check_train_args(args) -> dict | None:
         if os.path.exists(ckpt) and not args.overwrite:
             raise FileExistsError(f"checkpoint {ckpt} exists (from another run): continue it with "
                                   f"--resume, replace it with --overwrite, or choose another --checkpoint")
-        for dest, _, default in MODEL_OPTIONS:
+        for dest, _, default, *_ in MODEL_OPTIONS:
             if getattr(args, dest) is None:
                 setattr(args, dest, default)
         for dest, _, _, default in TRAINING_OPTIONS:
@@ -98,13 +100,15 @@ def check_train_args(args) -> dict | None:
                          f"the checkpoint {ckpt}")
     config, step = read_checkpoint_config(ckpt)
     model = config.get("model", {})
-    for dest, key, _ in MODEL_OPTIONS:
+    for dest, key, _, *convert in MODEL_OPTIONS:
         given = getattr(args, dest)
-        if given is not None and key in model and given != model[key]:
+        value = convert[0](given) if convert and given is not None else given
+        if given is not None and key in model and value != model[key]:
             option = "--" + dest.replace("_", "-")
             raise ValueError(f"--resume: {option} {given} differs from the checkpoint's {key} "
                              f"{model[key]} ({ckpt}); drop {option}, or start a new run with --overwrite")
-        setattr(args, dest, model.get(key, given))
+        if not convert:
+            setattr(args, dest, model.get(key, given))
     for dest, section, key, default in TRAINING_OPTIONS:
         if getattr(args, dest) is None:
             setattr(args, dest, config.get(section, {}).get(key, default))
