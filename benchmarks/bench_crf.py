@@ -1,29 +1,35 @@
-"""Dense CRF: tinyseg vs pydensecrf -- time, agreement with the exact CRF, memory.
+"""Dense CRF: tinyseg vs pydensecrf -- time, agreement with the exact CRF, peak memory.
 
-The seed's CRF (spatial Gaussian sdims 10 compat 3; bilateral sdims 50, schan 20, compat 10;
-5 mean-field iterations; 2 labels), run through each library's pydensecrf API
-(``DenseCRF2D`` + ``addPairwiseGaussian`` + ``addPairwiseBilateral`` + ``inference(5)``).
+Every case runs the same script through each library's pydensecrf API (``DenseCRF2D`` +
+``addPairwiseGaussian`` + ``addPairwiseBilateral`` + ``inference``), from the unary to Q:
 
-* **time**: set-up + 5 iterations (everything from the unary to Q), median of ``--repeat`` runs
-  after a warm-up run (so Numba's compilation is cached and warm, not timed), on scikit-image's
-  ``chelsea`` (300×451), ``chelsea`` resized to 375×500 (the seed's size) and ``astronaut``
-  (512×512), timed round-robin with pydensecrf. pydensecrf runs single-threaded; tinyseg with
-  Numba's threads (printed) and, in the ``.1thread`` records, with one thread.
-* **accuracy**: the labels after 5 iterations on downsampled images (about 60×90), compared with
-  the exact CRF (brute-force O(N²) filtering, float64 sums): the share of pixels whose label
-  differs, for tinyseg's fast filters and for pydensecrf's permutohedral lattice.
-* **memory**: peak RSS of a fresh process that runs tinyseg's CRF at 512×512 with 21 labels
-  (and, for comparison, pydensecrf's), measured with ``resource.getrusage`` in a subprocess
-  (tinyseg's run twice, the first filling Numba's on-disk cache); ``baseline`` is the peak
-  after the imports, inputs and a small warm-up CRF, before the measured one.
+* parameter sets: **seed** (spatial sxy 10, w 3; bilateral sxy 50, srgb 20, w 10) and **deeplab**
+  (spatial sxy 3, w 3; bilateral sxy 80, srgb 13, w 4 -- DeepLab's VOC setting), and DeepLab's
+  with small colour bandwidths, **srgb5**, **srgb3**, **srgb1**;
+* 2, 5 and 21 labels; 375×500 (scikit-image's ``chelsea`` resized, the seed's size) and 512×512
+  (``astronaut``); 10 mean-field iterations, and the seed's own 5 for 2 labels.
 
-"Coarse FCN-like probabilities": a binary mask (Otsu threshold of the grey image, i.e. the
-image's own dark/bright regions) is averaged over 32×32 blocks and upsampled bilinearly -- what
-FCN-32s's stride-32 output looks like -- then ``p1 = sigmoid(4 (m - 1/2))``, ``p0 = 1 - p1``
-(so ``p`` stays in [0.12, 0.88]). With 21 labels (memory only) the other classes get random
-smooth logits.
+**time**: median of ``--repeat`` runs, tinyseg and pydensecrf alternating (after one untimed
+round, so Numba's compiled kernels are loaded), so that a shared machine's changing load falls on
+both alike. pydensecrf is single-threaded; tinyseg uses Numba's threads (printed). The load
+average is printed and stored: wall-clock ratios measured on a loaded machine favour the
+single-threaded peer, whose one thread is never left waiting for a descheduled sibling, so the
+CPU seconds (all threads, ``time.process_time``) and their ratio are recorded too.
 
-Usage: ``python benchmarks/bench_crf.py [--json PATH] [--repeat 5] [--quick]``
+**accuracy**: labels after the iterations on small crops (about 60×90 / 64×64, where the exact
+CRF is affordable), compared with the exact CRF (brute-force O(N²) filtering, float64 sums): the
+share of pixels whose label differs, tinyseg's fast filters vs pydensecrf's permutohedral lattice.
+
+**memory**: peak RSS of a fresh process that runs one library's CRF at 512×512 with 21 labels and
+the deeplab parameters (``resource.getrusage``, each library in its own child process that loads
+the prepared inputs and runs a small warm-up CRF first); ``added`` is the peak minus the resident
+memory just before the measured run (the CRF's own working memory).
+
+"Coarse FCN-like probabilities": a binary mask (Otsu threshold of the grey image) averaged over
+32×32 blocks and upsampled bilinearly -- what FCN-32s's stride-32 output looks like -- then
+``p1 = sigmoid(4 (m - 1/2))``; with more labels the others get smooth random logits.
+
+Usage: ``python benchmarks/bench_crf.py [--json PATH] [--repeat 5] [--quick] [--skip-memory]``
 """
 from __future__ import annotations
 
@@ -40,22 +46,27 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import print_table, record, write_json  # noqa: E402
 
-SEED = dict(gaussian_sxy=10, gaussian_compat=3, bilateral_sxy=50, srgb=20, bilateral_compat=10,
-            iterations=5)
+# (spatial sxy, spatial w, bilateral sxy, srgb, bilateral w)
+PARAMS = {
+    "seed": (10, 3, 50, 20, 10),
+    "deeplab": (3, 3, 80, 13, 4),
+    "srgb5": (3, 3, 80, 5, 4),
+    "srgb3": (3, 3, 80, 3, 4),
+    "srgb1": (3, 3, 80, 1, 4),
+}
 
 
-def images():
+def load_average() -> float:
+    return os.getloadavg()[0]
+
+
+def images() -> dict:
     from skimage import data, transform
 
     def resized(img, shape):
         return (transform.resize(img, shape, anti_aliasing=True) * 255).round().astype(np.uint8)
 
-    chelsea = data.chelsea()
-    return {
-        "chelsea-300x451": chelsea,
-        "chelsea-375x500": resized(chelsea, (375, 500)),
-        "astronaut-512x512": data.astronaut(),
-    }
+    return {"375x500": resized(data.chelsea(), (375, 500)), "512x512": data.astronaut()}
 
 
 def coarse_probabilities(image: np.ndarray, n_labels: int = 2, seed: int = 0) -> np.ndarray:
@@ -86,14 +97,14 @@ def unary_of(p: np.ndarray) -> np.ndarray:
                                 dtype=np.float32)
 
 
-def run_crf(module, image, unary, iterations=SEED["iterations"], **kw):
-    """The seed's CRF through a pydensecrf-style ``module``; returns Q (C, N) as an array."""
+def run_crf(module, image, unary, params="seed", iterations=10, **kw):
+    """One CRF through a pydensecrf-style ``module``; returns Q (C, N) as an array."""
+    gsxy, gw, bsxy, srgb, bw = PARAMS[params]
     h, w = image.shape[:2]
     d = module.DenseCRF2D(w, h, unary.shape[0], **kw)
     d.setUnaryEnergy(unary)
-    d.addPairwiseGaussian(sxy=SEED["gaussian_sxy"], compat=SEED["gaussian_compat"])
-    d.addPairwiseBilateral(sxy=SEED["bilateral_sxy"], srgb=SEED["srgb"], rgbim=image,
-                           compat=SEED["bilateral_compat"])
+    d.addPairwiseGaussian(sxy=gsxy, compat=gw)
+    d.addPairwiseBilateral(sxy=bsxy, srgb=srgb, rgbim=image, compat=bw)
     return np.asarray(d.inference(iterations))
 
 
@@ -105,31 +116,36 @@ def peer_module():
     return dcrf
 
 
-def interleaved_medians(fns: dict, repeat: int) -> dict:
-    """Median seconds of each callable, timed round-robin (one warm-up round first) so that a
-    shared machine's changing load falls on all of them alike."""
+def alternating_medians(fns: dict, repeat: int) -> tuple[dict, dict]:
+    """Median wall seconds and median CPU seconds (all threads) of each callable, timed
+    round-robin after one untimed round."""
     times = {name: [] for name in fns}
+    cpu = {name: [] for name in fns}
     for r in range(repeat + 1):
         for name, fn in fns.items():
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             fn()
             if r:
                 times[name].append(time.perf_counter() - t0)
-    return {name: statistics.median(ts) for name, ts in times.items()}
+                cpu[name].append(time.process_time() - c0)
+    return ({name: statistics.median(ts) for name, ts in times.items()},
+            {name: statistics.median(ts) for name, ts in cpu.items()})
 
 
-def with_threads(n: int, fn):
-    """``fn`` run with Numba limited to ``n`` threads."""
-    import numba
-
-    def run():
-        before = numba.get_num_threads()
-        numba.set_num_threads(n)
-        try:
-            return fn()
-        finally:
-            numba.set_num_threads(before)
-    return run
+def time_cases(quick: bool) -> list[tuple]:
+    """(params, labels, size, iterations) of the timed cases."""
+    if quick:
+        return [("seed", 2, "375x500", 5), ("seed", 21, "375x500", 10),
+                ("deeplab", 21, "375x500", 10), ("srgb3", 21, "375x500", 10)]
+    cases = [("seed", 2, "375x500", 5)]
+    for params in ("seed", "deeplab"):
+        for labels in (2, 5, 21):
+            for size in ("375x500", "512x512"):
+                cases.append((params, labels, size, 10))
+    for params in ("srgb5", "srgb3", "srgb1"):
+        for labels in (2, 21):
+            cases.append((params, labels, "375x500", 10))
+    return cases
 
 
 def bench_time(repeat: int, quick: bool) -> list[dict]:
@@ -139,59 +155,64 @@ def bench_time(repeat: int, quick: bool) -> list[dict]:
 
     peer = peer_module()
     threads = numba.get_num_threads()
+    imgs = images()
     records = []
-    for name, image in images().items():
-        if quick and name != "chelsea-375x500":
-            continue
-        image = np.ascontiguousarray(image)
-        unary = unary_of(coarse_probabilities(image))
-        fns = {"tinyseg": lambda: run_crf(tcrf, image, unary)}
-        if threads > 1:
-            fns["tinyseg-1thread"] = with_threads(1, lambda: run_crf(tcrf, image, unary))
+    for params, labels, size, iterations in time_cases(quick):
+        image = np.ascontiguousarray(imgs[size])
+        unary = unary_of(coarse_probabilities(image, labels))
+        fns = {"tinyseg": lambda: run_crf(tcrf, image, unary, params, iterations)}
         if peer is not None:
-            fns["peer"] = lambda: run_crf(peer, image, unary)
-        t = interleaved_medians(fns, repeat)
-        extra = {}
+            fns["peer"] = lambda: run_crf(peer, image, unary, params, iterations)
+        load = load_average()
+        t, cpu = alternating_medians(fns, repeat)
+        extra = dict(threads=threads, load=round(load, 2), tinyseg_cpu_s=cpu["tinyseg"])
         if peer is not None:
-            a = run_crf(tcrf, image, unary).argmax(0)
-            b = run_crf(peer, image, unary).argmax(0)
-            extra = dict(peer="pydensecrf", peer_s=t["peer"],
+            a = run_crf(tcrf, image, unary, params, iterations).argmax(0)
+            b = run_crf(peer, image, unary, params, iterations).argmax(0)
+            extra.update(peer="pydensecrf", peer_s=t["peer"], peer_cpu_s=cpu["peer"],
+                         cpu_ratio=cpu["tinyseg"] / cpu["peer"],
                          label_agreement_pct=100 * float(np.mean(a == b)))
-        records.append(record(f"crf.setup+5it.{name}", t["tinyseg"], threads=threads, **extra))
-        if "tinyseg-1thread" in t:
-            records.append(record(f"crf.setup+5it.{name}.1thread", t["tinyseg-1thread"], threads=1,
-                                  **{k: v for k, v in extra.items() if k != "label_agreement_pct"}))
+        name = f"crf.{params}.{labels}labels.{size}.{iterations}it"
+        records.append(record(name, t["tinyseg"], **extra))
+        print(f"  {name}: tinyseg {t['tinyseg']:.3f} s" + (
+            f", pydensecrf {t['peer']:.3f} s, ratio {t['tinyseg'] / t['peer']:.2f}, CPU ratio "
+            f"{cpu['tinyseg'] / cpu['peer']:.2f}" if peer else "") + f" (load {load:.1f})", flush=True)
     return records
 
 
 def bench_accuracy(quick: bool) -> list[dict]:
-    """Label disagreement with the exact CRF on downsampled images."""
+    """Label disagreement with the exact CRF on small crops, tinyseg and pydensecrf."""
     from skimage import data, transform
 
     import tinyseg.crf.compat as tcrf
 
     peer = peer_module()
-    cases = {"chelsea": (data.chelsea(), (60, 90)), "astronaut": (data.astronaut(), (64, 64))}
-    if not quick:
-        cases.update({"coffee": (data.coffee(), (60, 90)), "rocket": (data.rocket(), (60, 90)),
-                      "chelsea-375x500": (images()["chelsea-375x500"], (60, 80))})
+    crops = {"chelsea": (data.chelsea(), (60, 90)), "astronaut": (data.astronaut(), (64, 64)),
+             "coffee": (data.coffee(), (60, 90))}
+    if quick:
+        crops.pop("coffee")
+    settings = [("seed", 2, 5), ("seed", 21, 10), ("deeplab", 21, 10), ("srgb5", 21, 10),
+                ("srgb3", 21, 10), ("srgb1", 21, 10)]
     records = []
-    for name, (full, shape) in cases.items():
-        small = (transform.resize(full, shape, anti_aliasing=True) * 255).round().astype(np.uint8)
-        p = transform.resize(coarse_probabilities(full), shape, order=1, anti_aliasing=False)
-        unary = unary_of(p.astype(np.float32))
-        exact = run_crf(tcrf, small, unary, method="exact").argmax(0)
-        t0 = time.perf_counter()
-        fast = run_crf(tcrf, small, unary).argmax(0)
-        t_fast = time.perf_counter() - t0
-        extra = dict(tinyseg_diff_pct=100 * float(np.mean(fast != exact)),
-                     crf_changed_pct=100 * float(np.mean(exact != unary.argmin(0))))
-        if peer is not None:
+    for params, labels, iterations in settings:
+        for name, (full, shape) in crops.items():
+            small = (transform.resize(full, shape, anti_aliasing=True) * 255).round().astype(np.uint8)
+            p = transform.resize(coarse_probabilities(full, labels), shape, order=1,
+                                 anti_aliasing=False)
+            unary = unary_of((p / p.sum(-1, keepdims=True)).astype(np.float32))
+            exact = run_crf(tcrf, small, unary, params, iterations, method="exact").argmax(0)
             t0 = time.perf_counter()
-            theirs = run_crf(peer, small, unary).argmax(0)
-            extra.update(peer="pydensecrf", peer_s=time.perf_counter() - t0,
-                         peer_diff_pct=100 * float(np.mean(theirs != exact)))
-        records.append(record(f"crf.vs-exact.{name}-{shape[0]}x{shape[1]}", t_fast, **extra))
+            fast = run_crf(tcrf, small, unary, params, iterations).argmax(0)
+            t_fast = time.perf_counter() - t0
+            extra = dict(tinyseg_diff_pct=100 * float(np.mean(fast != exact)),
+                         crf_changed_pct=100 * float(np.mean(exact != unary.argmin(0))))
+            if peer is not None:
+                t0 = time.perf_counter()
+                theirs = run_crf(peer, small, unary, params, iterations).argmax(0)
+                extra.update(peer_crop_s=time.perf_counter() - t0,
+                             peer_diff_pct=100 * float(np.mean(theirs != exact)))
+            records.append(record(f"crf.vs-exact.{params}.{labels}labels.{name}-{shape[0]}x{shape[1]}",
+                                  t_fast, **extra))
     return records
 
 
@@ -199,71 +220,90 @@ _MEMORY_CHILD = r"""
 import json, resource, sys, time
 import numpy as np
 sys.path.insert(0, {bench_dir!r})
-from bench_crf import coarse_probabilities, run_crf, unary_of
-from skimage import data
-which = {which!r}
-if which == "tinyseg":
+from bench_crf import run_crf
+if {which!r} == "tinyseg":
     import tinyseg.crf.compat as module
 else:
     import pydensecrf.densecrf as module
-image = np.ascontiguousarray(data.astronaut())
-unary = unary_of(coarse_probabilities(image, 21))
+image = np.load({image!r})
+unary = np.load({unary!r})
 small = np.ascontiguousarray(image[:32, :32])
-run_crf(module, small, np.ascontiguousarray(unary.reshape(21, 512, 512)[:, :32, :32].reshape(21, -1)))  # JIT warm-up
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+run_crf(module, small, np.ascontiguousarray(unary.reshape(21, 512, 512)[:, :32, :32].reshape(21, -1)),
+        "deeplab")                                                   # warm-up (JIT cache loaded)
+with open("/proc/self/statm") as f:
+    rss_before = int(f.read().split()[1]) * 4096 / 2 ** 20          # resident MB now
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 t0 = time.perf_counter()
-q = run_crf(module, image, unary)
+q = run_crf(module, image, unary, "deeplab", 10)
 t = time.perf_counter() - t0
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps(dict(seconds=t, baseline_mb=base / 1024, peak_mb=peak / 1024)))
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps(dict(seconds=t, rss_before_mb=rss_before, peak_before_mb=base, peak_mb=peak)))
 """
 
 
 def bench_memory() -> list[dict]:
+    """Peak RSS of one CRF (512×512, 21 labels, deeplab, 10 iterations) in a fresh process per
+    library; the inputs are prepared here and loaded there, so that the child's peak is the CRF's."""
+    import tempfile
+
     bench_dir = os.path.dirname(os.path.abspath(__file__))
     out = {}
-    for which in ("tinyseg", "pydensecrf"):
-        if which == "pydensecrf" and peer_module() is None:
-            continue
-        code = _MEMORY_CHILD.format(bench_dir=bench_dir, which=which)
-        # twice: the first run fills Numba's on-disk cache for this shape, the second is measured
-        for _ in range(2 if which == "tinyseg" else 1):
-            res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                                 cwd=os.path.dirname(bench_dir))
-            if res.returncode != 0:
-                raise RuntimeError(f"memory run of {which} failed:\n{res.stderr}")
-        out[which] = json.loads(res.stdout.strip().splitlines()[-1])
+    with tempfile.TemporaryDirectory() as tmp:
+        image = np.ascontiguousarray(images()["512x512"])
+        np.save(os.path.join(tmp, "image.npy"), image)
+        np.save(os.path.join(tmp, "unary.npy"), unary_of(coarse_probabilities(image, 21)))
+        for which in ("tinyseg", "pydensecrf"):
+            if which == "pydensecrf" and peer_module() is None:
+                continue
+            code = _MEMORY_CHILD.format(bench_dir=bench_dir, which=which,
+                                        image=os.path.join(tmp, "image.npy"),
+                                        unary=os.path.join(tmp, "unary.npy"))
+            # tinyseg twice: the first run may fill Numba's on-disk cache, the second is measured
+            for _ in range(2 if which == "tinyseg" else 1):
+                res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                     cwd=os.path.dirname(bench_dir))
+                if res.returncode != 0:
+                    raise RuntimeError(f"memory run of {which} failed:\n{res.stderr}")
+            out[which] = json.loads(res.stdout.strip().splitlines()[-1])
     t = out["tinyseg"]
-    extra = dict(peak_rss_mb=t["peak_mb"], baseline_rss_mb=t["baseline_mb"])
+    extra = dict(peak_rss_mb=t["peak_mb"], rss_before_mb=t["rss_before_mb"],
+                 added_mb=t["peak_mb"] - t["rss_before_mb"])
     if "pydensecrf" in out:
         p = out["pydensecrf"]
         extra.update(peer="pydensecrf", peer_s=p["seconds"], peer_peak_rss_mb=p["peak_mb"],
-                     peer_baseline_rss_mb=p["baseline_mb"])
-    return [record("crf.memory.astronaut-512x512-21labels", t["seconds"], **extra)]
+                     peer_rss_before_mb=p["rss_before_mb"],
+                     peer_added_mb=p["peak_mb"] - p["rss_before_mb"],
+                     peak_ratio=t["peak_mb"] / p["peak_mb"],
+                     added_ratio=(t["peak_mb"] - t["rss_before_mb"]) / (p["peak_mb"] - p["rss_before_mb"]))
+    return [record("crf.memory.deeplab.21labels.512x512.10it", t["seconds"], **extra)]
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", metavar="PATH", help="write the records as JSON to PATH")
-    parser.add_argument("--repeat", type=int, default=7, help="timed runs per case (median)")
-    parser.add_argument("--quick", action="store_true",
-                        help="only 375×500 timing and the two required accuracy cases")
+    parser.add_argument("--repeat", type=int, default=5, help="timed runs per case (median)")
+    parser.add_argument("--quick", action="store_true", help="a few timing and accuracy cases")
+    parser.add_argument("--skip-time", action="store_true", help="skip the timing")
+    parser.add_argument("--skip-accuracy", action="store_true", help="skip the accuracy cases")
     parser.add_argument("--skip-memory", action="store_true", help="skip the memory subprocesses")
     args = parser.parse_args(argv)
 
     import tinyseg.crf  # noqa: F401  (first: tinyseg sets OMP_WAIT_POLICY before Numba's threads start)
     import numba
 
-    print(f"numba {numba.__version__}, {numba.get_num_threads()} threads; pydensecrf "
-          f"{'present' if peer_module() else 'absent'}; times are medians after a warm-up run "
-          "(Numba compilation cached and warm)")
-    records = bench_time(args.repeat, args.quick)
-    records += bench_accuracy(args.quick)
+    print(f"numba {numba.__version__}, {numba.get_num_threads()} threads, {os.cpu_count()} CPUs, "
+          f"load average {load_average():.2f}; pydensecrf {'present' if peer_module() else 'absent'}")
+    records = [] if args.skip_time else bench_time(args.repeat, args.quick)
+    if not args.skip_accuracy:
+        records += bench_accuracy(args.quick)
     if not args.skip_memory:
         records += bench_memory()
-    print_table(records, ["name", "threads", "tinyseg_s", "peer_s", "ratio", "label_agreement_pct",
+    print_table(records, ["name", "tinyseg_s", "peer_s", "ratio", "cpu_ratio", "load",
+                          "label_agreement_pct",
                           "tinyseg_diff_pct", "peer_diff_pct", "crf_changed_pct",
-                          "peak_rss_mb", "baseline_rss_mb", "peer_peak_rss_mb"])
+                          "peak_rss_mb", "peer_peak_rss_mb", "peak_ratio", "added_mb",
+                          "peer_added_mb", "added_ratio"])
+    print(f"load average at the end: {load_average():.2f}")
     write_json(args.json, records)
     return 0
 

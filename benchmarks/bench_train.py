@@ -1,4 +1,9 @@
-"""Whole-network speed and memory: full-width FCN-32s (VGG-16), batch 1, tinyseg vs PyTorch.
+"""Whole-network speed and memory: each full-width model (VGG-16), batch 1, tinyseg vs PyTorch.
+
+``--model NAME`` picks the network (``fcn32s``, the default, ``fcn16s``, ``fcn8s``, ``fcn8s-atonce``,
+``deeplab-largefov``; a comma-separated list or ``all`` runs several); the PyTorch peer is the same
+network built from PyTorch's functional ops (``benchmarks/_torch_models.py``). Record names are
+``<model>.<forward|train_step>.<H>x<W>`` (``<model>.c21.…`` for 21 classes).
 
 For each input size (default 375×500, the seed's PASCAL VOC image, and 224×224):
 
@@ -21,7 +26,7 @@ cache) and PyTorch's first-call allocations — then reports the median of ``--r
 each timed inside its worker. Both use 2 threads (``torch.set_num_threads(2)``; Numba and
 OpenBLAS default to the 2 cores).
 
-The PyTorch network is the same FCN-32s: NCHW float32, 3×3 convs with padding 1, ``ceil_mode=True``
+For FCN-32s the PyTorch network is: NCHW float32, 3×3 convs with padding 1, ``ceil_mode=True``
 2×2 max pooling (tinyseg's SAME pooling), fc6 7×7 padding 3 (SAME), fc7/fc8 1×1, ReLU, dropout 0.5
 after fc6 and fc7 in training, then the fixed (not trained) ×32 bilinear transposed convolution
 (64×64 tent per class, stride 32, run per channel with ``groups=C`` as tinyseg does), the
@@ -30,7 +35,8 @@ reduction="sum")``. Both are He-initialised (values differ; speed does not depen
 
 RSS is reported in GB = 10⁹ bytes (``ru_maxrss`` KiB × 1024 / 10⁹).
 
-    python benchmarks/bench_train.py [--json PATH] [--sizes 375x500,224x224] [--repeat 3]
+    python benchmarks/bench_train.py [--model fcn32s|fcn16s|fcn8s|fcn8s-atonce|deeplab-largefov|all]
+                                     [--json PATH] [--sizes 375x500,224x224] [--repeat 3]
                                      [--classes 2,21] [--no-torch]
 """
 from __future__ import annotations
@@ -51,9 +57,6 @@ from _common import print_table, record, write_json  # noqa: E402
 
 PEER = "torch-2.13-cpu"
 THREADS = 2
-VGG16 = [(2, 64), (2, 128), (3, 256), (3, 512), (3, 512)]   # (convs per block, channels)
-FC = 4096
-FACTOR = 32
 
 
 def peak_rss_gb() -> float:
@@ -70,12 +73,12 @@ def inputs(H: int, W: int, n_classes: int):
 
 
 # ----------------------------------------------------------------------------- workers
-def worker_tinyseg(H, W, n_classes):
+def worker_tinyseg(model_name, H, W, n_classes):
     from tinyseg import ops
-    from tinyseg.model import FCN32s, FCN32sConfig
+    from tinyseg.models import build_model
     from tinyseg.optim import Adam
 
-    model = FCN32s(FCN32sConfig(n_classes=n_classes, width=1.0, seed=0))
+    model = build_model(model_name, n_classes, width=1.0, seed=0)
     adam = Adam()
     x, labels = inputs(H, W, n_classes)
 
@@ -96,60 +99,18 @@ def worker_tinyseg(H, W, n_classes):
     return forward, train_step, numba.get_num_threads()
 
 
-def _tent(size: int) -> np.ndarray:
-    """The seed's ``upsample_filt`` (kept here so the torch worker does not import tinyseg/Numba)."""
-    factor = (size + 1) // 2
-    center = factor - 1 if size % 2 == 1 else factor - 0.5
-    og = np.ogrid[:size, :size]
-    return (1 - abs(og[0] - center) / factor) * (1 - abs(og[1] - center) / factor)
-
-
-def worker_torch(H, W, n_classes):
+def worker_torch(model_name, H, W, n_classes, shapes):
     import torch
     import torch.nn.functional as F
 
+    from _torch_models import build
+
     torch.set_num_threads(THREADS)
-    torch.manual_seed(0)
-    params = []                                              # [(name, weight, bias, padding)]
-
-    def conv(name, cin, cout, k):
-        w = torch.randn(cout, cin, k, k) * (2.0 / (k * k * cin)) ** 0.5    # He, (co, ci, kh, kw)
-        params.append((name, w.requires_grad_(), torch.zeros(cout, requires_grad=True), k // 2))
-
-    cin = 3
-    for block, (n, c) in enumerate(VGG16, start=1):
-        for i in range(1, n + 1):
-            conv(f"conv{block}_{i}", cin, c, 3)
-            cin = c
-    conv("fc6", cin, FC, 7)
-    conv("fc7", FC, FC, 1)
-    conv("fc8", FC, n_classes, 1)
-    k = 2 * FACTOR - FACTOR % 2                              # 64
-    up_w = torch.tensor(np.repeat(_tent(k)[None, None], n_classes, axis=0), dtype=torch.float32)
-    pad = (k - FACTOR) // 2                                  # TF SAME: 16
-
-    def net(x, train):                                       # x (1, 3, H, W)
-        i = 0
-        for n, _ in VGG16:
-            for _ in range(n):
-                _, w, b, p = params[i]
-                x = F.relu(F.conv2d(x, w, b, padding=p))
-                i += 1
-            x = F.max_pool2d(x, 2, 2, ceil_mode=True)        # (1, c, ⌈h/2⌉, ⌈w/2⌉)
-        for name in ("fc6", "fc7"):
-            _, w, b, p = params[i]
-            x = F.dropout(F.relu(F.conv2d(x, w, b, padding=p)), 0.5, training=train)
-            i += 1
-        _, w, b, p = params[i]
-        s = F.conv2d(x, w, b, padding=p)                     # (1, C, h, w) scores
-        h, ww = s.shape[2:]
-        up = F.conv_transpose2d(s, up_w, stride=FACTOR, groups=n_classes)   # (1, C, 32h+32, 32w+32)
-        return up[:, :, pad:pad + FACTOR * h, pad:pad + FACTOR * ww][:, :, :H, :W]
-
+    params, net = build(model_name, shapes, n_classes)
     x_np, labels_np = inputs(H, W, n_classes)
     x = torch.from_numpy(x_np.transpose(0, 3, 1, 2).copy())  # (1, H, W, 3) -> (1, 3, H, W)
     labels = torch.from_numpy(labels_np.astype(np.int64))
-    opt = torch.optim.Adam([t for _, w, b, _ in params for t in (w, b)], lr=1e-4, fused=True)
+    opt = torch.optim.Adam(params, lr=1e-4, fused=True)
 
     def forward():
         with torch.no_grad():
@@ -165,14 +126,16 @@ def worker_torch(H, W, n_classes):
     return forward, train_step, torch.get_num_threads()
 
 
-def serve(framework: str, H: int, W: int, n_classes: int) -> None:
+def serve(framework: str, model_name: str, H: int, W: int, n_classes: int, shapes=None) -> None:
     """Worker loop: build the network, then answer one command per stdin line with a JSON line.
 
     ``forward`` / ``train_step``: run it once, reply ``{"s": seconds}``; ``rss``: reply
     ``{"peak_rss_gb": ...}``; ``quit`` (or end of input): exit.
     """
-    build = worker_tinyseg if framework == "tinyseg" else worker_torch
-    forward, train_step, threads = build(H, W, n_classes)
+    if framework == "tinyseg":
+        forward, train_step, threads = worker_tinyseg(model_name, H, W, n_classes)
+    else:
+        forward, train_step, threads = worker_torch(model_name, H, W, n_classes, shapes)
     fns = {"forward": forward, "train_step": train_step}
 
     def reply(obj):
@@ -195,10 +158,10 @@ def serve(framework: str, H: int, W: int, n_classes: int) -> None:
 class Worker:
     """A ``--worker`` subprocess driven over its stdin/stdout, one command at a time."""
 
-    def __init__(self, framework: str, size: str, n_classes: int):
+    def __init__(self, framework: str, model_name: str, size: str, n_classes: int, shapes: dict):
         self.framework = framework
-        cmd = [sys.executable, os.path.abspath(__file__), "--worker", framework, "--size", size,
-               "--classes", str(n_classes)]
+        cmd = [sys.executable, os.path.abspath(__file__), "--worker", framework, "--model", model_name,
+               "--size", size, "--classes", str(n_classes), "--shapes", json.dumps(shapes)]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
                                      bufsize=1)
 
@@ -244,6 +207,9 @@ def parse_size(s: str) -> tuple[int, int]:
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="fcn32s",
+                        help="model(s) to measure: fcn32s (default), fcn16s, fcn8s, fcn8s-atonce, "
+                             "deeplab-largefov, a comma-separated list, or 'all'")
     parser.add_argument("--json", metavar="PATH", help="write the records to this JSON file")
     parser.add_argument("--sizes", default="375x500,224x224",
                         help="comma-separated HxW input sizes (default: 375x500,224x224)")
@@ -256,14 +222,22 @@ def main(argv=None):
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch peer even if installed")
     parser.add_argument("--worker", choices=["tinyseg", "torch"], help=argparse.SUPPRESS)
     parser.add_argument("--size", help=argparse.SUPPRESS)
+    parser.add_argument("--shapes", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.repeat < 1 or args.warmup < 0:
         parser.error("--repeat must be >= 1 and --warmup >= 0")
 
     if args.worker:                                          # child process: one framework, one size
         H, W = parse_size(args.size)
-        serve(args.worker, H, W, int(args.classes))
+        shapes = {k: tuple(v) for k, v in json.loads(args.shapes).items()}
+        serve(args.worker, args.model, H, W, int(args.classes), shapes)
         return
+
+    from tinyseg.models import MODELS
+    names = list(MODELS) if args.model == "all" else [m for m in args.model.split(",") if m]
+    for name in names:
+        if name not in MODELS:
+            parser.error(f"--model: unknown model {name!r}; choose from {', '.join(MODELS)} or all")
 
     sizes = [parse_size(s) for s in args.sizes.split(",") if s]
     classes = [int(c) for c in args.classes.split(",") if c]
@@ -278,16 +252,18 @@ def main(argv=None):
           f"(median; Numba compilation excluded), peer: {PEER if have_torch else 'none'}; "
           f"load average {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}",
           flush=True)
-    runs = [(H, W, classes[0]) for H, W in sizes] + [(sizes[0][0], sizes[0][1], c) for c in classes[1:]]
+    runs = [(m, H, W, classes[0]) for m in names for H, W in sizes] + \
+        [(m, sizes[0][0], sizes[0][1], c) for m in names for c in classes[1:]]
     records = []
     t_start = time.perf_counter()
-    for H, W, C in runs:
+    for model_name, H, W, C in runs:
         size = f"{H}x{W}"
-        tag = "fcn32s" if C == 2 else f"fcn32s.c{C}"
+        tag = model_name if C == 2 else f"{model_name}.c{C}"
         load = os.getloadavg()[0]
-        workers = {"tinyseg": Worker("tinyseg", size, C)}
+        shapes = MODELS[model_name].param_shapes(MODELS[model_name].config_class(n_classes=C))
+        workers = {"tinyseg": Worker("tinyseg", model_name, size, C, shapes)}
         if have_torch:
-            workers["torch"] = Worker("torch", size, C)
+            workers["torch"] = Worker("torch", model_name, size, C, shapes)
         try:
             for w in workers.values():
                 w.ask()                                      # wait until it has built its network
@@ -300,7 +276,7 @@ def main(argv=None):
         finally:
             for w in workers.values():
                 w.close()
-        line = f"  {size} C={C}:"
+        line = f"  {model_name} {size} C={C}:"
         for name in workers:
             line += (f" {name} forward {result['forward'][name][0]:.3f} s, "
                      f"step {result['train_step'][name][0]:.3f} s;")
@@ -316,7 +292,7 @@ def main(argv=None):
                 extra.update(torch_peak_rss_gb=result[kind + "_rss"]["torch"], peer_runs_s=peer_all,
                              peer_min_s=min(peer_all), ratio_min=min(mine_all) / min(peer_all))
             records.append(record(f"{tag}.{kind}.{size}", mine, peer=PEER if have_torch else None,
-                                  peer_s=peer_s, n_classes=C, input=size, threads=THREADS,
+                                  peer_s=peer_s, model=model_name, n_classes=C, input=size, threads=THREADS,
                                   load_avg_1min=load, **extra))
     print(f"total {time.perf_counter() - t_start:.0f} s; load average now "
           f"{' '.join(f'{v:.2f}' for v in os.getloadavg())}")

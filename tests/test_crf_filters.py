@@ -228,3 +228,19 @@ def test_filter_matrix_is_k(rng):
     feats = rng.normal(size=(12, 2)).astype(np.float32)
     np.testing.assert_allclose(ExactFilter(feats).matrix(), exact_filter_reference(feats, np.eye(12)),
                                rtol=1e-5)
+
+
+@pytest.mark.parametrize("channels", [1, 7])
+def test_image_row_factorised_grid_equals_the_plain_grid(rng, channels):
+    """Splat and slice by image rows (a 5-D bilateral grid over an image's pixels) change nothing."""
+    img = smooth_image(rng, 20, 30)
+    feats = bilateral_features(img, (4, 5), (25, 25, 25))
+    rows = GridFilter(feats, rotate=(2, 3, 4), image_shape=(20, 30))
+    plain = GridFilter(feats, rotate=(2, 3, 4))
+    assert rows._rows is not None and plain._rows is None
+    values = rng.random((600, channels)).astype(np.float32)
+    np.testing.assert_allclose(rows._apply_image_rows(values, rows.neighbours), plain.apply(values),
+                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(rows.apply(values), plain.apply(values), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="image_shape"):
+        GridFilter(feats[rng.permutation(600)], image_shape=(20, 30))

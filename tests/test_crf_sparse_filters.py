@@ -38,6 +38,8 @@ def test_recursive_gaussian_approximates_the_exact_gaussian(rng, shape, sdims):
 def test_spatial_gaussian_picks_fir_for_small_and_recursive_for_large_sigma():
     assert isinstance(spatial_gaussian((10, 10), (1.5, 2.0)), SeparableGaussianFilter)
     assert isinstance(spatial_gaussian((10, 10), (3.0, 3.0)), RecursiveGaussianFilter)
+    assert isinstance(spatial_gaussian((10, 10), (10.0, 10.0), channels=1), SeparableGaussianFilter)
+    assert isinstance(spatial_gaussian((10, 10), (20.0, 20.0), channels=1), RecursiveGaussianFilter)
 
 
 def test_recursive_filter_writes_into_out(rng):
@@ -108,7 +110,7 @@ def test_cluster_filter_is_symmetric_and_writes_into_out(rng):
 def test_auto_filter_takes_the_grid_for_wide_and_the_cluster_for_narrow_bandwidths(rng):
     img = smooth_image(rng, 30, 40)
     assert isinstance(auto_filter(bilateral_features(img, 20, 20), rotate=(2, 3, 4)), GridFilter)
-    narrow = auto_filter(bilateral_features(img, 3, 1), rotate=(2, 3, 4), max_cells=1 << 16)
+    narrow = auto_filter(bilateral_features(img, 3, 1), rotate=(2, 3, 4), max_cells=1 << 17)
     assert isinstance(narrow, ClusterFilter)
     assert isinstance(auto_filter(rng.random((50, 8)).astype(np.float32)), ClusterFilter)
 
@@ -169,3 +171,33 @@ def test_exact_filter_reports_progress_in_blocks(rng):
     ExactFilter(feats, progress=lambda done, total: seen.append((done, total))).apply(
         np.ones((1200, 30000), np.float32)[:, :1])
     assert seen[-1] == (1200, 1200) and all(t == 1200 for _, t in seen)
+
+
+def test_grid_widens_its_cells_when_they_outnumber_the_points(rng):
+    from tinyseg.crf.filters import grid_filter_reference
+
+    feats = bilateral_features(smooth_image(rng, 30, 40), (20, 20), (3, 3, 3))
+    fine = GridFilter(feats)
+    assert fine.cell == 0.75 and fine.n_occupied > 0.45 * fine.n_points
+    coarse = GridFilter(feats, max_occupied=0.45)
+    assert coarse.cell > 0.75 and (coarse.n_occupied <= 0.45 * coarse.n_points or coarse.cell == 1.7)
+    values = rng.random((feats.shape[0], 2)).astype(np.float32)
+    np.testing.assert_allclose(coarse.apply(values),
+                               grid_filter_reference(feats, values, cell=coarse.cell),
+                               rtol=1e-4, atol=1e-5)
+
+
+def test_every_filter_may_write_over_its_input(rng):
+    """MeanField filters in place (out=values) to save memory: each filter must allow it."""
+    img = smooth_image(rng, 12, 15)
+    feats = bilateral_features(img, (3, 3), (20, 20, 20))
+    filters = [ExactFilter(feats), SeparableGaussianFilter((12, 15), (1.5, 1.5)),
+               RecursiveGaussianFilter((12, 15), (3.0, 3.0)), ClusterFilter(feats),
+               GridFilter(feats, rotate=(2, 3, 4), image_shape=(12, 15)), GridFilter(feats)]
+    for filt in filters:
+        for m in (1, 7):
+            values = rng.random((180, m)).astype(np.float32)
+            want = filt.apply(values)
+            inplace = values.copy()
+            assert filt.apply(inplace, out=inplace) is inplace
+            np.testing.assert_allclose(inplace, want, rtol=1e-6, atol=1e-7, err_msg=filt.name)

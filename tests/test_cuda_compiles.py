@@ -37,7 +37,7 @@ SCRIPT = textwrap.dedent('''
     from numba import cuda, typeof
     from tinyseg.backend.cuda import accumulate, adam, conv, cropping, crf, crf_rnn, crf_sparse
     from tinyseg.backend.cuda import elementwise, loss, pooling, sgd, tiled_gemm, transposed
-    from tinyseg.backend.cuda import winograd
+    from tinyseg.backend.cuda import fuse, winograd
     i64 = np.zeros(1, np.int64)
 
     f1, f2 = np.zeros(1, np.float32), np.zeros((1, 1), np.float32)
@@ -63,6 +63,8 @@ SCRIPT = textwrap.dedent('''
         "winograd_weights": (winograd._weights_kernel, (f4, np.bool_(True), f3)),
         "winograd_input": (winograd._input_kernel, (f4, I, I, I, I, f3)),
         "winograd_output": (winograd._output_kernel, (f3, f1, I, I, I, I, f4)),
+        "winograd_output_grad": (winograd._output_grad_kernel, (f4, I, I, I, I, f3)),
+        "winograd_filter_grad": (winograd._filter_grad_kernel, (f4, f4)),
         "adam": (adam._adam_kernel, (f1, f1, f1, f1, F, F, F, F, F, F)),
         "sgd": (sgd._sgd_kernel, (f1, f1, f1, F, F, F, F)),
         "copy_into": (accumulate._copy_kernel, (f1, f1)),
@@ -102,6 +104,11 @@ SCRIPT = textwrap.dedent('''
                                       (f2, f3, f2, f2, np.zeros((1, 1, 1)), np.zeros((1, 1, 1)))),
         "crf_rnn_gather_adjoint": (crf_rnn._gather_adjoint_kernel, (f2, f1, np.bool_(True), f2)),
         "crf_rnn_softmax_backward": (crf_rnn._softmax_backward_kernel, (f2, f2, f2, f2)),
+        "crop_add": (fuse._crop_add_kernel, (f4, f4, f4)),
+        "scale": (fuse._scale_kernel, (f1, F, f1)),
+        "box3x3": (fuse._box3x3_kernel, (f4, f4)),
+        "interp": (fuse._interp_kernel, (f4, I, f4)),
+        "interp_backward": (fuse._interp_backward_kernel, (f4, I, f4)),
     }
     for config in ("SMALL", "LARGE"):            # TINY only ever runs in the simulator
         for ta in (False, True):

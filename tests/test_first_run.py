@@ -75,6 +75,9 @@ def test_no_helper_on_a_warm_cache_or_when_switched_off(monkeypatch):
     assert warmup.compile_in_background(["crf"]).process is None
     monkeypatch.delenv("TINYSEG_NO_BACKGROUND_COMPILE")
     assert warmup.compile_in_background(["crf"], device="cuda").process is None
+    monkeypatch.setenv("OMPI_COMM_WORLD_SIZE", "2")                # one helper per rank: no
+    assert warmup.compile_in_background(["crf"]).process is None
+    monkeypatch.delenv("OMPI_COMM_WORLD_SIZE")
     with pytest.raises(ValueError, match="unknown part"):
         warmup.compile_in_background(["train"])              # training kernels: never in a helper
 

@@ -1,8 +1,9 @@
-"""Winograd F(2×2, 3×3) convolution: kernels vs the NumPy twin and im2col, any dilation, backward.
+"""Winograd F(2×2, 3×3) convolution: kernels vs the NumPy twins and im2col, any dilation, backward.
 
 The Winograd path must compute the same convolution as im2col (to float32 rounding): forward,
-and ``dx`` through the rotated, channel-swapped filters, on odd sizes, dilations 1, 2, 12 (maps
-smaller than the dilated kernel included) and blocks of one tile row.
+``dx`` through the rotated, channel-swapped filters and ``dw`` through the transform domain, on
+odd sizes, dilations 1, 2, 12 (maps smaller than the dilated kernel included), blocks of one
+tile row and several workers.
 """
 import numpy as np
 import pytest
@@ -27,6 +28,13 @@ def test_reference_winograd_equals_the_direct_convolution(rng):
         x, w, b = (rng.standard_normal(s) for s in ((N, H, W, C), (3, 3, C, F), (F,)))
         np.testing.assert_allclose(ref.conv2d_winograd_forward_naive(x, w, b, d)[0],
                                    ref.conv2d_forward_naive(x, w, b, d)[0], rtol=1e-12, atol=1e-12)
+
+
+def test_reference_winograd_weight_grad_equals_the_direct_one(rng):
+    for N, H, W, C, F, d in CASES:
+        x, w, g = (rng.standard_normal(s) for s in ((N, H, W, C), (3, 3, C, F), (N, H, W, F)))
+        np.testing.assert_allclose(ref.conv2d_winograd_weight_grad_naive(g, x, w.shape, d),
+                                   ref.conv2d_backward_naive(g, (x, w, d))[1], rtol=1e-10, atol=1e-10)
 
 
 def test_filter_transform_matches_reference(rng):
@@ -56,9 +64,10 @@ def test_winograd_op_matches_twin_and_im2col(rng, N, H, W, C, F, d):
 def test_winograd_one_tile_row_per_block(rng, monkeypatch, d):
     """A workspace of one tile row: many blocks per image, each transformed and multiplied alone."""
     monkeypatch.setattr(conv_ops, "WINOGRAD_MIN_TILES", 1)
-    monkeypatch.setattr(conv_ops, "WINOGRAD_BLOCK_BYTES", 1)
+    monkeypatch.setattr(cpu, "WINOGRAD_BLOCK_BYTES", 1)
     x, w, b = rand(rng, 2, 13, 9, 3), rand(rng, 3, 3, 3, 4), rand(rng, 4)
-    assert conv_ops.winograd_rows_per_block(x.shape, 4, d, cpu.CONV_WORKSPACE_BYTES) == 1
+    rows = conv_ops.winograd_rows_per_block(x.shape, 4, d, cpu.CONV_WORKSPACE_BYTES, cpu.WINOGRAD_BLOCK_BYTES)
+    assert rows == 1
     out, cache = ops.conv2d_forward(x, w, b, dilation=d, algorithm="winograd")
     np.testing.assert_allclose(out, ref.conv2d_forward_naive(x, w, b, d)[0], rtol=1e-5, atol=1e-5)
     dout = rand(rng, *out.shape)
@@ -80,6 +89,7 @@ def test_auto_picks_winograd_for_wide_3x3_only(rng, monkeypatch):
     calls = []
     monkeypatch.setattr(cpu, "conv2d_winograd", lambda *a: calls.append("winograd"))
     monkeypatch.setattr(cpu, "conv2d_forward", lambda *a: calls.append("im2col"))
+    monkeypatch.setattr(cpu, "conv2d_forward_blocks", lambda *a: calls.append("im2col"))
     wide = conv_ops.WINOGRAD_MIN_CHANNELS
     for k, c_in, c_out in [(3, wide, wide), (3, 3, wide), (1, wide, wide), (7, wide, wide)]:
         ops.conv2d_forward(rand(rng, 1, 4, 5, c_in), rand(rng, k, k, c_in, c_out), rand(rng, c_out))
@@ -105,14 +115,14 @@ def test_winograd_dx_finite_differences(rng):
         U = np.empty((16, C, F))
         cpu.winograd_weights(w, False, U)
         out = np.empty((N, H, W, F))
-        cpu.conv2d_winograd(x, U, b, d, out, np.empty((16, tw, C)), np.empty((16, tw, F)))
+        cpu.conv2d_winograd(x, U, b, d, out, np.empty((1, 16, tw, C)), np.empty((1, 16, tw, F)))
         return out
 
     G = rng.standard_normal((N, H, W, F))
     Uf = np.empty((16, F, C))
     cpu.winograd_weights(w, True, Uf)
     dx = np.empty_like(x)
-    cpu.conv2d_winograd(G, Uf, np.zeros(C), d, dx, np.empty((16, tw, F)), np.empty((16, tw, C)))
+    cpu.conv2d_winograd(G, Uf, np.zeros(C), d, dx, np.empty((2, 16, tw, F)), np.empty((2, 16, tw, C)))
     numeric = np.zeros_like(x)
     for idx in np.ndindex(*x.shape):
         old = x[idx]
@@ -123,6 +133,36 @@ def test_winograd_dx_finite_differences(rng):
         x[idx] = old
         numeric[idx] = (plus - minus) / (2 * eps)
     np.testing.assert_allclose(dx, numeric, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("d,workers", [(1, 1), (2, 2), (12, 3)])
+def test_winograd_dw_finite_differences(rng, d, workers):
+    """dw by the transform-domain kernels (float64, several workers) against central differences."""
+    N, H, W, C, F, eps = 2, 5, 4, 2, 3, 1e-6
+    x, w, b = rng.standard_normal((N, H, W, C)), rng.standard_normal((3, 3, C, F)), rng.standard_normal(F)
+    tw = conv_ops.winograd_tiles(W, d)
+
+    def forward():
+        out = np.empty((N, H, W, F))
+        cpu.conv2d_forward(x, w, b, out, np.empty((H * W, 9 * C)), d)      # im2col, one block
+        return out
+
+    G = rng.standard_normal((N, H, W, F))
+    dU = np.empty((workers, 16, C, F))
+    cpu.winograd_weight_grad(x, G, d, dU, np.empty((workers, 16, tw, C)), np.empty((workers, 16, tw, F)),
+                             np.empty((workers, C, F)))
+    dw = np.empty_like(w)
+    cpu.winograd_filter_grad(dU, dw)
+    numeric = np.zeros_like(w)
+    for idx in np.ndindex(*w.shape):
+        old = w[idx]
+        w[idx] = old + eps
+        plus = np.sum(G * forward())
+        w[idx] = old - eps
+        minus = np.sum(G * forward())
+        w[idx] = old
+        numeric[idx] = (plus - minus) / (2 * eps)
+    np.testing.assert_allclose(dw, numeric, rtol=1e-5, atol=1e-7)
 
 
 # ----------------------------------------------------------------------------- PyTorch

@@ -12,12 +12,15 @@ from .upsampling import bilinear_upsample_weights, get_kernel_size, upsample, up
 from . import ops, reference  # noqa: E402
 from . import checkpoint, crf, data, layers, metrics, optim, weights  # noqa: E402
 from .crf import dense_crf  # noqa: E402
+from . import models  # noqa: E402
 from .model import FCN32s, FCN32sConfig  # noqa: E402
+from .models import DeepLabLargeFOV, FCN8s, FCN16s  # noqa: E402
 from .optim import Adam, AdamConfig  # noqa: E402
 from .train import TrainConfig, Trainer  # noqa: E402
 
 __all__ = [
     "__version__", "get_kernel_size", "upsample_filt", "bilinear_upsample_weights", "upsample",
-    "FCN32s", "FCN32sConfig", "Adam", "AdamConfig", "Trainer", "TrainConfig", "dense_crf",
+    "FCN32s", "FCN32sConfig", "FCN16s", "FCN8s", "DeepLabLargeFOV", "models",
+    "Adam", "AdamConfig", "Trainer", "TrainConfig", "dense_crf",
     "ops", "reference", "layers", "crf", "data", "metrics", "weights", "checkpoint", "optim",
 ]

@@ -151,6 +151,8 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="initialisation and dropout seed (default 0)")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="backend (default cpu)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--compare", action="store_true", help="the comparison study instead (tinyseg.study): "
+                   "FCN-32s, FCN-8s and DeepLab-LargeFOV, each before/after the CRF, figure and trimap table")
     p.set_defaults(func=_run)
     return p
 
@@ -165,6 +167,11 @@ def _run(args) -> int:
     argcheck.device_available(args.device)
     created = not os.path.exists(args.out)
     try:
+        if args.compare:
+            from .study import run_study
+            run_study(args.out, weights=args.weights, width=args.width, iterations=args.iterations,
+                      lr=args.lr, seed=args.seed, device=args.device, progress=not args.no_progress)
+            return 0
         run_demo(args.out, weights=args.weights, width=args.width, iterations=args.iterations,
                  lr=args.lr, seed=args.seed, device=args.device, progress=not args.no_progress,
                  verify_md5=not args.no_verify)

@@ -212,3 +212,92 @@ class CropTo(Layer):
         dx = be.zeros(full, np.float32)
         be.uncrop(dout, dx)
         return dx
+
+
+# ----------------------------------------------------------------------------- model heads
+# Layers of the FCN skip heads and of DeepLab's head (tinyseg.models). In test mode
+# (``train=False``) they keep nothing for backward.
+from . import model_ops  # noqa: E402  (the heads' ops: crop-and-add, scale, pool5a, interp)
+
+
+class TransposedConv2D(Layer):
+    """Trainable transposed convolution ×``factor``, no bias: FCN's ``upscore2``/``upscore_pool4``.
+
+    ``w (k, k, c_out, c_in)`` (TensorFlow's layout), ``k = get_kernel_size(factor)``; FCN
+    initialises it with ``bilinear_upsample_weights(factor, C)``. TF SAME cropping maps input
+    ``i`` to output ``f·i + (f − 1)/2`` (DESIGN.md's alignment rule).
+    """
+
+    def __init__(self, name, w, factor: int):
+        super().__init__(name)
+        self.factor = factor
+        self.params = {"w": w}
+
+    def forward(self, x, train=False):
+        out, cache = ops.conv_transpose2d_forward(x, self.params["w"], self.factor)
+        self._keep(cache, train)
+        return out
+
+    def backward(self, dout):
+        dx, dw = ops.conv_transpose2d_backward(dout, self._saved())
+        self.grads = {"w": dw}
+        return dx
+
+
+class CropAdd(Layer):
+    """FCN's fuse: ``forward(big, small) = big[:, :h, :w] + small``; backward -> ``(dbig, dsmall)``.
+
+    ``big`` is the upsampled coarser score map, ``small`` the finer one (``score_pool4``…); both
+    are aligned at their top-left, so only ``big``'s bottom/right overhang is cut.
+    """
+
+    def forward(self, big, small, train=False):
+        out, cache = model_ops.crop_add_forward(big, small)
+        self._keep(cache, train)
+        return out
+
+    def backward(self, dout):
+        return model_ops.crop_add_backward(dout, self._saved())
+
+
+class Scale(Layer):
+    """Multiply by a fixed ``factor`` (FCN-8s at-once scales pool4 by 0.01 and pool3 by 1e-4)."""
+
+    def __init__(self, name, factor: float):
+        super().__init__(name)
+        self.factor = float(factor)
+
+    def forward(self, x, train=False):
+        return model_ops.scale_forward(x, self.factor)[0]
+
+    def backward(self, dout):
+        return model_ops.scale_backward(dout, self.factor)
+
+
+class AvgPool3x3(Layer):
+    """3×3 average pooling, stride 1, padding 1, padded zeros counted: DeepLab's ``pool5a``."""
+
+    def forward(self, x, train=False):
+        return model_ops.avgpool3x3_forward(x)[0]
+
+    def backward(self, dout):
+        return model_ops.avgpool3x3_backward(dout)
+
+
+class Interp(Layer):
+    """DeepLab's fixed bilinear ×``factor`` upsampling, score ``i`` on output pixel ``factor·i``.
+
+    ``forward(x, train, size=(H, W))`` writes only the image's ``H × W`` (no overhang to crop).
+    """
+
+    def __init__(self, name, factor: int):
+        super().__init__(name)
+        self.factor = factor
+
+    def forward(self, x, train=False, size=None):
+        out, cache = model_ops.interp_forward(x, self.factor, size)
+        self._keep(cache, train)
+        return out
+
+    def backward(self, dout):
+        return model_ops.interp_backward(dout, self._saved())

@@ -10,8 +10,8 @@ from typing import Iterable
 import numpy as np
 
 from .data import preprocess
-from .metrics import ConfusionMatrix
-from .model import FCN32s, predict_probabilities
+from .metrics import ConfusionMatrix, TrimapMeter
+from .models import predict_probabilities
 
 # The seed's CRF parameters (pydensecrf names): spatial Gaussian sdims 10, compat 3; bilateral
 # sdims 50, schan 20, compat 10; 5 mean-field iterations.
@@ -19,7 +19,7 @@ SEED_CRF = dict(gaussian_sdims=(10, 10), gaussian_compat=3.0, sdims=(50, 50), sc
                 compat=10.0, iterations=5)
 
 
-def predict(model: FCN32s, image: np.ndarray):
+def predict(model, image: np.ndarray):
     """``(labels (H, W) int32, probabilities (H, W, C) float32)`` for one uint8 RGB image."""
     probs = predict_probabilities(model, preprocess(image)[None])[0]
     return probs.argmax(axis=-1).astype(np.int32), probs
@@ -36,15 +36,22 @@ def refine(image: np.ndarray, probabilities: np.ndarray, **crf_params):
     return dense_crf(image, probabilities, **params)
 
 
-def evaluate(model: FCN32s, samples: Iterable, n_classes: int, crf: bool = True, progress: bool = False,
-             **crf_params) -> dict:
+def evaluate(model, samples: Iterable, n_classes: int, crf: bool = True, progress: bool = False,
+             trimap=None, **crf_params) -> dict:
     """Confusion matrices before (``"fcn"``) and after (``"crf"``) the CRF over all ``samples``.
 
-    ``samples`` yields ``(image uint8 H×W×3, labels int H×W)`` pairs, labels 255 = ignore.
+    ``samples`` yields ``(image uint8 H×W×3, labels int H×W)`` pairs, labels 255 = ignore. With
+    ``trimap`` (band half-widths in pixels, e.g. :data:`tinyseg.metrics.TRIMAP_WIDTHS`) the result
+    also holds ``"trimap": {"fcn": TrimapMeter, "crf": TrimapMeter}``: the same metrics counted
+    only within ±w pixels of the ground truth's boundaries.
     """
     result = {"fcn": ConfusionMatrix(n_classes)}
     if crf:
         result["crf"] = ConfusionMatrix(n_classes)
+    bands = None
+    if trimap:
+        bands = {stage: TrimapMeter(n_classes, trimap) for stage in result}
+        result["trimap"] = bands
     items = samples
     if progress:
         from tqdm.auto import tqdm
@@ -52,7 +59,11 @@ def evaluate(model: FCN32s, samples: Iterable, n_classes: int, crf: bool = True,
     for image, labels in items:
         pred, probs = predict(model, image)
         result["fcn"].update(pred, labels)
+        if bands:
+            bands["fcn"].update(pred, labels)
         if crf:
             crf_labels, _ = refine(image, probs, **crf_params)
             result["crf"].update(crf_labels, labels)
+            if bands:
+                bands["crf"].update(crf_labels, labels)
     return result

@@ -76,14 +76,41 @@ def conv2d_winograd_forward_naive(x, w, b, dilation=1):
     return out, (x, w, dilation)
 
 
-def _winograd_phase_naive(x, U):
+def conv2d_winograd_weight_grad_naive(dout, x, w_shape, dilation=1):
+    """``dw`` of the 3×3 convolution through the Winograd transforms, phase by phase.
+
+    Forward ``Y_t = Aᵀ [(G g Gᵀ) ⊙ (Bᵀ d_t B)] A`` gives ``dM_t = A dY_t Aᵀ``,
+    ``dU = Σ_t (Bᵀ d_t B) ⊙ dM_t`` (per channel pair) and ``dg = Gᵀ dU G``.
+    """
+    d = dilation
+    N, H, W, C = x.shape
+    dU = np.zeros((4, 4, C, w_shape[3]), dtype=np.float64)
+    for py in range(min(d, H)):
+        for px in range(min(d, W)):
+            V, th, tw = _winograd_tiles_naive(x[:, py::d, px::d])          # (N, th, tw, 4, 4, C)
+            g = dout[:, py::d, px::d]
+            gp = np.zeros((g.shape[0], 2 * th, 2 * tw, g.shape[3]), dtype=np.float64)
+            gp[:, :g.shape[1], :g.shape[2]] = g
+            dY = gp.reshape(N, th, 2, tw, 2, -1).transpose(0, 1, 3, 2, 4, 5)  # (N, th, tw, 2, 2, F)
+            dM = np.einsum("ai,ntsabf,bj->ntsijf", WINOGRAD_AT, dY, WINOGRAD_AT)   # A dY Aᵀ
+            dU += np.einsum("ntsabc,ntsabf->abcf", V, dM)
+    return np.einsum("ai,abcf,bj->ijcf", WINOGRAD_G, dU, WINOGRAD_G).astype(x.dtype)
+
+
+def _winograd_tiles_naive(x):
+    """The transformed 4×4 input tiles ``Bᵀ d B`` of an undilated phase, and the tile counts."""
     N, H, W, C = x.shape
     th, tw = (H + 1) // 2, (W + 1) // 2
-    xp = np.zeros((N, 2 * th + 2, 2 * tw + 2, C), dtype=x.dtype)
+    xp = np.zeros((N, 2 * th + 2, 2 * tw + 2, C), dtype=np.float64)
     xp[:, 1:H + 1, 1:W + 1] = x
     tiles = np.stack([np.stack([xp[:, i:i + 2 * th:2, j:j + 2 * tw:2] for j in range(4)], axis=3)
                       for i in range(4)], axis=3)                        # (N, th, tw, 4, 4, C)
-    V = np.einsum("ai,ntsijc,bj->ntsabc", WINOGRAD_BT, tiles, WINOGRAD_BT)   # Bᵀ d B
+    return np.einsum("ai,ntsijc,bj->ntsabc", WINOGRAD_BT, tiles, WINOGRAD_BT), th, tw
+
+
+def _winograd_phase_naive(x, U):
+    N, H, W, C = x.shape
+    V, th, tw = _winograd_tiles_naive(x)                                 # Bᵀ d B
     M = np.einsum("ntsabc,abcf->ntsabf", V, U)                          # 16 products over c
     Y = np.einsum("ai,ntsijf,bj->ntsabf", WINOGRAD_AT, M, WINOGRAD_AT)  # (N, th, tw, 2, 2, F)
     F = U.shape[3]

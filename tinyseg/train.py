@@ -25,6 +25,7 @@ measured and the best model so far is kept in ``best_checkpoint`` beside the las
 """
 from __future__ import annotations
 
+import inspect
 import math
 import os
 import signal
@@ -125,6 +126,9 @@ class Trainer:
         self.state = TrainState()
         self.log = TrainLog(c, enabled=self.world.is_root)
         self._buckets = None
+        # Does backward announce finished gradients (``grad_ready``)? Then the reduction over the
+        # ranks overlaps backward; a model without it has its gradients summed after backward.
+        self._announces = "grad_ready" in inspect.signature(model.backward).parameters
         self._owned = set()             # checkpoint files this trainer resumed from or wrote
         self._stop_reason = None
         self.stopped_early = None       # why run() returned before its iterations were done
@@ -175,11 +179,12 @@ class Trainer:
             loss_sum += loss
             if scale != 1.0:
                 scale_into(dlogits, scale)
-            if buckets is None:
+            if buckets is None or not self._announces:
                 model.backward(dlogits)
             else:
                 model.backward(dlogits, grad_ready=buckets.hook(lambda: model.grads))
-                buckets.end_image(model.grads)
+            if buckets is not None:
+                buckets.end_image(model.grads)      # takes whatever was not announced
             model.clear()
         grads = model.grads if buckets is None else buckets.finish()
         loss = float(self.world.sum_float([loss_sum])[0]) * scale
@@ -262,6 +267,9 @@ class Trainer:
             self._maybe_validate(final=True)
         if c.checkpoint and self.iteration > 0:
             self.save(c.checkpoint)
+        if error is None and not self.world.same_on_all_ranks(self.model.params, self.model.backend):
+            raise RuntimeError("the MPI ranks ended with different parameters (they must stay "
+                               "bit-identical); the checkpoint holds rank 0's")
         self.world.barrier()
         if error is not None:
             raise error
@@ -353,7 +361,7 @@ class Trainer:
     def resume(self, path: str) -> None:
         """Continue from a checkpoint written by :meth:`save` (same model config required)."""
         ckpt = load_checkpoint(path)
-        saved = ckpt.config.get("model", {})
+        saved = {"name": "fcn32s", **ckpt.config.get("model", {})}   # unnamed: before tinyseg.models
         mine = self.model.config_dict()
         if saved != mine:
             raise ValueError(f"checkpoint {path} was written for model config {saved}, "
@@ -387,19 +395,10 @@ def build_model(n_classes: int, width: float = 1.0, seed: int = 0, weights: str 
     """A model, He-initialised or (``weights``) from imported VGG-16 parameters (fc8 fresh).
 
     ``name`` is a key of :data:`tinyseg.models.MODELS` (FCN-32s by default); ``verify_md5`` checks
-    a Keras ``.h5`` weight file against the published digests.
+    a Keras ``.h5`` weight file against the published digests. Same as
+    :func:`tinyseg.models.build_model` with the name last.
     """
-    if name != "fcn32s":
-        from .models import build_model as build
+    from .models import build_model as build
 
-        return build(name, n_classes, width=width, seed=seed, weights=weights, backend=backend,
-                     dropout=dropout)
-    from .model import FCN32s, FCN32sConfig
-
-    params = None
-    if weights:
-        from .weights import load_params
-        params = {k: v for k, v in load_params(weights, verify_md5=verify_md5).items()
-                  if not k.startswith("fc8.")}
-    return FCN32s(FCN32sConfig(n_classes=n_classes, width=width, seed=seed, dropout=dropout),
-                  backend=backend, params=params)
+    return build(name, n_classes, width=width, seed=seed, weights=weights, backend=backend,
+                 dropout=dropout, verify_md5=verify_md5)

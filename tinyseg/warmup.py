@@ -147,10 +147,14 @@ class BackgroundCompile:
 def compile_in_background(parts, device: str = "cpu") -> BackgroundCompile:
     """Start a helper compiling the given :data:`PARTS` whose kernels are not cached yet.
 
-    Nothing is started on a warm cache, for another device than the CPU, or with
-    ``TINYSEG_NO_BACKGROUND_COMPILE=1`` in the environment.
+    Nothing is started on a warm cache, for another device than the CPU, under an MPI launcher
+    with several ranks (each rank would start a helper, and the helpers would compile the same
+    kernels at once), or with ``TINYSEG_NO_BACKGROUND_COMPILE=1`` in the environment.
     """
-    if device != "cpu" or os.environ.get("TINYSEG_NO_BACKGROUND_COMPILE") == "1":
+    from .distributed import world_size_from_env
+
+    if (device != "cpu" or os.environ.get("TINYSEG_NO_BACKGROUND_COMPILE") == "1"
+            or world_size_from_env() > 1):
         return BackgroundCompile([])
     unknown = [p for p in parts if p not in HELPER_PARTS]
     if unknown:

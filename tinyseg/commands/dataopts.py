@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["add_data", "add_validation", "label_map_from_args", "dataset_from_args",
-           "check_dataset", "Subset", "SingleImage"]
+__all__ = ["add_data", "add_validation", "label_map_from_args", "saved_label_map", "dataset_from_args",
+           "check_dataset", "Subset", "single_image"]
 
 
 def add_data(p, split_default, *, annotation_required=True):
@@ -54,6 +54,16 @@ def _source(args):
     return given[0]
 
 
+def saved_label_map(config: dict):
+    """The classes a checkpoint was trained for (older checkpoints: binary, VOC or numbered)."""
+    from ..data import LabelMap
+
+    if config.get("classes"):
+        return LabelMap.from_dict(config["classes"])
+    n = config.get("model", {}).get("n_classes", 2)
+    return LabelMap.binary() if n == 2 else LabelMap.voc() if n == 21 else LabelMap.numbered(n)
+
+
 def label_map_from_args(args, saved=None):
     """The :class:`~tinyseg.data.LabelMap` of the options; ``saved`` is a checkpoint's (a dict)."""
     from ..data import LabelMap
@@ -63,7 +73,7 @@ def label_map_from_args(args, saved=None):
     if args.labels is not None:
         return LabelMap.binary() if args.labels == "binary" else LabelMap.voc()
     if saved is not None:
-        return LabelMap.from_dict(saved)
+        return saved if isinstance(saved, LabelMap) else LabelMap.from_dict(saved)
     root = args.voc or args.data
     if root and os.path.isfile(os.path.join(root, "classes.txt")):
         return LabelMap.from_options(os.path.join(root, "classes.txt"))
@@ -93,8 +103,12 @@ class Subset:
     def __getitem__(self, i):
         return self.items[self.indices[i]]
 
+    def __iter__(self):
+        for i in self.indices:
+            yield self.items[i]
 
-def SingleImage(image, annotation, label_map):
+
+def single_image(image, annotation, label_map):
     """``--image``/``--annotation`` as a one-item dataset (checked like any other)."""
     from ..data import SegmentationDataset
 
@@ -111,7 +125,7 @@ def dataset_from_args(args, label_map, split=None):
     if source == "image":
         if not args.annotation:
             raise ValueError("--image needs --annotation (the ground-truth mask)")
-        return SingleImage(args.image, args.annotation, label_map)
+        return single_image(args.image, args.annotation, label_map)
     root = args.voc or args.data
     if not os.path.isdir(root):
         raise FileNotFoundError(f"dataset folder not found: {root!r}")
@@ -145,9 +159,10 @@ def check_dataset(dataset, world, training: bool):
     if training:
         present = [names[k] for k in np.flatnonzero(counts)]
         if len(present) < 2:
-            raise ValueError(f"the training masks of {dataset.name} hold only the class(es) "
-                             f"{present} besides ignored pixels (255): nothing to tell apart; "
-                             f"{MASK_HINT}")
+            what = (f"mask {dataset.mask_path(0)!r} holds" if len(dataset) == 1
+                    else f"the training masks of {dataset.name} hold")
+            raise ValueError(f"{what} only the class(es) {present} besides ignored pixels (255): "
+                             f"nothing to tell apart; {MASK_HINT}")
         absent = [names[k] for k in range(len(names)) if counts[k] == 0]
         if absent and world.is_root:
             print(f"note: no training pixel of class(es) {absent}", flush=True)

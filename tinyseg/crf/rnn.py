@@ -105,6 +105,7 @@ class CRFasRNN:
         self.params = {k: self.backend.asarray(v) for k, v in self.init_params(self.config).items()}
         self.grads: dict = {}
         self._cache = None
+        self._workspaces: list = []      # one per image of the batch: work arrays kept for reuse
 
     # ------------------------------------------------------------------ parameters
     @staticmethod
@@ -176,8 +177,11 @@ class CRFasRNN:
         weights, compat = self._device_params()
         out = be.empty((n, h, w, c), np.float32)
         caches = []
+        while len(self._workspaces) < n:
+            self._workspaces.append({})
         for b in range(n):
-            engine = MeanFieldRNN(self.filters(image[b]), device=be.name)
+            engine = MeanFieldRNN(self.filters(image[b]), device=be.name,
+                                  workspace=self._workspaces[b])
             z = logits[b].reshape(h * w, c)                                   # (H, W, C) -> (HW, C)
             if train:                                   # backward reads z: keep our own copy
                 z_own = be.empty((h * w, c), np.float32)
@@ -219,9 +223,12 @@ class CRFasRNN:
         self.grads = {k: be.asarray(np.ascontiguousarray(v, dtype=np.float32)) for k, v in grads.items()}
         return dlogits
 
-    def clear(self) -> None:
-        """Drop what a training-mode forward kept."""
+    def clear(self, workspace: bool = False) -> None:
+        """Drop what a training-mode forward kept (and, with ``workspace``, the reusable work
+        arrays, about ``(T K + 8) N C`` floats per image)."""
         self._cache = None
+        if workspace:
+            self._workspaces = []
 
     def predict(self, logits, image, iterations: int | None = None):
         """Test-mode forward, then ``(labels (N, H, W) int32, Q (N, H, W, C) float32)`` on the host."""

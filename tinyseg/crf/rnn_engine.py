@@ -41,18 +41,24 @@ class MeanFieldRNN:
         them with its ``device_filter``).
     device : "cpu" or "cuda", the backend whose kernels run.
     dtype : float32 (the layer) or float64 (finite-difference checks, with float64 filters).
+    workspace : a dict that keeps the work arrays (the messages, backward's temporaries) for the
+        next engine of the same shape (the layer passes one per image of the batch): fresh large
+        arrays cost page faults on every step, as much as the work itself on a loaded machine.
+        Returned arrays are always fresh; the messages of a cache stay valid until the next
+        forward with the same workspace.
 
     The set-up filters ``1`` and ``D^-1/2`` once per kernel: ``D = K 1`` gives the symmetric
     normalisation ``scale = D^-1/2`` (``K̃ = diag(scale) K diag(scale)``, so ``K̃^T`` is
     ``diag(scale) K^T diag(scale)``), and ``K̃ 1`` completes the last channel of each message.
     """
 
-    def __init__(self, filters, device: str = "cpu", dtype=np.float32):
+    def __init__(self, filters, device: str = "cpu", dtype=np.float32, workspace: dict | None = None):
         if not filters:
             raise ValueError("`filters` is empty: CRF-as-RNN needs at least one kernel")
         self.backend = get_backend(device)
         self.kernels = self.backend.crf_rnn_kernels()
         self.dtype = np.dtype(dtype)
+        self.workspace = {} if workspace is None else workspace
         self.filters = [self.kernels.device_filter(f) for f in filters]
         self.n_points = int(filters[0].n_points)
         for f in filters:
@@ -94,21 +100,23 @@ class MeanFieldRNN:
         be, kern = self.backend, self.kernels
         n, c = z.shape
         t_max = int(iterations)
-        q = be.empty((n, c), self.dtype)
+        q = self._work("q_forward", (n, c))
         kern.softmax(z, q)                                              # Q_0
         if t_max == 0:
             logits = be.empty((n, c), self.dtype)
             kern.copy(z, logits)
             return logits, ((z, None) if keep else None)
-        messages = be.empty((t_max if keep else 1, self.n_kernels, n, c), self.dtype)
-        scaled = be.empty((n, c - 1), self.dtype)
+        messages = self._work("messages" if keep else "messages_test",
+                              (t_max if keep else 1, self.n_kernels, n, c))
+        scaled = self._work("scaled", (n, c - 1))
         logits = be.empty((n, c), self.dtype)
+        compat_t = self._transposed(compat)
         for t in range(t_max):
             m_t = messages[t if keep else 0]                            # (K, N, C)
             for k, f in enumerate(self.filters):
                 kern.scale_columns(q, self.scale[k], scaled)            # D^-1/2 Q[:, :C-1]
                 kern.complete(f.apply(scaled), self.scale[k], self.k1[k], m_t[k])   # K̃_k Q_t
-            kern.combine(z, m_t, weights, compat, logits, q)           # L_t+1, Q_t+1
+            kern.combine(z, m_t, weights, compat_t, logits, q)         # L_t+1, Q_t+1
         return logits, ((z, messages) if keep else None)
 
     # ------------------------------------------------------------------ backward
@@ -135,17 +143,19 @@ class MeanFieldRNN:
         dcompat = np.zeros((c, c))
         if messages is None:
             return dz, dweights, dcompat
-        g = be.empty((n, c), self.dtype)
+        g = self._work("g", (n, c))
         kern.copy(dout, g)                                              # G_T
         n_parts = kern.partials(n)
-        dcompat_part = be.empty((n_parts, c, c), np.float64)
-        dweights_part = be.empty((n_parts, self.n_kernels, c), np.float64)
-        v = be.empty((self.n_kernels, n, c - 1), self.dtype)
-        dq = be.empty((n, c), self.dtype)
-        q = be.empty((n, c), self.dtype)
-        scratch = be.empty((n, c), self.dtype)
+        dcompat_part = self._work("dcompat_part", (n_parts, c, c), np.float64)
+        dweights_part = self._work("dweights_part", (n_parts, self.n_kernels, c), np.float64)
+        work = self._work("pairwise", (n_parts, 2, c))
+        compat_t = self._transposed(compat)
+        v = self._work("v", (self.n_kernels, n, c - 1))
+        dq = self._work("dq", (n, c))
+        q = self._work("q", (n, c))
+        scratch = self._work("scratch", (n, c))
         for t in range(messages.shape[0], 0, -1):
-            kern.pairwise_backward(g, messages[t - 1], weights, compat, self.scale, v,
+            kern.pairwise_backward(g, messages[t - 1], weights, compat, self.scale, work, v,
                                    dcompat_part, dweights_part)
             dcompat += be.to_numpy(dcompat_part).sum(axis=0)
             dweights += be.to_numpy(dweights_part).sum(axis=0)
@@ -154,6 +164,19 @@ class MeanFieldRNN:
             if t == 1:
                 kern.softmax(z, q)                                      # Q_0
             else:
-                kern.combine(z, messages[t - 2], weights, compat, scratch, q)   # Q_t-1 again
+                kern.combine(z, messages[t - 2], weights, compat_t, scratch, q)   # Q_t-1 again
             kern.softmax_backward(q, dq, g, dz)                         # G_t-1; dz += G_t-1
         return dz, dweights, dcompat
+
+    def _work(self, name: str, shape: tuple, dtype=None):
+        """The work array ``name`` of ``shape`` from the workspace (allocated when absent or resized)."""
+        dtype = self.dtype if dtype is None else np.dtype(dtype)
+        a = self.workspace.get(name)
+        if a is None or tuple(a.shape) != tuple(shape) or np.dtype(a.dtype) != dtype:
+            a = self.workspace[name] = self.backend.empty(shape, dtype)
+        return a
+
+    def _transposed(self, compat):
+        """``compat.T`` as a contiguous array of the backend (what :func:`combine` reads)."""
+        be = self.backend
+        return be.asarray(np.ascontiguousarray(be.to_numpy(compat).T))

@@ -131,13 +131,13 @@ def crf_rnn_backward_reference(dout, cache):
 
 
 # ----------------------------------------------------------------------------- kernel twins
-def combine_reference(z, messages, weights, compat):
+def combine_reference(z, messages, weights, compat_t):
     """``logits = z - (sum_k messages[k] diag(weights[k])) compat^T``, ``q = softmax(logits)``.
 
-    z (N, C), messages (K, N, C), weights (K, C), compat (C, C) -> (logits, q), both (N, C).
+    z (N, C), messages (K, N, C), weights (K, C), compat_t = compat^T (C, C) -> (logits, q).
     """
     a = np.einsum("knc,kc->nc", np.asarray(messages, np.float64), np.asarray(weights, np.float64))
-    logits = np.asarray(z, np.float64) - a @ np.asarray(compat, np.float64).T
+    logits = np.asarray(z, np.float64) - a @ np.asarray(compat_t, np.float64)
     return logits, softmax_reference(logits)
 
 
@@ -155,8 +155,8 @@ def complete_reference(filtered, post, k1):
 def pairwise_backward_reference(g, messages, weights, compat, post):
     """One iteration's backward up to the filters' adjoint.
 
-    g (N, C) = G_t, messages (K, N, C) = M_t-1, weights (K, C), compat (C, C), post (K, N).
-    Returns ``v`` (K, N, C-1), ``dcompat`` (C, C), ``dweights`` (K, C), with ``dA = -g compat``:
+    g (N, C) = G_t, messages (K, N, C) = M_t-1, weights (K, C), compat (C, C), post (K, N)
+    (the kernel also takes a work space, which a twin does not need). Returns ``v`` (K, N, C-1), ``dcompat`` (C, C), ``dweights`` (K, C), with ``dA = -g compat``:
 
     * ``dcompat = -g^T A``, ``A = sum_k messages[k] diag(weights[k])``;
     * ``dweights[k] = sum_i dA * messages[k]``;

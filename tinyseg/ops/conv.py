@@ -6,16 +6,19 @@ returns ``(dx, dw, db)``. Two algorithms compute the same convolution (results d
 * ``"im2col"`` — im2col with dilated taps + a row-blocked GEMM (:mod:`tinyseg.backend.cpu.conv`):
   any odd kernel; its backward gives ``dw`` (and ``dx`` through col2im).
 * ``"winograd"`` — Winograd F(2×2, 3×3) (:mod:`tinyseg.backend.cpu.winograd`): 3×3 kernels only,
-  2.25× fewer multiply-adds in its GEMMs. Backward uses it for ``dx`` too (``dx`` is the
-  convolution of ``dout`` with the 180°-rotated, channel-swapped filters) and im2col for ``dw``.
+  2.25× fewer multiply-adds in its GEMMs. Backward uses it too: ``dx`` is the convolution of
+  ``dout`` with the 180°-rotated, channel-swapped filters, and ``dw`` is brought back from the
+  transform domain (:mod:`tinyseg.backend.cpu.winograd_grad`).
 
 ``algorithm="auto"`` (the default) takes Winograd for 3×3 kernels with at least
 ``WINOGRAD_MIN_CHANNELS`` input and output channels (VGG's conv1_2 … conv5_3, DeepLab's conv5 and
 fc6) and im2col otherwise (conv1_1's 3 input channels, fc6's 7×7, the 1×1 layers).
 
-Extra memory: one block workspace of at most ``CONV_WORKSPACE_BYTES`` (the im2col rows, or the
-Winograd tiles ``V`` and products ``M`` of a block of tile rows), plus for Winograd the transformed
-filters ``U (16, C, F)`` (16/9 of the weights).
+Extra memory: one block workspace of at most ``CONV_WORKSPACE_BYTES`` (the im2col rows; one per
+worker thread when the image has several blocks per thread), or for
+Winograd one block of tiles ``V`` and products ``M`` per worker thread (each at most
+``CONV_WORKSPACE_BYTES``) plus the transformed filters ``U (16, C, F)`` (16/9 of the weights);
+Winograd's backward adds one transformed weight gradient ``(16, C, F)`` per worker.
 """
 from __future__ import annotations
 
@@ -28,9 +31,8 @@ ALGORITHMS = ("auto", "im2col", "winograd")
 # "auto" uses Winograd for 3×3 kernels when both channel counts reach this: below it the 16 GEMMs
 # are too thin (conv1_1 has 3 input channels) and im2col's single GEMM is faster.
 WINOGRAD_MIN_CHANNELS = 16
-# Winograd tiles per block: enough rows for an efficient GEMM, few enough that V and M stay in
-# the 1 MB L2 cache where possible (measured on VGG's shapes, see benchmarks/bench_ops.py).
-WINOGRAD_BLOCK_BYTES = 2 * 2**20
+# Winograd tiles per block: at least this many (an efficient GEMM); beyond that the backend's
+# WINOGRAD_BLOCK_BYTES target (cache-sized on the CPU) and CONV_WORKSPACE_BYTES bound apply.
 WINOGRAD_MIN_TILES = 128
 
 
@@ -72,10 +74,30 @@ def conv2d_forward(x, w, b, dilation: int = 1, algorithm: str = "auto"):
     out = be.empty((N, H, W, c_out), np.float32)
     if winograd:
         _winograd(be, x, w, b, dilation, out, flip=False)
+    elif kh * kw > 1 and _rows_per_worker_block(x.shape, w.shape, be.CONV_WORKSPACE_BYTES,
+                                                be.parallel_workers()) is not None:
+        workers = be.parallel_workers()
+        rows = _rows_per_worker_block(x.shape, w.shape, be.CONV_WORKSPACE_BYTES, workers)
+        cols = be.empty((workers, rows * W, kh * kw * c_in), np.float32)
+        be.conv2d_forward_blocks(x, w, b, out, cols, dilation)
     else:
         col = _conv_workspace(be, x.shape, w.shape)
         be.conv2d_forward(x, w, b, out, col, dilation)
     return out, (x, w, dilation, algorithm)
+
+
+def _rows_per_worker_block(x_shape, w_shape, workspace_bytes: int, workers: int):
+    """Rows per block when the im2col forward can give every worker thread whole blocks, else None.
+
+    With several workers and at least two blocks each (blocks small enough to balance: at most
+    ⌈H/4P⌉ rows), each worker does its own blocks; a layer that fits in fewer blocks (fc6 on a
+    small map) keeps one shared buffer and the BLAS's own threads.
+    """
+    N, H = x_shape[0], x_shape[1]
+    rows = min(conv_rows_per_block(x_shape, w_shape, workspace_bytes), -(-H // (4 * workers)))
+    if workers < 2 or N * -(-H // rows) < 2 * workers:
+        return None
+    return rows
 
 
 def conv2d_backward(dout, cache, dw=None, db=None, need_dx: bool = True):
@@ -95,20 +117,33 @@ def conv2d_backward(dout, cache, dw=None, db=None, need_dx: bool = True):
     be = backend_for(x)
     dw = output_buffer(be, "dw", dw, w.shape)
     db = output_buffer(be, "db", db, (w.shape[3],))
-    col = _conv_workspace(be, x.shape, w.shape)
     kh, kw, c_in, c_out = w.shape
+    if _use_winograd(algorithm, w.shape):
+        be.column_sums(dout.reshape(N * H * W, c_out), db)
+        _winograd_weight_grad(be, x, dout, dilation, dw)
+        if not need_dx:
+            return None, dw, db
+        dx = be.empty(x.shape, np.float32)
+        _winograd(be, dout, w, be.zeros((c_in,), np.float32), dilation, dx, flip=True)
+        return dx, dw, db
+    workers = be.parallel_workers()
+    rows = _rows_per_worker_block(x.shape, w.shape, be.CONV_WORKSPACE_BYTES, workers)
+    if (not need_dx and kh * kw > 1 and rows is not None
+            and 2 * workers * kh * kw * c_in * c_out * 4 <= be.CONV_WORKSPACE_BYTES):
+        # dw alone (a first layer), each worker summing its own blocks (small per-worker partials)
+        be.column_sums(dout.reshape(N * H * W, c_out), db)
+        parts = be.empty((workers, kh * kw * c_in, c_out), np.float32)
+        tmp = be.empty((workers, kh * kw * c_in, c_out), np.float32)
+        cols = be.empty((workers, rows * W, kh * kw * c_in), np.float32)
+        be.conv2d_weight_grad_blocks(x, dout, dw, parts, cols, tmp, dilation)
+        return None, dw, db
+    col = _conv_workspace(be, x.shape, w.shape)
     # One block (a 1×1 kernel, or a single image whose rows all fit the workspace) needs no
     # buffer for partial dw sums.
     one_block = kh * kw == 1 or (N == 1 and col.shape[0] == H * W)
     dw_tmp = be.empty((1, 1) if one_block else (kh * kw * c_in, c_out), np.float32)
-    winograd_dx = need_dx and _use_winograd(algorithm, w.shape)
-    im2col_dx = need_dx and not winograd_dx
-    dx = be.empty(x.shape if im2col_dx else (1, 1, 1, 1), np.float32)
-    be.conv2d_backward(x, w, dout, dx, dw, db, col, dw_tmp, dilation, im2col_dx)
-    del col, dw_tmp                             # free the im2col workspace before Winograd's
-    if winograd_dx:
-        dx = be.empty(x.shape, np.float32)
-        _winograd(be, dout, w, be.zeros((c_in,), np.float32), dilation, dx, flip=True)
+    dx = be.empty(x.shape if need_dx else (1, 1, 1, 1), np.float32)
+    be.conv2d_backward(x, w, dout, dx, dw, db, col, dw_tmp, dilation, bool(need_dx))
     return (dx if need_dx else None), dw, db
 
 
@@ -128,16 +163,18 @@ def winograd_tiles(size: int, dilation: int) -> int:
     return (size // (2 * dilation)) * dilation + min(dilation, size % (2 * dilation))
 
 
-def winograd_rows_per_block(x_shape, c_out: int, dilation: int, workspace_bytes: int) -> int:
+def winograd_rows_per_block(x_shape, c_out: int, dilation: int, workspace_bytes: int,
+                            block_bytes: int = 2 * 2**20) -> int:
     """Tile rows per Winograd block: ``V (16, T, C)`` and ``M (16, T, F)`` for ``T = rows·tiles(W)``.
 
-    Aims at ``WINOGRAD_BLOCK_BYTES`` (cache-sized), takes at least ``WINOGRAD_MIN_TILES`` tiles
-    (an efficient GEMM), and never exceeds ``workspace_bytes``; at least one tile row.
+    Aims at ``block_bytes`` (the backend's ``WINOGRAD_BLOCK_BYTES``), takes at least
+    ``WINOGRAD_MIN_TILES`` tiles (an efficient GEMM), and never exceeds ``workspace_bytes``; at
+    least one tile row.
     """
     _, H, W, c_in = x_shape
     tw, th = winograd_tiles(W, dilation), winograd_tiles(H, dilation)
     tile_bytes = 16 * (c_in + c_out) * 4
-    tiles = max(WINOGRAD_BLOCK_BYTES // tile_bytes, WINOGRAD_MIN_TILES)
+    tiles = max(block_bytes // tile_bytes, WINOGRAD_MIN_TILES)
     tiles = min(tiles, workspace_bytes // tile_bytes)
     return max(1, min(th, tiles // tw))
 
@@ -149,11 +186,50 @@ def _winograd(be, x, w, b, dilation, out, flip):
         c_in, c_out = c_out, c_in
     U = be.empty((16, c_in, c_out), np.float32)
     be.winograd_weights(w, flip, U)
-    rows = winograd_rows_per_block(x.shape, c_out, dilation, be.CONV_WORKSPACE_BYTES)
+    rows = winograd_rows_per_block(x.shape, c_out, dilation, be.CONV_WORKSPACE_BYTES,
+                                   be.WINOGRAD_BLOCK_BYTES)
     tiles = rows * winograd_tiles(x.shape[2], dilation)
-    V = be.empty((16, tiles, c_in), np.float32)
-    M = be.empty((16, tiles, c_out), np.float32)
+    workers = be.parallel_workers()                 # one block of tiles per worker thread
+    V = be.empty((workers, 16, tiles, c_in), np.float32)
+    M = be.empty((workers, 16, tiles, c_out), np.float32)
     be.conv2d_winograd(x, U, b, dilation, out, V, M)
+
+
+def conv2d_workspace_bytes(x_shape, w_shape, dilation: int = 1, algorithm: str = "auto",
+                           workspace_bytes: int = 8 * 2**20, workers: int = 1,
+                           block_bytes: int = 2 * 2**20) -> int:
+    """Extra bytes a :func:`conv2d_forward` allocates besides its output (the memory bound).
+
+    im2col: one block of im2col rows (≤ ``workspace_bytes``; none for 1×1). Winograd: each
+    worker's tiles ``V`` and products ``M`` (≤ ``workspace_bytes`` each) and the filters
+    ``U (16, C, F)``.
+    """
+    kh, kw, c_in, c_out = w_shape
+    if _use_winograd(algorithm, w_shape):
+        rows = winograd_rows_per_block(x_shape, c_out, dilation, workspace_bytes, block_bytes)
+        tiles = rows * winograd_tiles(x_shape[2], dilation)
+        return 4 * (workers * 16 * tiles * (c_in + c_out) + 16 * c_in * c_out)
+    if kh * kw == 1:
+        return 0
+    rows = _rows_per_worker_block(x_shape, w_shape, workspace_bytes, workers)
+    if rows is not None:
+        return 4 * workers * rows * x_shape[2] * kh * kw * c_in
+    return 4 * conv_rows_per_block(x_shape, w_shape, workspace_bytes) * x_shape[2] * kh * kw * c_in
+
+
+def _winograd_weight_grad(be, x, dout, dilation, dw):
+    """dw of the 3×3 convolution by Winograd: per-worker sums of V[ξ]ᵀ dM[ξ], then Gᵀ · G."""
+    c_in, c_out = x.shape[3], dout.shape[3]
+    rows = winograd_rows_per_block(x.shape, c_out, dilation, be.CONV_WORKSPACE_BYTES,
+                                   be.WINOGRAD_BLOCK_BYTES)
+    tiles = rows * winograd_tiles(x.shape[2], dilation)
+    workers = be.parallel_workers()
+    V = be.empty((workers, 16, tiles, c_in), np.float32)
+    dM = be.empty((workers, 16, tiles, c_out), np.float32)
+    dU = be.empty((workers, 16, c_in, c_out), np.float32)
+    tmp = be.empty((workers, c_in, c_out), np.float32)
+    be.winograd_weight_grad(x, dout, dilation, dU, V, dM, tmp)
+    be.winograd_filter_grad(dU, dw)
 
 
 def conv_rows_per_block(x_shape, w_shape, workspace_bytes: int) -> int:

@@ -9,8 +9,10 @@ import numpy as np
 
 from .accumulate import add_into, copy_into, scale_into
 from .adam import adam_update
-from .conv import conv2d_backward, conv2d_forward
+from .conv import (column_sums, conv2d_backward, conv2d_forward, conv2d_forward_blocks,
+                   conv2d_weight_grad_blocks)
 from .elementwise import dropout_backward, dropout_forward, relu_backward, relu_forward
+from .fuse import box3x3, crop_add, interp, interp_backward, scale
 from .loss import softmax, softmax_cross_entropy
 from .pooling import (maxpool2x2_backward, maxpool2x2_forward, maxpool3x3_backward,
                       maxpool3x3_forward)
@@ -22,7 +24,8 @@ from .transposed import (
     conv_transpose2d_depthwise_forward,
     conv_transpose2d_forward,
 )
-from .winograd import conv2d_winograd, winograd_weights
+from .winograd import WINOGRAD_BLOCK_BYTES, conv2d_winograd, parallel_workers, winograd_weights
+from .winograd_grad import winograd_filter_grad, winograd_weight_grad
 
 name = "cpu"
 

@@ -27,11 +27,19 @@ Inputs outside the image read as 0 (SAME zero padding); outputs outside it are n
 
 The image is processed a block of anchor rows at a time, so ``V (16, T, C)`` and
 ``M (16, T, F)`` hold only that block's tiles (the wrapper sizes them within the convolution
-workspace). Float32 results differ from im2col's by rounding only (the transforms' coefficients
+workspace), one block per worker thread. Float32 results differ from im2col's by rounding only (the transforms' coefficients
 are 0, ±1/2, ±1; tested against the NumPy twin and PyTorch).
 """
+import numba
 import numpy as np
 from numba import njit, prange
+
+from .blas import single_threaded
+
+# Bytes of one worker's block of tiles (V and M) that the wrapper aims at: small enough to stay in
+# the 1 MB L2 cache where it can, while a block still has at least 128 tiles for an efficient GEMM
+# (measured on VGG's shapes with benchmarks/bench_ops.py).
+WINOGRAD_BLOCK_BYTES = 2 * 2**20
 
 
 @njit(inline="always")
@@ -88,60 +96,62 @@ def winograd_weights(w, flip, U):
                              w[2, 0, c, f], w[2, 1, c, f], w[2, 2, c, f], half)
 
 
-@njit(parallel=True, cache=True)
-def winograd_input(x, n, a0, a1, dil, V):
-    """V[4i' + j', t, c] = (Bᵀ d B)[i', j'] for the tiles of anchor rows [a0, a1) of image ``n``.
+@njit(inline="always")
+def _bt(e0, e1, e2, e3):
+    """Bᵀ e for a 4-vector e (one column, or one row, of a tile)."""
+    return e0 - e2, e1 + e2, e2 - e1, e1 - e3
 
-    ``d[i, j] = x[n, y0 + d·(i − 1), x0 + d·(j − 1), c]``, 0 outside the image. Every tap is read
-    from a clamped (valid) address and then selected, so the channel loop has no branches.
+
+@njit(cache=True)
+def _input_tile(x, n, y0, x0, dil, V, p):
+    """V[:, p, :] = Bᵀ d B for the tile whose 4×4 taps start at input pixel (y0, x0).
+
+    The 16 taps are first copied into the tile's own 16 rows of ``V`` (zeros outside the image),
+    then transformed in place: each loop over channels touches one array and has no branch, so
+    it vectorises (one loop reading ``x`` and writing ``V`` did not when compiled outside a
+    parallel loop: LLVM cannot rule out that the two overlap).
     """
     H, W, C = x.shape[1], x.shape[2], x.shape[3]
-    TW = anchors(W, dil)
     zero = x.dtype.type(0)
-    for p in prange((a1 - a0) * TW):
-        y0 = anchor(a0 + p // TW, dil) - dil          # first input row / column of the tile
-        x0 = anchor(p % TW, dil) - dil
-        y_0, y_1, y_2, y_3 = y0, y0 + dil, y0 + 2 * dil, y0 + 3 * dil
-        x_0, x_1, x_2, x_3 = x0, x0 + dil, x0 + 2 * dil, x0 + 3 * dil
-        oy0, oy1, oy2, oy3 = 0 <= y_0 < H, 0 <= y_1 < H, 0 <= y_2 < H, 0 <= y_3 < H
-        ox0, ox1, ox2, ox3 = 0 <= x_0 < W, 0 <= x_1 < W, 0 <= x_2 < W, 0 <= x_3 < W
-        y_0, y_1, y_2, y_3 = min(max(y_0, 0), H - 1), min(max(y_1, 0), H - 1), min(max(y_2, 0), H - 1), min(y_3, H - 1)
-        x_0, x_1, x_2, x_3 = min(max(x_0, 0), W - 1), min(max(x_1, 0), W - 1), min(max(x_2, 0), W - 1), min(x_3, W - 1)
-        for c in range(C):
-            # Bᵀ d: combine the 4 rows, for each of the 4 columns j
-            e0 = x[n, y_0, x_0, c] if oy0 and ox0 else zero
-            e1 = x[n, y_1, x_0, c] if oy1 and ox0 else zero
-            e2 = x[n, y_2, x_0, c] if oy2 and ox0 else zero
-            e3 = x[n, y_3, x_0, c] if oy3 and ox0 else zero
-            r00, r10, r20, r30 = e0 - e2, e1 + e2, e2 - e1, e1 - e3
-            e0 = x[n, y_0, x_1, c] if oy0 and ox1 else zero
-            e1 = x[n, y_1, x_1, c] if oy1 and ox1 else zero
-            e2 = x[n, y_2, x_1, c] if oy2 and ox1 else zero
-            e3 = x[n, y_3, x_1, c] if oy3 and ox1 else zero
-            r01, r11, r21, r31 = e0 - e2, e1 + e2, e2 - e1, e1 - e3
-            e0 = x[n, y_0, x_2, c] if oy0 and ox2 else zero
-            e1 = x[n, y_1, x_2, c] if oy1 and ox2 else zero
-            e2 = x[n, y_2, x_2, c] if oy2 and ox2 else zero
-            e3 = x[n, y_3, x_2, c] if oy3 and ox2 else zero
-            r02, r12, r22, r32 = e0 - e2, e1 + e2, e2 - e1, e1 - e3
-            e0 = x[n, y_0, x_3, c] if oy0 and ox3 else zero
-            e1 = x[n, y_1, x_3, c] if oy1 and ox3 else zero
-            e2 = x[n, y_2, x_3, c] if oy2 and ox3 else zero
-            e3 = x[n, y_3, x_3, c] if oy3 and ox3 else zero
-            r03, r13, r23, r33 = e0 - e2, e1 + e2, e2 - e1, e1 - e3
-            # (Bᵀ d) B: combine the 4 columns of each row i'
-            V[0, p, c], V[1, p, c], V[2, p, c], V[3, p, c] = r00 - r02, r01 + r02, r02 - r01, r01 - r03
-            V[4, p, c], V[5, p, c], V[6, p, c], V[7, p, c] = r10 - r12, r11 + r12, r12 - r11, r11 - r13
-            V[8, p, c], V[9, p, c], V[10, p, c], V[11, p, c] = r20 - r22, r21 + r22, r22 - r21, r21 - r23
-            V[12, p, c], V[13, p, c], V[14, p, c], V[15, p, c] = r30 - r32, r31 + r32, r32 - r31, r31 - r33
+    for i in range(4):
+        yy = y0 + i * dil
+        for j in range(4):
+            xx = x0 + j * dil
+            if 0 <= yy < H and 0 <= xx < W:
+                for c in range(C):
+                    V[4 * i + j, p, c] = x[n, yy, xx, c]
+            else:
+                for c in range(C):
+                    V[4 * i + j, p, c] = zero
+    for c in range(C):
+        # Bᵀ d, column by column, then (Bᵀ d) B, row by row
+        r00, r10, r20, r30 = _bt(V[0, p, c], V[4, p, c], V[8, p, c], V[12, p, c])
+        r01, r11, r21, r31 = _bt(V[1, p, c], V[5, p, c], V[9, p, c], V[13, p, c])
+        r02, r12, r22, r32 = _bt(V[2, p, c], V[6, p, c], V[10, p, c], V[14, p, c])
+        r03, r13, r23, r33 = _bt(V[3, p, c], V[7, p, c], V[11, p, c], V[15, p, c])
+        V[0, p, c], V[1, p, c], V[2, p, c], V[3, p, c] = _bt(r00, r01, r02, r03)
+        V[4, p, c], V[5, p, c], V[6, p, c], V[7, p, c] = _bt(r10, r11, r12, r13)
+        V[8, p, c], V[9, p, c], V[10, p, c], V[11, p, c] = _bt(r20, r21, r22, r23)
+        V[12, p, c], V[13, p, c], V[14, p, c], V[15, p, c] = _bt(r30, r31, r32, r33)
 
 
-@njit(parallel=True, cache=True)
+@njit(cache=True)
+def winograd_input(x, n, a0, a1, dil, V):
+    """V[4i' + j', t, c] = (Bᵀ d B)[i', j'] for the tiles of anchor rows [a0, a1) of image ``n``,
+
+    ``d[i, j] = x[n, y0 + d·(i − 1), x0 + d·(j − 1), c]``, 0 outside the image.
+    """
+    TW = anchors(x.shape[2], dil)
+    for p in range((a1 - a0) * TW):
+        _input_tile(x, n, anchor(a0 + p // TW, dil) - dil, anchor(p % TW, dil) - dil, dil, V, p)
+
+
+@njit(cache=True)
 def winograd_output(M, b, n, a0, a1, dil, out):
     """out[n, y0 + d·a, x0 + d·b', f] = (Aᵀ M[:, t, f] A)[a, b'] + b[f], inside the image only."""
     H, W, F = out.shape[1], out.shape[2], out.shape[3]
     TW = anchors(W, dil)
-    for p in prange((a1 - a0) * TW):
+    for p in range((a1 - a0) * TW):
         y0 = anchor(a0 + p // TW, dil)
         x0 = anchor(p % TW, dil)
         down = y0 + dil < H
@@ -165,22 +175,44 @@ def winograd_output(M, b, n, a0, a1, dil, out):
                     out[n, y0 + dil, x0 + dil, f] = u1 - u2 - u3 + b[f]
 
 
-@njit(cache=True)
 def conv2d_winograd(x, U, b, dil, out, V, M):
+    """out = conv3×3(x; dilation dil) + b from ``U (16, C, F)``; ``V``, ``M``: one block per worker.
+
+    Each worker multiplies its own blocks, so the BLAS runs single-threaded meanwhile.
+    """
+    with single_threaded():
+        conv2d_winograd_blocks(x, U, b, dil, out, V, M)
+
+
+@njit(parallel=True, cache=True)
+def conv2d_winograd_blocks(x, U, b, dil, out, V, M):
     """out = conv3×3(x; dilation dil) + b from transformed filters ``U (16, C, F)``.
 
-    ``V (16, T, C)`` and ``M (16, T, F)`` are the workspace for ``T = rows·anchors(W)`` tiles, a
-    block of ``rows`` anchor rows at a time.
+    ``V (P, 16, T, C)`` and ``M (P, 16, T, F)`` hold one block of ``T = rows·anchors(W)`` tiles
+    for each of ``P`` workers. Worker ``k`` takes blocks ``k, k + P, …`` and does all of a
+    block's work itself — input transform, the 16 products, output transform — so a layer is
+    one parallel region, not eighteen per block (a synchronisation each, costly on a busy
+    machine); :func:`conv2d_winograd` runs the BLAS single-threaded meanwhile.
     """
     N, H, W, F = out.shape
     TW = anchors(W, dil)
     TH = anchors(H, dil)
-    rows = V.shape[1] // TW
-    for n in range(N):
-        for a0 in range(0, TH, rows):
+    P = V.shape[0]
+    rows = V.shape[2] // TW
+    per_image = (TH + rows - 1) // rows
+    for worker in prange(P):
+        for block in range(worker, N * per_image, P):
+            n = block // per_image
+            a0 = (block % per_image) * rows
             a1 = min(a0 + rows, TH)
             T = (a1 - a0) * TW
-            winograd_input(x, n, a0, a1, dil, V)
+            v, m = V[worker], M[worker]
+            winograd_input(x, n, a0, a1, dil, v)
             for k in range(16):
-                np.dot(V[k, :T], U[k], M[k, :T])          # (T, C) @ (C, F)
-            winograd_output(M, b, n, a0, a1, dil, out)
+                np.dot(v[k, :T], U[k], m[k, :T])          # (T, C) @ (C, F)
+            winograd_output(m, b, n, a0, a1, dil, out)
+
+
+def parallel_workers() -> int:
+    """Workers of :func:`conv2d_winograd_blocks` (Numba's threads): the first axis of ``V``, ``M``."""
+    return numba.get_num_threads()

@@ -73,7 +73,7 @@ def softmax(z, q):
 
 
 @cuda.jit
-def _combine_kernel(z, messages, weights, compat, logits, q):
+def _combine_kernel(z, messages, weights, compat_t, logits, q):
     """Pixel i: A = sum_k w_k M_k, logits = z - A compat^T, q = softmax(logits) (q[i] holds A first)."""
     i = cuda.grid(1)
     n, c = z.shape
@@ -87,7 +87,7 @@ def _combine_kernel(z, messages, weights, compat, logits, q):
         for l in range(c):
             e = np.float32(0.0)
             for lp in range(c):
-                e += compat[l, lp] * q[i, lp]
+                e += compat_t[lp, l] * q[i, lp]
             x = z[i, l] - e
             logits[i, l] = x
             if x > mx:
@@ -102,9 +102,9 @@ def _combine_kernel(z, messages, weights, compat, logits, q):
             q[i, l] *= inv
 
 
-def combine(z, messages, weights, compat, logits, q):
-    """See :func:`tinyseg.crf.rnn_kernels.combine`."""
-    launch_1d(_combine_kernel, z.shape[0], z, messages, weights, compat, logits, q)
+def combine(z, messages, weights, compat_t, logits, q):
+    """See :func:`tinyseg.crf.rnn_kernels.combine` (``compat_t`` = compat^T)."""
+    launch_1d(_combine_kernel, z.shape[0], z, messages, weights, compat_t, logits, q)
 
 
 @cuda.jit
@@ -187,8 +187,9 @@ def _pairwise_partials_kernel(g, messages, weights, compat, dcompat_part, dweigh
             dweights_part[p, k, lp] = acc
 
 
-def pairwise_backward(g, messages, weights, compat, post, v, dcompat_part, dweights_part):
-    """See :func:`tinyseg.crf.rnn_kernels.pairwise_backward` (two launches: ``v``, then the partials)."""
+def pairwise_backward(g, messages, weights, compat, post, scratch, v, dcompat_part, dweights_part):
+    """See :func:`tinyseg.crf.rnn_kernels.pairwise_backward` (two launches: ``v``, then the
+    partials; ``scratch`` is not needed here: each thread keeps its sums in registers)."""
     launch_1d(_pairwise_v_kernel, g.shape[0], g, weights, compat, post, v)
     c = g.shape[1]
     n_entries = dcompat_part.shape[0] * (c * c + messages.shape[0] * c)

@@ -5,8 +5,11 @@
   cost, 5e-4 error) beyond ``sigma = 2``.
 * Any other features (the bilateral kernel, N-D features): the sparse bilateral grid
   (:class:`~.grid.GridFilter`, multilinear, the most accurate at the usual bandwidths) while its
-  bounding box stays within ``max_cells`` cells and the features have at most ``grid_max_dims``
-  dimensions; otherwise -- small bandwidths, where points are sparse at their own scale, or many
+  bounding box stays within ``max_cells`` cells and ``box_per_point`` cells per point (at least
+  2^18 cells: small images always get the grid; beyond, its set-up and its pruned blur grow
+  with the box) and the features have at most
+  ``grid_max_dims`` dimensions; its cells widen (up to 1.7 sigma) until there are at most
+  ``max_occupied`` occupied cells per point (small colour bandwidths; the measured error grows); otherwise -- small bandwidths, where points are sparse at their own scale, or many
   dimensions -- the cluster filter (:class:`~.cluster.ClusterFilter`), whose cost grows with the
   points and their close pairs only.
 """
@@ -18,7 +21,7 @@ import numpy as np
 
 from ._base import check_features
 from .cluster import ClusterFilter
-from .grid import GridFilter
+from .grid import _COARSER_CELLS, GridFilter
 from .recursive import RecursiveGaussianFilter
 from .rotation import rotate_to_principal_axes
 from .separable import SeparableGaussianFilter
@@ -29,9 +32,14 @@ __all__ = ["spatial_gaussian", "auto_filter", "grid_box_cells", "RECURSIVE_FROM_
 RECURSIVE_FROM_SIGMA = 2.0
 
 
-def spatial_gaussian(shape, sdims):
-    """The spatial Gaussian filter of an H×W grid with standard deviations ``sdims`` (pixels)."""
-    if max(sdims) > RECURSIVE_FROM_SIGMA:
+def spatial_gaussian(shape, sdims, channels: int | None = None):
+    """The spatial Gaussian filter of an H×W grid with standard deviations ``sdims`` (pixels).
+
+    ``channels``: how many channels it will filter at a time, if known (``C - 1`` for C labels):
+    with one or two, the exact FIR filter stays cheaper than the recursive one up to sigma 16.
+    """
+    fir_up_to = 16.0 if channels is not None and channels <= 2 else RECURSIVE_FROM_SIGMA
+    if max(sdims) > fir_up_to:
         return RecursiveGaussianFilter(shape, sdims)
     return SeparableGaussianFilter(shape, sdims)
 
@@ -42,19 +50,24 @@ def grid_box_cells(features: np.ndarray, cell: float = 0.75) -> float:
     return float(np.prod(np.floor(span / cell) + 2))
 
 
-def auto_filter(features: np.ndarray, *, rotate=None, max_cells: int = 1 << 25,
-                grid_max_dims: int = 6, cluster_cell: float = 1.0):
+def auto_filter(features: np.ndarray, *, rotate=None, image_shape=None, max_cells: int = 1 << 25,
+                box_per_point: float = 128.0, max_occupied: float = 0.45, grid_max_dims: int = 6,
+                cluster_cell: float = 1.0):
     """The fast filter for Gaussian features (N, D) (see the module).
 
-    ``rotate``: feature axes the grid may turn onto their principal axes (the colours).
+    ``rotate``: feature axes the grid may turn onto their principal axes (the colours);
+    ``image_shape``: (H, W) when the points are an image's pixels (5-D bilateral features),
+    which lets the grid factorise its splat and slice by image rows.
     """
     features = np.ascontiguousarray(check_features(features), dtype=np.float32)
     d = features.shape[1]
     if d <= grid_max_dims:
         turned = rotate_to_principal_axes(features, rotate) if rotate and len(rotate) > 1 \
             else features
-        if grid_box_cells(turned) <= max_cells:
-            return GridFilter(turned, max_cells=max_cells)
+        budget = min(max_cells, max(box_per_point * features.shape[0], 1 << 18))
+        if grid_box_cells(turned, _COARSER_CELLS[-1]) <= budget:      # it may widen its cells
+            return GridFilter(turned, max_cells=max_cells, max_occupied=max_occupied,
+                              image_shape=image_shape if d == 5 else None)
     if not math.isfinite(cluster_cell) or cluster_cell <= 0:
         raise ValueError(f"`cluster_cell` must be positive, got {cluster_cell}")
     return ClusterFilter(features, cell=cluster_cell)

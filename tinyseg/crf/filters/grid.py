@@ -18,7 +18,10 @@ import numpy as np
 from ._base import Filter, check_features, check_values
 from .grid_kernels import (_blur_pass_kernel, _blur_pass_rows_kernel, _reduce_kernel,
                            _slice_kernel, _slice_rows_kernel, _splat_kernel, _splat_rows_kernel,
-                           invert_neighbours)
+                           grid_filter_reference, invert_neighbours, layout_filter_reference)
+from .grid_rows import _slice_rows_kernel as _slice_image_rows
+from .grid_rows import _splat_rows_kernel as _splat_image_rows
+from .grid_rows import check_image_features, row_tables
 from .grid_setup import (_corner_index_kernel, _grid_coords_kernel, _mark_corners_kernel,
                          _min_max_kernel, _neighbour_kernel, dilate, group_weights)
 from .rotation import rotate_to_principal_axes
@@ -44,50 +47,6 @@ def grid_blur_taps(cell: float, truncate: float) -> np.ndarray:
     taps = np.exp(-0.5 * (t / sigma_b) ** 2)
     taps *= math.sqrt(2.0 * math.pi) / (cell * taps.sum())
     return taps.astype(np.float32)
-
-
-def _grid_geometry(features: np.ndarray, cell: float):
-    """Cell coordinates of every point: lower corner (N, D) int64, fractions (N, D), grid sizes."""
-    f = np.asarray(features, dtype=np.float64)
-    g = (f - f.min(axis=0)) / cell                       # (N, D), >= 0, in cells
-    base = np.floor(g).astype(np.int64)
-    frac = g - base
-    sizes = base.max(axis=0) + 2                         # corners base and base + 1 always exist
-    return base, frac, sizes
-
-
-def grid_filter_reference(features: np.ndarray, values: np.ndarray, *, cell: float = 0.75,
-                          truncate: float = 2.0) -> np.ndarray:
-    """The bilateral-grid filter on a dense grid, float64 NumPy (what :class:`GridFilter` prunes).
-
-    1. splat: every point adds ``prod_d (1 - |g_d - corner_d|)`` times its values to the ``2^D``
-       corners of its cell (multilinear), ``g = (f - min f) / cell``;
-    2. blur: convolve the grid along each axis with :func:`grid_blur_taps` (zeros outside);
-    3. slice: read every point back with the same multilinear weights.
-    features (N, D), values (N, M) -> (N, M).
-    """
-    from scipy.ndimage import correlate1d
-
-    base, frac, sizes = _grid_geometry(features, cell)
-    n, d = base.shape
-    v = np.asarray(values, dtype=np.float64).reshape(n, -1)
-    grid = np.zeros((*sizes, v.shape[1]))                # (*sizes, M)
-    corners = []
-    for corner in range(2 ** d):
-        bits = np.array([(corner >> k) & 1 for k in range(d)])
-        weight = np.prod(np.where(bits, frac, 1.0 - frac), axis=1)   # (N,)
-        index = tuple((base + bits).T)
-        corners.append((index, weight))
-        np.add.at(grid, index, weight[:, None] * v)
-    taps = grid_blur_taps(cell, truncate).astype(np.float64)
-    for axis in range(d):
-        grid = correlate1d(grid, taps, axis=axis, mode="constant", cval=0.0)
-    out = np.zeros_like(v)
-    for index, weight in corners:
-        out += weight[:, None] * grid[index]
-    return out
-
-
 
 
 @dataclass(frozen=True)
@@ -127,35 +86,8 @@ class GridLayout:
     passes: tuple
 
 
-def layout_filter_reference(layout: GridLayout, values: np.ndarray, *,
-                            transpose: bool = False) -> np.ndarray:
-    """``K @ values`` (or ``K^T @ values``) read literally off a :class:`GridLayout`, float64 NumPy.
-
-    The twin of what a backend does with the description: splat with ``np.add.at``, each pass as
-    a gather over its table (transposed: a scatter, passes in reverse order), slice.
-    values (N, M) -> (N, M).
-    """
-    v = np.asarray(values, dtype=np.float64).reshape(layout.n_points, -1)
-    lower_w = layout.pair_weights * (1.0 - layout.frac_last[:, None])     # (N, P)
-    upper_w = layout.pair_weights * layout.frac_last[:, None]
-    rows = layout.corner_pairs                                            # (N, P)
-    grid = np.zeros((layout.n_cells, v.shape[1]))
-    np.add.at(grid, rows, lower_w[:, :, None] * v[:, None, :])            # splat
-    np.add.at(grid, rows + 1, upper_w[:, :, None] * v[:, None, :])
-    sizes = [layout.n_cells] + [nb.shape[0] for nb in layout.passes]
-    taps = layout.taps.astype(np.float64)
-    order = range(len(layout.passes))
-    for p in (reversed(order) if transpose else order):
-        nb = layout.passes[p]
-        if not transpose:                                                  # gather
-            src = np.vstack([grid, np.zeros((1, grid.shape[1]))])          # + the "empty" row
-            grid = np.einsum("t,ktm->km", taps, src[nb])
-        else:                                                              # scatter
-            out = np.zeros((sizes[p] + 1, grid.shape[1]))
-            np.add.at(out, nb, taps[None, :, None] * grid[:, None, :])
-            grid = out[:-1]
-    return (np.einsum("np,npm->nm", lower_w, grid[rows])                  # slice
-            + np.einsum("np,npm->nm", upper_w, grid[rows + 1]))
+#: The coarser cells (standard deviations) that ``max_occupied`` tries, in order.
+_COARSER_CELLS = (1.0, 1.25, 1.5, 1.7)
 
 
 class GridFilter(Filter):
@@ -188,15 +120,24 @@ class GridFilter(Filter):
     max_cells : bound on the cells of the bounding box (set-up memory, about ``11 × cells``
         bytes while building). Beyond it the cells are coarsened, with a RuntimeWarning, up to
         1.5 standard deviations; beyond that a ValueError.
+    image_shape : None, or (H, W) when the points are an image's pixels in raster order and the
+        first two axes its rows and columns over their bandwidths (5-D bilateral features):
+        splat and slice then factorise by image rows (:mod:`.grid_rows`), half the work.
+    max_occupied : None, or a bound on the occupied cells per point: small colour bandwidths put
+        each point's corners into cells of their own, and the grid's work would then grow far
+        beyond the points'. Above it the cells are coarsened (1, 1.25, 1.5, 1.7 standard
+        deviations) until it holds: less accurate, measured in the benchmark.
     """
 
     name = "grid"
     symmetric = True             # S^T B S with B symmetric (see apply_transpose)
     _uint16_cells = 1 << 16      # indices (and deltas) below this are stored as uint16
     rows_from = 6                # from this many channels on, the channels-last kernels are used
+    image_rows_from = 2          # ... and the image-row factorised ones (image_shape given)
 
     def __init__(self, features: np.ndarray, *, cell: float = 0.75, truncate: float = 2.0,
-                 order=None, rotate=None, max_cells: int = 1 << 25):
+                 order=None, rotate=None, max_cells: int = 1 << 25,
+                 max_occupied: float | None = None, image_shape=None):
         features = np.ascontiguousarray(check_features(features), dtype=np.float32)
         if rotate is not None and len(rotate) > 1:
             features = rotate_to_principal_axes(features, rotate)
@@ -216,6 +157,13 @@ class GridFilter(Filter):
             return sizes, int(np.prod(sizes.astype(np.float64)))
 
         sizes, total = grid_sizes(cell)
+        if total > max_cells and max_occupied is not None:
+            # the occupancy bound allows coarser cells anyway: take the first whose box fits
+            for c in _COARSER_CELLS:
+                if c > cell and grid_sizes(c)[1] <= max_cells:
+                    cell = c
+                    sizes, total = grid_sizes(c)
+                    break
         if total > max_cells:
             # Small bandwidths (e.g. schan=3) make the bounding box huge: coarsen the cells until
             # it fits, up to 1.5 standard deviations (accuracy drops; the error is then larger
@@ -235,29 +183,31 @@ class GridFilter(Filter):
                 f"{grid_sizes(cell)[1]} cells (max_cells={max_cells}); using {coarse:.2f}, which is "
                 "less accurate", RuntimeWarning, stacklevel=2)
             cell = coarse
+        while True:
+            strides, offsets, base_index, frac, occupied = self._cells(features, lo, sizes, cell)
+            n_occupied = int(np.count_nonzero(occupied))
+            coarser = [c for c in _COARSER_CELLS if c > cell + 1e-9]
+            if max_occupied is None or n_occupied <= max_occupied * self.n_points or not coarser:
+                break
+            for c in coarser:               # too many cells for the points: coarser ones, if they fit
+                sizes, total = grid_sizes(c)
+                if total <= max_cells:
+                    cell = c
+                    break
+            else:
+                break
         self.cell = float(cell)
         self.truncate = float(truncate)
         self.taps = grid_blur_taps(self.cell, self.truncate)
         radius = (self.taps.shape[0] - 1) // 2
         self.sizes = tuple(int(s) for s in sizes)
         self.n_cells = total
-        strides = np.ones(d, dtype=np.int64)
-        for k in range(d - 2, -1, -1):
-            strides[k] = strides[k + 1] * sizes[k + 1]
-        # Corner k of a cell: bit (D-1-a) of k says whether it is one cell up along axis a.
-        bits = (np.arange(2 ** d)[:, None] >> np.arange(d - 1, -1, -1)[None, :]) & 1   # (2^D, D)
-        offsets = np.ascontiguousarray(bits @ strides, dtype=np.int64)                 # (2^D,)
-        base_index = np.empty(self.n_points, dtype=np.int64)
-        frac = np.empty((self.n_points, d), dtype=np.float32)
-        _grid_coords_kernel(features, lo, 1.0 / self.cell, strides, base_index, frac)
         # Factorised weights: axes 0..g-1 (w_a), g..D-2 (w_b), D-1 (f_last).
         g = (d - 1) // 2
         self.w_a = group_weights(frac, list(range(g)))
         self.w_b = group_weights(frac, list(range(g, d - 1)))
         self.f_last = np.ascontiguousarray(frac[:, d - 1])
 
-        occupied = np.zeros(total, dtype=np.bool_)
-        _mark_corners_kernel(base_index, offsets, occupied.view(np.uint8))
         self.order = tuple(int(a) for a in (range(d) if order is None else order))
         if sorted(self.order) != list(range(d)):
             raise ValueError(f"`order` must be a permutation of range({d}), got {order}")
@@ -284,6 +234,13 @@ class GridFilter(Filter):
             _corner_index_kernel(base_index, pair_offsets, cell_map, self.pair_base,
                                  self.pair_delta)
         self.n_occupied = int(cells_prev.shape[0])
+        self._rows = None
+        if image_shape is not None and d == 5:
+            check_image_features(features, image_shape)
+            h, w = int(image_shape[0]), int(image_shape[1])
+            tables = row_tables((h, w), self.pair_base, self.pair_delta, self.n_occupied)
+            self._rows = (w, np.ascontiguousarray(frac[::w, 0]), *tables,
+                          np.ascontiguousarray(frac[:, 1]), self.w_b, self.f_last)
         self.neighbours = []
         reach = occupied
         for p in range(1, d + 1):
@@ -308,6 +265,23 @@ class GridFilter(Filter):
         self.n_chunks = max(1, min(numba.get_num_threads(), self.n_points // 16384))
         self._transposed = None          # the transposed passes' tables, built when first needed
 
+    def _cells(self, features, lo, sizes, cell):
+        """Strides, corner offsets, each point's lower corner and fractions, occupied corners."""
+        d = self.n_dims
+        total = int(np.prod(sizes.astype(np.float64)))
+        strides = np.ones(d, dtype=np.int64)
+        for k in range(d - 2, -1, -1):
+            strides[k] = strides[k + 1] * sizes[k + 1]
+        # Corner k of a cell: bit (D-1-a) of k says whether it is one cell up along axis a.
+        bits = (np.arange(2 ** d)[:, None] >> np.arange(d - 1, -1, -1)[None, :]) & 1   # (2^D, D)
+        offsets = np.ascontiguousarray(bits @ strides, dtype=np.int64)                 # (2^D,)
+        base_index = np.empty(self.n_points, dtype=np.int64)
+        frac = np.empty((self.n_points, d), dtype=np.float32)
+        _grid_coords_kernel(features, lo, 1.0 / cell, strides, base_index, frac)
+        occupied = np.zeros(total, dtype=np.bool_)
+        _mark_corners_kernel(base_index, offsets, occupied.view(np.uint8))
+        return strides, offsets, base_index, frac, occupied
+
     def apply(self, values: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """``S^T B S @ values``: values (N, M) -> (N, M) float32 (into ``out`` if given).
 
@@ -315,7 +289,10 @@ class GridFilter(Filter):
         (tight scalar loops); from ``rows_from`` channels on, channels-last kernels read the tables
         once for all of them.
         """
-        result = self._filter(check_values(values, self.n_points), self.neighbours)
+        values = check_values(values, self.n_points)
+        if self._rows is not None and values.shape[1] >= self.image_rows_from:
+            return self._apply_image_rows(values, self.neighbours, out)
+        result = self._filter(values, self.neighbours)
         if out is None:
             return result
         out[...] = result
@@ -352,6 +329,8 @@ class GridFilter(Filter):
     def _filter(self, values: np.ndarray, passes) -> np.ndarray:
         """Splat, the given blur passes, slice; values (N, M) float32."""
         n, m = values.shape
+        if self._rows is not None and m >= self.image_rows_from:   # for one channel the plain
+            return self._apply_image_rows(values, passes)             # kernels are faster
         if m >= self.rows_from:
             return self._apply(values, passes, _splat_rows_kernel, _blur_pass_rows_kernel,
                                _slice_rows_kernel)
@@ -379,4 +358,24 @@ class GridFilter(Filter):
             grid = blurred
         out = np.empty((self.n_points,) + tail, dtype=values.dtype)
         slice_(grid, *tables, out)
+        return out
+
+    def _apply_image_rows(self, values: np.ndarray, passes, out=None) -> np.ndarray:
+        """:meth:`_apply` with the image-row factorised splat and slice; values (N, M); ``out``
+        may be ``values`` (read by the splat only)."""
+        m = values.shape[1]
+        partial = np.empty((self.n_chunks, self.n_occupied + 1, m), dtype=np.float32)
+        _splat_image_rows(values, *self._rows, partial)
+        if self.n_chunks == 1:
+            grid = partial[0]
+        else:
+            grid = np.empty((self.n_occupied + 1, m), dtype=np.float32)
+            _reduce_kernel(partial.reshape(self.n_chunks, -1), grid.reshape(-1))
+        for nb in passes:
+            blurred = np.empty((nb.shape[0] + 1, m), dtype=np.float32)
+            _blur_pass_rows_kernel(grid, nb, self.taps, blurred)
+            grid = blurred
+        if out is None:
+            out = np.empty((self.n_points, m), dtype=np.float32)
+        _slice_image_rows(grid, *self._rows, out)
         return out

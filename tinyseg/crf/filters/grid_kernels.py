@@ -8,6 +8,91 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+__all__ = ["grid_filter_reference", "layout_filter_reference", "invert_neighbours"]
+
+
+def _grid_geometry(features: np.ndarray, cell: float):
+    """Cell coordinates of every point: lower corner (N, D) int64, fractions (N, D), grid sizes."""
+    f = np.asarray(features, dtype=np.float64)
+    g = (f - f.min(axis=0)) / cell                       # (N, D), >= 0, in cells
+    base = np.floor(g).astype(np.int64)
+    frac = g - base
+    sizes = base.max(axis=0) + 2                         # corners base and base + 1 always exist
+    return base, frac, sizes
+
+
+def grid_filter_reference(features: np.ndarray, values: np.ndarray, *, cell: float = 0.75,
+                          truncate: float = 2.0) -> np.ndarray:
+    """The bilateral-grid filter on a dense grid, float64 NumPy (what :class:`GridFilter` prunes).
+
+    1. splat: every point adds ``prod_d (1 - |g_d - corner_d|)`` times its values to the ``2^D``
+       corners of its cell (multilinear), ``g = (f - min f) / cell``;
+    2. blur: convolve the grid along each axis with :func:`grid_blur_taps` (zeros outside);
+    3. slice: read every point back with the same multilinear weights.
+    features (N, D), values (N, M) -> (N, M).
+    """
+    from scipy.ndimage import correlate1d
+
+    base, frac, sizes = _grid_geometry(features, cell)
+    n, d = base.shape
+    v = np.asarray(values, dtype=np.float64).reshape(n, -1)
+    grid = np.zeros((*sizes, v.shape[1]))                # (*sizes, M)
+    corners = []
+    for corner in range(2 ** d):
+        bits = np.array([(corner >> k) & 1 for k in range(d)])
+        weight = np.prod(np.where(bits, frac, 1.0 - frac), axis=1)   # (N,)
+        index = tuple((base + bits).T)
+        corners.append((index, weight))
+        np.add.at(grid, index, weight[:, None] * v)
+    taps = _blur_taps(cell, truncate).astype(np.float64)
+    for axis in range(d):
+        grid = correlate1d(grid, taps, axis=axis, mode="constant", cval=0.0)
+    out = np.zeros_like(v)
+    for index, weight in corners:
+        out += weight[:, None] * grid[index]
+    return out
+
+
+
+
+def layout_filter_reference(layout, values: np.ndarray, *,
+                            transpose: bool = False) -> np.ndarray:
+    """``K @ values`` (or ``K^T @ values``) read literally off a :class:`GridLayout`, float64 NumPy.
+
+    The twin of what a backend does with the description: splat with ``np.add.at``, each pass as
+    a gather over its table (transposed: a scatter, passes in reverse order), slice.
+    values (N, M) -> (N, M).
+    """
+    v = np.asarray(values, dtype=np.float64).reshape(layout.n_points, -1)
+    lower_w = layout.pair_weights * (1.0 - layout.frac_last[:, None])     # (N, P)
+    upper_w = layout.pair_weights * layout.frac_last[:, None]
+    rows = layout.corner_pairs                                            # (N, P)
+    grid = np.zeros((layout.n_cells, v.shape[1]))
+    np.add.at(grid, rows, lower_w[:, :, None] * v[:, None, :])            # splat
+    np.add.at(grid, rows + 1, upper_w[:, :, None] * v[:, None, :])
+    sizes = [layout.n_cells] + [nb.shape[0] for nb in layout.passes]
+    taps = layout.taps.astype(np.float64)
+    order = range(len(layout.passes))
+    for p in (reversed(order) if transpose else order):
+        nb = layout.passes[p]
+        if not transpose:                                                  # gather
+            src = np.vstack([grid, np.zeros((1, grid.shape[1]))])          # + the "empty" row
+            grid = np.einsum("t,ktm->km", taps, src[nb])
+        else:                                                              # scatter
+            out = np.zeros((sizes[p] + 1, grid.shape[1]))
+            np.add.at(out, nb, taps[None, :, None] * grid[:, None, :])
+            grid = out[:-1]
+    return (np.einsum("np,npm->nm", lower_w, grid[rows])                  # slice
+            + np.einsum("np,npm->nm", upper_w, grid[rows + 1]))
+
+
+
+def _blur_taps(cell, truncate):
+    from .grid import grid_blur_taps
+
+    return grid_blur_taps(cell, truncate)
+
+
 # Splat and slice. A point's 2^D corners come in 2^(D-1) pairs one cell apart along the last axis,
 # hence consecutive in the compact numbering: pair_base[i] + pair_delta[i, j] is the lower one, +1
 # the upper (the deltas from the point's lowest corner are small: uint16 unless the grid is huge).

@@ -1,0 +1,114 @@
+"""The default recipe from scratch on a new small dataset: does ``tinyseg train`` learn it in 10 minutes?
+
+Builds the synthetic textured-shapes dataset (:mod:`tinyseg.data.synthetic`: 4 classes, textured
+shapes on textured backgrounds, exact ground truth; 48 training and 16 held-out images of
+160×224 in the VOC layout), then for each ``--model`` runs, as a user would::
+
+    tinyseg train --voc ROOT --classes ROOT/classes.txt --model M --width 0.25 --max-minutes 10 \\
+        --checkpoint M.h5 [--val-split val]
+    tinyseg evaluate --checkpoint M.h5 --voc ROOT --split val --no-crf --json M.json
+
+and prints the held-out mean IoU and the per-class IoU under the dataset's class names. With
+``--compare-seed`` the seed's recipe (Adam 1e-4, summed loss, batch 1) trains in the same time
+on the same data, as the peer. Records (``--json``): ``name``, ``tinyseg_s`` (training wall time),
+``mean_iou``, ``per_class_iou``, ``iterations``, and with the peer ``peer_s``, ``peer_mean_iou``,
+``ratio`` (= tinyseg_s / peer_s).
+
+Goal (issue 9): held-out mean IoU >= 0.7 (0.85 hoped for) within 10 minutes on 2 cores, with
+FCN-8s or DeepLab-LargeFOV at width 0.25. Give it a quiet machine: it is a 10-minute budget.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import write_json  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def tinyseg(*args, env):
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "tinyseg.cli", *args], env=env, text=True,
+                          capture_output=True)
+    seconds = time.perf_counter() - t0
+    if proc.returncode != 0:
+        sys.exit(f"bench_recipe: tinyseg {args[0]} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return proc.stdout, seconds
+
+
+def train_and_evaluate(model, data, out, minutes, width, recipe, val, env):
+    ckpt = os.path.join(out, f"{model}-{recipe or 'default'}.h5")
+    args = ["train", "--voc", data, "--classes", os.path.join(data, "classes.txt"), "--model", model,
+            "--width", str(width), "--max-minutes", str(minutes), "--checkpoint", ckpt, "--no-progress"]
+    if recipe:
+        args += ["--recipe", recipe, "--iterations", "1000000"]
+    if val:
+        args += ["--val-split", "val"]
+    stdout, seconds = tinyseg(*args, env=env)
+    report = ckpt.replace(".h5", ".json")
+    tinyseg("evaluate", "--checkpoint", ckpt, "--voc", data, "--split", "val", "--no-crf", "--json",
+            report, env=env)
+    with open(report) as f:
+        fcn = json.load(f)["fcn"]
+    from tinyseg.checkpoint import read_checkpoint_config
+    iterations = read_checkpoint_config(ckpt)[1]
+    summary = [line for line in stdout.splitlines() if line.startswith(("train:", "iterations", "tinyseg train"))]
+    return dict(seconds=seconds, mean_iou=fcn["mean_iou"], per_class_iou=fcn["per_class_iou"],
+                iterations=iterations, log=summary)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--models", default="fcn8s,deeplab-largefov", help="comma-separated (default: %(default)s)")
+    p.add_argument("--minutes", type=float, default=10.0, help="training budget per model (default 10)")
+    p.add_argument("--width", type=float, default=0.25)
+    p.add_argument("--train", type=int, default=48, help="training images (default 48)")
+    p.add_argument("--val", type=int, default=16, help="held-out images (default 16)")
+    p.add_argument("--validate", action="store_true", help="also validate during training (--val-split)")
+    p.add_argument("--compare-seed", action="store_true", help="also train the seed's recipe as the peer")
+    p.add_argument("--keep", metavar="DIR", help="keep the dataset and checkpoints here")
+    p.add_argument("--json", help="write the records here")
+    args = p.parse_args()
+    sys.path.insert(0, ROOT)
+    from tinyseg.data.synthetic import write_dataset
+
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    out = args.keep or tempfile.mkdtemp(prefix="tinyseg-recipe-")
+    data = os.path.join(out, "shapes")
+    if not os.path.isdir(data):
+        names = write_dataset(data, {"train": args.train, "val": args.val}, layout="voc", n_classes=4)
+        print(f"dataset: {data}: {args.train} + {args.val} images of 160×224, classes {', '.join(names)}")
+    records = []
+    for model in args.models.split(","):
+        load = os.getloadavg()[0]
+        mine = train_and_evaluate(model, data, out, args.minutes, args.width, None, args.validate, env)
+        rec = {"name": f"recipe_default_{model}", "tinyseg_s": mine["seconds"], "mean_iou": mine["mean_iou"],
+               "per_class_iou": mine["per_class_iou"], "iterations": mine["iterations"],
+               "load_before": load}
+        print(f"{model}: default recipe, {mine['seconds'] / 60:.1f} min, {mine['iterations']} iterations: "
+              f"held-out mean IoU {mine['mean_iou']:.4f}  (load {load:.2f})")
+        for line in mine["log"]:
+            print("    " + line)
+        for name, iou in mine["per_class_iou"].items():
+            print(f"    {name:<10} IoU {iou if iou is not None else float('nan'):.4f}")
+        if args.compare_seed:
+            seed = train_and_evaluate(model, data, out, args.minutes, args.width, "seed", False, env)
+            rec.update(peer="seed recipe (Adam 1e-4, summed loss, batch 1)", peer_s=seed["seconds"],
+                       ratio=mine["seconds"] / seed["seconds"], peer_mean_iou=seed["mean_iou"],
+                       peer_iterations=seed["iterations"])
+            print(f"{model}: seed recipe, {seed['seconds'] / 60:.1f} min, {seed['iterations']} iterations: "
+                  f"held-out mean IoU {seed['mean_iou']:.4f}")
+        records.append(rec)
+    print(f"load average after: {os.getloadavg()[0]:.2f}; files in {out}")
+    write_json(args.json, records)
+
+
+if __name__ == "__main__":
+    main()

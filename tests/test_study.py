@@ -1,0 +1,63 @@
+"""The comparison study (``tinyseg demo --compare``) and the walkthrough chapter on the two cures
+run end to end at a tiny width and write their figures and tables."""
+import json
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tinyseg.cli import main
+from tinyseg.study import STUDY_WIDTHS, format_table, study_data
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.slow
+def test_demo_compare_writes_figure_table_and_json(tmp_path, capsys):
+    out = tmp_path / "cmp"
+    assert main(["demo", "--compare", "--out", str(out), "--width", "0.03125", "--iterations", "2",
+                 "--no-progress"]) == 0
+    for name in ("compare.png", "trimap.png"):
+        assert (out / name).read_bytes()[:8] == PNG
+    result = json.load(open(out / "compare.json"))
+    assert list(result["models"]) == ["fcn32s", "fcn8s", "deeplab-largefov"]
+    for scores in result["models"].values():
+        for stage in ("fcn", "crf"):
+            assert set(scores[stage]["trimap"]) == {str(w) for w in STUDY_WIDTHS}
+            assert 0 <= scores[stage]["mean_iou"] <= 1
+    rows = open(out / "compare.csv").read().splitlines()
+    assert rows[0].startswith("model,stage,mean_iou,pixel_accuracy,trimap_iou_w2") and len(rows) == 1 + 6
+    printed = capsys.readouterr().out
+    assert "trimap mean IoU within ±w px" in printed and format_table(result).splitlines()[2] in printed
+
+
+def test_shapes_study_data_is_multi_image_multi_class_with_held_out_images():
+    train, test, n_classes = study_data("shapes")
+    assert n_classes == 4 and len(train) == 16 and len(test) == 6
+    assert not np.array_equal(train[0][0], test[0][0])
+    present = set(np.unique(np.concatenate([l.ravel() for _, l in train])))
+    assert present == {0, 1, 2, 3}
+
+
+@pytest.mark.slow
+def test_walkthrough_chapter_on_the_cures_runs_and_checks_its_geometry(tmp_path):
+    out = tmp_path / "cures"
+    env = {**os.environ, "MPLBACKEND": "Agg"}
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "examples", "walkthrough_cures.py"),
+                           "--width", "0.03125", "--iterations", "2", "--out", str(out)],
+                          capture_output=True, text=True, timeout=600, cwd=tmp_path, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    text = proc.stdout
+    assert "centre j = 2.50" in text and "= 32·1 + 15.5" in text
+    assert re.search(r"H = 375: fc8 12 rows -> upscore2 24 vs pool4 24 \(crop 0\); upscore_pool4 48 vs "
+                     r"pool3 47 \(crop 1\); upscore8 376 vs image 375 \(crop 1\)", text), text
+    diff = float(re.search(r"zeros between the taps: max \|diff\| = (\S+)", text).group(1))
+    assert diff < 1e-4
+    assert "fc6 404px/s32" in text and "fc6 435px/s8" in text          # receptive fields
+    assert "peak at row 16 (= 8·2)" in text
+    for name in ("compare.png", "trimap.png", "compare.csv", "compare.json"):
+        assert (out / name).exists(), name

@@ -1,0 +1,154 @@
+"""Splat and slice of the bilateral grid for the pixels of an image, factorised by image rows.
+
+When the points are the pixels of an H×W image in raster order and the first two feature axes
+are ``row / s_row`` and ``col / s_col`` (the bilateral kernel's), all the pixels of an image row
+share their cell and weight along axis 0. The multilinear weight of a pixel's corner pair
+``(cy, cx, jb)`` is ``t_y(cy) t_x(cx) w_b(jb)``, so the slice ::
+
+    out_i = sum_{cy, cx, jb} t_y t_x w_b [(1 - f) G[o] + f G[o + 1]]
+
+is computed in two steps: per image row, the distinct ``(cx, jb)`` corner pairs of its pixels are
+blended along axis 0 once, ``R_k = (1 - f_y) G[o_k^low] + f_y G[o_k^high]`` (both pair rows);
+then each pixel reads 8 blended pairs instead of 16 grid pairs. Splat is the transpose: pixels
+add into their row's ``S_k``, which is then spread to the two y-cells. Same result as the plain
+kernels of :mod:`.grid_kernels` (the tests compare them), about half the per-pixel work.
+
+Tables (built once, :func:`row_tables`): per row ``row_start`` into ``low``/``high`` (the
+compact grid rows of the pair at ``cy0`` and ``cy0 + 1``); per pixel ``local`` (N, 8), the row's
+pair number of its ``(cx, jb)``, ``k = cx * 4 + jb``.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+__all__ = ["row_tables", "check_image_features"]
+
+
+def check_image_features(features: np.ndarray, shape) -> None:
+    """That ``features`` (N, D>=3) are an H×W image's pixels in raster order with axis 0 constant
+    along each image row and axis 1 along each column (as :func:`bilateral_features` makes)."""
+    h, w = shape
+    if features.shape[0] != h * w or features.shape[1] < 3:
+        raise ValueError(f"`image_shape` {shape} does not match features of shape {features.shape}")
+    rows = features[:, 0].reshape(h, w)                                 # (N,) -> (H, W)
+    cols = features[:, 1].reshape(h, w)
+    if np.any(rows != rows[:, :1]) or np.any(cols != cols[:1, :]):
+        raise ValueError("with `image_shape`, feature 0 must be constant along each image row and "
+                         "feature 1 along each column (row-major pixels, as bilateral_features)")
+
+
+@njit(cache=True)
+def _row_tables_kernel(h, w, pair_base, pair_delta, stamp, local_of, row_start, low, high, local):
+    """Fill the tables (see the module); returns the number of (row, pair) entries.
+
+    Pair p of a pixel is ``p = (cy * 2 + cx) * 4 + jb`` (pair_delta's column order for D = 5).
+    ``stamp``/``local_of`` (n_cells) remember, per grid row, the image row that last listed it.
+    """
+    count = 0
+    for y in range(h):
+        row_start[y] = count
+        for x in range(w):
+            i = y * w + x
+            b = pair_base[i]
+            for cx in range(2):
+                for jb in range(4):
+                    o0 = b + pair_delta[i, cx * 4 + jb]                # cy = 0
+                    if stamp[o0] != y:
+                        stamp[o0] = y
+                        local_of[o0] = count - row_start[y]
+                        low[count] = o0
+                        high[count] = b + pair_delta[i, 8 + cx * 4 + jb]   # cy = 1
+                        count += 1
+                    local[i, cx * 4 + jb] = local_of[o0]
+    row_start[h] = count
+    return count
+
+
+def row_tables(shape, pair_base, pair_delta, n_cells):
+    """(row_start (H+1,), low, high (entries,) int32, local (N, 8) uint16 or int32)."""
+    h, w = shape
+    n = h * w
+    stamp = np.full(n_cells + 1, -1, dtype=np.int64)
+    local_of = np.zeros(n_cells + 1, dtype=np.int64)
+    row_start = np.empty(h + 1, dtype=np.int64)
+    low = np.empty(8 * n, dtype=np.int32)
+    high = np.empty(8 * n, dtype=np.int32)
+    local = np.empty((n, 8), dtype=np.uint16 if 8 * w < (1 << 16) else np.int32)
+    count = _row_tables_kernel(h, w, pair_base, pair_delta, stamp, local_of, row_start, low, high,
+                               local)
+    return row_start, low[:count].copy(), high[:count].copy(), local
+
+
+@njit(parallel=True, cache=True)
+def _slice_rows_kernel(grid, w, fy, row_start, low, high, local, fx, w_b, f_last, out):
+    """out (N, M) from grid (cells + 1, M); see the module."""
+    h = fy.shape[0]
+    m = grid.shape[1]
+    one = np.float32(1.0)
+    for y in prange(h):
+        f = fy[y]
+        s, e = row_start[y], row_start[y + 1]
+        blend = np.empty((2 * (e - s), m), dtype=np.float32)          # the row's R_k, both rows
+        for k in range(e - s):
+            g0, g1 = grid[low[s + k]], grid[high[s + k]]
+            u0, u1 = grid[low[s + k] + 1], grid[high[s + k] + 1]
+            r0, r1 = blend[2 * k], blend[2 * k + 1]
+            for c in range(m):
+                r0[c] = g0[c] + f * (g1[c] - g0[c])
+                r1[c] = u0[c] + f * (u1[c] - u0[c])
+        for x in range(w):
+            i = y * w + x
+            acc = out[i]
+            for c in range(m):
+                acc[c] = 0.0
+            fl = f_last[i]
+            for cx in range(2):
+                tx = fx[i] if cx else one - fx[i]
+                for jb in range(4):
+                    wt = tx * w_b[i, jb]
+                    w1 = wt * fl
+                    w0 = wt - w1
+                    k = local[i, cx * 4 + jb]
+                    r0, r1 = blend[2 * k], blend[2 * k + 1]
+                    for c in range(m):
+                        acc[c] += w0 * r0[c] + w1 * r1[c]
+
+
+@njit(parallel=True, cache=True)
+def _splat_rows_kernel(values, w, fy, row_start, low, high, local, fx, w_b, f_last, partial):
+    """partial[p] (P, cells + 1, M) = the splat of the p-th band of image rows; see the module."""
+    h = fy.shape[0]
+    n_chunks, _, m = partial.shape
+    one = np.float32(1.0)
+    for p in prange(n_chunks):
+        grid = partial[p]
+        grid[:, :] = 0.0
+        for y in range((h * p) // n_chunks, (h * (p + 1)) // n_chunks):
+            f = fy[y]
+            s, e = row_start[y], row_start[y + 1]
+            acc = np.zeros((2 * (e - s), m), dtype=np.float32)       # the row's S_k
+            for x in range(w):
+                i = y * w + x
+                v = values[i]
+                fl = f_last[i]
+                for cx in range(2):
+                    tx = fx[i] if cx else one - fx[i]
+                    for jb in range(4):
+                        wt = tx * w_b[i, jb]
+                        w1 = wt * fl
+                        w0 = wt - w1
+                        k = local[i, cx * 4 + jb]
+                        a0, a1 = acc[2 * k], acc[2 * k + 1]
+                        for c in range(m):
+                            a0[c] += w0 * v[c]
+                            a1[c] += w1 * v[c]
+            for k in range(e - s):
+                a0, a1 = acc[2 * k], acc[2 * k + 1]
+                g0, g1 = grid[low[s + k]], grid[high[s + k]]
+                u0, u1 = grid[low[s + k] + 1], grid[high[s + k] + 1]
+                for c in range(m):
+                    g0[c] += (one - f) * a0[c]
+                    g1[c] += f * a0[c]
+                    u0[c] += (one - f) * a1[c]
+                    u1[c] += f * a1[c]

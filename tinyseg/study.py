@@ -1,0 +1,223 @@
+"""The comparison study: FCN-32s, FCN-8s and DeepLab-LargeFOV on the same data, before and after
+the dense CRF, scored by mean IoU and by boundary accuracy (DeepLab's trimap).
+
+The seed post ends by naming two cures for FCN-32s's coarse maps: skip connections (FCN-8s) and
+atrous convolution with a fully connected CRF (DeepLab). This module trains each model the same
+way (same data, initial backbone — the same seed draws the same VGG weights —, iterations and
+Adam), predicts, refines with the seed's CRF, and measures what each cure buys near object
+boundaries: IoU within ±w pixels of the ground-truth boundaries for w = 2 … 20
+(:func:`tinyseg.metrics.trimap_band`).
+
+Two datasets:
+
+* ``"chelsea"`` — the seed's setting: one image (scikit-image's cat with tinyseg's annotation),
+  trained on and predicted on, binary labels;
+* ``"shapes"`` — :func:`tinyseg.synthetic.textured_shapes`: textured shapes of 3 classes on a
+  textured ground, exact ground truth, trained on 16 images and scored on 6 others.
+
+Run it as ``tinyseg demo --compare --out DIR`` (chelsea) or from ``benchmarks/bench_boundary.py``.
+Writes ``compare.png`` (image; each model's map; each after the CRF; ground truth),
+``trimap.png`` (trimap IoU against w), ``compare.csv`` and ``compare.json``.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import time
+
+import numpy as np
+
+STUDY_MODELS = ("fcn32s", "fcn8s", "deeplab-largefov")
+STUDY_WIDTHS = (2, 4, 8, 12, 16, 20)          # trimap band half-widths of the table (pixels)
+TITLES = {"fcn32s": "FCN-32s", "fcn16s": "FCN-16s", "fcn8s": "FCN-8s", "fcn8s-atonce": "FCN-8s at once",
+          "deeplab-largefov": "DeepLab-LargeFOV"}
+
+# Training settings per dataset, from scratch and with imported VGG-16 weights (--weights).
+SETTINGS = {
+    "chelsea": {"scratch": dict(width=0.25, iterations=30, lr=1e-4, reduction="sum"),
+                "pretrained": dict(width=1.0, iterations=10, lr=1e-4, reduction="sum")},
+    "shapes": {"scratch": dict(width=0.125, iterations=300, lr=3e-4, reduction="mean"),
+               "pretrained": dict(width=1.0, iterations=100, lr=1e-4, reduction="mean")},
+}
+
+
+def study_data(data: str, shapes_train: int = 16, shapes_test: int = 6):
+    """``(train samples, test samples, n_classes)`` of a study dataset."""
+    if data == "chelsea":
+        from .data import binary_labels, chelsea
+        image, annotation = chelsea()
+        samples = [(image, binary_labels(annotation))]
+        return samples, samples, 2
+    if data == "shapes":
+        from .synthetic import textured_shapes
+        return textured_shapes(shapes_train, seed=1), textured_shapes(shapes_test, seed=2), 4
+    raise ValueError(f"`data` must be 'chelsea' or 'shapes', got {data!r}")
+
+
+def score_model(model, samples, n_classes: int, widths=STUDY_WIDTHS, device: str = "cpu"):
+    """Predict, refine with the seed's CRF, and score: ``(scores, maps of the first sample)``.
+
+    ``scores = {"fcn"|"crf": {"mean_iou", "pixel_accuracy", "trimap": {"w": {...}}}}``.
+    """
+    from .metrics import ConfusionMatrix, TrimapMeter
+    from .predict import predict, refine
+
+    meters = {stage: (ConfusionMatrix(n_classes), TrimapMeter(n_classes, widths)) for stage in ("fcn", "crf")}
+    first = None
+    for image, labels in samples:
+        pred, probs = predict(model, image)
+        crf_pred, _ = refine(image, probs, device=device)
+        for stage, p in (("fcn", pred), ("crf", crf_pred)):
+            meters[stage][0].update(p, labels)
+            meters[stage][1].update(p, labels)
+        if first is None:
+            first = {"fcn": pred, "crf": crf_pred}
+    scores = {stage: {"mean_iou": cm.mean_iou(), "pixel_accuracy": cm.pixel_accuracy(),
+                      "trimap": tm.summary()} for stage, (cm, tm) in meters.items()}
+    return scores, first
+
+
+def train_model(name, samples, n_classes, *, width, iterations, lr, reduction, seed=0, weights=None,
+                device="cpu", progress=False):
+    """A model of registry ``name`` trained on ``samples``; returns ``(model, losses, seconds)``."""
+    from .models import build_model
+    from .train import TrainConfig, Trainer
+
+    model = build_model(name, n_classes, width=width, seed=seed, weights=weights, backend=device)
+    trainer = Trainer(model, samples, TrainConfig(iterations=iterations, lr=lr, reduction=reduction,
+                                                  progress=progress))
+    t0 = time.perf_counter()
+    losses = trainer.run()
+    return model, losses, time.perf_counter() - t0
+
+
+def run_study(out: str, data: str = "chelsea", models=STUDY_MODELS, weights: str | None = None,
+              width: float | None = None, iterations: int | None = None, lr: float | None = None,
+              seed: int = 0, device: str = "cpu", widths=STUDY_WIDTHS, progress: bool = True,
+              verbose: bool = True) -> dict:
+    """Train, predict, refine and score every model; write the figures and tables into ``out``.
+
+    Returns ``{"settings": {...}, "models": {name: {"fcn": scores, "crf": scores, "seconds": s,
+    "final_loss": l}}}`` — what ``compare.json`` holds.
+    """
+    say = print if verbose else (lambda *a, **k: None)
+    setting = dict(SETTINGS[data]["pretrained" if weights else "scratch"])
+    for key, value in (("width", width), ("iterations", iterations), ("lr", lr)):
+        if value is not None:
+            setting[key] = value
+    train, test, n_classes = study_data(data)
+    os.makedirs(out, exist_ok=True)
+    say(f"tinyseg compare: {data} ({len(train)} training, {len(test)} test image(s), {n_classes} classes), "
+        f"{', '.join(TITLES[m] for m in models)}; width {setting['width']}, {setting['iterations']} "
+        f"iterations of Adam lr={setting['lr']} ({setting['reduction']} loss), "
+        f"{'VGG-16 weights' if weights else 'from scratch'}")
+    result = {"settings": {"data": data, "seed": seed, "weights": bool(weights), "device": device,
+                           "trimap_widths": list(widths), **setting}, "models": {}}
+    maps = {}
+    for name in models:
+        model, losses, seconds = train_model(name, train, n_classes, seed=seed, weights=weights,
+                                             device=device, progress=progress, **setting)
+        scores, first = score_model(model, test, n_classes, widths, device)
+        maps[name] = first
+        result["models"][name] = {**scores, "train_seconds": seconds, "final_loss": float(losses[-1])}
+        say(f"  {TITLES[name]:<17} trained in {seconds:.1f} s; mIoU {scores['fcn']['mean_iou']:.3f} "
+            f"-> CRF {scores['crf']['mean_iou']:.3f}")
+    image, labels = test[0]
+    study_figure(os.path.join(out, "compare.png"), image, labels, maps, result["models"], n_classes)
+    trimap_figure(os.path.join(out, "trimap.png"), result["models"], widths)
+    write_tables(out, result)
+    say(format_table(result))
+    say(f"wrote {out}/compare.png, trimap.png, compare.csv, compare.json")
+    return result
+
+
+# ----------------------------------------------------------------------------- output
+def table_rows(result: dict) -> list:
+    """One row per model and stage: model, stage, mean_iou, pixel_accuracy, trimap_iou_w2, …."""
+    widths = result["settings"]["trimap_widths"]
+    rows = []
+    for name, scores in result["models"].items():
+        for stage in ("fcn", "crf"):
+            s = scores[stage]
+            row = {"model": name, "stage": stage, "mean_iou": s["mean_iou"],
+                   "pixel_accuracy": s["pixel_accuracy"]}
+            row.update({f"trimap_iou_w{w}": s["trimap"][str(w)]["mean_iou"] for w in widths})
+            rows.append(row)
+    return rows
+
+
+def format_table(result: dict) -> str:
+    widths = result["settings"]["trimap_widths"]
+    head = f"{'model':<18}{'stage':<6}{'mIoU':>7}" + "".join(f"{'w=' + str(w):>8}" for w in widths)
+    lines = [head, "-" * len(head)]
+    for row in table_rows(result):
+        lines.append(f"{TITLES[row['model']]:<18}{row['stage']:<6}{row['mean_iou']:7.3f}"
+                     + "".join(f"{row[f'trimap_iou_w{w}']:8.3f}" for w in widths))
+    return "trimap mean IoU within ±w px of the ground-truth boundaries\n" + "\n".join(lines)
+
+
+def write_tables(out: str, result: dict) -> None:
+    rows = table_rows(result)
+    with open(os.path.join(out, "compare.csv"), "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    with open(os.path.join(out, "compare.json"), "w") as f:
+        json.dump(result, f, indent=2)
+
+
+def _colour(labels, n_classes):
+    from .data import voc_colormap
+    cmap = voc_colormap()
+    if n_classes == 2:                                  # the seed's view: object blue, background red
+        cmap = cmap.copy()
+        cmap[0], cmap[1] = (200, 60, 50), (40, 70, 200)
+    return cmap[np.asarray(labels, np.int64) % 256]
+
+
+def study_figure(path, image, labels, maps: dict, scores: dict, n_classes: int) -> None:
+    """Top row: the image and each model's map; bottom row: the ground truth and each after the CRF."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = len(maps)
+    fig, axes = plt.subplots(2, n + 1, figsize=(3.2 * (n + 1), 5.6))
+    axes[0, 0].imshow(image)
+    axes[0, 0].set_title("image")
+    axes[1, 0].imshow(_colour(labels, n_classes))
+    axes[1, 0].set_title("ground truth")
+    for k, (name, m) in enumerate(maps.items(), start=1):
+        for row, stage in ((0, "fcn"), (1, "crf")):
+            s = scores[name][stage]
+            axes[row, k].imshow(_colour(m[stage], n_classes))
+            axes[row, k].set_title(f"{TITLES[name]}{' + CRF' if stage == 'crf' else ''}\n"
+                                   f"mIoU {s['mean_iou']:.3f}, trimap(4) {s['trimap']['4']['mean_iou']:.3f}"
+                                   if "4" in s["trimap"] else f"{TITLES[name]} mIoU {s['mean_iou']:.3f}",
+                                   fontsize=9)
+    for ax in axes.ravel():
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+def trimap_figure(path, scores: dict, widths) -> None:
+    """Trimap mean IoU against the band half-width, each model before (dashed) and after the CRF."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, s in scores.items():
+        for stage, style in (("fcn", "--"), ("crf", "-")):
+            ys = [s[stage]["trimap"][str(w)]["mean_iou"] for w in widths]
+            ax.plot(widths, ys, style, marker="o", label=f"{TITLES[name]}{' + CRF' if stage == 'crf' else ''}")
+    ax.set_xlabel("trimap band half-width w (pixels)")
+    ax.set_ylabel("mean IoU within the band")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
