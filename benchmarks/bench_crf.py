@@ -21,8 +21,9 @@ CRF is affordable), compared with the exact CRF (brute-force O(N²) filtering, f
 share of pixels whose label differs, tinyseg's fast filters vs pydensecrf's permutohedral lattice.
 
 **memory**: peak RSS of a fresh process that runs one library's CRF at 512×512 with 21 labels and
-the deeplab parameters (``resource.getrusage``, each library in its own child process, after a
-small warm-up CRF; ``baseline`` is the peak before the measured run).
+the deeplab parameters (``resource.getrusage``, each library in its own child process that loads
+the prepared inputs and runs a small warm-up CRF first); ``added`` is the peak minus the resident
+memory just before the measured run (the CRF's own working memory).
 
 "Coarse FCN-like probabilities": a binary mask (Otsu threshold of the grey image) averaged over
 32×32 blocks and upsampled bilinearly -- what FCN-32s's stride-32 output looks like -- then
@@ -219,48 +220,61 @@ _MEMORY_CHILD = r"""
 import json, resource, sys, time
 import numpy as np
 sys.path.insert(0, {bench_dir!r})
-from bench_crf import coarse_probabilities, run_crf, unary_of
-from skimage import data
+from bench_crf import run_crf
 if {which!r} == "tinyseg":
     import tinyseg.crf.compat as module
 else:
     import pydensecrf.densecrf as module
-image = np.ascontiguousarray(data.astronaut())
-unary = unary_of(coarse_probabilities(image, 21))
+image = np.load({image!r})
+unary = np.load({unary!r})
 small = np.ascontiguousarray(image[:32, :32])
 run_crf(module, small, np.ascontiguousarray(unary.reshape(21, 512, 512)[:, :32, :32].reshape(21, -1)),
         "deeplab")                                                   # warm-up (JIT cache loaded)
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+with open("/proc/self/statm") as f:
+    rss_before = int(f.read().split()[1]) * 4096 / 2 ** 20          # resident MB now
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 t0 = time.perf_counter()
 q = run_crf(module, image, unary, "deeplab", 10)
 t = time.perf_counter() - t0
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps(dict(seconds=t, baseline_mb=base / 1024, peak_mb=peak / 1024)))
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps(dict(seconds=t, rss_before_mb=rss_before, peak_before_mb=base, peak_mb=peak)))
 """
 
 
 def bench_memory() -> list[dict]:
+    """Peak RSS of one CRF (512×512, 21 labels, deeplab, 10 iterations) in a fresh process per
+    library; the inputs are prepared here and loaded there, so that the child's peak is the CRF's."""
+    import tempfile
+
     bench_dir = os.path.dirname(os.path.abspath(__file__))
     out = {}
-    for which in ("tinyseg", "pydensecrf"):
-        if which == "pydensecrf" and peer_module() is None:
-            continue
-        code = _MEMORY_CHILD.format(bench_dir=bench_dir, which=which)
-        # tinyseg twice: the first run may fill Numba's on-disk cache, the second is measured
-        for _ in range(2 if which == "tinyseg" else 1):
-            res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                                 cwd=os.path.dirname(bench_dir))
-            if res.returncode != 0:
-                raise RuntimeError(f"memory run of {which} failed:\n{res.stderr}")
-        out[which] = json.loads(res.stdout.strip().splitlines()[-1])
+    with tempfile.TemporaryDirectory() as tmp:
+        image = np.ascontiguousarray(images()["512x512"])
+        np.save(os.path.join(tmp, "image.npy"), image)
+        np.save(os.path.join(tmp, "unary.npy"), unary_of(coarse_probabilities(image, 21)))
+        for which in ("tinyseg", "pydensecrf"):
+            if which == "pydensecrf" and peer_module() is None:
+                continue
+            code = _MEMORY_CHILD.format(bench_dir=bench_dir, which=which,
+                                        image=os.path.join(tmp, "image.npy"),
+                                        unary=os.path.join(tmp, "unary.npy"))
+            # tinyseg twice: the first run may fill Numba's on-disk cache, the second is measured
+            for _ in range(2 if which == "tinyseg" else 1):
+                res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                     cwd=os.path.dirname(bench_dir))
+                if res.returncode != 0:
+                    raise RuntimeError(f"memory run of {which} failed:\n{res.stderr}")
+            out[which] = json.loads(res.stdout.strip().splitlines()[-1])
     t = out["tinyseg"]
-    extra = dict(peak_rss_mb=t["peak_mb"], baseline_rss_mb=t["baseline_mb"],
-                 added_mb=t["peak_mb"] - t["baseline_mb"])
+    extra = dict(peak_rss_mb=t["peak_mb"], rss_before_mb=t["rss_before_mb"],
+                 added_mb=t["peak_mb"] - t["rss_before_mb"])
     if "pydensecrf" in out:
         p = out["pydensecrf"]
         extra.update(peer="pydensecrf", peer_s=p["seconds"], peer_peak_rss_mb=p["peak_mb"],
-                     peer_baseline_rss_mb=p["baseline_mb"], peer_added_mb=p["peak_mb"] - p["baseline_mb"],
-                     peak_ratio=t["peak_mb"] / p["peak_mb"])
+                     peer_rss_before_mb=p["rss_before_mb"],
+                     peer_added_mb=p["peak_mb"] - p["rss_before_mb"],
+                     peak_ratio=t["peak_mb"] / p["peak_mb"],
+                     added_ratio=(t["peak_mb"] - t["rss_before_mb"]) / (p["peak_mb"] - p["rss_before_mb"]))
     return [record("crf.memory.deeplab.21labels.512x512.10it", t["seconds"], **extra)]
 
 
@@ -287,7 +301,8 @@ def main(argv=None) -> int:
     print_table(records, ["name", "tinyseg_s", "peer_s", "ratio", "cpu_ratio", "load",
                           "label_agreement_pct",
                           "tinyseg_diff_pct", "peer_diff_pct", "crf_changed_pct",
-                          "peak_rss_mb", "peer_peak_rss_mb", "peak_ratio"])
+                          "peak_rss_mb", "peer_peak_rss_mb", "peak_ratio", "added_mb",
+                          "peer_added_mb", "added_ratio"])
     print(f"load average at the end: {load_average():.2f}")
     write_json(args.json, records)
     return 0

@@ -74,3 +74,26 @@ def test_resize_nearest_by_integer_factor_repeats_pixels():
 def test_bad_config_is_refused(kwargs):
     with pytest.raises(ValueError):
         AugmentConfig(**kwargs)
+
+
+def test_hue_rotation_keeps_grey_and_turns_primaries_in_a_cycle():
+    from tinyseg.augment import hue_rotation
+
+    R = hue_rotation(2 * np.pi / 3)
+    np.testing.assert_allclose(R @ [1, 0, 0], [0, 1, 0], atol=1e-12)
+    np.testing.assert_allclose(R @ [0.5, 0.5, 0.5], [0.5, 0.5, 0.5], atol=1e-12)
+    np.testing.assert_allclose(R @ R.T, np.eye(3), atol=1e-12)
+
+
+def test_color_jitter_changes_colours_only_and_is_deterministic():
+    image, labels = _pair()
+    cfg = AugmentConfig(color=0.5)
+    a_img, a_lab = augment(image, labels, cfg, 2, 3, 1)
+    b_img, _ = augment(image, labels, cfg, 2, 3, 1)
+    np.testing.assert_array_equal(a_img, b_img)
+    np.testing.assert_array_equal(a_lab, labels)
+    assert not np.array_equal(a_img, image) and a_img.dtype == np.uint8
+    # the other augmentations draw the same numbers with or without colour jitter
+    geo = AugmentConfig(flip=True, scale=(0.5, 1.5))
+    both = AugmentConfig(flip=True, scale=(0.5, 1.5), color=0.5)
+    np.testing.assert_array_equal(augment(image, labels, geo, 0, 7, 0)[1], augment(image, labels, both, 0, 7, 0)[1])

@@ -148,3 +148,12 @@ def test_predict_takes_a_folder_and_names_the_classes(shapes, tmp_path, capsys):
     empty.mkdir()
     assert main(["predict", "--checkpoint", ckpt, "--image", str(empty), "--out", str(out)]) == 1
     one_line_error(capsys, "holds no images")
+
+
+def test_synthetic_command_writes_a_dataset_train_reads(tmp_path, capsys):
+    out = tmp_path / "syn"
+    assert main(["synthetic", str(out), "--layout", "folders", "--train", "3", "--val", "2",
+                 "--classes", "3", "--size", "24", "32"]) == 0
+    assert "background, disc, square" in capsys.readouterr().out
+    assert sorted(p.name for p in (out / "val" / "masks").iterdir()) == ["val_0000.png", "val_0001.png"]
+    assert main(["train", "--data", str(out), *TINY, "--checkpoint", str(tmp_path / "c.h5")]) == 0

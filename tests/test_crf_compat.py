@@ -9,7 +9,7 @@ from scipy.ndimage import gaussian_filter  # noqa: E402
 
 import tinyseg.crf.compat as tcrf  # noqa: E402
 from tinyseg.crf.compat import utils as tutils  # noqa: E402
-from tinyseg.crf.filters import GridFilter, RecursiveGaussianFilter  # noqa: E402
+from tinyseg.crf.filters import GridFilter, SeparableGaussianFilter  # noqa: E402
 
 
 def seed_inputs(rng, h=30, w=40):
@@ -96,7 +96,7 @@ def test_seed_crf_cell_runs_with_only_its_imports_changed(rng):
     sys.path.remove(path)
 
     assert res.shape == image.shape[:2]
-    assert isinstance(d._terms[0].filter, RecursiveGaussianFilter)       # grid features detected
+    assert isinstance(d._terms[0].filter, SeparableGaussianFilter)       # grid features detected
     assert isinstance(d._terms[1].filter, GridFilter)
     # class 0 is the object: the CRF must recover it better than the coarse argmax did
     before = np.mean((processed_probabilities.argmax(0) == 0) == train_annotation.astype(bool))

@@ -38,6 +38,8 @@ def test_recursive_gaussian_approximates_the_exact_gaussian(rng, shape, sdims):
 def test_spatial_gaussian_picks_fir_for_small_and_recursive_for_large_sigma():
     assert isinstance(spatial_gaussian((10, 10), (1.5, 2.0)), SeparableGaussianFilter)
     assert isinstance(spatial_gaussian((10, 10), (3.0, 3.0)), RecursiveGaussianFilter)
+    assert isinstance(spatial_gaussian((10, 10), (10.0, 10.0), channels=1), SeparableGaussianFilter)
+    assert isinstance(spatial_gaussian((10, 10), (20.0, 20.0), channels=1), RecursiveGaussianFilter)
 
 
 def test_recursive_filter_writes_into_out(rng):
@@ -183,3 +185,19 @@ def test_grid_widens_its_cells_when_they_outnumber_the_points(rng):
     np.testing.assert_allclose(coarse.apply(values),
                                grid_filter_reference(feats, values, cell=coarse.cell),
                                rtol=1e-4, atol=1e-5)
+
+
+def test_every_filter_may_write_over_its_input(rng):
+    """MeanField filters in place (out=values) to save memory: each filter must allow it."""
+    img = smooth_image(rng, 12, 15)
+    feats = bilateral_features(img, (3, 3), (20, 20, 20))
+    filters = [ExactFilter(feats), SeparableGaussianFilter((12, 15), (1.5, 1.5)),
+               RecursiveGaussianFilter((12, 15), (3.0, 3.0)), ClusterFilter(feats),
+               GridFilter(feats, rotate=(2, 3, 4), image_shape=(12, 15)), GridFilter(feats)]
+    for filt in filters:
+        for m in (1, 7):
+            values = rng.random((180, m)).astype(np.float32)
+            want = filt.apply(values)
+            inplace = values.copy()
+            assert filt.apply(inplace, out=inplace) is inplace
+            np.testing.assert_allclose(inplace, want, rtol=1e-6, atol=1e-7, err_msg=filt.name)

@@ -53,3 +53,31 @@ def test_interp_and_its_backward_match_cpu(gpu, rng, factor, h, w, H, W):
     close(gpu, out, want)
     dout = rand(rng, 1, H, W, 2)
     close(gpu, model_ops.interp_backward(gpu.asarray(dout), cache), model_ops.interp_backward(dout, cpu_cache))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["fcn8s-atonce", "deeplab-largefov"])
+def test_whole_model_forward_and_backward_on_cuda_match_cpu(gpu, rng, name):
+    """A very narrow model on a 9×10 image: every head layer and the taps run on the device."""
+    from tinyseg import ops
+    from tinyseg.models import build_model
+
+    extra = {"fc6_kernel": 1} if name.startswith("fcn") else {}
+    x = rand(rng, 1, 9, 10, 3)
+    labels = rng.integers(0, 2, size=(1, 9, 10)).astype(np.int32)
+    results = []
+    for backend in ("cpu", "cuda"):
+        model = build_model(name, 2, width=1 / 128, seed=3, dropout=0.0, backend=backend, **extra)
+        params = {k: (np.random.default_rng(1).standard_normal(v.shape) * 0.5).astype(np.float32)
+                  for k, v in model.host_params().items()}
+        model.load_params(params)
+        be = model.backend
+        logits = model.forward(x, train=True)
+        _, dlogits = ops.softmax_cross_entropy(logits, be.asarray(labels))
+        model.backward(dlogits)
+        results.append((be.to_numpy(logits), {k: be.to_numpy(g) for k, g in model.grads.items()}))
+    (l_cpu, g_cpu), (l_gpu, g_gpu) = results
+    np.testing.assert_allclose(l_gpu, l_cpu, rtol=1e-4, atol=1e-4)
+    for k in g_cpu:
+        scale = np.abs(g_cpu[k]).max() + 1e-6
+        np.testing.assert_allclose(g_gpu[k] / scale, g_cpu[k] / scale, atol=1e-3, err_msg=k)

@@ -9,7 +9,7 @@ from PIL import Image
 from tinyseg.checkpoint import load_checkpoint, save_checkpoint
 from tinyseg.cli import main
 from tinyseg.commands.common import load_model
-from tinyseg.models import FCN8s, FCN16s, FCN32s, build_model
+from tinyseg.models import DeepLabLargeFOV, FCN8s, FCN16s, FCN32s, build_model
 
 TINY = ["--width", "0.03125", "--iterations", "2", "--lr", "1e-3", "--no-progress"]
 
@@ -27,7 +27,7 @@ def data(tmp_path):
 
 
 def test_train_each_fcn_and_predict_reads_the_model_from_the_checkpoint(tmp_path, data):
-    for name, cls in [("fcn16s", FCN16s), ("fcn8s-atonce", FCN8s)]:
+    for name, cls in [("fcn16s", FCN16s), ("fcn8s-atonce", FCN8s), ("deeplab-largefov", DeepLabLargeFOV)]:
         ckpt = str(tmp_path / f"{name}.h5")
         assert main(["train", *data, "--model", name, "--checkpoint", ckpt, *TINY]) == 0
         assert load_checkpoint(ckpt).config["model"]["name"] == name

@@ -89,6 +89,7 @@ def test_auto_picks_winograd_for_wide_3x3_only(rng, monkeypatch):
     calls = []
     monkeypatch.setattr(cpu, "conv2d_winograd", lambda *a: calls.append("winograd"))
     monkeypatch.setattr(cpu, "conv2d_forward", lambda *a: calls.append("im2col"))
+    monkeypatch.setattr(cpu, "conv2d_forward_blocks", lambda *a: calls.append("im2col"))
     wide = conv_ops.WINOGRAD_MIN_CHANNELS
     for k, c_in, c_out in [(3, wide, wide), (3, 3, wide), (1, wide, wide), (7, wide, wide)]:
         ops.conv2d_forward(rand(rng, 1, 4, 5, c_in), rand(rng, k, k, c_in, c_out), rand(rng, c_out))

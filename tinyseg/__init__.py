@@ -20,6 +20,7 @@ from .train import TrainConfig, Trainer  # noqa: E402
 
 __all__ = [
     "__version__", "get_kernel_size", "upsample_filt", "bilinear_upsample_weights", "upsample",
-    "FCN32s", "FCN32sConfig", "FCN16s", "FCN8s", "DeepLabLargeFOV", "models", "Adam", "AdamConfig", "Trainer", "TrainConfig", "dense_crf",
+    "FCN32s", "FCN32sConfig", "FCN16s", "FCN8s", "DeepLabLargeFOV", "models",
+    "Adam", "AdamConfig", "Trainer", "TrainConfig", "dense_crf",
     "ops", "reference", "layers", "crf", "data", "metrics", "weights", "checkpoint", "optim",
 ]

@@ -18,7 +18,7 @@ from __future__ import annotations
 __all__ = ["RECIPES", "add_recipe_options", "resolve_recipe"]
 
 _BASE = dict(optimizer="adam", lr=1e-4, momentum=0.99, weight_decay=5e-4, reduction="sum", batch=1,
-             lr_schedule="constant", warmup=0, flip=False, scale_range=(1.0, 1.0), crop=None,
+             lr_schedule="constant", warmup=0, flip=False, scale_range=(1.0, 1.0), crop=None, color_jitter=0.0,
              dropout=0.5, iterations=10)
 
 RECIPES = {
@@ -70,6 +70,8 @@ def add_recipe_options(p, positive_int, positive_float):
                    help="random rescaling by a factor in [LO, HI] (1,1: none)")
     g.add_argument("--crop", type=_pair(int, "integers"), default=None, metavar="H,W",
                    help="random H×W crops (padded with ignored pixels where the image is smaller)")
+    g.add_argument("--color-jitter", type=float, default=None, metavar="C",
+                   help="random contrast, saturation, brightness and hue of strength C in [0, 1] (0: none)")
 
 
 def resolve_recipe(args, from_scratch: bool, saved: dict | None = None) -> dict:
@@ -86,7 +88,8 @@ def resolve_recipe(args, from_scratch: bool, saved: dict | None = None) -> dict:
         aug = saved.get("augment") or {}
         values.update(flip=aug.get("flip", values["flip"]),
                       scale_range=tuple(aug.get("scale", values["scale_range"])),
-                      crop=tuple(aug["crop"]) if aug.get("crop") else None)
+                      crop=tuple(aug["crop"]) if aug.get("crop") else None,
+                      color_jitter=aug.get("color", 0.0))
     for key in values:
         given = getattr(args, key, None)
         if given is not None:

@@ -177,7 +177,7 @@ def _recipe(args, resumed):
     if resumed and r["iterations"] and args.resumed_step >= r["iterations"]:
         raise ValueError(f"--resume: checkpoint {args.checkpoint} is at iteration {args.resumed_step} "
                          f"already; give --iterations above {args.resumed_step} to train further")
-    augment = AugmentConfig(flip=r["flip"], scale=r["scale_range"], crop=r["crop"])
+    augment = AugmentConfig(flip=r["flip"], scale=r["scale_range"], crop=r["crop"], color=r["color_jitter"])
     fields = {k: r[k] for k in ("iterations", "batch", "optimizer", "lr", "momentum", "weight_decay",
                                 "lr_schedule", "warmup", "reduction")}
     return r, dict(fields, augment=augment)

@@ -133,9 +133,9 @@ class MeanField:
     """
 
     def __init__(self, unary: np.ndarray, terms: list[PairwiseTerm]):
-        self.unary = check_unary(unary)
-        self.n_points, self.n_labels = self.unary.shape
-        self.neg_unary = -self.unary
+        unary = check_unary(unary)
+        self.n_points, self.n_labels = unary.shape
+        self.neg_unary = np.negative(unary)                # the only copy kept (memory)
         self.terms = list(terms)
         ones = np.ones((self.n_points, 1), dtype=np.float32)
         for term in self.terms:
@@ -161,6 +161,11 @@ class MeanField:
             else:
                 k_pre = d - _EPS                                           # pre = 1: K 1 = D
             term._k1 = (term._post * k_pre).astype(np.float32)            # K̃ 1 = post K pre
+
+    @property
+    def unary(self) -> np.ndarray:
+        """The unary energies ``U`` (N, C) float32 (a new array: only ``-U`` is stored)."""
+        return np.negative(self.neg_unary)
 
     # -- the pieces -----------------------------------------------------------------------------
     def start(self) -> np.ndarray:
@@ -209,10 +214,12 @@ class MeanField:
         n, c = self.n_points, self.n_labels
         n_terms, cols = len(self.terms), c - 1
         pre = np.stack([t._pre for t in self.terms]) if n_terms else np.zeros((0, n), np.float32)
-        scaled = np.empty((n_terms, n, cols), dtype=np.float32)           # filter inputs
-        filtered = np.empty((n_terms, n, cols), dtype=np.float32)         # filter outputs
-        logits = np.empty((n, c), dtype=np.float32)
+        # Buffers, reused in place to keep the memory low: each filter writes its output over
+        # its input (the filters allow ``out=values``), and the logits are built in q's buffer.
+        scaled = np.empty((n_terms, n, cols), dtype=np.float32)           # filter in- and outputs
+        filtered = scaled
         q = np.empty((n, c), dtype=np.float32)
+        logits = q
         kq = np.empty((n, c), dtype=np.float32) if any(
             t._kind != "potts" for t in self.terms) else None
         softmax_and_scale(self.neg_unary, q, pre, scaled)

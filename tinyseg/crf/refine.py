@@ -30,12 +30,14 @@ def _check_method(method: str) -> str:
     return method
 
 
-def spatial_filter(shape, sdims, method: str = "fast", *, force: bool = False, progress=None):
-    """The filter of the spatial Gaussian kernel on an H×W image (pydensecrf's ``sdims``)."""
+def spatial_filter(shape, sdims, method: str = "fast", *, force: bool = False, progress=None,
+                   channels: int | None = None):
+    """The filter of the spatial Gaussian kernel on an H×W image (pydensecrf's ``sdims``);
+    ``channels``: how many it will filter at a time, if known (see :func:`spatial_gaussian`)."""
     sdims = as_pair(sdims, "sdims")
     if _check_method(method) == "exact":
         return ExactFilter(spatial_features(shape, sdims), force=force, progress=progress)
-    return spatial_gaussian(shape, sdims)
+    return spatial_gaussian(shape, sdims, channels)
 
 
 def bilateral_filter(image: np.ndarray, sdims, schan, method: str = "fast", *, force: bool = False,
@@ -146,7 +148,8 @@ def dense_crf(image: np.ndarray, probabilities: np.ndarray, *, sdims=(50, 50), s
     terms = []
     if gaussian_compat != 0:
         terms.append(PairwiseTerm(spatial_filter((h, w), gaussian_sdims, method, force=force,
-                                                 progress=rows), gaussian_compat))
+                                                 progress=rows, channels=p.shape[2] - 1),
+                                  gaussian_compat))
     if compat != 0:
         terms.append(PairwiseTerm(bilateral_filter(image, sdims, schan, method, force=force,
                                                    progress=rows), compat))

@@ -14,7 +14,8 @@ returns ``(dx, dw, db)``. Two algorithms compute the same convolution (results d
 ``WINOGRAD_MIN_CHANNELS`` input and output channels (VGG's conv1_2 … conv5_3, DeepLab's conv5 and
 fc6) and im2col otherwise (conv1_1's 3 input channels, fc6's 7×7, the 1×1 layers).
 
-Extra memory: one block workspace of at most ``CONV_WORKSPACE_BYTES`` (the im2col rows), or for
+Extra memory: one block workspace of at most ``CONV_WORKSPACE_BYTES`` (the im2col rows; one per
+worker thread when the image has several blocks per thread), or for
 Winograd one block of tiles ``V`` and products ``M`` per worker thread (each at most
 ``CONV_WORKSPACE_BYTES``) plus the transformed filters ``U (16, C, F)`` (16/9 of the weights);
 Winograd's backward adds one transformed weight gradient ``(16, C, F)`` per worker.
@@ -73,10 +74,30 @@ def conv2d_forward(x, w, b, dilation: int = 1, algorithm: str = "auto"):
     out = be.empty((N, H, W, c_out), np.float32)
     if winograd:
         _winograd(be, x, w, b, dilation, out, flip=False)
+    elif kh * kw > 1 and _rows_per_worker_block(x.shape, w.shape, be.CONV_WORKSPACE_BYTES,
+                                                be.parallel_workers()) is not None:
+        workers = be.parallel_workers()
+        rows = _rows_per_worker_block(x.shape, w.shape, be.CONV_WORKSPACE_BYTES, workers)
+        cols = be.empty((workers, rows * W, kh * kw * c_in), np.float32)
+        be.conv2d_forward_blocks(x, w, b, out, cols, dilation)
     else:
         col = _conv_workspace(be, x.shape, w.shape)
         be.conv2d_forward(x, w, b, out, col, dilation)
     return out, (x, w, dilation, algorithm)
+
+
+def _rows_per_worker_block(x_shape, w_shape, workspace_bytes: int, workers: int):
+    """Rows per block when the im2col forward can give every worker thread whole blocks, else None.
+
+    With several workers and at least two blocks each (blocks small enough to balance: at most
+    ⌈H/4P⌉ rows), each worker does its own blocks; a layer that fits in fewer blocks (fc6 on a
+    small map) keeps one shared buffer and the BLAS's own threads.
+    """
+    N, H = x_shape[0], x_shape[1]
+    rows = min(conv_rows_per_block(x_shape, w_shape, workspace_bytes), -(-H // (4 * workers)))
+    if workers < 2 or N * -(-H // rows) < 2 * workers:
+        return None
+    return rows
 
 
 def conv2d_backward(dout, cache, dw=None, db=None, need_dx: bool = True):
@@ -105,6 +126,17 @@ def conv2d_backward(dout, cache, dw=None, db=None, need_dx: bool = True):
         dx = be.empty(x.shape, np.float32)
         _winograd(be, dout, w, be.zeros((c_in,), np.float32), dilation, dx, flip=True)
         return dx, dw, db
+    workers = be.parallel_workers()
+    rows = _rows_per_worker_block(x.shape, w.shape, be.CONV_WORKSPACE_BYTES, workers)
+    if (not need_dx and kh * kw > 1 and rows is not None
+            and 2 * workers * kh * kw * c_in * c_out * 4 <= be.CONV_WORKSPACE_BYTES):
+        # dw alone (a first layer), each worker summing its own blocks (small per-worker partials)
+        be.column_sums(dout.reshape(N * H * W, c_out), db)
+        parts = be.empty((workers, kh * kw * c_in, c_out), np.float32)
+        tmp = be.empty((workers, kh * kw * c_in, c_out), np.float32)
+        cols = be.empty((workers, rows * W, kh * kw * c_in), np.float32)
+        be.conv2d_weight_grad_blocks(x, dout, dw, parts, cols, tmp, dilation)
+        return None, dw, db
     col = _conv_workspace(be, x.shape, w.shape)
     # One block (a 1×1 kernel, or a single image whose rows all fit the workspace) needs no
     # buffer for partial dw sums.
@@ -179,6 +211,9 @@ def conv2d_workspace_bytes(x_shape, w_shape, dilation: int = 1, algorithm: str =
         return 4 * (workers * 16 * tiles * (c_in + c_out) + 16 * c_in * c_out)
     if kh * kw == 1:
         return 0
+    rows = _rows_per_worker_block(x_shape, w_shape, workspace_bytes, workers)
+    if rows is not None:
+        return 4 * workers * rows * x_shape[2] * kh * kw * c_in
     return 4 * conv_rows_per_block(x_shape, w_shape, workspace_bytes) * x_shape[2] * kh * kw * c_in
 
 

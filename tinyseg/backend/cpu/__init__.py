@@ -9,7 +9,8 @@ import numpy as np
 
 from .accumulate import add_into, copy_into, scale_into
 from .adam import adam_update
-from .conv import column_sums, conv2d_backward, conv2d_forward
+from .conv import (column_sums, conv2d_backward, conv2d_forward, conv2d_forward_blocks,
+                   conv2d_weight_grad_blocks)
 from .elementwise import dropout_backward, dropout_forward, relu_backward, relu_forward
 from .fuse import box3x3, crop_add, interp, interp_backward, scale
 from .loss import softmax, softmax_cross_entropy

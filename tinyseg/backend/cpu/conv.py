@@ -22,31 +22,49 @@ Backward, for the same block of rows:
 * ``db = Σ dout`` over all pixels.
 
 ``need_dx = False`` skips the two ``dx`` steps (the first layer's input gradient is never used).
+:func:`conv2d_forward_blocks` is the forward with one im2col buffer per worker thread, each
+worker doing whole blocks (used when the image has several blocks per thread);
+:func:`conv2d_weight_grad_blocks` likewise computes ``dw`` alone (a first layer's backward).
 A 1×1 kernel needs no im2col: ``x`` viewed as ``(N·H·W, C)`` already is ``col``.
 """
 import numpy as np
 from numba import njit, prange
 
+from .blas import single_threaded
+
+
+@njit(inline="always")
+def _im2col_pixel(x, n, r, c, kh, kw, dil, col, p):
+    """col[p, (i·kw + j)·C + ch] = x[n, r + d·i - ph, c + d·j - pw, ch] (0 outside the image)."""
+    H, W, C = x.shape[1], x.shape[2], x.shape[3]
+    ph, pw = dil * (kh - 1) // 2, dil * (kw - 1) // 2
+    for i in range(kh):
+        y = r + dil * i - ph
+        for j in range(kw):
+            xx = c + dil * j - pw
+            base = (i * kw + j) * C
+            if 0 <= y < H and 0 <= xx < W:
+                for ch in range(C):
+                    col[p, base + ch] = x[n, y, xx, ch]
+            else:
+                for ch in range(C):
+                    col[p, base + ch] = 0.0
+
 
 @njit(parallel=True, cache=True)
 def im2col_rows(x, n, r0, r1, kh, kw, dil, col):
     """col[(r - r0)·W + c, (i·kw + j)·C + ch] = x[n, r + d·i - ph, c + d·j - pw, ch], r in [r0, r1)."""
-    H, W, C = x.shape[1], x.shape[2], x.shape[3]
-    ph, pw = dil * (kh - 1) // 2, dil * (kw - 1) // 2
+    W = x.shape[2]
     for p in prange((r1 - r0) * W):
-        r = r0 + p // W
-        c = p % W
-        for i in range(kh):
-            y = r + dil * i - ph
-            for j in range(kw):
-                xx = c + dil * j - pw
-                base = (i * kw + j) * C
-                if 0 <= y < H and 0 <= xx < W:
-                    for ch in range(C):
-                        col[p, base + ch] = x[n, y, xx, ch]
-                else:
-                    for ch in range(C):
-                        col[p, base + ch] = 0.0
+        _im2col_pixel(x, n, r0 + p // W, p % W, kh, kw, dil, col, p)
+
+
+@njit(cache=True)
+def im2col_rows_serial(x, n, r0, r1, kh, kw, dil, col):
+    """:func:`im2col_rows` on the calling thread (inside a worker of a parallel loop)."""
+    W = x.shape[2]
+    for p in range((r1 - r0) * W):
+        _im2col_pixel(x, n, r0 + p // W, p % W, kh, kw, dil, col, p)
 
 
 @njit(parallel=True, cache=True)
@@ -126,6 +144,84 @@ def conv2d_forward(x, w, b, out, col, dil):
             o = out2[start:start + m]
             np.dot(col[:m], w2, o)
             add_bias(o, b)
+
+
+def conv2d_forward_blocks(x, w, b, out, cols, dil):
+    """out = conv(x, w; dilation dil) + b, each worker doing whole blocks: ``cols (P, rows·W, K)``.
+
+    Worker ``k`` im2cols and multiplies blocks ``k, k + P, …`` of ``rows`` image rows with its own
+    buffer ``cols[k]``: one parallel region for the layer instead of three per block (each a
+    synchronisation, costly on a busy machine); the BLAS runs single-threaded meanwhile.
+    """
+    with single_threaded():
+        _conv2d_forward_blocks(x, w, b, out, cols, dil)
+
+
+@njit(parallel=True, cache=True)
+def _conv2d_forward_blocks(x, w, b, out, cols, dil):
+    N, H, W, C = x.shape
+    kh, kw, _, F = w.shape
+    K = kh * kw * C
+    w2 = w.reshape(K, F)                    # (kh, kw, C, F) -> (K, F)
+    out2 = out.reshape(N * H * W, F)        # (N, H, W, F) -> (N·H·W, F)
+    P = cols.shape[0]
+    rows = cols.shape[1] // W
+    per_image = (H + rows - 1) // rows
+    for worker in prange(P):
+        col = cols[worker]
+        for block in range(worker, N * per_image, P):
+            n = block // per_image
+            r0 = (block % per_image) * rows
+            r1 = min(r0 + rows, H)
+            m = (r1 - r0) * W
+            im2col_rows_serial(x, n, r0, r1, kh, kw, dil, col)
+            start = (n * H + r0) * W
+            o = out2[start:start + m]
+            np.dot(col[:m], w2, o)                      # (m, K) @ (K, F)
+            for i in range(m):
+                for f in range(F):
+                    o[i, f] += b[f]
+
+
+def conv2d_weight_grad_blocks(x, dout, dw, parts, cols, tmp, dil):
+    """dw of ``out = conv(x, w; dilation dil)`` (no dx), each worker doing whole blocks of rows.
+
+    Worker ``k`` im2cols its blocks into ``cols[k]`` and sums ``colᵀ @ dout`` into ``parts[k]``
+    (``tmp[k]`` holds one product); then ``dw = Σ_k parts[k]``. Two parallel regions for the
+    layer; the BLAS runs single-threaded meanwhile. ``parts``, ``tmp``: (P, K, F).
+    """
+    with single_threaded():
+        _conv2d_weight_grad_blocks(x, dout, dw, parts, cols, tmp, dil)
+
+
+@njit(parallel=True, cache=True)
+def _conv2d_weight_grad_blocks(x, dout, dw, parts, cols, tmp, dil):
+    N, H, W, C = x.shape
+    kh, kw, _, F = dw.shape
+    K = kh * kw * C
+    dout2 = dout.reshape(N * H * W, F)      # (N, H, W, F) -> (N·H·W, F)
+    P = cols.shape[0]
+    rows = cols.shape[1] // W
+    per_image = (H + rows - 1) // rows
+    for worker in prange(P):
+        col, part, t = cols[worker], parts[worker], tmp[worker]
+        part[...] = 0.0
+        for block in range(worker, N * per_image, P):
+            n = block // per_image
+            r0 = (block % per_image) * rows
+            r1 = min(r0 + rows, H)
+            m = (r1 - r0) * W
+            im2col_rows_serial(x, n, r0, r1, kh, kw, dil, col)
+            start = (n * H + r0) * W
+            np.dot(col[:m].T, dout2[start:start + m], t)          # (K, m) @ (m, F)
+            part += t
+    dw2 = dw.reshape(K, F)
+    for k in prange(K):
+        for f in range(F):
+            acc = parts[0, k, f]
+            for worker in range(1, P):
+                acc += parts[worker, k, f]
+            dw2[k, f] = acc
 
 
 @njit(cache=True)

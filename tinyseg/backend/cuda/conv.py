@@ -182,3 +182,29 @@ def conv2d_backward(x, w, dout, dx, dw, db, col, dw_tmp, dil, need_dx):
                 y0 = max(r0 - ph, 0)
                 y1 = min(r1 + ph, H)
                 launch_1d(_col2im_add_kernel, (y1 - y0) * W * C, c, n, r0, r1, y0, kh, kw, dil, dx)
+
+
+def conv2d_forward_blocks(x, w, b, out, cols, dil):
+    """The CPU's per-worker forward, for the backend contract: one worker (``cols[0]``) here."""
+    conv2d_forward(x, w, b, out, cols[0], dil)
+
+
+def conv2d_weight_grad_blocks(x, dout, dw, parts, cols, tmp, dil):
+    """The CPU's per-worker ``dw``, for the backend contract: one worker here, the GEMM
+    accumulating into ``dw`` directly (``parts`` and ``tmp`` unused)."""
+    N, H, W, C = x.shape
+    kh, kw, _, F = dw.shape
+    K = kh * kw * C
+    dw2 = dw.reshape(K, F)                    # (kh, kw, C, F) -> (K, F)
+    dout2 = dout.reshape(N * H * W, F)
+    col = cols[0]
+    rows = col.shape[0] // W
+    first = True
+    for n in range(N):
+        for r0 in range(0, H, rows):
+            r1 = min(r0 + rows, H)
+            m = (r1 - r0) * W
+            start = (n * H + r0) * W
+            launch_1d(_im2col_kernel, m * K, x, n, r0, r1, kh, kw, dil, col)
+            gemm(col[:m], dout2[start:start + m], dw2, trans_a=True, beta=0.0 if first else 1.0)
+            first = False

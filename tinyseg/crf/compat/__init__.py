@@ -259,7 +259,7 @@ class DenseCRF:
         else:
             grid = _regular_grid(feats, self._grid_shape)
             if grid is not None:
-                filt = spatial_gaussian(grid[0], grid[1])
+                filt = spatial_gaussian(grid[0], grid[1], self.nlabels - 1)
             else:
                 # axes after the first two (pydensecrf's bilateral features: the colours) may be
                 # turned onto their principal axes: same kernel, smaller grid
@@ -329,7 +329,7 @@ class DenseCRF2D(DenseCRF):
         if self.method == "exact":
             filt = ExactFilter(spatial_features((self.h, self.w), (sy, sx)), force=self.force)
         else:
-            filt = spatial_gaussian((self.h, self.w), (sy, sx))
+            filt = spatial_gaussian((self.h, self.w), (sy, sx), self.nlabels - 1)
         self._add_term(filt, compat, kernel, normalization)
 
     def addPairwiseBilateral(self, sxy, srgb, rgbim, compat, kernel=DIAG_KERNEL,  # noqa: N802

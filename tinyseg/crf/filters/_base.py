@@ -4,7 +4,8 @@ The interface (mean-field inference, its backward pass and the CUDA twins rely o
 
     filt.n_points                        # N
     filt.symmetric                       # True when K == K^T (exactly, up to float rounding)
-    filt.apply(values)                   # (N, M) -> (N, M) float32:  K @ values
+    filt.apply(values, out=None)         # (N, M) -> (N, M) float32:  K @ values (into out,
+                                         #   which may be values itself)
     filt.apply_transpose(values)         # (N, M) -> (N, M) float32:  K^T @ values
 
 ``values`` may also be a vector (N,), read as (N, 1). ``K`` includes the point itself

@@ -32,9 +32,14 @@ __all__ = ["spatial_gaussian", "auto_filter", "grid_box_cells", "RECURSIVE_FROM_
 RECURSIVE_FROM_SIGMA = 2.0
 
 
-def spatial_gaussian(shape, sdims):
-    """The spatial Gaussian filter of an H×W grid with standard deviations ``sdims`` (pixels)."""
-    if max(sdims) > RECURSIVE_FROM_SIGMA:
+def spatial_gaussian(shape, sdims, channels: int | None = None):
+    """The spatial Gaussian filter of an H×W grid with standard deviations ``sdims`` (pixels).
+
+    ``channels``: how many channels it will filter at a time, if known (``C - 1`` for C labels):
+    with one or two, the exact FIR filter stays cheaper than the recursive one up to sigma 16.
+    """
+    fir_up_to = 16.0 if channels is not None and channels <= 2 else RECURSIVE_FROM_SIGMA
+    if max(sdims) > fir_up_to:
         return RecursiveGaussianFilter(shape, sdims)
     return SeparableGaussianFilter(shape, sdims)
 

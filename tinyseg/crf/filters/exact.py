@@ -79,6 +79,8 @@ class ExactFilter(Filter):
         n, m = values.shape
         if out is None:
             out = np.empty((n, m), dtype=np.float32)
+        elif np.shares_memory(out, values):
+            values = values.copy()                      # every block reads all the values
         rows = max(1, int(1e8 // (n * (self.features.shape[1] + m))))
         block = np.empty((min(rows, n), m), dtype=np.float64)
         for start in range(0, n, rows):

@@ -133,6 +133,7 @@ class GridFilter(Filter):
     symmetric = True             # S^T B S with B symmetric (see apply_transpose)
     _uint16_cells = 1 << 16      # indices (and deltas) below this are stored as uint16
     rows_from = 6                # from this many channels on, the channels-last kernels are used
+    image_rows_from = 2          # ... and the image-row factorised ones (image_shape given)
 
     def __init__(self, features: np.ndarray, *, cell: float = 0.75, truncate: float = 2.0,
                  order=None, rotate=None, max_cells: int = 1 << 25,
@@ -288,7 +289,10 @@ class GridFilter(Filter):
         (tight scalar loops); from ``rows_from`` channels on, channels-last kernels read the tables
         once for all of them.
         """
-        result = self._filter(check_values(values, self.n_points), self.neighbours)
+        values = check_values(values, self.n_points)
+        if self._rows is not None and values.shape[1] >= self.image_rows_from:
+            return self._apply_image_rows(values, self.neighbours, out)
+        result = self._filter(values, self.neighbours)
         if out is None:
             return result
         out[...] = result
@@ -325,8 +329,8 @@ class GridFilter(Filter):
     def _filter(self, values: np.ndarray, passes) -> np.ndarray:
         """Splat, the given blur passes, slice; values (N, M) float32."""
         n, m = values.shape
-        if self._rows is not None and m >= self.rows_from:   # for few channels the plain
-            return self._apply_image_rows(values, passes)       # kernels are faster
+        if self._rows is not None and m >= self.image_rows_from:   # for one channel the plain
+            return self._apply_image_rows(values, passes)             # kernels are faster
         if m >= self.rows_from:
             return self._apply(values, passes, _splat_rows_kernel, _blur_pass_rows_kernel,
                                _slice_rows_kernel)
@@ -356,8 +360,9 @@ class GridFilter(Filter):
         slice_(grid, *tables, out)
         return out
 
-    def _apply_image_rows(self, values: np.ndarray, passes) -> np.ndarray:
-        """:meth:`_apply` with the image-row factorised splat and slice; values (N, M)."""
+    def _apply_image_rows(self, values: np.ndarray, passes, out=None) -> np.ndarray:
+        """:meth:`_apply` with the image-row factorised splat and slice; values (N, M); ``out``
+        may be ``values`` (read by the splat only)."""
         m = values.shape[1]
         partial = np.empty((self.n_chunks, self.n_occupied + 1, m), dtype=np.float32)
         _splat_image_rows(values, *self._rows, partial)
@@ -370,6 +375,7 @@ class GridFilter(Filter):
             blurred = np.empty((nb.shape[0] + 1, m), dtype=np.float32)
             _blur_pass_rows_kernel(grid, nb, self.taps, blurred)
             grid = blurred
-        out = np.empty((self.n_points, m), dtype=np.float32)
+        if out is None:
+            out = np.empty((self.n_points, m), dtype=np.float32)
         _slice_image_rows(grid, *self._rows, out)
         return out

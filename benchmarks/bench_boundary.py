@@ -1,0 +1,74 @@
+"""Boundary accuracy of the two cures, measured: FCN-32s vs FCN-8s vs DeepLab-LargeFOV, each
+before and after the seed's dense CRF, on the bundled image and on the synthetic shapes.
+
+Runs :func:`tinyseg.study.run_study` on each dataset (``chelsea``: train and predict on the
+seed's one image, binary; ``shapes``: 16 training and 6 held-out images of textured shapes, 4
+classes, exact ground truth) and prints, per dataset, the table of mean IoU and trimap IoU
+(w = 2 … 20), then the issue's checks for every w ≤ 8: FCN-8s above FCN-32s, and the CRF above
+the network for each model. The figures and tables of each study go to ``--out/<dataset>/``.
+Nothing is asserted: the checks are printed and stored as measured.
+
+    python benchmarks/bench_boundary.py [--data chelsea,shapes] [--out boundary/] [--json PATH]
+                                        [--width W] [--iterations N] [--weights vgg16.npz]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def checks(result: dict, max_w: int = 8) -> dict:
+    """The issue's claims for every trimap w ≤ ``max_w``: ``{claim: bool}`` as measured."""
+    models = result["models"]
+    widths = [w for w in result["settings"]["trimap_widths"] if w <= max_w]
+
+    def t(name, stage, w):
+        return models[name][stage]["trimap"][str(w)]["mean_iou"]
+
+    out = {}
+    if "fcn8s" in models and "fcn32s" in models:
+        out["fcn8s_above_fcn32s"] = all(t("fcn8s", "fcn", w) > t("fcn32s", "fcn", w) for w in widths)
+    for name in models:
+        out[f"crf_raises_{name}"] = all(t(name, "crf", w) > t(name, "fcn", w) for w in widths)
+    return out
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default="chelsea,shapes", help="datasets (default: chelsea,shapes)")
+    parser.add_argument("--out", default="boundary", help="folder for each study's figures and tables")
+    parser.add_argument("--json", metavar="PATH", help="write every study and its checks as JSON")
+    parser.add_argument("--width", type=float, help="channel multiplier (default: the study's per dataset)")
+    parser.add_argument("--iterations", type=int, help="training iterations (default: the study's)")
+    parser.add_argument("--weights", help="imported VGG-16 weights: the pretrained setting")
+    parser.add_argument("--seed", type=int, default=0, help="initialisation and dropout seed")
+    args = parser.parse_args(argv)
+
+    from tinyseg.study import run_study
+
+    report = {}
+    for data in [d for d in args.data.split(",") if d]:
+        t0 = time.perf_counter()
+        load = os.getloadavg()[0]
+        result = run_study(os.path.join(args.out, data), data=data, weights=args.weights, width=args.width,
+                           iterations=args.iterations, seed=args.seed, progress=False)
+        result["checks_w_le_8"] = checks(result)
+        result["seconds"] = time.perf_counter() - t0
+        result["load_avg_1min"] = load
+        report[data] = result
+        print(f"{data}: checks for w ≤ 8: " + ", ".join(f"{k} {'yes' if v else 'NO'}"
+                                                        for k, v in result["checks_w_le_8"].items()))
+        print(f"{data}: {result['seconds']:.0f} s, load average {load:.2f} -> {os.getloadavg()[0]:.2f}\n")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(report, f, indent=2)
+        print(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()
