@@ -49,9 +49,9 @@ def run_demo(out: str, weights: str | None = None, width: float | None = None,
     say = print if verbose else (lambda *a, **k: None)
 
     t_start = time.perf_counter()
-    # On a cold Numba cache a helper process compiles what this one needs later (the backward
-    # pass, Adam, the softmax, the CRF) while this one compiles its first layers (tinyseg.warmup).
-    with compile_in_background(["adam", "softmax", "train", "crf"], device) as helper:
+    # On a cold Numba cache a helper process compiles the CRF's kernels while this one compiles
+    # and runs training (tinyseg.warmup; it never compiles what this process compiles).
+    with compile_in_background(["crf"], device) as helper:
         if verbose:
             first_run_notice(say=say)
         image, annotation = chelsea()

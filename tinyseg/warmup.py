@@ -1,22 +1,28 @@
-"""The first run: compiling the kernels, said out loud and overlapped with the work.
+"""The first run: compiling the kernels, said out loud and partly overlapped with the work.
 
 Numba compiles each ``@njit`` kernel for each argument signature the first time it is called and
 keeps the machine code in its cache (``cache=True``: ``__pycache__`` beside the source, or
 ``NUMBA_CACHE_DIR``), so only the first run after an install, or after a kernel's source changed,
-pays: about 20–25 CPU-seconds for the kernels of ``tinyseg demo`` (``benchmarks/first_run.py``
-lists each kernel's share). Two measures keep that first run short and not mysterious:
+pays: about 25 CPU-seconds for the kernels of ``tinyseg demo`` (``benchmarks/first_run.py``
+lists each kernel's share). Two measures keep that first run shorter and not mysterious:
 
 * :func:`first_run_notice` says, once, that kernels are being compiled, so a slow first
   iteration is not taken for a hang;
-* :func:`compile_in_background` starts a helper process that compiles kernels the main
-  process will only need *later* (the backward pass's, Adam's, the softmax of prediction, the
-  dense CRF's) by running them on tiny inputs while the main process compiles its first
-  convolutions (the Winograd ones alone take ~6 CPU-seconds) and trains. Numba compiles one
-  function at a time per process (a global compiler lock) and compiling is single-threaded, so a
-  thread would not help, but a second process uses the core that a compiling main process leaves
-  idle. Its kernels land in the cache, and the main process loads them from there when it gets to
-  them. Before the CRF it waits for the helper if the helper is already on it, and stops it if
-  not (on a busy machine the helper falls behind, and compiling here is then quicker).
+* :func:`compile_in_background` starts a helper process that compiles the kernels the main
+  process needs only at the end (the dense CRF's) by running the CRF on a small image while the
+  main process compiles and runs training. Numba compiles one function at
+  a time per process (a global compiler lock) and compiling is single-threaded, so a thread would
+  not help, but a second process uses the core that a compiling main process leaves idle. Its
+  kernels land in the cache and the main process loads them from there.
+
+The helper compiles **only kernels that the main process does not call before it has waited for
+the helper, or stopped it**. Numba's cache is not safe when two processes compile the same
+function at the same time (per-process symbol ids, numba issues #4807 and #10128): a helper that
+also compiled training kernels, which the main process was compiling at the same moment, left a
+cache that crashed the next run with a segmentation fault. So the helper never touches training
+kernels, and :meth:`BackgroundCompile.wait` is called before the first CRF call: it
+waits if the helper is already at work on those kernels and stops it if it is not (on a busy
+machine it falls behind, and compiling here is then quicker).
 """
 from __future__ import annotations
 
@@ -26,15 +32,15 @@ import subprocess
 import sys
 import threading
 
-__all__ = ["kernels_cached", "first_run_notice", "compile_in_background", "PARTS"]
+__all__ = ["kernels_cached", "first_run_notice", "compile_in_background", "PARTS", "HELPER_PARTS"]
 
-# What a helper process can compile ahead, and the modules or packages holding those kernels.
+# Groups of kernels and the packages holding them (for asking whether the cache holds them).
 PARTS = {
     "crf": ["tinyseg.crf"],
-    "softmax": ["tinyseg.backend.cpu.loss"],
-    "adam": ["tinyseg.backend.cpu.adam"],
     "train": ["tinyseg.backend.cpu"],
 }
+# The parts a helper may compile: kernels the training never calls (see the module docstring).
+HELPER_PARTS = ("crf",)
 
 
 def _dispatchers(name):
@@ -109,10 +115,10 @@ class BackgroundCompile:
                 self.current = line.split()[1]
 
     def wait(self, part: str, timeout: float = 300.0) -> None:
-        """Before using ``part``'s kernels: wait for the helper if it has reached ``part``.
+        """Call before the first use of ``part``'s kernels: afterwards no helper is running.
 
-        If it has not (a busy machine slowed it down), compiling here is quicker than waiting
-        for it to get there and through: the helper is stopped instead.
+        If the helper has reached ``part`` it is waited for; if not (a busy machine slowed it
+        down), compiling here is quicker than waiting for it, and it is stopped instead.
         """
         if self.process is None or part not in self.parts or self.process.poll() is not None:
             return
@@ -141,22 +147,24 @@ class BackgroundCompile:
 def compile_in_background(parts, device: str = "cpu") -> BackgroundCompile:
     """Start a helper compiling the given :data:`PARTS` whose kernels are not cached yet.
 
-    Nothing is started on a warm cache, for another device than the CPU, or with
-    ``TINYSEG_NO_BACKGROUND_COMPILE=1`` in the environment.
+    Nothing is started on a warm cache, for another device than the CPU, under an MPI launcher
+    with several ranks (each rank would start a helper, and the helpers would compile the same
+    kernels at once), or with ``TINYSEG_NO_BACKGROUND_COMPILE=1`` in the environment.
     """
-    if device != "cpu" or os.environ.get("TINYSEG_NO_BACKGROUND_COMPILE") == "1":
+    from .distributed import world_size_from_env
+
+    if (device != "cpu" or os.environ.get("TINYSEG_NO_BACKGROUND_COMPILE") == "1"
+            or world_size_from_env() > 1):
         return BackgroundCompile([])
-    unknown = [p for p in parts if p not in PARTS]
+    unknown = [p for p in parts if p not in HELPER_PARTS]
     if unknown:
-        raise ValueError(f"unknown part(s) {unknown}; expected some of {list(PARTS)}")
+        raise ValueError(f"unknown part(s) {unknown}; a helper compiles some of {list(HELPER_PARTS)}")
     return BackgroundCompile([p for p in parts if kernels_cached(PARTS[p]) is not True])
 
 
 def _compile(part: str) -> None:
     """Call the kernels of ``part`` on tiny inputs of the dtypes and layouts the real work uses."""
     import numpy as np
-
-    from . import ops
 
     rng = np.random.default_rng(0)
     if part == "crf":
@@ -168,22 +176,8 @@ def _compile(part: str) -> None:
         image = np.stack([rows, cols, (rows + cols) // 2], -1).astype(np.uint8)   # (192, 256, 3)
         p = rng.random((192, 256, 2), dtype=np.float32)
         refine(image, p / p.sum(-1, keepdims=True))             # the seed's CRF, as demo/predict
-    elif part == "softmax":
-        ops.softmax(np.zeros((1, 4, 4, 2), np.float32))
-    elif part == "adam":
-        for shape in [(3,), (3, 3, 2, 2)]:                      # biases and kernels
-            a = [np.zeros(shape, np.float32) for _ in range(4)]
-            ops.adam_update(*a, 1)
-    elif part == "train":
-        # One step of a model too narrow for Winograd (< 16 channels): every other training
-        # kernel (pooling, dropout, upsampling, the loss, the whole backward, Adam), which the
-        # main process needs only after its first convolutions, compiles here meanwhile.
-        from .model import FCN32s, FCN32sConfig
-        from .train import TrainConfig, Trainer
-        samples = [(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8),
-                    rng.integers(0, 2, (40, 40)).astype(np.int32))]
-        Trainer(FCN32s(FCN32sConfig(width=1 / 64)), samples,
-                TrainConfig(iterations=1, progress=False, handle_signals=False)).run()
+    else:
+        raise ValueError(f"unknown part {part!r}; a helper compiles some of {list(HELPER_PARTS)}")
 
 
 def main(parts) -> int:
