@@ -21,7 +21,7 @@ CRF is affordable), compared with the exact CRF (brute-force O(N²) filtering, f
 share of pixels whose label differs, tinyseg's fast filters vs pydensecrf's permutohedral lattice.
 
 **memory**: peak RSS of a fresh process that runs one library's CRF at 512×512 with 21 labels and
-the deeplab parameters (``resource.getrusage``, each library in its own child process that loads
+the deeplab parameters (``VmHWM`` of ``/proc/self/status``, each library in its own child process that loads
 the prepared inputs and runs a small warm-up CRF first); ``added`` is the peak minus the resident
 memory just before the measured run (the CRF's own working memory).
 
@@ -217,7 +217,7 @@ def bench_accuracy(quick: bool) -> list[dict]:
 
 
 _MEMORY_CHILD = r"""
-import json, resource, sys, time
+import json, sys, time
 import numpy as np
 sys.path.insert(0, {bench_dir!r})
 from bench_crf import run_crf
@@ -230,13 +230,14 @@ unary = np.load({unary!r})
 small = np.ascontiguousarray(image[:32, :32])
 run_crf(module, small, np.ascontiguousarray(unary.reshape(21, 512, 512)[:, :32, :32].reshape(21, -1)),
         "deeplab")                                                   # warm-up (JIT cache loaded)
-with open("/proc/self/statm") as f:
-    rss_before = int(f.read().split()[1]) * 4096 / 2 ** 20          # resident MB now
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def status(key):       # this process's own figures (ru_maxrss may carry the parent's peak)
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith(key)) / 1024
+rss_before, base = status("VmRSS:"), status("VmHWM:")
 t0 = time.perf_counter()
 q = run_crf(module, image, unary, "deeplab", 10)
 t = time.perf_counter() - t0
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+peak = status("VmHWM:")
 print(json.dumps(dict(seconds=t, rss_before_mb=rss_before, peak_before_mb=base, peak_mb=peak)))
 """
 
@@ -293,11 +294,11 @@ def main(argv=None) -> int:
 
     print(f"numba {numba.__version__}, {numba.get_num_threads()} threads, {os.cpu_count()} CPUs, "
           f"load average {load_average():.2f}; pydensecrf {'present' if peer_module() else 'absent'}")
-    records = [] if args.skip_time else bench_time(args.repeat, args.quick)
+    records = [] if args.skip_memory else bench_memory()      # first, while this process is small
+    if not args.skip_time:
+        records += bench_time(args.repeat, args.quick)
     if not args.skip_accuracy:
         records += bench_accuracy(args.quick)
-    if not args.skip_memory:
-        records += bench_memory()
     print_table(records, ["name", "tinyseg_s", "peer_s", "ratio", "cpu_ratio", "load",
                           "label_agreement_pct",
                           "tinyseg_diff_pct", "peer_diff_pct", "crf_changed_pct",

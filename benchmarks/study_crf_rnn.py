@@ -13,7 +13,7 @@ The network: ``--model small`` (:class:`tinyseg.crf.rnn_study.SmallFCN`, stride 
 minutes on a CPU) or any name of ``tinyseg.models`` (``fcn8s`` …) at ``--width``.
 
 Usage: ``python benchmarks/study_crf_rnn.py [--json PATH] [--figure PNG] [--seeds 0 1 2]
-[--size 96x128] [--classes 4] [--iterations 600] [--pretrain 300] [--model small]``
+[--size 64x96] [--classes 4] [--iterations 400] [--pretrain 200] [--model small]``
 """
 from __future__ import annotations
 
@@ -39,12 +39,12 @@ def main(argv=None):
     parser.add_argument("--json", help="write the records here")
     parser.add_argument("--figure", default="crf_rnn_parameters.png", help="learned-parameter figure")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--size", default="96x128", help="HxW of the images")
+    parser.add_argument("--size", default="64x96", help="HxW of the images")
     parser.add_argument("--classes", type=int, default=4, help="background + shapes, 2..6")
-    parser.add_argument("--train-images", type=int, default=64)
-    parser.add_argument("--test-images", type=int, default=32)
-    parser.add_argument("--iterations", type=int, default=600, help="training iterations in total")
-    parser.add_argument("--pretrain", type=int, default=300, help="of which the network trains alone")
+    parser.add_argument("--train-images", type=int, default=48)
+    parser.add_argument("--test-images", type=int, default=24)
+    parser.add_argument("--iterations", type=int, default=400, help="training iterations in total")
+    parser.add_argument("--pretrain", type=int, default=200, help="of which the network trains alone")
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--lr", type=float, default=3e-3, help="Adam's rate for the network")
     parser.add_argument("--crf-lr", type=float, default=0.1, help="Adam's rate for the CRF")

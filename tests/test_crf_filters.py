@@ -244,3 +244,15 @@ def test_image_row_factorised_grid_equals_the_plain_grid(rng, channels):
     np.testing.assert_allclose(rows.apply(values), plain.apply(values), rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="image_shape"):
         GridFilter(feats[rng.permutation(600)], image_shape=(20, 30))
+
+
+def test_grid_rebuilds_its_plain_tables_from_the_row_tables(rng):
+    img = smooth_image(rng, 20, 30)
+    feats = bilateral_features(img, (4, 5), (25, 25, 25))
+    rows = GridFilter(feats, rotate=(2, 3, 4), image_shape=(20, 30))
+    plain = GridFilter(feats, rotate=(2, 3, 4))
+    assert "pair_delta" not in rows.__dict__                     # dropped after the row tables
+    np.testing.assert_array_equal(rows.pair_base, plain.pair_base)
+    np.testing.assert_array_equal(rows.pair_delta, plain.pair_delta)
+    assert rows.pair_delta.dtype == plain.pair_delta.dtype
+    np.testing.assert_allclose(rows.w_a, plain.w_a, rtol=1e-6)

@@ -173,12 +173,16 @@ def test_exact_filter_reports_progress_in_blocks(rng):
     assert seen[-1] == (1200, 1200) and all(t == 1200 for _, t in seen)
 
 
-def test_grid_widens_its_cells_when_they_outnumber_the_points(rng):
+def test_grid_widens_its_cells_when_they_outnumber_the_points(rng, monkeypatch):
     from tinyseg.crf.filters import grid_filter_reference
+
+    import tinyseg.crf.filters.grid as grid_module
 
     feats = bilateral_features(smooth_image(rng, 30, 40), (20, 20), (3, 3, 3))
     fine = GridFilter(feats)
     assert fine.cell == 0.75 and fine.n_occupied > 0.45 * fine.n_points
+    assert GridFilter(feats, max_occupied=0.45).cell == 0.75            # a small grid stays fine
+    monkeypatch.setattr(grid_module, "_FEW_CELLS", 0)
     coarse = GridFilter(feats, max_occupied=0.45)
     assert coarse.cell > 0.75 and (coarse.n_occupied <= 0.45 * coarse.n_points or coarse.cell == 1.7)
     values = rng.random((feats.shape[0], 2)).astype(np.float32)

@@ -196,3 +196,22 @@ def test_write_dataset_in_both_layouts_reads_back(tmp_path, layout):
     _, expected = synthetic_sample((0, 3), (24, 32), 3)          # val starts after train's 3
     np.testing.assert_array_equal(val[0][1], expected)
     assert load_annotation(val.mask_path(0)).dtype == np.uint8
+
+
+def test_synthetic_classes_have_their_own_hue_but_the_background_any():
+    import colorsys
+
+    hues = {1: [], 2: [], 3: []}
+    backgrounds = []
+    for image, labels in synthetic_dataset(24, size=(48, 64), n_classes=4, seed=3):
+        for k in hues:
+            if (labels == k).sum() > 50:
+                r, g, b = image[labels == k].mean(axis=0) / 255
+                hues[k].append(colorsys.rgb_to_hsv(r, g, b)[0] * 360)
+        r, g, b = image[labels == 0].mean(axis=0) / 255
+        backgrounds.append(colorsys.rgb_to_hsv(r, g, b)[0] * 360)
+    for k, centre in ((1, 0.0), (2, 120.0), (3, 240.0)):
+        assert hues[k], k
+        off = [min(abs(h - centre), 360 - abs(h - centre)) for h in hues[k]]
+        assert max(off) < 45, (k, hues[k])
+    assert max(backgrounds) - min(backgrounds) > 180            # backgrounds of every hue

@@ -6,8 +6,8 @@ import pytest
 from tinyseg.crf import MeanField, PairwiseTerm, dense_crf
 from tinyseg.crf import rnn_kernels as kern
 from tinyseg.crf.features import bilateral_features, spatial_features
-from tinyseg.crf.filters import (ExactFilter, GridFilter, SeparableGaussianFilter,
-                                 exact_filter_reference)
+from tinyseg.crf.filters import (ClusterFilter, ExactFilter, GridFilter, RecursiveGaussianFilter,
+                                 SeparableGaussianFilter, exact_filter_reference)
 from tinyseg.crf.refine import bilateral_filter, spatial_filter
 from tinyseg.crf.rnn_engine import MeanFieldRNN
 from tinyseg.crf.rnn_reference import (combine_reference, complete_reference,
@@ -111,12 +111,12 @@ def test_float32_exact_filters_match_the_float64_reference(rng):
 
 
 def test_backward_through_the_grid_filter_uses_its_adjoint(rng):
-    """With the bilateral grid, gradients equal the reference run on the grid's dense matrix K
-    (whose transpose the reference takes literally)."""
+    """With the fast filters (recursive spatial Gaussian, bilateral grid), gradients equal the
+    reference run on the filters' dense matrices K (whose transposes it takes literally)."""
     h, w = 6, 7
     img = rng.integers(0, 256, (h, w, 3)).astype(np.uint8)
-    filters = [SeparableGaussianFilter((h, w), (2.0, 2.0)), bilateral_filter(img, 4, 40)]
-    assert isinstance(filters[1], GridFilter)
+    filters = [spatial_filter((h, w), 3.0), bilateral_filter(img, 4, 40)]     # the layer's "fast"
+    assert isinstance(filters[0], RecursiveGaussianFilter) and isinstance(filters[1], GridFilter)
     kernels = [f.matrix().astype(np.float64) for f in filters]
     n_labels = 3
     z = rng.standard_normal((h * w, n_labels)).astype(np.float32)
@@ -233,8 +233,10 @@ def test_normalised_filters_have_exact_adjoints(rng):
     """<K̃ y, x> = <y, K̃^T x> with K̃ = D^-1/2 K D^-1/2 applied as the engine applies it."""
     h, w = 9, 10
     img = rng.integers(0, 256, (h, w, 3)).astype(np.uint8)
-    for filt in (ExactFilter(bilateral_features(img, 3, 30)),
-                 SeparableGaussianFilter((h, w), (2.0, 3.0)), bilateral_filter(img, 3, 30)):
+    feats = bilateral_features(img, 3, 30)
+    for filt in (ExactFilter(feats), SeparableGaussianFilter((h, w), (2.0, 3.0)),
+                 RecursiveGaussianFilter((h, w), (3.0, 4.0)), GridFilter(feats, rotate=(2, 3, 4)),
+                 ClusterFilter(feats)):
         s = 1.0 / np.sqrt(filt.apply(np.ones((h * w, 1), np.float32))[:, 0].astype(np.float64))
         s32 = s.astype(np.float32)[:, None]
         x = rng.standard_normal((h * w, 4)).astype(np.float32)
@@ -243,6 +245,6 @@ def test_normalised_filters_have_exact_adjoints(rng):
         ktx = s32 * filt.apply_transpose(s32 * x)
         left = np.sum(ky.astype(np.float64) * x)
         right = np.sum(y.astype(np.float64) * ktx)
-        assert abs(left - right) <= 1e-5 * abs(left), filt.name
+        assert abs(left - right) <= 1e-5 * abs(left), type(filt).__name__
         dense = normalised_kernel(filt.matrix())
         np.testing.assert_allclose(ky, dense @ y, rtol=1e-4, atol=1e-5)

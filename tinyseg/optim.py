@@ -110,6 +110,7 @@ class _Optimizer:
 
     def __init__(self):
         self.t = 0
+        self.lr_scale: dict = {}    # per-parameter rate multipliers (Caffe's lr_mult), e.g. a CRF's
 
     def _begin(self, params, grads):
         missing = set(params) - set(grads)
@@ -147,7 +148,8 @@ class Adam(_Optimizer):
             if grad_scale != 1.0:
                 scale_into(g, grad_scale)
             ops.adam_update(p, g, self.m[name], self.v[name], self.t,
-                            lr=lr, beta1=c.beta1, beta2=c.beta2, eps=c.eps)
+                            lr=lr * self.lr_scale.get(name, 1.0), beta1=c.beta1, beta2=c.beta2,
+                            eps=c.eps)
 
     def state(self) -> dict:
         """``{"m": {...}, "v": {...}, "step": t}`` with host arrays, for checkpoints."""
@@ -176,7 +178,8 @@ class SGD(_Optimizer):
         for name, p in params.items():
             if name not in self.m:
                 self.m[name] = backend_for(p).zeros(p.shape, np.float32)
-            sgd_update(p, grads[name], self.m[name], lr, c.momentum, c.weight_decay, grad_scale)
+            sgd_update(p, grads[name], self.m[name], lr * self.lr_scale.get(name, 1.0), c.momentum,
+                       c.weight_decay, grad_scale)
 
     def state(self) -> dict:
         return {"m": _host(self.m), "v": {}, "step": self.t}

@@ -43,11 +43,17 @@ def evaluate(model, samples: Iterable, n_classes: int, crf: bool = True, progres
     ``samples`` yields ``(image uint8 H×W×3, labels int H×W)`` pairs, labels 255 = ignore. With
     ``trimap`` (band half-widths in pixels, e.g. :data:`tinyseg.metrics.TRIMAP_WIDTHS`) the result
     also holds ``"trimap": {"fcn": TrimapMeter, "crf": TrimapMeter}``: the same metrics counted
-    only within ±w pixels of the ground truth's boundaries.
+    only within ±w pixels of the ground truth's boundaries. A model trained with CRF-as-RNN
+    (:class:`tinyseg.crf.rnn_model.NetworkWithCRF`) adds ``"crf_rnn"``, its own output; ``"fcn"``
+    and ``"crf"`` are then its network alone and the post-hoc CRF on that.
     """
+    from .crf.rnn_model import is_crf_rnn, predict_with_crf_rnn
+
     result = {"fcn": ConfusionMatrix(n_classes)}
     if crf:
         result["crf"] = ConfusionMatrix(n_classes)
+    if is_crf_rnn(model):
+        result["crf_rnn"] = ConfusionMatrix(n_classes)
     bands = None
     if trimap:
         bands = {stage: TrimapMeter(n_classes, trimap) for stage in result}
@@ -57,7 +63,13 @@ def evaluate(model, samples: Iterable, n_classes: int, crf: bool = True, progres
         from tqdm.auto import tqdm
         items = tqdm(samples, desc="evaluate", unit="image")
     for image, labels in items:
-        pred, probs = predict(model, image)
+        if is_crf_rnn(model):
+            pred, probs, rnn_labels, _ = predict_with_crf_rnn(model, image)
+            result["crf_rnn"].update(rnn_labels, labels)
+            if bands:
+                bands["crf_rnn"].update(rnn_labels, labels)
+        else:
+            pred, probs = predict(model, image)
         result["fcn"].update(pred, labels)
         if bands:
             bands["fcn"].update(pred, labels)

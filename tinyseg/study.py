@@ -210,10 +210,11 @@ def trimap_figure(path, scores: dict, widths) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4))
-    for name, s in scores.items():
+    for k, (name, s) in enumerate(scores.items()):
         for stage, style in (("fcn", "--"), ("crf", "-")):
             ys = [s[stage]["trimap"][str(w)]["mean_iou"] for w in widths]
-            ax.plot(widths, ys, style, marker="o", label=f"{TITLES[name]}{' + CRF' if stage == 'crf' else ''}")
+            ax.plot(widths, ys, style, color=f"C{k}", marker="o",
+                    label=f"{TITLES[name]}{' + CRF' if stage == 'crf' else ''}")
     ax.set_xlabel("trimap band half-width w (pixels)")
     ax.set_ylabel("mean IoU within the band")
     ax.grid(alpha=0.3)

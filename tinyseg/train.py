@@ -122,6 +122,7 @@ class Trainer:
                              f"got {c.batch}, {c.iterations}")
         options = {"momentum": c.momentum, "weight_decay": c.weight_decay} if c.optimizer == "sgd" else {}
         self.optimizer = optimizer or make_optimizer(c.optimizer, c.lr, **options)
+        self.optimizer.lr_scale.update(getattr(model, "lr_scale", {}))   # e.g. CRF-as-RNN's rate
         self.schedule = LRSchedule(c.lr, c.lr_schedule, total=max(c.iterations, 1), warmup=c.warmup)
         self.state = TrainState()
         self.log = TrainLog(c, enabled=self.world.is_root)

@@ -23,9 +23,10 @@ def samples_from_args(args, saved_classes=None):
 
 
 def load_model(checkpoint: str, device: str = "cpu"):
-    """The model stored in a training checkpoint (its config names it; none named: FCN-32s)."""
+    """The model stored in a training checkpoint (its config names it; none named: FCN-32s; with
+    ``"crf_rnn"`` in it: the network with its trained CRF-as-RNN on top)."""
     from ..checkpoint import load_checkpoint
-    from ..models import model_from_config
+    from ..crf.rnn_model import model_from_config
 
     ckpt = load_checkpoint(checkpoint)
     return model_from_config(ckpt.config["model"], backend=device, params=ckpt.params)

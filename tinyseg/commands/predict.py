@@ -94,7 +94,8 @@ def _predict(args) -> int:
             stem = os.path.splitext(os.path.basename(path))[0] if folder else "labels"
             out = lambda suffix: os.path.join(args.out, f"{stem}{suffix}")      # noqa: E731
             save_label_png(out(".png"), labels)
-            overlay_figure(out("_overlay.png"), image, labels, names, "network")
+            overlay_figure(out("_overlay.png"), image, labels, names,
+                           "network + CRF-as-RNN" if hasattr(model, "crf") else "network")
             written += [out(".png"), out("_overlay.png")]
             if not folder or args.save_probabilities:
                 npy = out(".npy") if folder else os.path.join(args.out, "probabilities.npy")

@@ -1,7 +1,8 @@
 """The ``train`` subcommand: train a model on one image or a dataset, with checkpoints.
 
 ``--model`` picks the network (FCN-32s by default); ``--init-from`` starts a staged FCN-16s/8s
-from a coarser FCN's checkpoint (the FCN paper).
+from a coarser FCN's checkpoint (the FCN paper); ``--crf-rnn`` trains it with a CRF-as-RNN on top
+(Zheng et al. 2015, :mod:`tinyseg.crf.rnn_model`).
 
 A checkpoint is never replaced unasked: a new run refuses an existing ``--checkpoint`` unless
 ``--overwrite``; ``--resume`` continues it, taking the model, the classes and the recipe from it
@@ -50,6 +51,14 @@ def register(subparsers):
                    "--model fcn16s --init-from fcn32s.h5: its parameters are copied, the new "
                    "score_pool* start at zero and upscore* bilinear, Adam starts afresh; --width "
                    "defaults to the checkpoint's")
+    p.add_argument("--crf-rnn", action="store_true",
+                   help="train end to end with a CRF-as-RNN on top (Zheng et al. 2015: mean field as a "
+                   "recurrent layer, 5 iterations in training, 10 at test; initialised to the seed's "
+                   "dense CRF: Potts, weights 3 and 10); the checkpoint holds its parameters and "
+                   "predict/evaluate use it; with --resume: the checkpoint's")
+    p.add_argument("--crf-lr", type=argcheck.positive_float, default=None, metavar="LR",
+                   help="the CRF-as-RNN parameters' learning rate (default 0.05 with Adam, 1000 x --lr "
+                   "with SGD); it follows the schedule like the network's")
     p.add_argument("--no-verify", action="store_true",
                    help="skip the MD5 check of a Keras .h5 --weights file (for a file you trust)")
     p.add_argument("--width", type=argcheck.positive_float, default=None,
@@ -113,6 +122,8 @@ def check_train_args(args) -> dict | None:
             if os.path.exists(path) and not args.overwrite:
                 raise FileExistsError(f"checkpoint {path} exists (from another run): continue it with "
                                       f"--resume, replace it with --overwrite, or choose another --checkpoint")
+        if args.crf_lr is not None and not args.crf_rnn:
+            raise ValueError("--crf-lr is the learning rate of --crf-rnn's parameters: add --crf-rnn")
         if args.model is None:
             args.model = "fcn32s"
         for dest, _, default in MODEL_OPTIONS:
@@ -134,6 +145,11 @@ def check_train_args(args) -> dict | None:
         raise ValueError(f"--resume: --model {args.model} differs from the checkpoint's model "
                          f"{saved_name} ({ckpt}); drop --model, or start a new run with --overwrite")
     args.model = saved_name
+    if (args.crf_rnn or args.crf_lr is not None) and "crf_rnn" not in model:
+        raise ValueError(f"--resume: the checkpoint {ckpt} was trained without --crf-rnn; drop "
+                         "--crf-rnn/--crf-lr, or start a new run with --overwrite")
+    if args.crf_lr is not None:
+        raise ValueError("--resume: --crf-lr is the checkpoint's; drop it")
     for dest, key, _ in MODEL_OPTIONS:
         given = getattr(args, dest)
         if given is not None and key in model and given != model[key]:
@@ -232,6 +248,13 @@ def _train(args) -> int:
             copied = init_from_checkpoint(model, args.init_from)
             say(f"{model.name} initialised from {args.init_from}: {len(copied)} of "
                 f"{len(model.shapes)} parameters copied, the rest start afresh")
+        if args.crf_rnn:
+            from ..crf import CRFasRNN
+            from ..crf.rnn_model import NetworkWithCRF, default_crf_lr
+
+            crf_lr = args.crf_lr or default_crf_lr(config.optimizer, config.lr)
+            model = NetworkWithCRF(model, CRFasRNN(label_map.n_classes, backend=args.device),
+                                   lr_mult=crf_lr / config.lr)
         trainer = Trainer(model, dataset, config, val_samples=val, metadata=metadata, world=world)
     ranks = f", {world.size} ranks" if world.size > 1 else ""
     say(f"train {model.name}: {len(dataset)} images, {label_map.n_classes} classes ({', '.join(label_map.names)}); "

@@ -128,14 +128,26 @@ class MeanField:
     unary : (N, C) float32, the unary energies ``U = -log p`` (pixel-major); ``+inf`` is a hard
         constraint (see the module).
     terms : the pairwise potentials.
+    negated : ``unary`` is ``-U`` already (C-contiguous float32), and is used without a copy.
 
     The set-up filters ``1`` and ``pre`` once per term (``D = K 1``, ``K̃ 1 = post K pre``).
     """
 
-    def __init__(self, unary: np.ndarray, terms: list[PairwiseTerm]):
-        unary = check_unary(unary)
-        self.n_points, self.n_labels = unary.shape
-        self.neg_unary = np.negative(unary)                # the only copy kept (memory)
+    def __init__(self, unary: np.ndarray, terms: list[PairwiseTerm], *, negated: bool = False):
+        if negated:                  # the caller hands over -U (float32, C-contiguous): no copy
+            neg = np.asarray(unary)
+            if neg.ndim != 2 or neg.dtype != np.float32 or not neg.flags.c_contiguous:
+                raise ValueError("with negated=True, `unary` must be a C-contiguous (N, C) float32 -U")
+            check_unary(np.negative(neg[:1]))                  # shape check on one row
+            if np.isnan(neg).any() or np.isposinf(neg).any():
+                raise ValueError("`unary` contains NaN or -inf energies")
+            if np.isneginf(neg).all(axis=1).any():
+                raise ValueError("`unary` is +inf for every label at some pixel: each pixel needs "
+                                 "a label with a non-zero probability")
+            self.neg_unary = neg
+        else:
+            self.neg_unary = np.negative(check_unary(unary))   # the only copy kept (memory)
+        self.n_points, self.n_labels = self.neg_unary.shape
         self.terms = list(terms)
         ones = np.ones((self.n_points, 1), dtype=np.float32)
         for term in self.terms:

@@ -1,11 +1,14 @@
 """A synthetic segmentation dataset with exact ground truth: textured shapes on textured backgrounds.
 
 Each image is a smooth, grainy random background with 1..``max_objects`` objects on it. Class
-``k >= 1`` is one shape filled with one texture family (class 1: discs with stripes, 2: squares
-with a checkerboard, 3: triangles with dots, 4: rings with waves, 5: crosses with stripes), at a
-random position, size, rotation, period and in two random colours per object; the background's
-colours are random too, so colour alone never tells a class. A pixel belongs to the last shape
-drawn over its centre: the labels are exact (no anti-aliasing, no ignore band).
+``k >= 1`` is one shape filled with one texture family in colours of its own hue: class 1 is discs
+with stripes, 2 squares with a checkerboard, 3 triangles with dots, 4 rings with waves, 5 crosses
+with stripes; the class hues are spread evenly around the colour wheel. Every object varies: its
+position, size, rotation, texture period and orientation, its two shades (hue within ±25° of the
+class's, random saturation and brightness). The background mixes two colours of any hue, so a
+class's colour alone does not tell it from the background: its texture and shape do. A pixel
+belongs to the last shape drawn over its centre: the labels are exact (no anti-aliasing, no
+ignore band).
 
 :func:`write_dataset` writes a dataset to disk in the VOC layout or the folders layout (with a
 ``classes.txt``), for the tests, the benchmarks and ``tinyseg synthetic``. Everything is a pure
@@ -98,6 +101,21 @@ def _colour_pair(rng):
             return a, b
 
 
+def _hsv_to_rgb(h, s, v):
+    """One colour from hue ``h`` (degrees), saturation and value in [0, 1] to RGB in [0, 255]."""
+    import colorsys
+
+    return 255.0 * np.array(colorsys.hsv_to_rgb((h % 360.0) / 360.0, s, v))
+
+
+def _class_shades(rng, k, n_classes):
+    """The two shades of an object of class ``k``: its hue near the class's, a light and a dark one."""
+    hue = 360.0 * (k - 1) / (n_classes - 1) + rng.uniform(-25, 25)
+    light = _hsv_to_rgb(hue, rng.uniform(0.5, 1.0), rng.uniform(0.75, 1.0))
+    dark = _hsv_to_rgb(hue + rng.uniform(-10, 10), rng.uniform(0.5, 1.0), rng.uniform(0.2, 0.45))
+    return light, dark
+
+
 def synthetic_sample(seed, size=(160, 224), n_classes: int = 4, max_objects: int = 4):
     """One image and its exact labels.
 
@@ -129,7 +147,7 @@ def synthetic_sample(seed, size=(160, 224), n_classes: int = 4, max_objects: int
     for _ in range(int(rng.integers(1, max_objects + 1))):
         k = int(rng.integers(1, n_classes))
         mask = _shape_mask(SHAPES[k - 1], rng, yy, xx, H, W)
-        ca, cb = _colour_pair(rng)
+        ca, cb = _class_shades(rng, k, n_classes)
         pattern = _texture(TEXTURES[k - 1], rng, yy, xx)[..., None]       # (H, W, 1)
         image = np.where(mask[..., None], ca * (1 - pattern) + cb * pattern, image)
         labels[mask] = k

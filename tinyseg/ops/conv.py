@@ -164,19 +164,24 @@ def winograd_tiles(size: int, dilation: int) -> int:
 
 
 def winograd_rows_per_block(x_shape, c_out: int, dilation: int, workspace_bytes: int,
-                            block_bytes: int = 2 * 2**20) -> int:
+                            block_bytes: int = 2 * 2**20, workers: int = 1) -> int:
     """Tile rows per Winograd block: ``V (16, T, C)`` and ``M (16, T, F)`` for ``T = rows·tiles(W)``.
 
     Aims at ``block_bytes`` (the backend's ``WINOGRAD_BLOCK_BYTES``), takes at least
     ``WINOGRAD_MIN_TILES`` tiles (an efficient GEMM), and never exceeds ``workspace_bytes``; at
-    least one tile row.
+    least one tile row. The image's blocks are then evened out so that each of ``workers``
+    threads gets the same number of equal blocks where the rows allow (conv5 of a 375×500 image
+    has 12 tile rows: two blocks of 6, not 8 + 4).
     """
     _, H, W, c_in = x_shape
     tw, th = winograd_tiles(W, dilation), winograd_tiles(H, dilation)
     tile_bytes = 16 * (c_in + c_out) * 4
     tiles = max(block_bytes // tile_bytes, WINOGRAD_MIN_TILES)
     tiles = min(tiles, workspace_bytes // tile_bytes)
-    return max(1, min(th, tiles // tw))
+    rows = max(1, min(th, tiles // tw))
+    blocks = -(-th // rows)
+    blocks = workers * -(-blocks // workers)           # a multiple of the workers
+    return max(1, -(-th // blocks))
 
 
 def _winograd(be, x, w, b, dilation, out, flip):
@@ -186,10 +191,10 @@ def _winograd(be, x, w, b, dilation, out, flip):
         c_in, c_out = c_out, c_in
     U = be.empty((16, c_in, c_out), np.float32)
     be.winograd_weights(w, flip, U)
-    rows = winograd_rows_per_block(x.shape, c_out, dilation, be.CONV_WORKSPACE_BYTES,
-                                   be.WINOGRAD_BLOCK_BYTES)
-    tiles = rows * winograd_tiles(x.shape[2], dilation)
     workers = be.parallel_workers()                 # one block of tiles per worker thread
+    rows = winograd_rows_per_block(x.shape, c_out, dilation, be.CONV_WORKSPACE_BYTES,
+                                   be.WINOGRAD_BLOCK_BYTES, workers)
+    tiles = rows * winograd_tiles(x.shape[2], dilation)
     V = be.empty((workers, 16, tiles, c_in), np.float32)
     M = be.empty((workers, 16, tiles, c_out), np.float32)
     be.conv2d_winograd(x, U, b, dilation, out, V, M)
@@ -206,7 +211,7 @@ def conv2d_workspace_bytes(x_shape, w_shape, dilation: int = 1, algorithm: str =
     """
     kh, kw, c_in, c_out = w_shape
     if _use_winograd(algorithm, w_shape):
-        rows = winograd_rows_per_block(x_shape, c_out, dilation, workspace_bytes, block_bytes)
+        rows = winograd_rows_per_block(x_shape, c_out, dilation, workspace_bytes, block_bytes, workers)
         tiles = rows * winograd_tiles(x_shape[2], dilation)
         return 4 * (workers * 16 * tiles * (c_in + c_out) + 16 * c_in * c_out)
     if kh * kw == 1:
@@ -220,10 +225,10 @@ def conv2d_workspace_bytes(x_shape, w_shape, dilation: int = 1, algorithm: str =
 def _winograd_weight_grad(be, x, dout, dilation, dw):
     """dw of the 3×3 convolution by Winograd: per-worker sums of V[ξ]ᵀ dM[ξ], then Gᵀ · G."""
     c_in, c_out = x.shape[3], dout.shape[3]
-    rows = winograd_rows_per_block(x.shape, c_out, dilation, be.CONV_WORKSPACE_BYTES,
-                                   be.WINOGRAD_BLOCK_BYTES)
-    tiles = rows * winograd_tiles(x.shape[2], dilation)
     workers = be.parallel_workers()
+    rows = winograd_rows_per_block(x.shape, c_out, dilation, be.CONV_WORKSPACE_BYTES,
+                                   be.WINOGRAD_BLOCK_BYTES, workers)
+    tiles = rows * winograd_tiles(x.shape[2], dilation)
     V = be.empty((workers, 16, tiles, c_in), np.float32)
     dM = be.empty((workers, 16, tiles, c_out), np.float32)
     dU = be.empty((workers, 16, c_in, c_out), np.float32)

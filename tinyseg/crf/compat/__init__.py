@@ -193,7 +193,7 @@ class DenseCRF:
         self.nlabels = int(nlabels)
         self.method = method
         self.force = bool(force)
-        self._unary = np.zeros((self.nvar, self.nlabels), dtype=np.float32)   # (N, C)
+        self._neg_unary = np.zeros((self.nvar, self.nlabels), dtype=np.float32)   # (N, C), -U
         self._terms: list[PairwiseTerm] = []
         self._engine: MeanField | None = None
         self._grid_shape = None          # (H, W) when known (DenseCRF2D)
@@ -214,7 +214,8 @@ class DenseCRF:
                              f"{self.nvar}), got {u.shape}")
         # +inf (= -log 0) stays: a hard constraint, as in pydensecrf; NaN, -inf and a pixel
         # without any finite energy are errors
-        self._unary = check_unary(np.ascontiguousarray(u.T))                  # (C, N) -> (N, C)
+        check_unary(u.T)                         # NaN, -inf, a pixel with no possible label
+        self._neg_unary = np.ascontiguousarray(np.negative(u.T))              # (C, N) -> (N, C), -U
         self._engine = None
 
     def setUnary(self, u) -> None:  # noqa: N802
@@ -269,7 +270,7 @@ class DenseCRF:
     # -- inference ----------------------------------------------------------------------------
     def _mean_field(self) -> MeanField:
         if self._engine is None:
-            self._engine = MeanField(self._unary, self._terms)
+            self._engine = MeanField(self._neg_unary, self._terms, negated=True)
         return self._engine
 
     def inference(self, n_iterations: int) -> np.ndarray:

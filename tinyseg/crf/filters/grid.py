@@ -21,7 +21,7 @@ from .grid_kernels import (_blur_pass_kernel, _blur_pass_rows_kernel, _reduce_ke
                            grid_filter_reference, invert_neighbours, layout_filter_reference)
 from .grid_rows import _slice_rows_kernel as _slice_image_rows
 from .grid_rows import _splat_rows_kernel as _splat_image_rows
-from .grid_rows import check_image_features, row_tables
+from .grid_rows import _plain_from_rows, check_image_features, row_tables
 from .grid_setup import (_corner_index_kernel, _grid_coords_kernel, _mark_corners_kernel,
                          _min_max_kernel, _neighbour_kernel, dilate, group_weights)
 from .rotation import rotate_to_principal_axes
@@ -88,6 +88,8 @@ class GridLayout:
 
 #: The coarser cells (standard deviations) that ``max_occupied`` tries, in order.
 _COARSER_CELLS = (1.0, 1.25, 1.5, 1.7)
+#: Up to this many occupied cells ``max_occupied`` never coarsens: small images keep 0.75 sigma.
+_FEW_CELLS = 50_000
 
 
 class GridFilter(Filter):
@@ -126,7 +128,8 @@ class GridFilter(Filter):
     max_occupied : None, or a bound on the occupied cells per point: small colour bandwidths put
         each point's corners into cells of their own, and the grid's work would then grow far
         beyond the points'. Above it the cells are coarsened (1, 1.25, 1.5, 1.7 standard
-        deviations) until it holds: less accurate, measured in the benchmark.
+        deviations) until it holds: less accurate, measured in the benchmark. Grids of at most
+        50 000 occupied cells are never coarsened (small images: cheap anyway).
     """
 
     name = "grid"
@@ -187,7 +190,9 @@ class GridFilter(Filter):
             strides, offsets, base_index, frac, occupied = self._cells(features, lo, sizes, cell)
             n_occupied = int(np.count_nonzero(occupied))
             coarser = [c for c in _COARSER_CELLS if c > cell + 1e-9]
-            if max_occupied is None or n_occupied <= max_occupied * self.n_points or not coarser:
+            small = n_occupied <= max(max_occupied or 0.0, 0.0) * self.n_points or \
+                n_occupied <= _FEW_CELLS                   # a small grid is cheap whatever N
+            if max_occupied is None or small or not coarser:
                 break
             for c in coarser:               # too many cells for the points: coarser ones, if they fit
                 sizes, total = grid_sizes(c)
@@ -241,6 +246,9 @@ class GridFilter(Filter):
             tables = row_tables((h, w), self.pair_base, self.pair_delta, self.n_occupied)
             self._rows = (w, np.ascontiguousarray(frac[::w, 0]), *tables,
                           np.ascontiguousarray(frac[:, 1]), self.w_b, self.f_last)
+            # The plain tables follow from the row tables: dropped now (memory), rebuilt when
+            # first needed (one channel, describe()).
+            del self.pair_base, self.pair_delta, self.w_a
         self.neighbours = []
         reach = occupied
         for p in range(1, d + 1):
@@ -264,6 +272,19 @@ class GridFilter(Filter):
         assert self.active_counts[-1] == self.n_occupied
         self.n_chunks = max(1, min(numba.get_num_threads(), self.n_points // 16384))
         self._transposed = None          # the transposed passes' tables, built when first needed
+
+    def __getattr__(self, name):
+        """``pair_base``, ``pair_delta`` and ``w_a``, rebuilt from the row tables when dropped."""
+        if name in ("pair_base", "pair_delta", "w_a") and self.__dict__.get("_rows") is not None:
+            n = self.n_points
+            self.pair_base = np.empty(n, dtype=np.int32)
+            self.pair_delta = np.empty((n, 16), dtype=np.int64)
+            self.w_a = np.empty((n, 4), dtype=np.float32)
+            _plain_from_rows(*self._rows[:7], self.pair_base, self.pair_delta, self.w_a)
+            small = self.pair_delta.max(initial=0) < self._uint16_cells
+            self.pair_delta = self.pair_delta.astype(np.uint16 if small else np.int32)
+            return getattr(self, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def _cells(self, features, lo, sizes, cell):
         """Strides, corner offsets, each point's lower corner and fractions, occupied corners."""
@@ -352,6 +373,7 @@ class GridFilter(Filter):
         else:
             grid = np.empty((self.n_occupied + 1,) + tail, dtype=values.dtype)
             _reduce_kernel(partial.reshape(self.n_chunks, -1), grid.reshape(-1))
+        del partial                                       # freed before the blur (peak memory)
         for nb in passes:
             blurred = np.empty((nb.shape[0] + 1,) + tail, dtype=values.dtype)
             blur(grid, nb, self.taps, blurred)
@@ -371,6 +393,7 @@ class GridFilter(Filter):
         else:
             grid = np.empty((self.n_occupied + 1, m), dtype=np.float32)
             _reduce_kernel(partial.reshape(self.n_chunks, -1), grid.reshape(-1))
+        del partial                                       # freed before the blur (peak memory)
         for nb in passes:
             blurred = np.empty((nb.shape[0] + 1, m), dtype=np.float32)
             _blur_pass_rows_kernel(grid, nb, self.taps, blurred)

@@ -152,3 +152,26 @@ def _splat_rows_kernel(values, w, fy, row_start, low, high, local, fx, w_b, f_la
                     g1[c] += f * a0[c]
                     u0[c] += (one - f) * a1[c]
                     u1[c] += f * a1[c]
+
+
+@njit(cache=True)
+def _plain_from_rows(w, fy, row_start, low, high, local, fx, pair_base, pair_delta, w_a):
+    """The plain kernels' tables (pair_base (N,), pair_delta (N, 16) int64, w_a (N, 4)) from the
+    row tables: pair ``(cy, cx, jb)`` is row ``low`` (cy = 0) or ``high`` (cy = 1) of the pixel's
+    local pair ``cx * 4 + jb``; ``w_a[:, cy * 2 + cx] = t_y(cy) t_x(cx)``."""
+    one = np.float32(1.0)
+    for y in range(fy.shape[0]):
+        s = row_start[y]
+        for x in range(w):
+            i = y * w + x
+            b = low[s + local[i, 0]]
+            pair_base[i] = b
+            for cx in range(2):
+                for jb in range(4):
+                    k = s + local[i, cx * 4 + jb]
+                    pair_delta[i, cx * 4 + jb] = low[k] - b
+                    pair_delta[i, 8 + cx * 4 + jb] = high[k] - b
+            for cy in range(2):
+                ty = fy[y] if cy else one - fy[y]
+                for cx in range(2):
+                    w_a[i, cy * 2 + cx] = ty * (fx[i] if cx else one - fx[i])
