@@ -3,8 +3,8 @@
 Numba compiles each ``@njit`` kernel for each argument signature the first time it is called and
 keeps the machine code in its cache (``cache=True``: ``__pycache__`` beside the source, or
 ``NUMBA_CACHE_DIR``), so only the first run after an install, or after a kernel's source changed,
-pays: about 25 CPU-seconds for the kernels of ``tinyseg demo`` (``benchmarks/first_run.py``
-lists each kernel's share). Two measures keep that first run shorter and not mysterious:
+pays: about 40 CPU-seconds for the kernels of ``tinyseg demo``, the training's ≈ 32 and the CRF's
+≈ 7 (``benchmarks/first_run.py`` lists each kernel's share). Two measures keep that first run shorter and not mysterious:
 
 * :func:`first_run_notice` says, once, that kernels are being compiled, so a slow first
   iteration is not taken for a hang;
@@ -86,7 +86,7 @@ def first_run_notice(modules=None, say=None) -> bool:
     if cold:
         _noticed = True
         (say or (lambda m: print(m, file=sys.stderr, flush=True)))(
-            "tinyseg: first run: compiling the kernels for this machine (about 20 s of CPU, "
+            "tinyseg: first run: compiling the kernels for this machine (about half a minute, "
             "once; later runs load them from Numba's cache)")
     return cold
 

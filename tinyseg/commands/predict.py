@@ -62,7 +62,6 @@ def _predict(args) -> int:
     from ..distributed import World, configure_threads
     from ..figures import overlay_figure, prediction_figure
     from ..predict import predict, refine
-    from ..warmup import compile_in_background
     from .dataopts import saved_label_map
 
     world = World.detect()
@@ -77,41 +76,40 @@ def _predict(args) -> int:
     crf_params = crf_params_from_args(args)
     names = saved_label_map(read_checkpoint_config(args.checkpoint)[0]).names
     paths = _folder_images(args.image) if folder else [args.image]
-    # On a cold Numba cache a helper compiles the CRF's kernels while this process runs the network.
-    with compile_in_background(["crf"] if args.crf else [], args.device) as helper:
-        model = load_model(args.checkpoint, args.device)
-        os.makedirs(args.out, exist_ok=True)
-        counts = np.zeros(len(names), np.int64)
-        mine = world.share(paths)
-        if folder and world.is_root:
-            from tqdm.auto import tqdm
-            mine = tqdm(mine, desc="predict", unit="image")
-        written = []
-        for path in mine:
-            image = load_image(path)
-            labels, probs = predict(model, image)
-            counts += np.bincount(labels.ravel(), minlength=len(names))
-            stem = os.path.splitext(os.path.basename(path))[0] if folder else "labels"
-            out = lambda suffix: os.path.join(args.out, f"{stem}{suffix}")      # noqa: E731
-            save_label_png(out(".png"), labels)
-            overlay_figure(out("_overlay.png"), image, labels, names,
-                           "network + CRF-as-RNN" if hasattr(model, "crf") else "network")
-            written += [out(".png"), out("_overlay.png")]
-            if not folder or args.save_probabilities:
-                npy = out(".npy") if folder else os.path.join(args.out, "probabilities.npy")
-                np.save(npy, probs)
-                written.append(npy)
-            if not folder and probs.shape[-1] == 2:
-                prediction_figure(os.path.join(args.out, "prediction.png"), labels, probs, class_names=names)
-                written.append(os.path.join(args.out, "prediction.png"))
-            if args.crf:
-                helper.wait("crf")
-                crf_labels, _ = refine(image, probs, device=args.device, **crf_params)
-                crf = lambda suffix: out(f"_crf{suffix}") if folder else os.path.join(  # noqa: E731
-                    args.out, f"crf_labels{suffix}")
-                save_label_png(crf(".png"), crf_labels)
-                overlay_figure(crf("_overlay.png"), image, crf_labels, names, "dense CRF")
-                written += [crf(".png"), crf("_overlay.png")]
+    # No background compile here (tinyseg.warmup): the network of a checkpoint may itself run
+    # CRF kernels (CRF-as-RNN), and two processes must never compile the same kernel at once.
+    model = load_model(args.checkpoint, args.device)
+    os.makedirs(args.out, exist_ok=True)
+    counts = np.zeros(len(names), np.int64)
+    mine = world.share(paths)
+    if folder and world.is_root:
+        from tqdm.auto import tqdm
+        mine = tqdm(mine, desc="predict", unit="image")
+    written = []
+    for path in mine:
+        image = load_image(path)
+        labels, probs = predict(model, image)
+        counts += np.bincount(labels.ravel(), minlength=len(names))
+        stem = os.path.splitext(os.path.basename(path))[0] if folder else "labels"
+        out = lambda suffix: os.path.join(args.out, f"{stem}{suffix}")      # noqa: E731
+        save_label_png(out(".png"), labels)
+        overlay_figure(out("_overlay.png"), image, labels, names,
+                       "network + CRF-as-RNN" if hasattr(model, "crf") else "network")
+        written += [out(".png"), out("_overlay.png")]
+        if not folder or args.save_probabilities:
+            npy = out(".npy") if folder else os.path.join(args.out, "probabilities.npy")
+            np.save(npy, probs)
+            written.append(npy)
+        if not folder and probs.shape[-1] == 2:
+            prediction_figure(os.path.join(args.out, "prediction.png"), labels, probs, class_names=names)
+            written.append(os.path.join(args.out, "prediction.png"))
+        if args.crf:
+            crf_labels, _ = refine(image, probs, device=args.device, **crf_params)
+            crf = lambda suffix: out(f"_crf{suffix}") if folder else os.path.join(  # noqa: E731
+                args.out, f"crf_labels{suffix}")
+            save_label_png(crf(".png"), crf_labels)
+            overlay_figure(crf("_overlay.png"), image, crf_labels, names, "dense CRF")
+            written += [crf(".png"), crf("_overlay.png")]
     counts = world.sum_int(counts)
     if world.is_root:
         if folder:
