@@ -75,7 +75,8 @@ def register(subparsers):
                    help="sum the pixel losses (seed, fcn) or average them over the batch's labelled "
                    "pixels (scratch, deeplab)")
     p.add_argument("--dropout", type=argcheck.dropout_rate, default=None,
-                   help="drop probability after fc6/fc7 (default 0.5; with --resume: the checkpoint's)")
+                   help="drop probability after fc6/fc7 (default: the recipe's, 0 for scratch and 0.5 for "
+                   "the others; with --resume: the checkpoint's)")
     p.add_argument("--seed", type=int, default=None, help="initialisation, dropout, shuffling and "
                    "augmentation seed (default 0; with --resume: the checkpoint's)")
     add_recipe_options(p, argcheck.positive_int, argcheck.positive_float)
