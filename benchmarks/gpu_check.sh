@@ -21,7 +21,7 @@
 # venv instead of installing (saves the install's minutes on a second run); pip's own variables
 # work as usual, e.g. PIP_NO_INDEX=1 PIP_FIND_LINKS=wheels/ on a machine without network.
 # GPU_CHECK_SIMULATE=1 runs the same steps in numba's CUDA simulator on tiny shapes (no GPU
-# needed): it checks this script, not the GPU.
+# needed; slow: give it GPU_CHECK_SECONDS=3600): it checks this script, not the GPU.
 set -uo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -34,8 +34,16 @@ start=$SECONDS
 limit=${GPU_CHECK_SECONDS:-480}    # the whole check, install included
 
 fail() { echo "gpu_check: FAIL: $*"; exit 1; }
-# Seconds left of the budget (at least 1), or the step's own cap when that is smaller.
-left() { local l=$((limit - (SECONDS - start))); ((l < 1)) && l=1; echo $((l < $1 ? l : $1)); }
+# Run "$@" for at most CAP seconds (stretched 20× in the slow simulator) and what is left of the
+# budget; returns its exit code, 124 when it ran out of time (then says so).
+capped() {
+    local cap=$1; shift
+    [ "$simulate" = 1 ] && cap=$((cap * 20))
+    local l=$((limit - (SECONDS - start))); ((l < 1)) && l=1; ((l < cap)) && cap=$l
+    timeout "$cap" "$@"; local rc=$?
+    [ $rc = 124 ] && echo "gpu_check: the step timed out after ${cap} s"
+    return $rc
+}
 step() {
     ((SECONDS - start < limit)) || fail "out of time: the check's ${limit} s are spent"
     echo; echo "== $* ($((SECONDS - start)) s)"
@@ -58,7 +66,7 @@ if [ -n "${GPU_CHECK_VENV:-}" ]; then
 else
     venv=$out/venv
     "${PYTHON:-python3}" -m venv "$venv" || fail "could not create a virtual environment in $venv"
-    timeout "$(left 300)" "$venv/bin/python" -m pip install -q -e "$repo[cuda,test,peers]" \
+    capped 300 "$venv/bin/python" -m pip install -q -e "$repo[cuda,test,peers]" \
         || fail "pip install -e '$repo[cuda,test,peers]' failed (see above)"
 fi
 py=$venv/bin/python
@@ -73,16 +81,16 @@ EOF
 fi
 
 step "CUDA tests (pytest -m cuda, NUMBA_ENABLE_CUDASIM=$NUMBA_ENABLE_CUDASIM)"
-(cd "$repo" && timeout "$(left 240)" "$py" -m pytest -q -p no:cacheprovider -m cuda --junitxml "$out/pytest.xml" tests) \
+(cd "$repo" && capped 240 "$py" -m pytest -q -p no:cacheprovider -m cuda --junitxml "$out/pytest.xml" tests) \
     || fail "CUDA tests failed (see above; $out/pytest.xml)"
 
 smoke=(); [ "$simulate" = 1 ] && smoke=(--smoke)
 step "GPU vs CPU backend (benchmarks/gpu_parity.py)"
-timeout "$(left 120)" "$py" "$repo/benchmarks/gpu_parity.py" "${smoke[@]}" --json "$out/parity.json" \
+capped 120 "$py" "$repo/benchmarks/gpu_parity.py" "${smoke[@]}" --json "$out/parity.json" \
     || fail "the GPU's results differ from the CPU backend's (see above; $out/parity.json)"
 
 step "timings (benchmarks/bench_gpu.py)"
-timeout "$(left 240)" "$py" "$repo/benchmarks/bench_gpu.py" "${smoke[@]}" --repeat 3 --warmup 1 --json "$out/bench_gpu.json" \
+capped 240 "$py" "$repo/benchmarks/bench_gpu.py" "${smoke[@]}" --repeat 3 --warmup 1 --json "$out/bench_gpu.json" \
     || fail "bench_gpu.py failed (see above)"
 [ -s "$out/bench_gpu.json" ] || fail "bench_gpu.py wrote no records"
 

@@ -115,7 +115,7 @@ def test_backward_through_the_grid_filter_uses_its_adjoint(rng):
     reference run on the filters' dense matrices K (whose transposes it takes literally)."""
     h, w = 6, 7
     img = rng.integers(0, 256, (h, w, 3)).astype(np.uint8)
-    filters = [spatial_filter((h, w), 3.0), bilateral_filter(img, 4, 40)]     # the layer's "fast"
+    filters = [spatial_filter((h, w), 3.0, channels=20), bilateral_filter(img, 4, 40)]   # "fast"
     assert isinstance(filters[0], RecursiveGaussianFilter) and isinstance(filters[1], GridFilter)
     kernels = [f.matrix().astype(np.float64) for f in filters]
     n_labels = 3

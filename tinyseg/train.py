@@ -65,6 +65,7 @@ class TrainConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)   # flip/scale/crop; none by default
     val_every: int = 0                  # validate every k iterations (and at the end) if val data given
     max_minutes: float | None = None    # stop at a step boundary when this much time has passed
+    clock_start: float | None = None    # time.monotonic() max_minutes counts from (default: run())
     checkpoint: str | None = None       # HDF5 checkpoint path, written atomically
     best_checkpoint: str | None = None  # where the best-mIoU model goes (default: NAME.best.h5)
     checkpoint_every: int = 0           # also save every k iterations (0: only at the end)
@@ -236,7 +237,7 @@ class Trainer:
         self._stop_reason = self.stopped_early = None
         self.log.start(self.iteration, last() or None)
         self.world.broadcast_params(self.model.params, self.model.backend)
-        start = time.monotonic()
+        start = c.clock_start if c.clock_start is not None else time.monotonic()
         deadline = start + 60 * c.max_minutes if c.max_minutes else None
         step_times, error = [], None
         try:

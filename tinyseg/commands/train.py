@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 
 from ..models import MODELS
 from . import argcheck
@@ -212,6 +213,7 @@ def _train(args) -> int:
     from ..train import TrainConfig, Trainer, TrainingDiverged
     from ..warmup import first_run_notice
 
+    started = time.monotonic()          # --max-minutes counts from here: data checks included
     world = World.detect()
     configure_threads(world)
     say = print if world.is_root else (lambda *a, **k: None)
@@ -231,7 +233,7 @@ def _train(args) -> int:
     val_every = args.val_every if args.val_every is not None else \
         max(1, len(dataset) // fields["batch"]) if val is not None else 0
     config = TrainConfig(**fields, shuffle_seed=(resumed or {}).get("train", {}).get("shuffle_seed", args.seed),
-                         val_every=val_every, max_minutes=args.max_minutes,
+                         val_every=val_every, max_minutes=args.max_minutes, clock_start=started,
                          checkpoint=args.checkpoint, checkpoint_every=args.checkpoint_every,
                          overwrite=args.overwrite, log_csv=args.log_csv,
                          tensorboard=args.tensorboard, progress=not args.no_progress)

@@ -35,10 +35,13 @@ RECURSIVE_FROM_SIGMA = 2.0
 def spatial_gaussian(shape, sdims, channels: int | None = None):
     """The spatial Gaussian filter of an H×W grid with standard deviations ``sdims`` (pixels).
 
-    ``channels``: how many channels it will filter at a time, if known (``C - 1`` for C labels):
-    with one or two, the exact FIR filter stays cheaper than the recursive one up to sigma 16.
+    ``channels``: how many channels it will filter at a time (``C - 1`` for C labels). The
+    recursive filter is taken only when that is known to be more than two (and sigma > 2): with
+    one or two channels the exact FIR filter is cheaper up to sigma 16, and a caller that does not
+    say (e.g. CRF-as-RNN, whose training proved sensitive to the recursive filter's 5e-4
+    approximation) keeps the exact filter up to sigma 16 too.
     """
-    fir_up_to = 16.0 if channels is not None and channels <= 2 else RECURSIVE_FROM_SIGMA
+    fir_up_to = RECURSIVE_FROM_SIGMA if channels is not None and channels > 2 else 16.0
     if max(sdims) > fir_up_to:
         return RecursiveGaussianFilter(shape, sdims)
     return SeparableGaussianFilter(shape, sdims)
