@@ -27,27 +27,28 @@ def tent(k: int) -> np.ndarray:
     return np.outer(t, t)
 
 
-def build(name: str, shapes: dict, n_classes: int):
-    """``(parameters, net)``: ``net(x (N, 3, H, W), train) -> logits (N, C, H, W)``."""
+def build(name: str, shapes: dict, n_classes: int, device: str = "cpu"):
+    """``(parameters, net)``: ``net(x (N, 3, H, W), train) -> logits (N, C, H, W)``, on ``device``."""
     torch.manual_seed(0)
     p = {}
     for key, shape in shapes.items():
         if key.endswith(".b"):
-            p[key] = torch.zeros(shape[0], requires_grad=True)
+            p[key] = torch.zeros(shape[0], device=device, requires_grad=True)
         elif key.split(".")[0].startswith("upscore"):                 # (k, k, co, ci) -> (ci, co, k, k)
             k = shape[0]
             w = np.zeros((shape[3], shape[2], k, k), np.float32)
             w[range(shape[3]), range(shape[2])] = tent(k)
-            p[key] = torch.tensor(w, requires_grad=True)
+            p[key] = torch.tensor(w, device=device, requires_grad=True)
         else:                                                          # (kh, kw, ci, co) -> (co, ci, kh, kw)
             kh, kw, ci, co = shape
-            w = torch.randn(co, ci, kh, kw) * (2.0 / (kh * kw * ci)) ** 0.5
+            w = torch.randn(co, ci, kh, kw, device=device) * (2.0 / (kh * kw * ci)) ** 0.5
             p[key] = w.requires_grad_()
     deeplab = name == "deeplab-largefov"
     C = n_classes
-    fixed = {f: torch.tensor(np.repeat(tent(2 * f - f % 2)[None, None], C, axis=0), dtype=torch.float32)
+    fixed = {f: torch.tensor(np.repeat(tent(2 * f - f % 2)[None, None], C, axis=0), dtype=torch.float32,
+                          device=device)
              for f in (8, 16, 32)}
-    interp = torch.tensor(np.repeat(tent(15)[None, None], C, axis=0), dtype=torch.float32)
+    interp = torch.tensor(np.repeat(tent(15)[None, None], C, axis=0), dtype=torch.float32, device=device)
 
     def conv(x, layer, dilation=1):
         w = p[f"{layer}.w"]

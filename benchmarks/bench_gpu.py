@@ -298,62 +298,20 @@ def bench_ops(timer, torch, N: int, H: int, W: int, smoke: bool):
 
 
 # ----------------------------------------------------------------------------- training step
-def _tent(size: int) -> np.ndarray:
-    factor = (size + 1) // 2
-    center = factor - 1 if size % 2 == 1 else factor - 0.5
-    og = np.ogrid[:size, :size]
-    return (1 - abs(og[0] - center) / factor) * (1 - abs(og[1] - center) / factor)
+def torch_train_step(torch, shapes: dict, N, H, W, n_classes):
+    """The FCN-32s training step in PyTorch CUDA: bench_train.py's peer network
+    (``_torch_models.build``) on the GPU, summed cross-entropy, fused Adam."""
+    from _torch_models import build
 
-
-def torch_train_step(torch, N, H, W, n_classes, scale):
-    """The FCN-32s training step in PyTorch CUDA (the network of bench_train.py's torch worker)."""
     F = torch.nn.functional
-    torch.manual_seed(0)
-    params = []
-    ch = lambda c: max(1, int(round(c * scale)))  # noqa: E731
-
-    def conv(cin, cout, k):
-        w = torch.randn(cout, cin, k, k, device="cuda") * (2.0 / (k * k * cin)) ** 0.5
-        params.append((w.requires_grad_(), torch.zeros(cout, device="cuda", requires_grad=True), k // 2))
-
-    cin = 3
-    for n, c in VGG16:
-        for _ in range(n):
-            conv(cin, ch(c), 3)
-            cin = ch(c)
-    conv(cin, ch(FC), 7)
-    conv(ch(FC), ch(FC), 1)
-    conv(ch(FC), n_classes, 1)
-    k = 2 * FACTOR - FACTOR % 2
-    up_w = torch.tensor(np.repeat(_tent(k)[None, None], n_classes, axis=0), dtype=torch.float32,
-                        device="cuda")
-    pad = (k - FACTOR) // 2
-
-    def net(x):
-        i = 0
-        for n, _ in VGG16:
-            for _ in range(n):
-                w, b, p = params[i]
-                x = F.relu(F.conv2d(x, w, b, padding=p))
-                i += 1
-            x = F.max_pool2d(x, 2, 2, ceil_mode=True)
-        for _ in range(2):
-            w, b, p = params[i]
-            x = F.dropout(F.relu(F.conv2d(x, w, b, padding=p)), 0.5, training=True)
-            i += 1
-        w, b, p = params[i]
-        s = F.conv2d(x, w, b, padding=p)
-        h, ww = s.shape[2:]
-        up = F.conv_transpose2d(s, up_w, stride=FACTOR, groups=n_classes)
-        return up[:, :, pad:pad + FACTOR * h, pad:pad + FACTOR * ww][:, :, :H, :W]
-
+    params, net = build("fcn32s", shapes, n_classes, device="cuda")
     x = torch.randn(N, 3, H, W, device="cuda") * 60
     labels = torch.randint(0, n_classes, (N, H, W), device="cuda")
-    opt = torch.optim.Adam([t for w, b, _ in params for t in (w, b)], lr=1e-4, fused=True)
+    opt = torch.optim.Adam(params, lr=1e-4, fused=True)
 
     def step():
         opt.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(net(x), labels, reduction="sum")
+        loss = F.cross_entropy(net(x, True), labels, reduction="sum")
         loss.backward()
         opt.step()
         return loss.item()
@@ -390,7 +348,8 @@ def bench_train(timer, torch, N, H, W, smoke: bool):
     tag = f"{N}x{H}x{W}"
     t_fwd = timer(forward)
     t_step = timer(step)
-    t_peer = timer(torch_train_step(torch, N, H, W, n_classes, width)) if torch is not None else None
+    shapes = {k: tuple(v.shape) for k, v in model.params.items()}
+    t_peer = timer(torch_train_step(torch, shapes, N, H, W, n_classes)) if torch is not None else None
     print(f"  train step @{tag}: {t_step * 1e3:.1f} ms"
           + (f" (torch {t_peer * 1e3:.1f} ms)" if t_peer else ""), flush=True)
     return [record(f"fcn32s.forward@{tag}", t_fwd, part="train"),

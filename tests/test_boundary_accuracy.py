@@ -5,7 +5,7 @@ FCN-32s, and the seed's dense CRF raises each model's. Two datasets, each model 
 way from the same seed (so from the same initial VGG backbone):
 
 * **synthetic** — 6 images (128×160) of textured shapes of 3 classes on a textured ground, exact
-  ground truth (:func:`tinyseg.synthetic.textured_shapes`); width 1/16, 250 iterations of Adam
+  ground truth (:func:`tinyseg.data.synthetic.synthetic_dataset`); width 1/16, 250 iterations of Adam
   1e-3 on the mean loss, scored on the training images as the seed scores its one image (the
   held-out version, 16 training and 6 test images, is ``benchmarks/bench_boundary.py``);
 * **chelsea** — the bundled cat, exactly the study's setting (``tinyseg demo --compare``:
@@ -21,7 +21,7 @@ Each dataset trains three small networks (about a minute on 2 cores), hence ``sl
 import pytest
 
 from tinyseg.study import SETTINGS, score_model, study_data, train_model
-from tinyseg.synthetic import textured_shapes
+from tinyseg.data.synthetic import synthetic_dataset
 
 pytestmark = pytest.mark.slow
 
@@ -35,7 +35,7 @@ def trimap(scores, name, stage, w):
 
 @pytest.fixture(scope="module")
 def synthetic():
-    samples = textured_shapes(6, size=(128, 160), n_classes=4, seed=1)
+    samples = synthetic_dataset(6, size=(128, 160), n_classes=4, seed=1)
     scores = {}
     for name in MODELS:
         model, _, _ = train_model(name, samples, 4, width=0.0625, iterations=250, lr=1e-3,

@@ -12,8 +12,8 @@ Two datasets:
 
 * ``"chelsea"`` — the seed's setting: one image (scikit-image's cat with tinyseg's annotation),
   trained on and predicted on, binary labels;
-* ``"shapes"`` — :func:`tinyseg.synthetic.textured_shapes`: textured shapes of 3 classes on a
-  textured ground, exact ground truth, trained on 16 images and scored on 6 others.
+* ``"shapes"`` — :func:`tinyseg.data.synthetic.synthetic_dataset`: textured shapes of 3 classes
+  on a textured ground, 128×160, exact ground truth, trained on 16 images and scored on 6 others.
 
 Run it as ``tinyseg demo --compare --out DIR`` (chelsea) or from ``benchmarks/bench_boundary.py``.
 Writes ``compare.png`` (image; each model's map; each after the CRF; ground truth),
@@ -50,8 +50,9 @@ def study_data(data: str, shapes_train: int = 16, shapes_test: int = 6):
         samples = [(image, binary_labels(annotation))]
         return samples, samples, 2
     if data == "shapes":
-        from .synthetic import textured_shapes
-        return textured_shapes(shapes_train, seed=1), textured_shapes(shapes_test, seed=2), 4
+        from .data.synthetic import synthetic_dataset
+        return (synthetic_dataset(shapes_train, size=(128, 160), seed=1),
+                synthetic_dataset(shapes_test, size=(128, 160), seed=2), 4)
     raise ValueError(f"`data` must be 'chelsea' or 'shapes', got {data!r}")
 
 
