@@ -15,7 +15,6 @@ import os
 import sys
 import time
 
-import numpy as np
 
 from .commands import argcheck
 from .interrupt import signal_name
@@ -37,6 +36,7 @@ def run_demo(out: str, weights: str | None = None, width: float | None = None,
     from .data import binary_labels, chelsea, save_label_png
     from .figures import crf_figure, loss_figure, overlay_figure, panel_figure, prediction_figure
     from .metrics import ConfusionMatrix
+    from .ops import conv_algorithm
     from .predict import predict, refine
     from .train import TrainConfig, Trainer, build_model
     from .warmup import compile_in_background, first_run_notice
@@ -50,8 +50,11 @@ def run_demo(out: str, weights: str | None = None, width: float | None = None,
 
     t_start = time.perf_counter()
     # On a cold Numba cache a helper process compiles the CRF's kernels while this one compiles
-    # and runs training (tinyseg.warmup; it never compiles what this process compiles).
-    with compile_in_background(["crf"], device) as helper:
+    # and runs training (tinyseg.warmup; it never compiles what this process compiles). From
+    # scratch (width 0.25, 30 iterations) every convolution runs by im2col: Winograd would save
+    # about 1 s of the warm run's 9 but cost 13 CPU-seconds of compiling on the first run.
+    with compile_in_background(["crf"], device) as helper, \
+            conv_algorithm("auto" if weights else "im2col"):
         if verbose:
             first_run_notice(say=say)
         image, annotation = chelsea()
@@ -77,6 +80,7 @@ def run_demo(out: str, weights: str | None = None, width: float | None = None,
         helper.wait("crf")
         crf_labels, _ = refine(image, probs, device=device)
         crf_s = time.perf_counter() - t0
+        final_loss = _test_loss(model, image, labels)
 
     scores = {}
     for name, pred in (("fcn", fcn_labels), ("crf", crf_labels)):
@@ -85,7 +89,6 @@ def run_demo(out: str, weights: str | None = None, width: float | None = None,
         scores[name] = cm
     iou_fcn = float(scores["fcn"].per_class_iou()[1])
     iou_crf = float(scores["crf"].per_class_iou()[1])
-    final_loss = _test_loss(model, image, labels)
 
     names = CLASS_NAMES
     prediction_figure(os.path.join(out, "fcn_prediction.png"), fcn_labels, probs, class_names=names)

@@ -17,7 +17,7 @@ ops.conv2d_forward(...)``).
 from ._checks import check_array
 from .activations import dropout_backward, dropout_forward, relu_backward, relu_forward
 from .adam import adam_lr_t, adam_update
-from .conv import conv2d_backward, conv2d_forward, conv_rows_per_block
+from .conv import conv2d_backward, conv2d_forward, conv_algorithm, conv_rows_per_block
 from .transposed import (
     conv_transpose2d_backward,
     conv_transpose2d_depthwise_backward,
@@ -28,7 +28,7 @@ from .loss import softmax, softmax_cross_entropy
 from .pooling import maxpool3x3_backward, maxpool3x3_forward, maxpool_backward, maxpool_forward
 
 __all__ = [
-    "conv2d_forward", "conv2d_backward", "conv_rows_per_block",
+    "conv2d_forward", "conv2d_backward", "conv_algorithm", "conv_rows_per_block",
     "maxpool_forward", "maxpool_backward", "maxpool3x3_forward", "maxpool3x3_backward",
     "relu_forward", "relu_backward",
     "dropout_forward", "dropout_backward",

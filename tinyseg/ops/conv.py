@@ -13,6 +13,8 @@ returns ``(dx, dw, db)``. Two algorithms compute the same convolution (results d
 ``algorithm="auto"`` (the default) takes Winograd for 3×3 kernels with at least
 ``WINOGRAD_MIN_CHANNELS`` input and output channels (VGG's conv1_2 … conv5_3, DeepLab's conv5 and
 fc6) and im2col otherwise (conv1_1's 3 input channels, fc6's 7×7, the 1×1 layers).
+``with conv_algorithm("im2col"):`` makes "auto" mean im2col for every layer in the block (the demo
+does so: its few iterations at width 0.25 do not repay compiling Winograd's kernels on a first run).
 
 Extra memory: one block workspace of at most ``CONV_WORKSPACE_BYTES`` (the im2col rows; one per
 worker thread when the image has several blocks per thread), or for
@@ -21,6 +23,8 @@ Winograd one block of tiles ``V`` and products ``M`` per worker thread (each at 
 Winograd's backward adds one transformed weight gradient ``(16, C, F)`` per worker.
 """
 from __future__ import annotations
+
+import contextlib
 
 import numpy as np
 
@@ -34,6 +38,24 @@ WINOGRAD_MIN_CHANNELS = 16
 # Winograd tiles per block: at least this many (an efficient GEMM); beyond that the backend's
 # WINOGRAD_BLOCK_BYTES target (cache-sized on the CPU) and CONV_WORKSPACE_BYTES bound apply.
 WINOGRAD_MIN_TILES = 128
+_auto_means = "auto"            # what algorithm="auto" resolves to; see conv_algorithm()
+
+
+@contextlib.contextmanager
+def conv_algorithm(name: str):
+    """Within the block, ``algorithm="auto"`` (every layer's default) means ``name``.
+
+    ``"im2col"`` runs every convolution by im2col (no Winograd kernel is compiled or called),
+    ``"auto"`` restores the usual choice. Forward and backward must run in the same setting.
+    """
+    global _auto_means
+    if name not in ("auto", "im2col"):
+        raise ValueError(f"`name` must be 'auto' or 'im2col', got {name!r}")
+    before, _auto_means = _auto_means, name
+    try:
+        yield
+    finally:
+        _auto_means = before
 
 
 def conv2d_forward(x, w, b, dilation: int = 1, algorithm: str = "auto"):
@@ -154,7 +176,8 @@ def _use_winograd(algorithm, w_shape) -> bool:
     if algorithm == "winograd" and (kh, kw) != (3, 3):
         raise ValueError(f"`algorithm='winograd'` needs a 3×3 kernel, got {kh}×{kw}")
     if algorithm == "auto":
-        return (kh, kw) == (3, 3) and min(c_in, c_out) >= WINOGRAD_MIN_CHANNELS
+        return (_auto_means == "auto" and (kh, kw) == (3, 3)
+                and min(c_in, c_out) >= WINOGRAD_MIN_CHANNELS)
     return algorithm == "winograd"
 
 
