@@ -3,8 +3,9 @@
 Numba compiles each ``@njit`` kernel for each argument signature the first time it is called and
 keeps the machine code in its cache (``cache=True``: ``__pycache__`` beside the source, or
 ``NUMBA_CACHE_DIR``), so only the first run after an install, or after a kernel's source changed,
-pays: about 40 CPU-seconds for the kernels of ``tinyseg demo``, the training's ≈ 32 and the CRF's
-≈ 7 (``benchmarks/first_run.py`` lists each kernel's share). Two measures keep that first run shorter and not mysterious:
+pays: for ``tinyseg demo`` about 13.5 CPU-seconds for the training's kernels (it runs im2col
+only; Winograd's would add 15) and 7 for the CRF's (``benchmarks/first_run.py`` lists each
+kernel's share). Two measures keep that first run shorter and not mysterious:
 
 * :func:`first_run_notice` says, once, that kernels are being compiled, so a slow first
   iteration is not taken for a hang;
