@@ -298,15 +298,15 @@ def bench_ops(timer, torch, N: int, H: int, W: int, smoke: bool):
 
 
 # ----------------------------------------------------------------------------- training step
-def torch_train_step(torch, shapes: dict, N, H, W, n_classes):
+def torch_train_step(torch, shapes: dict, N, H, W, n_classes, device: str = "cuda"):
     """The FCN-32s training step in PyTorch CUDA: bench_train.py's peer network
     (``_torch_models.build``) on the GPU, summed cross-entropy, fused Adam."""
     from _torch_models import build
 
     F = torch.nn.functional
-    params, net = build("fcn32s", shapes, n_classes, device="cuda")
-    x = torch.randn(N, 3, H, W, device="cuda") * 60
-    labels = torch.randint(0, n_classes, (N, H, W), device="cuda")
+    params, net = build("fcn32s", shapes, n_classes, device=device)
+    x = torch.randn(N, 3, H, W, device=device) * 60
+    labels = torch.randint(0, n_classes, (N, H, W), device=device)
     opt = torch.optim.Adam(params, lr=1e-4, fused=True)
 
     def step():
