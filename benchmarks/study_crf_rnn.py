@@ -48,6 +48,10 @@ def main(argv=None):
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--lr", type=float, default=3e-3, help="Adam's rate for the network")
     parser.add_argument("--crf-lr", type=float, default=0.1, help="Adam's rate for the CRF")
+    parser.add_argument("--finetune-lr", type=float, default=0.0,
+                        help="the network's rate after --pretrain, in both runs (0: keep --lr)")
+    parser.add_argument("--crf-warmup", type=int, default=0,
+                        help="joint run: iterations that train the CRF alone before both train")
     parser.add_argument("--model", default="small", help="'small' or a tinyseg.models name")
     parser.add_argument("--width", type=float, default=1.0, help="channel multiplier")
     args = parser.parse_args(argv)
@@ -65,7 +69,8 @@ def main(argv=None):
         result = compare(make_model_factory(args.model, args.classes, args.width, seed),
                          lambda: CRFasRNN(args.classes), train, test, args.classes,
                          iterations=args.iterations, pretrain=args.pretrain, batch=args.batch,
-                         lr=args.lr, crf_lr=args.crf_lr, crf_iterations=(5, 10))
+                         lr=args.lr, crf_lr=args.crf_lr, crf_iterations=(5, 10),
+                         finetune_lr=args.finetune_lr or None, crf_warmup=args.crf_warmup)
         alone, joint, secs = result["alone"], result["joint"], result["seconds"]
         records.append(record(
             f"crf_rnn_study.{args.model}.{h}x{w}.C{args.classes}.seed{seed}",
