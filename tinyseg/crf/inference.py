@@ -35,7 +35,7 @@ from numbers import Number
 
 import numpy as np
 
-from .mean_field_kernels import (accumulate_matrix, accumulate_potts, softmax,
+from .mean_field_kernels import (accumulate_matrix, accumulate_potts, energy_check, softmax,
                                  softmax_and_scale, softmax_reference)
 
 __all__ = [
@@ -62,9 +62,9 @@ def check_unary(unary) -> np.ndarray:
     if unary.ndim != 2 or unary.shape[1] < 1:
         raise ValueError(f"`unary` must be (N, C), got shape {unary.shape}")
     unary = np.ascontiguousarray(unary, dtype=np.float32)
-    if np.isnan(unary).any() or np.isneginf(unary).any():
+    bad, stuck = energy_check(unary)
+    if bad:
         raise ValueError("`unary` contains NaN or -inf energies")
-    stuck = np.flatnonzero(np.isposinf(unary).all(axis=1))
     if stuck.size:
         raise ValueError(f"`unary` is +inf for every label at {stuck.size} pixel(s) (first: "
                          f"{int(stuck[0])}): each pixel needs a label with a non-zero probability")
@@ -139,9 +139,10 @@ class MeanField:
             if neg.ndim != 2 or neg.dtype != np.float32 or not neg.flags.c_contiguous:
                 raise ValueError("with negated=True, `unary` must be a C-contiguous (N, C) float32 -U")
             check_unary(np.negative(neg[:1]))                  # shape check on one row
-            if np.isnan(neg).any() or np.isposinf(neg).any():
+            bad, stuck = energy_check(neg, negated=True)
+            if bad:
                 raise ValueError("`unary` contains NaN or -inf energies")
-            if np.isneginf(neg).all(axis=1).any():
+            if stuck.size:
                 raise ValueError("`unary` is +inf for every label at some pixel: each pixel needs "
                                  "a label with a non-zero probability")
             self.neg_unary = neg

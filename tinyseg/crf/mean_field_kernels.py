@@ -23,7 +23,7 @@ from numba.extending import intrinsic
 
 __all__ = ["exp32", "exp32_reference", "softmax", "softmax_reference", "softmax_and_scale",
            "softmax_and_scale_reference", "accumulate_potts", "accumulate_matrix",
-           "accumulate_reference"]
+           "accumulate_reference", "energy_check", "energy_check_reference"]
 
 
 @intrinsic
@@ -191,3 +191,40 @@ def accumulate_reference(filtered, post, k1, a, logits):
     kq = np.asarray(post, np.float64)[:, None] * np.asarray(filtered, np.float64)   # (N, C-1)
     kq = np.concatenate([kq, (np.asarray(k1, np.float64) - kq.sum(1))[:, None]], axis=1)
     return np.asarray(logits, np.float64) + kq @ np.asarray(a, np.float64)
+
+
+@njit(parallel=True, cache=True)
+def _energy_check_kernel(e, sign, bad_rows, stuck_rows):
+    """Per row of ``E = sign · e``: any NaN or −inf energy (bad), every energy +inf (stuck)."""
+    n, c = e.shape
+    for i in prange(n):
+        bad = False
+        stuck = True
+        for j in range(c):
+            v = sign * e[i, j]
+            if v != v or v == -np.inf:
+                bad = True
+            if v != np.inf:
+                stuck = False
+        bad_rows[i] = bad
+        stuck_rows[i] = stuck
+
+
+def energy_check(energies: np.ndarray, negated: bool = False):
+    """``(bad, stuck)``: whether any energy is NaN or −inf, and the rows whose energies are all
+    +inf (no label possible), as an int64 array. ``negated``: the array holds ``−E``.
+
+    One parallel pass instead of NumPy's three passes and temporaries (set-up time of a CRF).
+    """
+    e = np.ascontiguousarray(energies, dtype=np.float32)
+    bad_rows = np.empty(e.shape[0], np.bool_)
+    stuck_rows = np.empty(e.shape[0], np.bool_)
+    _energy_check_kernel(e, np.float32(-1.0 if negated else 1.0), bad_rows, stuck_rows)
+    return bool(bad_rows.any()), np.flatnonzero(stuck_rows)
+
+
+def energy_check_reference(energies: np.ndarray, negated: bool = False):
+    """NumPy twin of :func:`energy_check`."""
+    e = -np.asarray(energies, np.float32) if negated else np.asarray(energies, np.float32)
+    bad = bool(np.isnan(e).any() or np.isneginf(e).any())
+    return bad, np.flatnonzero(np.isposinf(e).all(axis=1))

@@ -22,6 +22,7 @@ import numpy as np
 from ._base import check_features
 from .cluster import ClusterFilter
 from .grid import _COARSER_CELLS, GridFilter
+from .grid_setup import _min_max_kernel
 from .recursive import RecursiveGaussianFilter
 from .rotation import rotate_to_principal_axes
 from .separable import SeparableGaussianFilter
@@ -49,7 +50,10 @@ def spatial_gaussian(shape, sdims, channels: int | None = None):
 
 def grid_box_cells(features: np.ndarray, cell: float = 0.75) -> float:
     """Cells of the grid's bounding box at ``cell`` standard deviations (a float: it may be huge)."""
-    span = features.max(axis=0).astype(np.float64) - features.min(axis=0)
+    lo = np.empty(features.shape[1], np.float64)
+    hi = np.empty(features.shape[1], np.float64)
+    _min_max_kernel(np.ascontiguousarray(features, dtype=np.float32), lo, hi)   # one pass
+    span = hi - lo
     return float(np.prod(np.floor(span / cell) + 2))
 
 
