@@ -1,7 +1,8 @@
 """The default recipe learns a new small dataset from scratch (a cheap version of
 benchmarks/bench_recipe.py): FCN-8s at width 1/16 on 16 synthetic 64×80 images of 4 classes, 150
 steps of the scratch recipe against the seed's recipe on as many images (300 steps of batch 1),
-held-out mean IoU by `tinyseg evaluate`. Measured: 0.54 against 0.32."""
+held-out mean IoU by `tinyseg evaluate`. Measured: 0.54 against 0.32 when written, 0.47 against 0.31
+on 2026-11-30 (the thresholds below hold for both)."""
 import json
 
 import pytest
