@@ -7,6 +7,10 @@ import os as _os
 # its thread pool; a value the user chose is kept.
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+from ._malloc import keep_freed_memory as _keep_freed_memory  # noqa: E402
+
+_keep_freed_memory()   # reuse freed activations instead of page-faulting them in each step
+
 from ._version import __version__  # noqa: E402
 from .upsampling import bilinear_upsample_weights, get_kernel_size, upsample, upsample_filt  # noqa: E402
 from . import ops, reference  # noqa: E402
