@@ -51,6 +51,7 @@ def test_gradients_never_announced_are_taken_after_backward(rng):
 
 
 SCRIPT = textwrap.dedent("""
+    import sys
     import numpy as np
     from tinyseg.backend import get_backend
     from tinyseg.distributed import GradientBuckets, World
@@ -84,7 +85,8 @@ SCRIPT = textwrap.dedent("""
         assert "x.png" in str(e)
     else:
         raise AssertionError("agree did not raise")
-    print("rank", world.rank, "ok")
+    sys.stdout.write(f"rank {world.rank} ok\\n")   # one write (ranks share the pipe)
+    sys.stdout.flush()
 """)
 
 
