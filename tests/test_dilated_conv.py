@@ -10,9 +10,9 @@ import pytest
 from tinyseg import ops, reference as ref
 from tinyseg.backend import get_backend
 from tinyseg.layers import Conv2D
+from finite_differences import numerical_grad
 
 cpu = get_backend("cpu")
-EPS = 1e-6
 # (N, H, W, C, F, k, dilation)
 CASES = [(1, 7, 9, 3, 4, 3, 2), (2, 5, 7, 2, 3, 3, 12), (1, 9, 8, 3, 2, 3, 1), (1, 11, 13, 2, 3, 3, 4),
          (2, 6, 5, 3, 2, 5, 2), (1, 1, 1, 2, 2, 3, 12), (1, 30, 27, 2, 3, 3, 12)]
@@ -82,17 +82,6 @@ def test_bad_dilation_is_named(rng, bad):
 
 
 # ----------------------------------------------------------------------------- finite differences
-def numerical_grad(f, x, G):
-    grad = np.zeros_like(x)
-    for idx in np.ndindex(*x.shape):
-        old = x[idx]
-        x[idx] = old + EPS
-        plus = np.sum(G * f())
-        x[idx] = old - EPS
-        minus = np.sum(G * f())
-        x[idx] = old
-        grad[idx] = (plus - minus) / (2 * EPS)
-    return grad
 
 
 @pytest.mark.parametrize("N,H,W,C,F,k,d", [(1, 5, 6, 2, 2, 3, 2), (1, 4, 5, 2, 2, 3, 12), (2, 3, 5, 1, 2, 3, 1)])

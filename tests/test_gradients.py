@@ -9,23 +9,9 @@ import pytest
 
 from tinyseg import reference as ref
 from tinyseg.backend import get_backend
+from finite_differences import numerical_grad
 
 cpu = get_backend("cpu")
-EPS = 1e-6
-
-
-def numerical_grad(f, x, G):
-    """∂⟨G, f(x)⟩/∂x by central differences."""
-    grad = np.zeros_like(x)
-    for idx in np.ndindex(*x.shape):
-        old = x[idx]
-        x[idx] = old + EPS
-        plus = np.sum(G * f())
-        x[idx] = old - EPS
-        minus = np.sum(G * f())
-        x[idx] = old
-        grad[idx] = (plus - minus) / (2 * EPS)
-    return grad
 
 
 def assert_close(analytic, numeric):

@@ -8,27 +8,13 @@ from tinyseg import model_ops, model_reference as ref
 from tinyseg.backend import get_backend
 from tinyseg.layers import CropAdd, Interp, TransposedConv2D
 from tinyseg.upsampling import bilinear_upsample_weights, upsample_filt
+from finite_differences import numerical_grad
 
 cpu = get_backend("cpu")
-EPS = 1e-6
 
 
 def rand(rng, *shape, dtype=np.float32):
     return rng.standard_normal(shape).astype(dtype)
-
-
-def numerical_grad(f, x, G):
-    """∂⟨G, f(x)⟩/∂x by central differences (x modified in place and restored)."""
-    grad = np.zeros_like(x)
-    for idx in np.ndindex(*x.shape):
-        old = x[idx]
-        x[idx] = old + EPS
-        plus = np.sum(G * f())
-        x[idx] = old - EPS
-        minus = np.sum(G * f())
-        x[idx] = old
-        grad[idx] = (plus - minus) / (2 * EPS)
-    return grad
 
 
 # ----------------------------------------------------------------------------- vs the NumPy twins

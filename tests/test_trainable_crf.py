@@ -15,6 +15,7 @@ from tinyseg.crf.rnn_reference import (combine_reference, complete_reference,
                                        gather_adjoint_reference, normalised_kernel,
                                        pairwise_backward_reference, potts_compat,
                                        scale_columns_reference, softmax_backward_reference)
+from finite_differences import numerical_gradient
 
 
 class Float64ExactFilter:
@@ -42,20 +43,6 @@ def random_params(rng, n_labels, n_kernels=2):
     w = rng.uniform(0.5, 3.0, (n_kernels, n_labels))
     mu = potts_compat(n_labels) + 0.5 * rng.standard_normal((n_labels, n_labels))
     return w, mu
-
-
-def numerical_gradient(f, x, eps=1e-6):
-    """Central differences of the scalar f() with respect to every entry of x (in place)."""
-    grad = np.zeros_like(x)
-    for i in np.ndindex(x.shape):
-        old = x[i]
-        x[i] = old + eps
-        up = f()
-        x[i] = old - eps
-        down = f()
-        x[i] = old
-        grad[i] = (up - down) / (2 * eps)
-    return grad
 
 
 @pytest.mark.parametrize("n_labels, iterations", [(2, 1), (3, 3)])

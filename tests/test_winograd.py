@@ -11,6 +11,7 @@ import pytest
 from tinyseg import ops, reference as ref
 from tinyseg.backend import get_backend
 from tinyseg.ops import conv as conv_ops
+from finite_differences import numerical_grad
 
 cpu = get_backend("cpu")
 # (N, H, W, C, F, dilation)
@@ -123,15 +124,7 @@ def test_winograd_dx_finite_differences(rng):
     cpu.winograd_weights(w, True, Uf)
     dx = np.empty_like(x)
     cpu.conv2d_winograd(G, Uf, np.zeros(C), d, dx, np.empty((2, 16, tw, F)), np.empty((2, 16, tw, C)))
-    numeric = np.zeros_like(x)
-    for idx in np.ndindex(*x.shape):
-        old = x[idx]
-        x[idx] = old + eps
-        plus = np.sum(G * forward())
-        x[idx] = old - eps
-        minus = np.sum(G * forward())
-        x[idx] = old
-        numeric[idx] = (plus - minus) / (2 * eps)
+    numeric = numerical_grad(forward, x, G, eps)
     np.testing.assert_allclose(dx, numeric, rtol=1e-5, atol=1e-7)
 
 
@@ -153,15 +146,7 @@ def test_winograd_dw_finite_differences(rng, d, workers):
                              np.empty((workers, C, F)))
     dw = np.empty_like(w)
     cpu.winograd_filter_grad(dU, dw)
-    numeric = np.zeros_like(w)
-    for idx in np.ndindex(*w.shape):
-        old = w[idx]
-        w[idx] = old + eps
-        plus = np.sum(G * forward())
-        w[idx] = old - eps
-        minus = np.sum(G * forward())
-        w[idx] = old
-        numeric[idx] = (plus - minus) / (2 * eps)
+    numeric = numerical_grad(forward, w, G, eps)
     np.testing.assert_allclose(dw, numeric, rtol=1e-5, atol=1e-7)
 
 
