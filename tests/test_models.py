@@ -3,7 +3,6 @@ registry, gradient announcements, staged initialisation and checkpoint round tri
 import numpy as np
 import pytest
 
-from tinyseg import ops
 from tinyseg.checkpoint import load_checkpoint, save_checkpoint
 from tinyseg.models import (MODELS, FCN8s, FCN16s, FCN32s, build_model, copy_params_from_fcn16s,
                             copy_params_from_fcn32s, init_from_checkpoint, model_from_config)
@@ -23,29 +22,13 @@ def randomised(model, rng, scale=0.1):
 
 @pytest.mark.parametrize("name", FCN_NAMES)
 def test_forward_and_every_gradient_equal_an_independent_pytorch_build(name):
-    torch = pytest.importorskip("torch")
-    from torch_nets import TorchNet
+    pytest.importorskip("torch")
+    from torch_nets import assert_equals_torch
 
     rng = np.random.default_rng(0)
     model = build_model(name, **TINY)
     params = randomised(model, rng)
-    x = (rng.standard_normal((1, 37, 45, 3)) * 50).astype(np.float32)
-    labels = rng.integers(0, 3, size=(1, 37, 45)).astype(np.int32)
-    net = TorchNet(name, params)
-    logits = model.forward(x, train=True)
-    ref = net.run(x)
-    want = ref.detach().numpy().transpose(0, 2, 3, 1)
-    np.testing.assert_allclose(logits, want, rtol=1e-3, atol=1e-4 * np.abs(want).max())
-    loss, dlogits = ops.softmax_cross_entropy(logits, labels)
-    model.backward(dlogits)
-    ref_loss = torch.nn.functional.cross_entropy(ref, torch.tensor(labels, dtype=torch.long), reduction="sum")
-    ref_loss.backward()
-    assert loss == pytest.approx(ref_loss.item(), rel=1e-4)
-    assert set(model.grads) == set(net.tp)
-    for k, g in model.grads.items():
-        want = net.tp[k].grad.numpy()
-        scale = np.abs(want).max() + 1e-12
-        np.testing.assert_allclose(g / scale, want / scale, atol=3e-4, err_msg=k)
+    assert_equals_torch(name, model, params, rng)
 
 
 @pytest.mark.parametrize("name", FCN_NAMES)

@@ -3,11 +3,13 @@
 Written from the papers' descriptions with PyTorch's own layers — ``F.conv2d`` (padding,
 dilation), ``F.max_pool2d`` (ceil mode for FCN's 2×2, padding 1 for DeepLab's 3×3),
 ``F.avg_pool2d``, ``F.conv_transpose2d`` then an explicit crop — sharing no code with tinyseg but
-the parameter values, which are copied in from tinyseg's layouts.
+the parameter values, which are copied in from tinyseg's layouts. :func:`assert_equals_torch` is
+the comparison the model tests run with them.
 """
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -88,3 +90,27 @@ class TorchNet:
         s3 = self.conv(taps["pool3"] * (0.0001 if at_once else 1.0), "score_pool3")
         fuse = up[:, :, :s3.shape[2], :s3.shape[3]] + s3
         return self.fixed_upsample(fuse, 8)[:, :, :H, :W]
+
+
+def assert_equals_torch(name: str, model, params: dict, rng) -> None:
+    """A training-mode forward and backward of ``model`` on a 37×45 input from ``rng`` give the
+    logits, the summed cross-entropy and every parameter gradient of ``TorchNet(name, params)``."""
+    from tinyseg import ops
+
+    x = (rng.standard_normal((1, 37, 45, 3)) * 50).astype(np.float32)
+    labels = rng.integers(0, 3, size=(1, 37, 45)).astype(np.int32)
+    net = TorchNet(name, params)
+    logits = model.forward(x, train=True)
+    ref = net.run(x)
+    want = ref.detach().numpy().transpose(0, 2, 3, 1)
+    np.testing.assert_allclose(logits, want, rtol=1e-3, atol=1e-4 * np.abs(want).max())
+    loss, dlogits = ops.softmax_cross_entropy(logits, labels)
+    model.backward(dlogits)
+    ref_loss = F.cross_entropy(ref, torch.tensor(labels, dtype=torch.long), reduction="sum")
+    ref_loss.backward()
+    assert loss == pytest.approx(ref_loss.item(), rel=1e-4)
+    assert set(model.grads) == set(net.tp)
+    for k, g in model.grads.items():
+        want = net.tp[k].grad.numpy()
+        scale = np.abs(want).max() + 1e-12
+        np.testing.assert_allclose(g / scale, want / scale, atol=3e-4, err_msg=k)
