@@ -25,6 +25,22 @@ def median_seconds(fn: Callable[[], object], repeat: int = 5, warmup: int = 1) -
     return statistics.median(times)
 
 
+def alternating_medians(fns: dict, repeat: int) -> tuple[dict, dict]:
+    """Median wall and CPU seconds (all threads) of each callable, timed round-robin after one
+    untimed round (so that a shared machine's changing load falls on all of them alike)."""
+    wall = {name: [] for name in fns}
+    cpu = {name: [] for name in fns}
+    for r in range(repeat + 1):
+        for name, fn in fns.items():
+            t0, c0 = time.perf_counter(), time.process_time()
+            fn()
+            if r:
+                wall[name].append(time.perf_counter() - t0)
+                cpu[name].append(time.process_time() - c0)
+    return ({k: statistics.median(v) for k, v in wall.items()},
+            {k: statistics.median(v) for k, v in cpu.items()})
+
+
 def record(name: str, tinyseg_s: float, peer: str | None = None, peer_s: float | None = None,
            **extra) -> dict:
     """One benchmark record in the shared format."""

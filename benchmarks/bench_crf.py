@@ -36,7 +36,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import time
@@ -44,7 +43,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import print_table, record, write_json  # noqa: E402
+from _common import alternating_medians, print_table, record, write_json  # noqa: E402
 
 # (spatial sxy, spatial w, bilateral sxy, srgb, bilateral w)
 PARAMS = {
@@ -114,22 +113,6 @@ def peer_module():
     except ImportError:
         return None
     return dcrf
-
-
-def alternating_medians(fns: dict, repeat: int) -> tuple[dict, dict]:
-    """Median wall seconds and median CPU seconds (all threads) of each callable, timed
-    round-robin after one untimed round."""
-    times = {name: [] for name in fns}
-    cpu = {name: [] for name in fns}
-    for r in range(repeat + 1):
-        for name, fn in fns.items():
-            t0, c0 = time.perf_counter(), time.process_time()
-            fn()
-            if r:
-                times[name].append(time.perf_counter() - t0)
-                cpu[name].append(time.process_time() - c0)
-    return ({name: statistics.median(ts) for name, ts in times.items()},
-            {name: statistics.median(ts) for name, ts in cpu.items()})
 
 
 def time_cases(quick: bool) -> list[tuple]:

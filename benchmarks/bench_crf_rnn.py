@@ -23,14 +23,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import time
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import print_table, record, write_json  # noqa: E402
+from _common import alternating_medians, print_table, record, write_json  # noqa: E402
 
 
 def seed_image() -> np.ndarray:
@@ -58,22 +57,6 @@ def coarse_logits(image: np.ndarray, n_labels: int, seed: int = 0) -> np.ndarray
     for _ in range(n_labels - 2):
         logits.append(transform.resize(rng.normal(0, 1, (hb, wb)), (h, w), order=1) - 1.0)
     return np.stack(logits, axis=-1).astype(np.float32)
-
-
-def alternating_medians(fns: dict, repeat: int) -> tuple[dict, dict]:
-    """Median wall and CPU seconds of each callable, timed round-robin after one untimed round
-    (so that a shared machine's changing load falls on all of them alike)."""
-    wall = {name: [] for name in fns}
-    cpu = {name: [] for name in fns}
-    for r in range(repeat + 1):
-        for name, fn in fns.items():
-            t0, c0 = time.perf_counter(), time.process_time()
-            fn()
-            if r:
-                wall[name].append(time.perf_counter() - t0)
-                cpu[name].append(time.process_time() - c0)
-    return ({k: statistics.median(v) for k, v in wall.items()},
-            {k: statistics.median(v) for k, v in cpu.items()})
 
 
 def pydensecrf_run(image, logits, iterations=5):
