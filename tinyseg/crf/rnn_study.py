@@ -177,7 +177,9 @@ def compare(make_model, make_crf, train_samples, test_samples, n_classes: int, *
     parameters first raises the loss sharply (it oversmooths small images) and the network's
     answer to that can wreck it (4 classes at 64×96, seeds 0–2: CRF-as-RNN 0.59/0.38/0.34
     against the post-hoc CRF's 0.90/0.76/0.95 with neither; 0.86/0.71/0.90 against
-    0.90/0.85/0.95 with ``finetune_lr=1e-3, crf_warmup=50``; see README). Returns ``{"alone": evaluate(...), "joint": evaluate(...), "crf": joint CRF,
+    0.90/0.85/0.95 with ``finetune_lr=1e-3, crf_warmup=50``; see README).
+
+    Returns ``{"alone": evaluate(...), "joint": evaluate(...), "crf": joint CRF,
     "seconds": {...}}``.
     """
     t0 = time.perf_counter()
