@@ -7,9 +7,10 @@
   (:class:`~.grid.GridFilter`, multilinear, the most accurate at the usual bandwidths) while its
   bounding box stays within ``max_cells`` cells and ``box_per_point`` cells per point (at least
   2^18 cells: small images always get the grid; beyond, its set-up and its pruned blur grow
-  with the box) and the features have at most
-  ``grid_max_dims`` dimensions; its cells widen (up to 1.7 sigma) until there are at most
-  ``max_occupied`` occupied cells per point (small colour bandwidths; the measured error grows); otherwise -- small bandwidths, where points are sparse at their own scale, or many
+  with the box) and the features have at most ``grid_max_dims`` dimensions; its cells widen (up
+  to 1.7 sigma) until there are at most ``max_occupied`` occupied cells per point (small colour
+  bandwidths; the measured error grows);
+* otherwise -- small bandwidths, where points are sparse at their own scale, or many
   dimensions -- the cluster filter (:class:`~.cluster.ClusterFilter`), whose cost grows with the
   points and their close pairs only.
 """
