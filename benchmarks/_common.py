@@ -12,6 +12,8 @@ import statistics
 import time
 from typing import Callable
 
+import numpy as np
+
 
 def median_seconds(fn: Callable[[], object], repeat: int = 5, warmup: int = 1) -> float:
     """Median wall-clock seconds of ``fn()`` over ``repeat`` runs after ``warmup`` untimed runs."""
@@ -39,6 +41,21 @@ def alternating_medians(fns: dict, repeat: int) -> tuple[dict, dict]:
                 cpu[name].append(time.process_time() - c0)
     return ({k: statistics.median(v) for k, v in wall.items()},
             {k: statistics.median(v) for k, v in cpu.items()})
+
+
+def coarse_object_map(image):
+    """What an FCN-32s sees of ``image`` (H, W, 3): its Otsu foreground mask averaged over 32×32
+    blocks and upsampled ×32 bilinearly, ``(map (H, W) in [0, 1], blocks down, blocks across)``.
+    The CRF benchmarks build their FCN-like inputs from it."""
+    from skimage import color, filters, transform
+
+    h, w = image.shape[:2]
+    grey = color.rgb2gray(image)
+    mask = (grey > filters.threshold_otsu(grey)).astype("float64")
+    hb, wb = -(-h // 32), -(-w // 32)
+    padded = np.pad(mask, ((0, hb * 32 - h), (0, wb * 32 - w)), mode="edge")
+    blocks = padded.reshape(hb, 32, wb, 32).mean(axis=(1, 3))            # (H/32, W/32)
+    return transform.resize(blocks, (hb * 32, wb * 32), order=1)[:h, :w], hb, wb
 
 
 def record(name: str, tinyseg_s: float, peer: str | None = None, peer_s: float | None = None,

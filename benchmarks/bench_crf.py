@@ -43,7 +43,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import alternating_medians, print_table, record, write_json  # noqa: E402
+from _common import alternating_medians, coarse_object_map, print_table, record, write_json  # noqa: E402
 
 # (spatial sxy, spatial w, bilateral sxy, srgb, bilateral w)
 PARAMS = {
@@ -70,15 +70,10 @@ def images() -> dict:
 
 def coarse_probabilities(image: np.ndarray, n_labels: int = 2, seed: int = 0) -> np.ndarray:
     """FCN-32s-like probabilities (H, W, C) float32 for ``image`` (see the module docstring)."""
-    from skimage import color, filters, transform
+    from skimage import transform
 
     h, w = image.shape[:2]
-    grey = color.rgb2gray(image)
-    mask = (grey > filters.threshold_otsu(grey)).astype(np.float64)
-    hb, wb = -(-h // 32), -(-w // 32)
-    padded = np.pad(mask, ((0, hb * 32 - h), (0, wb * 32 - w)), mode="edge")
-    blocks = padded.reshape(hb, 32, wb, 32).mean(axis=(1, 3))            # (H/32, W/32)
-    m = transform.resize(blocks, (hb * 32, wb * 32), order=1)[:h, :w]      # bilinear, x32
+    m, hb, wb = coarse_object_map(image)
     p1 = 1.0 / (1.0 + np.exp(-4.0 * (m - 0.5)))
     p = np.stack([1.0 - p1, p1], axis=-1)
     if n_labels > 2:

@@ -29,7 +29,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import alternating_medians, print_table, record, write_json  # noqa: E402
+from _common import alternating_medians, coarse_object_map, print_table, record, write_json  # noqa: E402
 
 
 def seed_image() -> np.ndarray:
@@ -43,15 +43,10 @@ def seed_image() -> np.ndarray:
 def coarse_logits(image: np.ndarray, n_labels: int, seed: int = 0) -> np.ndarray:
     """FCN-32s-like logits (H, W, C) float32: an Otsu mask averaged over 32×32 blocks and
     upsampled bilinearly for labels 0/1, smooth random logits for the others."""
-    from skimage import color, filters, transform
+    from skimage import transform
 
     h, w = image.shape[:2]
-    grey = color.rgb2gray(image)
-    mask = (grey > filters.threshold_otsu(grey)).astype(np.float64)
-    hb, wb = -(-h // 32), -(-w // 32)
-    padded = np.pad(mask, ((0, hb * 32 - h), (0, wb * 32 - w)), mode="edge")
-    blocks = padded.reshape(hb, 32, wb, 32).mean(axis=(1, 3))             # (H/32, W/32)
-    m = transform.resize(blocks, (hb * 32, wb * 32), order=1)[:h, :w]     # bilinear, x32
+    m, hb, wb = coarse_object_map(image)
     logits = [np.zeros((h, w)), 4.0 * (m - 0.5)]
     rng = np.random.default_rng(seed)
     for _ in range(n_labels - 2):
