@@ -49,7 +49,7 @@ def test_cuda_kernels_match_cpu(gpu, rng):
     v = [np.zeros((k, n, c - 1), np.float32), d(np.zeros((k, n, c - 1), np.float32))]
     dmu = [np.zeros((cpu.partials(n), c, c)), d(np.zeros((parts, c, c)))]
     dw = [np.zeros((cpu.partials(n), k, c)), d(np.zeros((parts, k, c)))]
-    work = np.empty((cpu.partials(n), 2, c), np.float32)
+    work = np.empty(cpu.pairwise_scratch_shape(n, c), np.float32)
     cpu.pairwise_backward(g, messages, weights, compat, pre, work, v[0], dmu[0], dw[0])
     cuda.pairwise_backward(d(g), d(messages), d(weights), d(compat), d(pre), d(work), v[1], dmu[1],
                            dw[1])

@@ -197,7 +197,7 @@ def test_kernels_match_their_numpy_twins(rng, dtype, n_labels):
     v = np.empty((k, n, c - 1), dtype)
     parts = kern.partials(n)
     dmu_part, dw_part = np.empty((parts, c, c)), np.empty((parts, k, c))
-    work = np.empty((parts, 2, c), dtype)
+    work = np.empty(kern.pairwise_scratch_shape(n, c), dtype)
     kern.pairwise_backward(g, messages, weights, compat, pre, work, v, dmu_part, dw_part)
     ref_v, ref_dmu, ref_dw = pairwise_backward_reference(g, messages, weights, compat, pre)
     np.testing.assert_allclose(v, ref_v, **tol)

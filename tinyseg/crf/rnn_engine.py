@@ -148,7 +148,7 @@ class MeanFieldRNN:
         n_parts = kern.partials(n)
         dcompat_part = self._work("dcompat_part", (n_parts, c, c), np.float64)
         dweights_part = self._work("dweights_part", (n_parts, self.n_kernels, c), np.float64)
-        work = self._work("pairwise", (n_parts, 2, c))
+        work = self._work("pairwise", kern.pairwise_scratch_shape(n, c))
         compat_t = self._transposed(compat)
         v = self._work("v", (self.n_kernels, n, c - 1))
         dq = self._work("dq", (n, c))

@@ -29,13 +29,22 @@ from numba.extending import overload
 
 from .mean_field_kernels import exp32
 
-__all__ = ["partials", "device_filter", "copy", "combine", "scale_columns", "complete", "pairwise_backward",
+__all__ = ["BLOCK", "partials", "pairwise_scratch_shape", "device_filter", "copy", "combine", "scale_columns", "complete", "pairwise_backward",
            "gather_adjoint", "softmax_backward", "softmax"]
+
+
+#: Pixels per block of :func:`pairwise_backward`: the length of its vectorised inner loops.
+BLOCK = 64
 
 
 def partials(n_points: int) -> int:
     """How many chunks (and partial sums) :func:`pairwise_backward` splits the pixels into."""
     return max(1, min(int(n_points), numba.get_num_threads()))
+
+
+def pairwise_scratch_shape(n_points: int, n_labels: int) -> tuple:
+    """The shape of :func:`pairwise_backward`'s ``scratch``: each chunk's block of ``A`` and ``dA``."""
+    return (partials(n_points), 2, int(n_labels), BLOCK)
 
 
 def _exp(x):
@@ -158,8 +167,9 @@ def pairwise_backward(g, messages, weights, compat, post, scratch, v, dcompat_pa
     * ``v[k, i, l] = post[k, i] (w[k, l] dA[i, l] - w[k, C-1] dA[i, C-1])``, l < C-1: what the
       transposed filter of kernel k sees.
 
-    ``scratch`` (P, 2, C) holds chunk p's ``A[i]`` and ``dA[i]`` (work space, no allocation);
-    every inner loop runs along the labels (an axpy).
+    Each chunk walks its pixels in blocks of ``BLOCK``; ``scratch`` (P, 2, C, BLOCK) holds the
+    block's ``A`` and ``dA`` label-major, so that every inner loop runs along the block's pixels
+    (it vectorises however few labels there are) and the sums over pixels stay in registers.
     """
     n, c = g.shape
     n_k = messages.shape[0]
@@ -171,25 +181,37 @@ def pairwise_backward(g, messages, weights, compat, post, scratch, v, dcompat_pa
         da = scratch[p, 1]
         dmu[:, :] = 0.0
         dw[:, :] = 0.0
-        for i in range((n * p) // n_parts, (n * (p + 1)) // n_parts):
-            for lp in range(c):
-                a[lp] = 0.0
-                da[lp] = 0.0
-            for k in range(n_k):
+        end = (n * (p + 1)) // n_parts
+        for start in range((n * p) // n_parts, end, BLOCK):
+            m = min(BLOCK, end - start)
+            for lp in range(c):                                     # A of the block
+                for j in range(m):
+                    a[lp, j] = 0.0
+                    da[lp, j] = 0.0
+                for k in range(n_k):
+                    wk = weights[k, lp]
+                    for j in range(m):
+                        a[lp, j] += wk * messages[k, start + j, lp]
+            for l in range(c):                                      # dA and dcompat
                 for lp in range(c):
-                    a[lp] += weights[k, lp] * messages[k, i, lp]
-            for l in range(c):
-                gl = g[i, l]
+                    mu = compat[l, lp]
+                    acc = 0.0
+                    for j in range(m):
+                        gl = g[start + j, l]
+                        da[lp, j] -= gl * mu
+                        acc += gl * a[lp, j]
+                    dmu[l, lp] -= acc
+            for k in range(n_k):                                    # dweights and v
                 for lp in range(c):
-                    da[lp] -= gl * compat[l, lp]
-                    dmu[l, lp] -= gl * a[lp]
-            for k in range(n_k):
-                for lp in range(c):
-                    dw[k, lp] += da[lp] * messages[k, i, lp]
-                s = post[k, i]
-                last = weights[k, c - 1] * da[c - 1]
+                    acc = 0.0
+                    for j in range(m):
+                        acc += da[lp, j] * messages[k, start + j, lp]
+                    dw[k, lp] += acc
+                last = weights[k, c - 1]
                 for lp in range(c - 1):
-                    v[k, i, lp] = s * (weights[k, lp] * da[lp] - last)
+                    wk = weights[k, lp]
+                    for j in range(m):
+                        v[k, start + j, lp] = post[k, start + j] * (wk * da[lp, j] - last * da[c - 1, j])
 
 
 @njit(parallel=True, cache=True)

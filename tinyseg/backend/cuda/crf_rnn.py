@@ -17,7 +17,7 @@ from numba import cuda
 
 from ._launch import launch_1d
 
-__all__ = ["partials", "device_filter", "copy", "softmax", "combine", "scale_columns", "complete",
+__all__ = ["partials", "pairwise_scratch_shape", "device_filter", "copy", "softmax", "combine", "scale_columns", "complete",
            "pairwise_backward", "gather_adjoint", "softmax_backward"]
 
 _CHUNKS = 256   # partial sums of the parameter gradients (at most; one per pixel on tiny images)
@@ -26,6 +26,11 @@ _CHUNKS = 256   # partial sums of the parameter gradients (at most; one per pixe
 def partials(n_points: int) -> int:
     """How many chunks (and partial sums) :func:`pairwise_backward` splits the pixels into."""
     return max(1, min(int(n_points), _CHUNKS))
+
+
+def pairwise_scratch_shape(n_points: int, n_labels: int) -> tuple:
+    """The shape of :func:`pairwise_backward`'s ``scratch``, which the GPU does not use."""
+    return (1,)
 
 
 def device_filter(filt):
