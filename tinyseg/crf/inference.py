@@ -35,8 +35,8 @@ from numbers import Number
 
 import numpy as np
 
-from .mean_field_kernels import (accumulate_matrix, accumulate_potts, energy_check, softmax,
-                                 softmax_and_scale, softmax_reference)
+from .mean_field_kernels import (accumulate_matrix, accumulate_potts, energy_check, potts_update,
+                                 softmax, softmax_and_scale, softmax_reference)
 
 __all__ = [
     "NORMALIZATIONS",
@@ -219,10 +219,11 @@ class MeanField:
         """``iterations`` updates from :meth:`start`; returns Q (N, C) float32.
 
         The fused loop: per iteration each term filters ``pre Q[:, :C-1]`` into a preallocated
-        buffer, :func:`~.mean_field_kernels.accumulate_potts` (or ``_matrix``) adds its share to
-        ``-U``, and :func:`~.mean_field_kernels.softmax_and_scale` yields the next ``Q`` and the
-        next filter inputs. ``callback(i)``, if given, is called after iteration ``i`` (progress
-        bars; Python handles Ctrl-C there too).
+        buffer; with Potts terms only, :func:`~.mean_field_kernels.potts_update` then makes the
+        next ``Q`` and the next filter inputs in one sweep; otherwise
+        :func:`~.mean_field_kernels.accumulate_potts` (or ``_matrix``) adds each term's share to
+        ``-U`` and :func:`~.mean_field_kernels.softmax_and_scale` does the rest. ``callback(i)``,
+        if given, is called after iteration ``i`` (progress bars; Python handles Ctrl-C there too).
         """
         n, c = self.n_points, self.n_labels
         n_terms, cols = len(self.terms), c - 1
@@ -233,20 +234,28 @@ class MeanField:
         filtered = scaled
         q = np.empty((n, c), dtype=np.float32)
         logits = q
-        kq = np.empty((n, c), dtype=np.float32) if any(
-            t._kind != "potts" for t in self.terms) else None
+        potts = all(t._kind == "potts" for t in self.terms)
+        if potts:
+            post = np.stack([t._post for t in self.terms]) if n_terms else pre
+            k1 = np.stack([t._k1 for t in self.terms]) if n_terms else pre
+            weights = np.array([t._compat for t in self.terms], dtype=np.float32)
+        kq = None if potts else np.empty((n, c), dtype=np.float32)
         softmax_and_scale(self.neg_unary, q, pre, scaled)
         for it in range(int(iterations)):
-            np.copyto(logits, self.neg_unary)
-            for k, term in enumerate(self.terms):
-                if cols:
+            if cols:
+                for k, term in enumerate(self.terms):
                     _apply(term.filter, scaled[k], filtered[k])
-                if term._kind == "potts":
-                    accumulate_potts(filtered[k], term._post, term._k1, term._compat, logits)
-                else:
-                    accumulate_matrix(filtered[k], term._post, term._k1,
-                                      np.ascontiguousarray(-term._compat.T), kq, logits)
-            softmax_and_scale(logits, q, pre, scaled)
+            if potts:
+                potts_update(self.neg_unary, filtered, post, k1, weights, q, pre, scaled)
+            else:
+                np.copyto(logits, self.neg_unary)
+                for k, term in enumerate(self.terms):
+                    if term._kind == "potts":
+                        accumulate_potts(filtered[k], term._post, term._k1, term._compat, logits)
+                    else:
+                        accumulate_matrix(filtered[k], term._post, term._k1,
+                                          np.ascontiguousarray(-term._compat.T), kq, logits)
+                softmax_and_scale(logits, q, pre, scaled)
             if callback is not None:
                 callback(it)
         return q

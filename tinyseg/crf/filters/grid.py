@@ -16,7 +16,7 @@ import numba
 import numpy as np
 
 from ._base import Filter, check_features, check_values
-from .grid_kernels import (_blur_pass_kernel, _blur_pass_rows_kernel, _reduce_kernel,
+from .grid_kernels import (_blur_pass_kernel, _reduce_kernel, blur_pass_rows,
                            _slice_kernel, _slice_rows_kernel, _splat_kernel, _splat_rows_kernel,
                            grid_filter_reference, invert_neighbours, layout_filter_reference)
 from .grid_rows import _slice_rows_kernel as _slice_image_rows
@@ -336,7 +336,6 @@ class GridFilter(Filter):
 
     def describe(self) -> GridLayout:
         """The public description of this grid (:class:`GridLayout`), e.g. for the CUDA twin."""
-        n_b = self.w_b.shape[1]
         # (N, n_a, n_b) -> (N, n_a * n_b): pair j = j_a * n_b + j_b
         weights = (self.w_a[:, :, None] * self.w_b[:, None, :]).reshape(self.n_points, -1)
         pairs = self.pair_base.astype(np.int64)[:, None] + self.pair_delta.astype(np.int64)
@@ -353,7 +352,7 @@ class GridFilter(Filter):
         if self._rows is not None and m >= self.image_rows_from:   # for one channel the plain
             return self._apply_image_rows(values, passes)             # kernels are faster
         if m >= self.rows_from:
-            return self._apply(values, passes, _splat_rows_kernel, _blur_pass_rows_kernel,
+            return self._apply(values, passes, _splat_rows_kernel, blur_pass_rows,
                                _slice_rows_kernel)
         out = np.empty((m, n), dtype=np.float32)                          # channel-major
         for c in range(m):
@@ -396,7 +395,7 @@ class GridFilter(Filter):
         del partial                                       # freed before the blur (peak memory)
         for nb in passes:
             blurred = np.empty((nb.shape[0] + 1, m), dtype=np.float32)
-            _blur_pass_rows_kernel(grid, nb, self.taps, blurred)
+            blur_pass_rows(grid, nb, self.taps, blurred)
             grid = blurred
         if out is None:
             out = np.empty((self.n_points, m), dtype=np.float32)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-__all__ = ["grid_filter_reference", "layout_filter_reference", "invert_neighbours"]
+__all__ = ["grid_filter_reference", "layout_filter_reference", "invert_neighbours", "blur_pass_rows"]
 
 
 def _grid_geometry(features: np.ndarray, cell: float):
@@ -205,7 +205,7 @@ def _splat_rows_kernel(values, pair_base, pair_delta, w_a, w_b, f_last, partial)
 
 @njit(parallel=True, cache=True)
 def _blur_pass_rows_kernel(src, neighbours, taps, dst):
-    """:func:`_blur_pass_kernel` for (cells + 1, M) grids."""
+    """:func:`_blur_pass_kernel` for (cells + 1, M) grids, any number of taps."""
     n_cells, n_taps = neighbours.shape
     m = src.shape[1]
     for k in prange(n_cells):
@@ -217,6 +217,37 @@ def _blur_pass_rows_kernel(src, neighbours, taps, dst):
             for c in range(m):
                 out[c] += wt * row[c]
     dst[n_cells, :] = 0.0
+
+
+@njit(parallel=True, cache=True)
+def _blur_pass_rows7_kernel(src, neighbours, taps, dst):
+    """:func:`_blur_pass_rows_kernel` for seven taps (radius 3: the default 0.75-sigma cells).
+
+    The same sums in the same order, written as one expression per channel: the general kernel
+    adds tap after tap into ``dst``'s row, and as the compiler cannot prove that row apart from
+    ``src``'s it stores and reloads it at every tap; here each output is stored once (2-3x
+    faster with 20 channels).
+    """
+    n_cells = neighbours.shape[0]
+    m = src.shape[1]
+    t0, t1, t2, t3, t4, t5, t6 = taps[0], taps[1], taps[2], taps[3], taps[4], taps[5], taps[6]
+    for k in prange(n_cells):
+        nb = neighbours[k]
+        r0, r1, r2, r3 = src[nb[0]], src[nb[1]], src[nb[2]], src[nb[3]]
+        r4, r5, r6 = src[nb[4]], src[nb[5]], src[nb[6]]
+        out = dst[k]
+        for c in range(m):
+            out[c] = (t0 * r0[c] + t1 * r1[c] + t2 * r2[c] + t3 * r3[c] + t4 * r4[c]
+                      + t5 * r5[c] + t6 * r6[c])
+    dst[n_cells, :] = 0.0
+
+
+def blur_pass_rows(src, neighbours, taps, dst) -> None:
+    """One blur pass of a (cells + 1, M) grid: the seven-tap kernel when it applies."""
+    if neighbours.shape[1] == 7:
+        _blur_pass_rows7_kernel(src, neighbours, taps, dst)
+    else:
+        _blur_pass_rows_kernel(src, neighbours, taps, dst)
 
 
 @njit(parallel=True, cache=True)
