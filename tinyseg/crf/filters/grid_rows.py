@@ -100,19 +100,25 @@ def _slice_rows_kernel(grid, w, fy, row_start, low, high, local, fx, w_b, f_last
         for x in range(w):
             i = y * w + x
             acc = out[i]
-            for c in range(m):
-                acc[c] = 0.0
             fl = f_last[i]
-            for cx in range(2):
-                tx = fx[i] if cx else one - fx[i]
-                for jb in range(4):
-                    wt = tx * w_b[i, jb]
-                    w1 = wt * fl
-                    w0 = wt - w1
-                    k = local[i, cx * 4 + jb]
-                    r0, r1 = blend[2 * k], blend[2 * k + 1]
+            for cx in range(2):              # the four pairs of one cx in one expression: acc
+                tx = fx[i] if cx else one - fx[i]   # is stored twice per pixel, not eight times
+                h0, h1 = tx * w_b[i, 0] * fl, tx * w_b[i, 1] * fl
+                h2, h3 = tx * w_b[i, 2] * fl, tx * w_b[i, 3] * fl
+                l0, l1 = tx * w_b[i, 0] - h0, tx * w_b[i, 1] - h1
+                l2, l3 = tx * w_b[i, 2] - h2, tx * w_b[i, 3] - h3
+                k0, k1 = 2 * local[i, cx * 4], 2 * local[i, cx * 4 + 1]
+                k2, k3 = 2 * local[i, cx * 4 + 2], 2 * local[i, cx * 4 + 3]
+                a0, b0, a1, b1 = blend[k0], blend[k0 + 1], blend[k1], blend[k1 + 1]
+                a2, b2, a3, b3 = blend[k2], blend[k2 + 1], blend[k3], blend[k3 + 1]
+                if cx == 0:
                     for c in range(m):
-                        acc[c] += w0 * r0[c] + w1 * r1[c]
+                        acc[c] = (l0 * a0[c] + h0 * b0[c] + l1 * a1[c] + h1 * b1[c]
+                                  + l2 * a2[c] + h2 * b2[c] + l3 * a3[c] + h3 * b3[c])
+                else:
+                    for c in range(m):
+                        acc[c] += (l0 * a0[c] + h0 * b0[c] + l1 * a1[c] + h1 * b1[c]
+                                   + l2 * a2[c] + h2 * b2[c] + l3 * a3[c] + h3 * b3[c])
 
 
 @njit(parallel=True, cache=True)
