@@ -47,3 +47,29 @@ def test_training_through_the_crf_lowers_the_loss():
     assert np.mean(losses[-5:]) < np.mean(losses[:5])
     after = {**model.params, **crf.params}
     assert all(np.any(after[k] != before[k]) for k in before)
+
+
+def test_crf_warm_up_freezes_the_network_and_the_auxiliary_loss_adds_the_networks_own():
+    """``freeze_model`` trains the CRF alone; ``aux_weight`` adds lambda CE(network logits)."""
+    from tinyseg import ops
+    from tinyseg.data import preprocess
+
+    train = synthetic_dataset(2, (16, 24), N_CLASSES, seed=5, max_objects=2)
+    model, crf = SmallFCN(N_CLASSES, 4, 2, seed=2), CRFasRNN(N_CLASSES, iterations=2)
+    train_segmenter(model, train, iterations=5, batch=2, lr=1e-2)       # logits no longer 0
+    net0 = {k: v.copy() for k, v in model.params.items()}
+    crf0 = {k: v.copy() for k, v in crf.params.items()}
+    _, opts = train_segmenter(model, train, iterations=3, batch=2, crf=crf, freeze_model=True)
+    assert all(np.array_equal(model.params[k], net0[k]) for k in net0)
+    assert all(np.any(crf.params[k] != crf0[k]) for k in crf0)
+
+    images = np.stack([img for img, _ in train])
+    labels = np.stack([lab for _, lab in train]).astype(np.int32)
+    logits = model.forward(preprocess(images))
+    aux, _ = ops.softmax_cross_entropy(logits, labels, reduction="mean")
+    crf.config.test_iterations = crf.config.iterations     # the training forward's T
+    main, _ = ops.softmax_cross_entropy(crf.forward(logits, images), labels, reduction="mean")
+    losses, _ = train_segmenter(model, train, iterations=1, batch=2, crf=crf, start=0,
+                                optimizers=opts, aux_weight=2.5)
+    assert losses[0] == pytest.approx(main + 2.5 * aux, rel=1e-5)
+    assert not all(np.array_equal(model.params[k], net0[k]) for k in net0)
