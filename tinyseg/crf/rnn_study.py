@@ -186,7 +186,8 @@ def compare(make_model, make_crf, train_samples, test_samples, n_classes: int, *
 
     Why the defaults (3e-4, 50, 3; Zheng et al. had none of them: their CRF joined FCN-8s at
     the hand-picked parameters with plain SGD): a CRF at the seed's parameters first raises the
-    loss (0.13 -> 0.53 on seed 2's first joint batch; its 50-pixel bilateral kernel spans a 64x96 image) and its
+    loss (0.13 -> 0.53 on seed 2's first joint batch; its 50-pixel bilateral kernel spans a
+    64x96 image) and its
     gradient into the logits is concentrated (91% of the squared norm on 1% of the pixels) and
     nearly orthogonal to the network's own (cosine 0.2); the network, chasing it at Adam's rate,
     is wrecked. Measured, 4 classes at 64x96, seeds 0/1/2 (``benchmarks/study_crf_rnn.py``):
