@@ -2,9 +2,12 @@
 
 For each seed: a synthetic dataset (textured shapes with exact labels, ``tinyseg.data.synthetic``),
 the same network trained twice from the same initialisation and batches for ``--iterations``
-(the first ``--pretrain`` of them shared, network alone): (a) alone, then refined after training
+(the first ``--pretrain`` of them shared, network alone; then the network's rate drops to
+``--finetune-lr`` in both runs): (a) alone, then refined after training
 by the dense CRF at the seed post's parameters (Potts, weights 3 and 10, 5 iterations); (b) with
-CRF-as-RNN on top (initialised to those parameters, trained with T = 5). Held-out mean IoU of the
+CRF-as-RNN on top (initialised to those parameters, trained with T = 5; its first
+``--crf-warmup`` iterations train the CRF alone, then both learn from CE(CRF output) +
+``--aux-weight`` CE(network logits)). Held-out mean IoU of the
 network's argmax, of (a), and of (b) at 5 and at 10 mean-field iterations. Writes a JSON list of
 records (``name``, ``tinyseg_s`` = the joint run's training seconds, ``peer_s`` = the network-alone
 run's, ``ratio``, and the mIoUs) and the learned parameters' figure of the first seed.
@@ -13,7 +16,9 @@ The network: ``--model small`` (:class:`tinyseg.crf.rnn_study.SmallFCN`, stride 
 minutes on a CPU) or any name of ``tinyseg.models`` (``fcn8s`` …) at ``--width``.
 
 Usage: ``python benchmarks/study_crf_rnn.py [--json PATH] [--figure PNG] [--seeds 0 1 2]
-[--size 64x96] [--classes 4] [--iterations 400] [--pretrain 200] [--model small]``
+[--size 64x96] [--classes 4] [--iterations 400] [--pretrain 200] [--model small]
+[--finetune-lr 3e-4] [--crf-warmup 50] [--aux-weight 3]`` (the last three are the defaults of
+``rnn_study.compare``: without them the joint run collapses here; see its docstring).
 """
 from __future__ import annotations
 
@@ -48,10 +53,12 @@ def main(argv=None):
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--lr", type=float, default=3e-3, help="Adam's rate for the network")
     parser.add_argument("--crf-lr", type=float, default=0.1, help="Adam's rate for the CRF")
-    parser.add_argument("--finetune-lr", type=float, default=0.0,
+    parser.add_argument("--finetune-lr", type=float, default=3e-4,
                         help="the network's rate after --pretrain, in both runs (0: keep --lr)")
-    parser.add_argument("--crf-warmup", type=int, default=0,
+    parser.add_argument("--crf-warmup", type=int, default=50,
                         help="joint run: iterations that train the CRF alone before both train")
+    parser.add_argument("--aux-weight", type=float, default=3.0,
+                        help="joint run: loss CE(CRF output) + this x CE(network logits) (0: none)")
     parser.add_argument("--model", default="small", help="'small' or a tinyseg.models name")
     parser.add_argument("--width", type=float, default=1.0, help="channel multiplier")
     args = parser.parse_args(argv)
@@ -70,7 +77,8 @@ def main(argv=None):
                          lambda: CRFasRNN(args.classes), train, test, args.classes,
                          iterations=args.iterations, pretrain=args.pretrain, batch=args.batch,
                          lr=args.lr, crf_lr=args.crf_lr, crf_iterations=(5, 10),
-                         finetune_lr=args.finetune_lr or None, crf_warmup=args.crf_warmup)
+                         finetune_lr=args.finetune_lr or None, crf_warmup=args.crf_warmup,
+                         aux_weight=args.aux_weight)
         alone, joint, secs = result["alone"], result["joint"], result["seconds"]
         records.append(record(
             f"crf_rnn_study.{args.model}.{h}x{w}.C{args.classes}.seed{seed}",
