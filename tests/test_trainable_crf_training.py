@@ -9,7 +9,8 @@ iterations, then CE(CRF) + 3 CE(network logits). Held-out: 16 other images. Meas
 (2 threads, shared machine): network alone 0.708, + post-hoc CRF 0.896; network + CRF-as-RNN
 0.921 (T = 5) and 0.924 at T = 10 (before those defaults: 0.697 / 0.730 / 0.898 / 0.914, but
 the same recipe collapsed at 4 classes and 64×96; see ``compare``). With the recursive
-spatial filter instead of the exact FIR one it reached only 0.64 (before those defaults) (CRF-as-RNN therefore keeps the FIR filter; see ``filters.auto``).
+spatial filter instead of the exact FIR one it reached only 0.64 (before those defaults), so
+CRF-as-RNN keeps the FIR filter (see ``filters.auto``).
 """
 import numpy as np
 import pytest

@@ -47,14 +47,16 @@ class SmallFCN:
         rng = np.random.default_rng(seed)
 
         def conv(name, k, c_in, c_out, zero=False):
+            he = np.sqrt(2.0 / (k * k * c_in))
             w = (np.zeros((k, k, c_in, c_out), np.float32) if zero else
-                 (rng.standard_normal((k, k, c_in, c_out)) * np.sqrt(2.0 / (k * k * c_in))).astype(np.float32))
+                 (rng.standard_normal((k, k, c_in, c_out)) * he).astype(np.float32))
             return Conv2D(name, w, np.zeros(c_out, np.float32))
 
         layers, c_in = [], 3
         for b in range(blocks):
             c_out = width if b == 0 else 2 * width
-            layers += [conv(f"conv{b + 1}", 3, c_in, c_out), ReLU(f"relu{b + 1}"), MaxPool(f"pool{b + 1}")]
+            layers += [conv(f"conv{b + 1}", 3, c_in, c_out), ReLU(f"relu{b + 1}"),
+                       MaxPool(f"pool{b + 1}")]
             c_in = c_out
         layers += [conv("conv_last", 3, c_in, 2 * width), ReLU("relu_last"),
                    conv("score", 1, 2 * width, n_classes, zero=True),
@@ -73,7 +75,8 @@ class SmallFCN:
         size = (x.shape[1], x.shape[2])
         x = np.ascontiguousarray(x, dtype=np.float32)
         for layer in self.layers:
-            x = layer.forward(x, train, size=size) if layer.name == "crop" else layer.forward(x, train)
+            x = (layer.forward(x, train, size=size) if layer.name == "crop"
+                 else layer.forward(x, train))
         return x
 
     def backward(self, dlogits):
@@ -188,9 +191,9 @@ def compare(make_model, make_crf, train_samples, test_samples, n_classes: int, *
     the hand-picked parameters with plain SGD): a CRF at the seed's parameters first raises the
     loss (0.13 -> 0.53 on seed 2's first joint batch; its 50-pixel bilateral kernel spans a
     64x96 image) and its gradient into the logits is concentrated (seed 0: 91% of the squared
-    norm on 1% of the pixels) and nearly orthogonal to the network's own (cosine 0.2); the network, chasing it at Adam's rate,
-    is wrecked. Measured, 4 classes at 64x96, seeds 0/1/2 (``benchmarks/study_crf_rnn.py``):
-    with none of the three CRF-as-RNN reached 0.59/0.38/0.34 against the post-hoc CRF's
+    norm on 1% of the pixels) and nearly orthogonal to the network's own (cosine 0.2); the
+    network, chasing it at Adam's rate, is wrecked. Measured, 4 classes at 64x96, seeds 0/1/2
+    (``benchmarks/study_crf_rnn.py``): with none of the three CRF-as-RNN reached 0.59/0.38/0.34 against the post-hoc CRF's
     0.90/0.76/0.95; a lower rate and warm-up, without the auxiliary loss, 0.78/0.72/0.86 against
     0.86/0.85/0.94; scaling the gradient into the network down to the network's own norm, a
     rate ramp, or the CRF's weights started at a tenth each failed on at least one seed. With
