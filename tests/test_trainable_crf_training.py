@@ -1,16 +1,21 @@
 """End-to-end training through CRF-as-RNN beats the post-hoc CRF at the seed's parameters.
 
-The issue's acceptance test, small: synthetic textured shapes with exact labels (3 classes,
-48×64, 32 training images), a small stride-8 FCN (:class:`tinyseg.crf.rnn_study.SmallFCN`), 300
+The issue's acceptance test, in the setting of ``benchmarks/study_crf_rnn.py`` (whose defaults
+it uses): synthetic textured shapes with exact labels (4 classes, 64×96, 48 training and 24
+held-out images), a small stride-8 FCN (:class:`tinyseg.crf.rnn_study.SmallFCN`), 400
 iterations of Adam at batch 4 for both runs from the same initialisation and batches; the first
-150 train the network alone and are shared (as Zheng et al. fine-tuned FCN-8s with the CRF on
+200 train the network alone and are shared (as Zheng et al. fine-tuned FCN-8s with the CRF on
 top); then ``compare``'s defaults: network rate 3e-4 in both runs, the CRF alone for 50
-iterations, then CE(CRF) + 3 CE(network logits). Held-out: 16 other images. Measured
-(2 threads, shared machine): network alone 0.708, + post-hoc CRF 0.896; network + CRF-as-RNN
-0.921 (T = 5) and 0.924 at T = 10 (before those defaults: 0.697 / 0.730 / 0.898 / 0.914, but
-the same recipe collapsed at 4 classes and 64×96; see ``compare``). With the recursive
-spatial filter instead of the exact FIR one it reached only 0.64 (before those defaults), so
-CRF-as-RNN keeps the FIR filter (see ``filters.auto``).
+iterations, then CE(CRF) + 3 CE(network logits).
+
+Over four datasets and initialisations (seeds 0-3), not one: a single run is not a measurement
+here. Training through the CRF is chaotic enough that a change of float rounding (the grid's
+slice summing its corners in another order) moved one run by 0.05 mIoU, and on smaller data
+(3 classes, 48×64, 32 images) the gain over the post-hoc CRF was -0.06 to +0.06 per seed, about
+0 on average. Measured in this setting (2 threads): gains +0.067, +0.093, -0.007, +0.073 at
+T = 5 (mean +0.057). With the recursive spatial filter instead of the exact FIR one, an earlier
+recipe reached only 0.64 where FIR reached 0.90, so CRF-as-RNN keeps the FIR filter (see
+``filters.auto``).
 """
 import numpy as np
 import pytest
@@ -21,24 +26,37 @@ from tinyseg.data.synthetic import synthetic_dataset
 
 pytestmark = pytest.mark.slow
 
-N_CLASSES = 3
-SIZE = (48, 64)
+N_CLASSES = 4
+SIZE = (64, 96)
+SEEDS = (0, 1, 2, 3)
 
 
-def test_end_to_end_crf_rnn_beats_the_posthoc_crf_on_held_out_images():
-    train = synthetic_dataset(32, SIZE, N_CLASSES, seed=0, max_objects=3)
-    test = synthetic_dataset(16, SIZE, N_CLASSES, seed=99, max_objects=3)
-    result = compare(lambda: SmallFCN(N_CLASSES, 16, 3, seed=0), lambda: CRFasRNN(N_CLASSES),
-                     train, test, N_CLASSES, iterations=300, pretrain=150, batch=4, lr=3e-3,
-                     crf_lr=0.1, crf_iterations=(5, 10))
-    alone, joint = result["alone"], result["joint"]
-    report = (f"network {alone['network']:.4f}, + post-hoc CRF {alone['posthoc_crf']:.4f}; "
-              f"+ CRF-as-RNN T=5 {joint['crf_rnn_5']:.4f}, T=10 {joint['crf_rnn_10']:.4f}")
+@pytest.fixture(scope="module")
+def study():
+    results = []
+    for seed in SEEDS:
+        train = synthetic_dataset(48, SIZE, N_CLASSES, seed=seed, max_objects=3)
+        test = synthetic_dataset(24, SIZE, N_CLASSES, seed=seed + 99, max_objects=3)
+        results.append(compare(lambda: SmallFCN(N_CLASSES, 16, 3, seed=seed),
+                               lambda: CRFasRNN(N_CLASSES), train, test, N_CLASSES,
+                               iterations=400, pretrain=200, batch=4, lr=3e-3, crf_lr=0.1,
+                               crf_iterations=(5, 10)))
+    return results
+
+
+def test_end_to_end_crf_rnn_beats_the_posthoc_crf_on_held_out_images(study):
+    gains = [r["joint"]["crf_rnn_5"] - r["alone"]["posthoc_crf"] for r in study]
+    report = "; ".join(
+        f"seed {seed}: network {r['alone']['network']:.3f}, + post-hoc CRF "
+        f"{r['alone']['posthoc_crf']:.3f}, + CRF-as-RNN T=5 {r['joint']['crf_rnn_5']:.3f} "
+        f"T=10 {r['joint']['crf_rnn_10']:.3f}" for seed, r in zip(SEEDS, study))
     print(report)
-    assert alone["network"] > 0.40, report                   # the network did learn the shapes
-    assert joint["crf_rnn_5"] >= alone["posthoc_crf"] + 0.01, report
-    learned = result["crf"].host_params()
-    assert not np.allclose(learned["compat"], 1 - np.eye(N_CLASSES), atol=0.05), learned
+    assert all(r["alone"]["network"] > 0.5 for r in study), report    # the networks did learn
+    assert np.mean(gains) >= 0.02, report
+    assert sum(g > 0 for g in gains) >= 3, report
+    for r in study:                                                    # the CRF did learn
+        learned = r["crf"].host_params()
+        assert not np.allclose(learned["compat"], 1 - np.eye(N_CLASSES), atol=0.05), learned
 
 
 def test_training_through_the_crf_lowers_the_loss():
