@@ -115,3 +115,13 @@ def test_blur_pass_rows_equal_their_twin(rng, n_taps, m):
     general = np.full_like(dst, np.nan)
     _blur_pass_rows_kernel(src, neighbours, taps, general)
     np.testing.assert_array_equal(dst, general)      # the unrolled kernel: same sums, same order
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (3, 70), (21, 1031), (40, 33)])
+@pytest.mark.parametrize("negate", [False, True])
+def test_transpose_equals_its_twin(rng, shape, negate):
+    a = rng.normal(size=shape).astype(np.float32)
+    a[0, 0] = np.inf                                  # hard constraints keep their sign
+    got = mfk.transpose(a, negate=negate)
+    assert got.flags.c_contiguous and got.dtype == np.float32
+    np.testing.assert_array_equal(got, mfk.transpose_reference(a, negate=negate))

@@ -55,14 +55,15 @@ NORMALIZATIONS = ("symmetric", "before", "after", "none")
 _EPS = 1e-20   # added to D before dividing, as pydensecrf does
 
 
-def check_unary(unary) -> np.ndarray:
+def check_unary(unary, negated: bool = False) -> np.ndarray:
     """``unary`` as a C-contiguous (N, C) float32 array of energies; ``+inf`` allowed, as a hard
-    constraint, as long as every pixel keeps one finite energy."""
+    constraint, as long as every pixel keeps one finite energy. ``negated``: ``unary`` holds
+    ``-U`` (checked as such, returned as it is)."""
     unary = np.asarray(unary)
     if unary.ndim != 2 or unary.shape[1] < 1:
         raise ValueError(f"`unary` must be (N, C), got shape {unary.shape}")
     unary = np.ascontiguousarray(unary, dtype=np.float32)
-    bad, stuck = energy_check(unary)
+    bad, stuck = energy_check(unary, negated=negated)
     if bad:
         raise ValueError("`unary` contains NaN or -inf energies")
     if stuck.size:
@@ -138,14 +139,7 @@ class MeanField:
             neg = np.asarray(unary)
             if neg.ndim != 2 or neg.dtype != np.float32 or not neg.flags.c_contiguous:
                 raise ValueError("with negated=True, `unary` must be a C-contiguous (N, C) float32 -U")
-            check_unary(np.negative(neg[:1]))                  # shape check on one row
-            bad, stuck = energy_check(neg, negated=True)
-            if bad:
-                raise ValueError("`unary` contains NaN or -inf energies")
-            if stuck.size:
-                raise ValueError("`unary` is +inf for every label at some pixel: each pixel needs "
-                                 "a label with a non-zero probability")
-            self.neg_unary = neg
+            self.neg_unary = check_unary(neg, negated=True)    # one pass, no copy
         else:
             self.neg_unary = np.negative(check_unary(unary))   # the only copy kept (memory)
         self.n_points, self.n_labels = self.neg_unary.shape

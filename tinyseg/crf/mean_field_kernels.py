@@ -24,7 +24,7 @@ from numba.extending import intrinsic
 __all__ = ["exp32", "exp32_reference", "softmax", "softmax_reference", "softmax_and_scale",
            "softmax_and_scale_reference", "accumulate_potts", "accumulate_matrix",
            "accumulate_reference", "potts_update", "potts_update_reference", "UPDATE_BLOCK",
-           "energy_check", "energy_check_reference"]
+           "transpose", "transpose_reference", "energy_check", "energy_check_reference"]
 
 
 @intrinsic
@@ -251,6 +251,40 @@ def potts_update_reference(neg_unary, filtered, post, k1, weights, pre, n_cols):
         logits = accumulate_reference(filtered[t], post[t], k1[t],
                                       float(weights[t]) * np.eye(logits.shape[1]), logits)
     return softmax_and_scale_reference(logits, pre, n_cols)
+
+
+#: Side of the square tiles :func:`transpose` copies (a tile of each array stays in the L1 cache).
+TRANSPOSE_TILE = 32
+
+
+@njit(parallel=True, cache=True)
+def _transpose_kernel(src, sign, dst):
+    """dst[j, i] = sign * src[i, j] tile by tile; src (A, B), dst (B, A) float32."""
+    a, b = src.shape
+    n_ta = (a + TRANSPOSE_TILE - 1) // TRANSPOSE_TILE
+    n_tb = (b + TRANSPOSE_TILE - 1) // TRANSPOSE_TILE
+    for t in prange(n_ta * n_tb):
+        i0 = (t // n_tb) * TRANSPOSE_TILE
+        j0 = (t % n_tb) * TRANSPOSE_TILE
+        for j in range(j0, min(b, j0 + TRANSPOSE_TILE)):
+            for i in range(i0, min(a, i0 + TRANSPOSE_TILE)):
+                dst[j, i] = sign * src[i, j]
+
+
+def transpose(array: np.ndarray, negate: bool = False) -> np.ndarray:
+    """``array.T`` (``-array.T`` with ``negate``) as a new C-contiguous float32 array, in one
+    parallel pass: pydensecrf's label-major (C, N) arrays to the pixel-major (N, C) ones of the
+    mean field and back. NumPy's ``ascontiguousarray(a.T)`` takes 4-8x longer on (21, 262144)."""
+    src = np.ascontiguousarray(array, dtype=np.float32)
+    dst = np.empty(src.shape[::-1], dtype=np.float32)
+    _transpose_kernel(src, np.float32(-1.0 if negate else 1.0), dst)
+    return dst
+
+
+def transpose_reference(array: np.ndarray, negate: bool = False) -> np.ndarray:
+    """NumPy twin of :func:`transpose`."""
+    out = np.asarray(array, np.float32).T
+    return np.ascontiguousarray(-out if negate else out)
 
 
 @njit(parallel=True, cache=True)

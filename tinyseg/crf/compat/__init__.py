@@ -39,6 +39,7 @@ import numpy as np
 from ..features import as_pair, as_triple, bilateral_features, spatial_features
 from ..filters import ExactFilter, auto_filter, spatial_gaussian
 from ..inference import MeanField, PairwiseTerm, check_unary
+from ..mean_field_kernels import transpose
 
 __all__ = [
     "DenseCRF",
@@ -214,8 +215,8 @@ class DenseCRF:
                              f"{self.nvar}), got {u.shape}")
         # +inf (= -log 0) stays: a hard constraint, as in pydensecrf; NaN, -inf and a pixel
         # without any finite energy are errors
-        check_unary(u.T)                         # NaN, -inf, a pixel with no possible label
-        self._neg_unary = np.ascontiguousarray(np.negative(u.T))              # (C, N) -> (N, C), -U
+        neg = transpose(u, negate=True)                                       # (C, N) -> (N, C), -U
+        self._neg_unary = check_unary(neg, negated=True)   # NaN, -inf, a pixel with no label
         self._engine = None
 
     def setUnary(self, u) -> None:  # noqa: N802
@@ -278,7 +279,7 @@ class DenseCRF:
         if int(n_iterations) != n_iterations or n_iterations < 0:
             raise ValueError(f"`n_iterations` must be a non-negative integer, got {n_iterations}")
         q = self._mean_field().run(int(n_iterations))                        # (N, C)
-        return np.ascontiguousarray(q.T)                                      # (C, N)
+        return transpose(q)                                                   # (C, N)
 
     def startInference(self):  # noqa: N802
         """Start stepwise inference: returns ``(Q, tmp1, tmp2)``, each (nlabels, nvar) float32.
