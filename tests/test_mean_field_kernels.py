@@ -84,13 +84,24 @@ def test_potts_update_equals_its_twin_and_the_separate_kernels(rng, c, n):
         mfk.accumulate_potts(filtered[t], post[t], k1[t], weights[t], sep_q)
     sep_scaled = np.empty_like(filtered)
     mfk.softmax_and_scale(sep_q, sep_q, pre, sep_scaled)
+    scratch = mfk.potts_scratch(c)
     q = np.full_like(neg_unary, np.nan)
     scaled = filtered.copy()                      # in place: the filter outputs become the inputs
-    mfk.potts_update(neg_unary, scaled, post, k1, weights, q, pre, scaled)
+    mfk.potts_update(neg_unary, scaled, post, k1, weights, pre, scaled, scratch, q)
     np.testing.assert_allclose(q, want_q, **TOL)
     np.testing.assert_allclose(scaled, want_scaled, **TOL)
     np.testing.assert_array_equal(q, sep_q)       # same float32 operations in the same order
     np.testing.assert_array_equal(scaled, sep_scaled)
+    unkept = filtered.copy()                      # without q: the same filter inputs
+    mfk.potts_update(neg_unary, unkept, post, k1, weights, pre, unkept, scratch,
+                     np.empty((0, c), np.float32))
+    np.testing.assert_array_equal(unkept, scaled)
+    start_q, start_scaled = np.empty_like(q), np.empty_like(scaled)    # no terms: Q_0
+    mfk.potts_update(neg_unary, filtered[:0], post[:0], k1[:0], weights[:0], pre, start_scaled,
+                     scratch, start_q)
+    want_q0, want_scaled0 = mfk.softmax_and_scale_reference(neg_unary, pre, c - 1)
+    np.testing.assert_allclose(start_q, want_q0, **TOL)
+    np.testing.assert_allclose(start_scaled, want_scaled0, **TOL)
 
 
 def _blur_pass_twin(src, neighbours, taps):

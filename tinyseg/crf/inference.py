@@ -35,8 +35,8 @@ from numbers import Number
 
 import numpy as np
 
-from .mean_field_kernels import (accumulate_matrix, accumulate_potts, energy_check, potts_update,
-                                 softmax, softmax_and_scale, softmax_reference)
+from .mean_field_kernels import (accumulate_matrix, accumulate_potts, energy_check, potts_scratch,
+                                 potts_update, softmax, softmax_and_scale, softmax_reference)
 
 __all__ = [
     "NORMALIZATIONS",
@@ -214,42 +214,53 @@ class MeanField:
 
         The fused loop: per iteration each term filters ``pre Q[:, :C-1]`` into a preallocated
         buffer; with Potts terms only, :func:`~.mean_field_kernels.potts_update` then makes the
-        next ``Q`` and the next filter inputs in one sweep; otherwise
+        next filter inputs (and, after the last iteration, ``Q``) in one sweep; otherwise
         :func:`~.mean_field_kernels.accumulate_potts` (or ``_matrix``) adds each term's share to
         ``-U`` and :func:`~.mean_field_kernels.softmax_and_scale` does the rest. ``callback(i)``,
         if given, is called after iteration ``i`` (progress bars; Python handles Ctrl-C there too).
         """
         n, c = self.n_points, self.n_labels
         n_terms, cols = len(self.terms), c - 1
+        iterations = int(iterations)
         pre = np.stack([t._pre for t in self.terms]) if n_terms else np.zeros((0, n), np.float32)
         # Buffers, reused in place to keep the memory low: each filter writes its output over
-        # its input (the filters allow ``out=values``), and the logits are built in q's buffer.
+        # its input (the filters allow ``out=values``).
         scaled = np.empty((n_terms, n, cols), dtype=np.float32)           # filter in- and outputs
         filtered = scaled
-        q = np.empty((n, c), dtype=np.float32)
-        logits = q
-        potts = all(t._kind == "potts" for t in self.terms)
-        if potts:
+        if all(t._kind == "potts" for t in self.terms):
             post = np.stack([t._post for t in self.terms]) if n_terms else pre
             k1 = np.stack([t._k1 for t in self.terms]) if n_terms else pre
             weights = np.array([t._compat for t in self.terms], dtype=np.float32)
-        kq = None if potts else np.empty((n, c), dtype=np.float32)
+            scratch = potts_scratch(c)
+            # Q itself is kept only when it is the answer: the iterations need only ``scaled``
+            no_q = np.empty((0, c), np.float32)
+            q = np.empty((n, c), np.float32) if iterations == 0 else no_q
+            potts_update(self.neg_unary, filtered[:0], post[:0], k1[:0], weights[:0], pre,
+                         scaled, scratch, q)                               # Q_0's filter inputs
+            for it in range(iterations):
+                for k, term in enumerate(self.terms):
+                    if cols:
+                        _apply(term.filter, scaled[k], filtered[k])
+                q = np.empty((n, c), np.float32) if it == iterations - 1 else no_q
+                potts_update(self.neg_unary, filtered, post, k1, weights, pre, scaled, scratch, q)
+                if callback is not None:
+                    callback(it)
+            return q
+        q = np.empty((n, c), dtype=np.float32)
+        logits = q                                                         # built in q's buffer
+        kq = np.empty((n, c), dtype=np.float32)
         softmax_and_scale(self.neg_unary, q, pre, scaled)
-        for it in range(int(iterations)):
-            if cols:
-                for k, term in enumerate(self.terms):
+        for it in range(iterations):
+            np.copyto(logits, self.neg_unary)
+            for k, term in enumerate(self.terms):
+                if cols:
                     _apply(term.filter, scaled[k], filtered[k])
-            if potts:
-                potts_update(self.neg_unary, filtered, post, k1, weights, q, pre, scaled)
-            else:
-                np.copyto(logits, self.neg_unary)
-                for k, term in enumerate(self.terms):
-                    if term._kind == "potts":
-                        accumulate_potts(filtered[k], term._post, term._k1, term._compat, logits)
-                    else:
-                        accumulate_matrix(filtered[k], term._post, term._k1,
-                                          np.ascontiguousarray(-term._compat.T), kq, logits)
-                softmax_and_scale(logits, q, pre, scaled)
+                if term._kind == "potts":
+                    accumulate_potts(filtered[k], term._post, term._k1, term._compat, logits)
+                else:
+                    accumulate_matrix(filtered[k], term._post, term._k1,
+                                      np.ascontiguousarray(-term._compat.T), kq, logits)
+            softmax_and_scale(logits, q, pre, scaled)
             if callback is not None:
                 callback(it)
         return q
