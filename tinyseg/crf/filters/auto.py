@@ -25,7 +25,7 @@ from .cluster import ClusterFilter
 from .grid import _COARSER_CELLS, GridFilter
 from .grid_setup import _min_max_kernel
 from .recursive import RecursiveGaussianFilter
-from .rotation import rotate_to_principal_axes
+from .rotation import blur_order, rotate_to_principal_axes
 from .separable import SeparableGaussianFilter
 
 __all__ = ["spatial_gaussian", "auto_filter", "grid_box_cells", "RECURSIVE_FROM_SIGMA"]
@@ -75,7 +75,8 @@ def auto_filter(features: np.ndarray, *, rotate=None, image_shape=None, max_cell
         budget = min(max_cells, max(box_per_point * features.shape[0], 1 << 18))
         if grid_box_cells(turned, _COARSER_CELLS[-1]) <= budget:      # it may widen its cells
             return GridFilter(turned, max_cells=max_cells, max_occupied=max_occupied,
-                              image_shape=image_shape if d == 5 else None)
+                              image_shape=image_shape if d == 5 else None,
+                              order=blur_order(d, rotate if turned is not features else ()))
     if not math.isfinite(cluster_cell) or cluster_cell <= 0:
         raise ValueError(f"`cluster_cell` must be positive, got {cluster_cell}")
     return ClusterFilter(features, cell=cluster_cell)

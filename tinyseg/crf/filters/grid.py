@@ -24,7 +24,7 @@ from .grid_rows import _splat_rows_kernel as _splat_image_rows
 from .grid_rows import _plain_from_rows, check_image_features, row_tables
 from .grid_setup import (_corner_index_kernel, _grid_coords_kernel, _mark_corners_kernel,
                          _min_max_kernel, _neighbour_kernel, dilate, group_weights)
-from .rotation import rotate_to_principal_axes
+from .rotation import blur_order, rotate_to_principal_axes
 
 __all__ = ["GridFilter", "GridLayout", "grid_filter_reference", "layout_filter_reference",
            "grid_blur_taps"]
@@ -115,8 +115,8 @@ class GridFilter(Filter):
         adds a third, 1.0 triples them (pydensecrf's lattice: about 5x more than 0.75).
     truncate : blur taps reach ``truncate`` blur standard deviations; 2 (radius 3 cells at
         cell 0.75) computes ~30% fewer cells than 3 for ~10% more differing labels.
-    order : the axes in blur order (default 0, 1, ..., D-1; any order gives the same result,
-        and on natural images this one is within 2% of the best for the work).
+    order : the axes in blur order (any order gives the same result; default
+        :func:`~.rotation.blur_order`: 0, 1, ..., D-1 with the turned axes last, narrowest first).
     rotate : feature axes to turn onto their principal axes first (e.g. the colour axes 2, 3, 4
         of bilateral features), see :func:`rotate_to_principal_axes`; None keeps the features.
     max_cells : bound on the cells of the bounding box (set-up memory, about ``11 × cells``
@@ -213,7 +213,9 @@ class GridFilter(Filter):
         self.w_b = group_weights(frac, list(range(g, d - 1)))
         self.f_last = np.ascontiguousarray(frac[:, d - 1])
 
-        self.order = tuple(int(a) for a in (range(d) if order is None else order))
+        if order is None:
+            order = blur_order(d, rotate if rotate is not None else ())
+        self.order = tuple(int(a) for a in order)
         if sorted(self.order) != list(range(d)):
             raise ValueError(f"`order` must be a permutation of range({d}), got {order}")
         # needed[p]: cells whose value after pass p reaches an occupied cell through passes > p.
