@@ -175,9 +175,13 @@ class Trainer:
         scale = 1.0 / total if self.config.reduction == "mean" and total > 0 else 1.0
         buckets = self._gradient_buckets(len(items))
         loss_sum = 0.0
+        if hasattr(model, "begin_iteration"):      # e.g. CRF-as-RNN's warm-up freezes the network
+            model.begin_iteration(t)
         for j, image, labels in items:
             logits = model.forward(preprocess(image)[None], train=True, step=t * B + j)
             loss, dlogits = ops.softmax_cross_entropy(logits, labels[None], reduction="sum")
+            if hasattr(model, "auxiliary_loss"):   # a model's extra loss term (deep supervision)
+                loss += model.auxiliary_loss(labels[None], scale)
             loss_sum += loss
             if scale != 1.0:
                 scale_into(dlogits, scale)
@@ -195,7 +199,7 @@ class Trainer:
                 f"loss became {loss} at iteration {t + 1}; stopped before updating the parameters"
                 + (f"; the last good checkpoint is {self.config.checkpoint}"
                    if self.config.checkpoint and os.path.exists(self.config.checkpoint) else ""))
-        self.optimizer.step(model.params, grads, lr=self.schedule(t))
+        self.optimizer.step(getattr(model, "trainable_params", model.params), grads, lr=self.schedule(t))
         self.log.step(t + 1, loss, grads, model.backend)
         return loss
 

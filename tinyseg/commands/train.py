@@ -60,6 +60,12 @@ def register(subparsers):
     p.add_argument("--crf-lr", type=argcheck.positive_float, default=None, metavar="LR",
                    help="the CRF-as-RNN parameters' learning rate (default 0.05 with Adam, 1000 x --lr "
                    "with SGD); it follows the schedule like the network's")
+    p.add_argument("--crf-warmup", type=argcheck.non_negative_int, default=None, metavar="N",
+                   help="with --crf-rnn: the first N iterations train the CRF alone, the network "
+                   "frozen (default 0; the study's fine-tuning recipe used 50)")
+    p.add_argument("--crf-aux-weight", type=argcheck.non_negative_float, default=None, metavar="W",
+                   help="with --crf-rnn: add W x the cross-entropy of the network's own logits to the "
+                   "loss, after the warm-up (deep supervision; default 0, the study used 3)")
     p.add_argument("--no-verify", action="store_true",
                    help="skip the MD5 check of a Keras .h5 --weights file (for a file you trust)")
     p.add_argument("--width", type=argcheck.positive_float, default=None,
@@ -126,6 +132,9 @@ def check_train_args(args) -> dict | None:
                                       f"--resume, replace it with --overwrite, or choose another --checkpoint")
         if args.crf_lr is not None and not args.crf_rnn:
             raise ValueError("--crf-lr is the learning rate of --crf-rnn's parameters: add --crf-rnn")
+        for option in ("--crf-warmup", "--crf-aux-weight"):
+            if _given(args, option) and not args.crf_rnn:
+                raise ValueError(f"{option} is part of --crf-rnn's training: add --crf-rnn")
         if args.model is None:
             args.model = "fcn32s"
         for dest, _, default in MODEL_OPTIONS:
@@ -147,11 +156,12 @@ def check_train_args(args) -> dict | None:
         raise ValueError(f"--resume: --model {args.model} differs from the checkpoint's model "
                          f"{saved_name} ({ckpt}); drop --model, or start a new run with --overwrite")
     args.model = saved_name
-    if (args.crf_rnn or args.crf_lr is not None) and "crf_rnn" not in model:
+    crf_options = [o for o in ("--crf-lr", "--crf-warmup", "--crf-aux-weight") if _given(args, o)]
+    if (args.crf_rnn or crf_options) and "crf_rnn" not in model:
         raise ValueError(f"--resume: the checkpoint {ckpt} was trained without --crf-rnn; drop "
-                         "--crf-rnn/--crf-lr, or start a new run with --overwrite")
-    if args.crf_lr is not None:
-        raise ValueError("--resume: --crf-lr is the checkpoint's; drop it")
+                         "--crf-rnn and its options, or start a new run with --overwrite")
+    if crf_options:
+        raise ValueError(f"--resume: {crf_options[0]} is the checkpoint's; drop it")
     for dest, key, _ in MODEL_OPTIONS:
         given = getattr(args, dest)
         if given is not None and key in model and given != model[key]:
@@ -161,6 +171,10 @@ def check_train_args(args) -> dict | None:
         setattr(args, dest, model.get(key, given))
     args.resumed_step = step
     return config
+
+
+def _given(args, option: str) -> bool:
+    return getattr(args, option[2:].replace("-", "_")) is not None
 
 
 def _recipe(args, resumed):
@@ -257,7 +271,8 @@ def _train(args) -> int:
 
             crf_lr = args.crf_lr or default_crf_lr(config.optimizer, config.lr)
             model = NetworkWithCRF(model, CRFasRNN(label_map.n_classes, backend=args.device),
-                                   lr_mult=crf_lr / config.lr)
+                                   lr_mult=crf_lr / config.lr, crf_warmup=args.crf_warmup or 0,
+                                   aux_weight=args.crf_aux_weight or 0.0)
         trainer = Trainer(model, dataset, config, val_samples=val, metadata=metadata, world=world)
     ranks = f", {world.size} ranks" if world.size > 1 else ""
     say(f"train {model.name}: {len(dataset)} images, {label_map.n_classes} classes ({', '.join(label_map.names)}); "

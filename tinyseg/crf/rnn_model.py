@@ -14,6 +14,15 @@ them as one model::
   it (:attr:`tinyseg.optim.Adam.lr_scale`), and the trainer hands it to them;
 * ``config_dict()``: the network's, plus ``"crf_rnn"`` (the CRF's config and ``lr_mult``);
   :func:`model_from_config` rebuilds either kind from a checkpoint's config;
+* the study's fine-tuning recipe (:mod:`tinyseg.crf.rnn_study`), both off by default:
+  ``crf_warmup`` -- iterations ``t < crf_warmup`` train the CRF alone (the trainer calls
+  ``begin_iteration(t)``; the network's backward is skipped, its gradients read as zeros and
+  ``trainable_params`` leaves it out of the optimizer step, so it stays bit-identical even with
+  SGD's weight decay); ``aux_weight`` -- deep supervision, the loss ``CE(CRF output) + aux_weight
+  CE(network logits)`` (the trainer adds :meth:`NetworkWithCRF.auxiliary_loss`, not during the
+  warm-up). With Adam, the network's moments start at the first iteration it trains, but the bias
+  correction counts every iteration, so its first steps after a warm-up are 0.7-1.6 times those
+  of a fresh Adam (constant gradient);
 * the image: ``forward(x, ...)`` gets the preprocessed batch, as every model does; the CRF needs
   the RGB image, which is ``x + VGG means`` rounded -- exactly, since ``x = float32(image) -
   mean`` is within 1e-5 of it -- unless ``image=`` is given.
@@ -24,6 +33,8 @@ import inspect
 
 import numpy as np
 
+from .. import ops
+from ..optim import add_into, scale_into
 from .rnn import CRFasRNN
 
 __all__ = ["NetworkWithCRF", "model_from_config", "is_crf_rnn", "predict_with_crf_rnn",
@@ -55,9 +66,12 @@ class NetworkWithCRF:
     network : a tinyseg model (``forward``, ``backward``, ``params``, ``grads``, ``config``...).
     crf : the CRF-as-RNN layer, on the network's backend, for its number of classes.
     lr_mult : the CRF parameters' learning-rate multiplier (see the module).
+    crf_warmup : iterations at the start of training during which the network is frozen.
+    aux_weight : weight of the auxiliary loss on the network's logits (0: none).
     """
 
-    def __init__(self, network, crf: CRFasRNN, lr_mult: float = 1.0):
+    def __init__(self, network, crf: CRFasRNN, lr_mult: float = 1.0, crf_warmup: int = 0,
+                 aux_weight: float = 0.0):
         n_classes = network.config.n_classes
         if crf.config.n_labels != n_classes:
             raise ValueError(f"the CRF has {crf.config.n_labels} labels but the network "
@@ -66,7 +80,17 @@ class NetworkWithCRF:
             raise ValueError(f"`lr_mult` must be a positive number, got {lr_mult}")
         self.network = network
         self.crf = crf
+        if int(crf_warmup) != crf_warmup or crf_warmup < 0:
+            raise ValueError(f"`crf_warmup` must be an integer >= 0, got {crf_warmup}")
+        if not (np.isfinite(aux_weight) and aux_weight >= 0):
+            raise ValueError(f"`aux_weight` must be a finite number >= 0, got {aux_weight}")
         self.lr_mult = float(lr_mult)
+        self.crf_warmup = int(crf_warmup)
+        self.aux_weight = float(aux_weight)
+        self.frozen_network = False     # set by begin_iteration: t < crf_warmup
+        self._zero_grads = None         # the frozen network's gradients (zeros, allocated once)
+        self._logits = None             # the network's logits of the last forward (aux loss only)
+        self._daux = None               # aux_weight · scale · dCE(logits), added in backward
         self.backend = network.backend
         self.config = network.config
         self.name = f"{getattr(network, 'name', 'network')}+crf-rnn"
@@ -79,7 +103,27 @@ class NetworkWithCRF:
 
     @property
     def grads(self) -> dict:
-        return {**self.network.grads, **{CRF_PREFIX + k: v for k, v in self.crf.grads.items()}}
+        """Both parts' gradients; the network's are zeros while it is frozen."""
+        network = self.network.grads
+        if self.frozen_network:
+            if self._zero_grads is None:
+                self._zero_grads = {k: self.backend.zeros(v.shape, np.float32)
+                                    for k, v in self.network.params.items()}
+            network = self._zero_grads
+        return {**network, **{CRF_PREFIX + k: v for k, v in self.crf.grads.items()}}
+
+    @property
+    def trainable_params(self) -> dict:
+        """The parameters the optimizer steps: the CRF's alone while the network is frozen."""
+        if self.frozen_network:
+            return {CRF_PREFIX + k: v for k, v in self.crf.params.items()}
+        return self.params
+
+    def begin_iteration(self, t: int) -> None:
+        """Called by the trainer before training iteration ``t`` (0-based, over the whole run)."""
+        self.frozen_network = t < self.crf_warmup
+        if not self.frozen_network:
+            self._zero_grads = None
 
     @property
     def shapes(self) -> dict:
@@ -102,26 +146,57 @@ class NetworkWithCRF:
                 **{CRF_PREFIX + k: v for k, v in self.crf.host_params().items()}}
 
     def config_dict(self) -> dict:
+        recipe = {"crf_warmup": self.crf_warmup} if self.crf_warmup else {}
+        if self.aux_weight:              # both left out at 0: older checkpoints' configs match
+            recipe["aux_weight"] = self.aux_weight
         return {**self.network.config_dict(),
-                "crf_rnn": {**self.crf.config_dict(), "lr_mult": self.lr_mult}}
+                "crf_rnn": {**self.crf.config_dict(), "lr_mult": self.lr_mult, **recipe}}
 
     # ------------------------------------------------------------------ compute
     def forward(self, x, train: bool = False, step: int = 0, image=None):
         """``(N, H, W, 3)`` preprocessed batch -> the CRF's ``(N, H, W, C)`` logits."""
         logits = self.network.forward(x, train=train, step=step)
         image = _image_from_input(x) if image is None else np.asarray(image)
+        self._logits = logits if train and self.aux_weight and not self.frozen_network else None
         return self.crf.forward(logits, image, train=train)
 
+    def auxiliary_loss(self, labels, scale: float = 1.0) -> float:
+        """``aux_weight · CE(network logits)`` of the last training forward, summed over pixels.
+
+        Its gradient, times ``scale`` (the trainer's factor of the main loss's gradient), is kept
+        and added to the gradient the CRF passes to the network in :meth:`backward`. Returns 0
+        (and keeps nothing) without ``aux_weight``, outside training or while the network is frozen.
+
+        labels : (N, H, W) int, as given to the main loss.
+        """
+        self._daux = None
+        if self._logits is None:
+            return 0.0
+        loss, d = ops.softmax_cross_entropy(self._logits, labels, reduction="sum")
+        scale_into(d, self.aux_weight * scale)
+        self._daux = d
+        return self.aux_weight * float(loss)
+
     def backward(self, dlogits, grad_ready=None):
-        """Through the CRF, then the network; ``grad_ready`` hears of the CRF's gradients first."""
+        """Through the CRF, then the network; ``grad_ready`` hears of the CRF's gradients first.
+
+        The network's gradient is the CRF's plus the auxiliary loss's (if one was computed); a
+        frozen network gets no backward at all.
+        """
         d = self.crf.backward(dlogits)
         if grad_ready is not None:
             grad_ready([CRF_PREFIX + k for k in self.crf.grads])
+        if self.frozen_network:
+            return None
+        if self._daux is not None:
+            add_into(self._daux, d)
+            d, self._daux = self._daux, None
         if self._announces:
             return self.network.backward(d, grad_ready=grad_ready)
         return self.network.backward(d)
 
     def clear(self) -> None:
+        self._logits = self._daux = None
         self.network.clear()
         self.crf.clear()
 
@@ -143,9 +218,10 @@ def model_from_config(config: dict, backend: str = "cpu", params=None):
     network = network_from_config(values, backend=backend, params=net_params)
     crf_values = dict(crf_config)
     lr_mult = crf_values.pop("lr_mult", 1.0)
+    recipe = {k: crf_values.pop(k) for k in ("crf_warmup", "aux_weight") if k in crf_values}
     n_labels = crf_values.pop("n_labels")
     crf = CRFasRNN(n_labels, backend=backend, **crf_values)
-    model = NetworkWithCRF(network, crf, lr_mult)
+    model = NetworkWithCRF(network, crf, lr_mult, **recipe)
     if params is not None:
         model.crf.load_params({k[len(CRF_PREFIX):]: v for k, v in params.items()
                                if k.startswith(CRF_PREFIX)})
