@@ -2,7 +2,6 @@
 frozen, bit-identical, while the CRF trains) and --crf-aux-weight (deep supervision)."""
 import numpy as np
 import pytest
-from PIL import Image
 
 from tinyseg import ops
 from tinyseg.checkpoint import load_checkpoint
@@ -12,18 +11,7 @@ from tinyseg.crf.rnn_model import NetworkWithCRF, model_from_config
 from tinyseg.data import preprocess
 from tinyseg.models import build_model
 from tinyseg.train import TrainConfig, Trainer
-
-TINY = ["--width", "0.03125", "--iterations", "2", "--lr", "1e-3", "--no-progress"]
-
-
-def scene(seed=0, h=37, w=45):
-    rng = np.random.default_rng(seed)
-    image = rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8)
-    labels = np.zeros((h, w), np.int32)
-    labels[9:29, 11:38] = 1
-    image[labels == 1] = (220, 200, 40)
-    return image, labels
-
+from test_trainable_crf_cli import TINY, data, scene  # noqa: F401 (data: a fixture)
 
 def small_model(**recipe):
     network = build_model("fcn8s", 2, width=0.03125, seed=0, dropout=0.0)
@@ -91,14 +79,6 @@ def test_recipe_is_recorded_and_old_configs_load():
     assert (model_from_config(old).crf_warmup, model_from_config(old).aux_weight) == (0, 0.0)
     with pytest.raises(ValueError, match="crf_warmup"):
         small_model(crf_warmup=-1)
-
-
-@pytest.fixture
-def data(tmp_path):
-    image, labels = scene()
-    Image.fromarray(image).save(tmp_path / "img.png")
-    Image.fromarray(labels.astype(np.uint8)).save(tmp_path / "ann.png")
-    return ["--image", str(tmp_path / "img.png"), "--annotation", str(tmp_path / "ann.png")]
 
 
 def test_train_command_records_the_recipe_and_resume_keeps_it(tmp_path, data, capsys):
