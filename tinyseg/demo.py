@@ -15,7 +15,6 @@ import os
 import sys
 import time
 
-
 from .commands import argcheck
 from .interrupt import signal_name
 

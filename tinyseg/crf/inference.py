@@ -227,7 +227,8 @@ class MeanField:
         # its input (the filters allow ``out=values``).
         scaled = np.empty((n_terms, n, cols), dtype=np.float32)           # filter in- and outputs
         filtered = scaled
-        if all(t._kind == "potts" for t in self.terms):
+        potts = all(t._kind == "potts" for t in self.terms)
+        if potts:
             post = np.stack([t._post for t in self.terms]) if n_terms else pre
             k1 = np.stack([t._k1 for t in self.terms]) if n_terms else pre
             weights = np.array([t._compat for t in self.terms], dtype=np.float32)
@@ -237,30 +238,27 @@ class MeanField:
             q = np.empty((n, c), np.float32) if iterations == 0 else no_q
             potts_update(self.neg_unary, filtered[:0], post[:0], k1[:0], weights[:0], pre,
                          scaled, scratch, q)                               # Q_0's filter inputs
-            for it in range(iterations):
+        else:
+            q = np.empty((n, c), dtype=np.float32)
+            logits = q                                                     # built in q's buffer
+            kq = np.empty((n, c), dtype=np.float32)
+            softmax_and_scale(self.neg_unary, q, pre, scaled)
+        for it in range(iterations):
+            if cols:
                 for k, term in enumerate(self.terms):
-                    if cols:
-                        _apply(term.filter, scaled[k], filtered[k])
+                    _apply(term.filter, scaled[k], filtered[k])
+            if potts:
                 q = np.empty((n, c), np.float32) if it == iterations - 1 else no_q
                 potts_update(self.neg_unary, filtered, post, k1, weights, pre, scaled, scratch, q)
-                if callback is not None:
-                    callback(it)
-            return q
-        q = np.empty((n, c), dtype=np.float32)
-        logits = q                                                         # built in q's buffer
-        kq = np.empty((n, c), dtype=np.float32)
-        softmax_and_scale(self.neg_unary, q, pre, scaled)
-        for it in range(iterations):
-            np.copyto(logits, self.neg_unary)
-            for k, term in enumerate(self.terms):
-                if cols:
-                    _apply(term.filter, scaled[k], filtered[k])
-                if term._kind == "potts":
-                    accumulate_potts(filtered[k], term._post, term._k1, term._compat, logits)
-                else:
-                    accumulate_matrix(filtered[k], term._post, term._k1,
-                                      np.ascontiguousarray(-term._compat.T), kq, logits)
-            softmax_and_scale(logits, q, pre, scaled)
+            else:
+                np.copyto(logits, self.neg_unary)
+                for k, term in enumerate(self.terms):
+                    if term._kind == "potts":
+                        accumulate_potts(filtered[k], term._post, term._k1, term._compat, logits)
+                    else:
+                        accumulate_matrix(filtered[k], term._post, term._k1,
+                                          np.ascontiguousarray(-term._compat.T), kq, logits)
+                softmax_and_scale(logits, q, pre, scaled)
             if callback is not None:
                 callback(it)
         return q

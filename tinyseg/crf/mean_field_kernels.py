@@ -25,8 +25,8 @@ from numba.extending import intrinsic
 __all__ = ["exp32", "exp32_reference", "softmax", "softmax_reference", "softmax_and_scale",
            "softmax_and_scale_reference", "accumulate_potts", "accumulate_matrix",
            "accumulate_reference", "potts_update", "potts_update_reference", "potts_scratch",
-           "UPDATE_BLOCK",
-           "transpose", "transpose_reference", "energy_check", "energy_check_reference"]
+           "UPDATE_BLOCK", "transpose", "transpose_reference", "energy_check",
+           "energy_check_reference"]
 
 
 @intrinsic
@@ -154,17 +154,20 @@ def accumulate_potts(filtered, post, k1, weight, logits):
     filtered (N, C-1) = K (pre Q[:, :C-1]); post, k1 (N,): ``K̃Q[:, l] = post F[:, l]`` and
     ``K̃Q[:, C-1] = k1 - sum_l K̃Q[:, l]`` with ``k1 = K̃ 1``; logits (N, C).
     """
-    n, c = logits.shape
-    for i in prange(n):
-        p = post[i]
-        f = filtered[i]
-        lg = logits[i]
-        s = np.float32(0.0)
-        for l in range(c - 1):
-            v = p * f[l]
-            lg[l] += weight * v
-            s += v
-        lg[c - 1] += weight * (k1[i] - s)
+    for i in prange(logits.shape[0]):
+        _add_potts_row(filtered[i], post[i], k1[i], weight, logits[i])
+
+
+@njit(inline="always")
+def _add_potts_row(f, p, k1, weight, row):
+    """One pixel of :func:`accumulate_potts`: row (C,) += weight * K̃Q of f (C-1,), p, k1."""
+    c = row.shape[0]
+    s = np.float32(0.0)
+    for l in range(c - 1):
+        v = p * f[l]
+        row[l] += weight * v
+        s += v
+    row[c - 1] += weight * (k1 - s)
 
 
 @njit(parallel=True, cache=True)
@@ -237,17 +240,8 @@ def potts_update(neg_unary, filtered, post, k1, weights, pre, scaled, scratch, q
             for l in range(c):
                 rows[i - lo, l] = neg_unary[i, l]
         for t in range(n_terms):
-            w = weights[t]
             for i in range(lo, hi):
-                p = post[t, i]
-                f = filtered[t, i]
-                row = rows[i - lo]
-                s = np.float32(0.0)
-                for l in range(c - 1):
-                    v = p * f[l]
-                    row[l] += w * v
-                    s += v
-                row[c - 1] += w * (k1[t, i] - s)
+                _add_potts_row(filtered[t, i], post[t, i], k1[t, i], weights[t], rows[i - lo])
         for i in range(lo, hi):
             _softmax_row(rows[i - lo], rows[i - lo])
         for t in range(n_scaled):

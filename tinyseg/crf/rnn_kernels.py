@@ -29,8 +29,9 @@ from numba.extending import overload
 
 from .mean_field_kernels import exp32
 
-__all__ = ["BLOCK", "partials", "pairwise_scratch_shape", "device_filter", "copy", "combine", "scale_columns", "complete", "pairwise_backward",
-           "gather_adjoint", "softmax_backward", "softmax"]
+__all__ = ["BLOCK", "partials", "pairwise_scratch_shape", "device_filter", "copy", "combine",
+           "scale_columns", "complete", "pairwise_backward", "gather_adjoint", "softmax_backward",
+           "softmax"]
 
 
 #: Pixels per block of :func:`pairwise_backward`: the length of its vectorised inner loops.
@@ -211,7 +212,8 @@ def pairwise_backward(g, messages, weights, compat, post, scratch, v, dcompat_pa
                 for lp in range(c - 1):
                     wk = weights[k, lp]
                     for j in range(m):
-                        v[k, start + j, lp] = post[k, start + j] * (wk * da[lp, j] - last * da[c - 1, j])
+                        v[k, start + j, lp] = post[k, start + j] * (wk * da[lp, j]
+                                                                    - last * da[c - 1, j])
 
 
 @njit(parallel=True, cache=True)

@@ -17,8 +17,8 @@ from numba import cuda
 
 from ._launch import launch_1d
 
-__all__ = ["partials", "pairwise_scratch_shape", "device_filter", "copy", "softmax", "combine", "scale_columns", "complete",
-           "pairwise_backward", "gather_adjoint", "softmax_backward"]
+__all__ = ["partials", "pairwise_scratch_shape", "device_filter", "copy", "softmax", "combine",
+           "scale_columns", "complete", "pairwise_backward", "gather_adjoint", "softmax_backward"]
 
 _CHUNKS = 256   # partial sums of the parameter gradients (at most; one per pixel on tiny images)
 

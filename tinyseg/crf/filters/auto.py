@@ -76,7 +76,7 @@ def auto_filter(features: np.ndarray, *, rotate=None, image_shape=None, max_cell
         if grid_box_cells(turned, _COARSER_CELLS[-1]) <= budget:      # it may widen its cells
             return GridFilter(turned, max_cells=max_cells, max_occupied=max_occupied,
                               image_shape=image_shape if d == 5 else None,
-                              order=blur_order(d, rotate if turned is not features else ()))
+                              order=blur_order(d, rotate or ()))
     if not math.isfinite(cluster_cell) or cluster_cell <= 0:
         raise ValueError(f"`cluster_cell` must be positive, got {cluster_cell}")
     return ClusterFilter(features, cell=cluster_cell)

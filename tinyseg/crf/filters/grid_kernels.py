@@ -8,7 +8,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-__all__ = ["grid_filter_reference", "layout_filter_reference", "invert_neighbours", "blur_pass_rows"]
+__all__ = ["grid_filter_reference", "layout_filter_reference", "invert_neighbours",
+           "blur_pass_rows"]
 
 
 def _grid_geometry(features: np.ndarray, cell: float):
