@@ -4,12 +4,14 @@ before and after the seed's dense CRF, on the bundled image and on the synthetic
 Runs :func:`tinyseg.study.run_study` on each dataset (``chelsea``: train and predict on the
 seed's one image, binary; ``shapes``: 16 training and 6 held-out images of textured shapes, 4
 classes, exact ground truth) and prints, per dataset, the table of mean IoU and trimap IoU
-(w = 2 … 20), then the issue's checks for every w ≤ 8: FCN-8s above FCN-32s, and the CRF above
-the network for each model. The figures and tables of each study go to ``--out/<dataset>/``.
-Nothing is asserted: the checks are printed and stored as measured.
+(w = 2 … 20) as means over seeds 0–3 (``--seed``, ``--seeds``), then the issue's checks for every
+w ≤ 8 on those means: FCN-8s above FCN-32s, and the CRF above the network for each model, each
+with the number of seeds on which it also holds alone. The figures and tables of each study go to
+``--out/<dataset>/``. Nothing is asserted: the checks are printed and stored as measured.
 
     python benchmarks/bench_boundary.py [--data chelsea,shapes] [--out boundary/] [--json PATH]
                                         [--width W] [--iterations N] [--weights vgg16.npz]
+                                        [--seed 0] [--seeds 4]
 """
 from __future__ import annotations
 
@@ -22,10 +24,13 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def checks(result: dict, max_w: int = 8) -> dict:
-    """The issue's claims for every trimap w ≤ ``max_w``: ``{claim: bool}`` as measured."""
-    models = result["models"]
-    widths = [w for w in result["settings"]["trimap_widths"] if w <= max_w]
+def checks(models: dict, widths, max_w: int = 8) -> dict:
+    """The issue's claims for every trimap w ≤ ``max_w``: ``{claim: bool}`` as measured.
+
+    ``models`` maps each model to its ``{"fcn": scores, "crf": scores}`` (the means over seeds, or
+    one seed's).
+    """
+    widths = [w for w in widths if w <= max_w]
 
     def t(name, stage, w):
         return models[name][stage]["trimap"][str(w)]["mean_iou"]
@@ -38,6 +43,14 @@ def checks(result: dict, max_w: int = 8) -> dict:
     return out
 
 
+def seed_counts(result: dict, max_w: int = 8) -> dict:
+    """For each claim, on how many seeds it holds for that seed's run alone."""
+    seeds = [str(seed) for seed in result["settings"]["seeds"]]
+    per_seed = [checks({name: entry["seeds"][seed] for name, entry in result["models"].items()},
+                       result["settings"]["trimap_widths"], max_w) for seed in seeds]
+    return {claim: sum(run[claim] for run in per_seed) for claim in per_seed[0]}
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default="chelsea,shapes", help="datasets (default: chelsea,shapes)")
@@ -46,7 +59,8 @@ def main(argv=None):
     parser.add_argument("--width", type=float, help="channel multiplier (default: the study's per dataset)")
     parser.add_argument("--iterations", type=int, help="training iterations (default: the study's)")
     parser.add_argument("--weights", help="imported VGG-16 weights: the pretrained setting")
-    parser.add_argument("--seed", type=int, default=0, help="initialisation and dropout seed")
+    parser.add_argument("--seed", type=int, default=0, help="first initialisation and dropout seed")
+    parser.add_argument("--seeds", type=int, default=4, help="number of seeds averaged (default 4)")
     args = parser.parse_args(argv)
 
     from tinyseg.study import run_study
@@ -56,13 +70,17 @@ def main(argv=None):
         t0 = time.perf_counter()
         load = os.getloadavg()[0]
         result = run_study(os.path.join(args.out, data), data=data, weights=args.weights, width=args.width,
-                           iterations=args.iterations, seed=args.seed, progress=False)
-        result["checks_w_le_8"] = checks(result)
+                           iterations=args.iterations, seeds=range(args.seed, args.seed + args.seeds),
+                           progress=False)
+        result["checks_w_le_8"] = checks(result["models"], result["settings"]["trimap_widths"])
+        result["seeds_where_check_holds"] = seed_counts(result)
         result["seconds"] = time.perf_counter() - t0
         result["load_avg_1min"] = load
         report[data] = result
-        print(f"{data}: checks for w ≤ 8: " + ", ".join(f"{k} {'yes' if v else 'NO'}"
-                                                        for k, v in result["checks_w_le_8"].items()))
+        counts = result["seeds_where_check_holds"]
+        print(f"{data}: checks for w ≤ 8 on the means over {args.seeds} seeds (and on how many seeds alone): "
+              + ", ".join(f"{k} {'yes' if v else 'NO'} ({counts[k]}/{args.seeds})"
+                          for k, v in result["checks_w_le_8"].items()))
         print(f"{data}: {result['seconds']:.0f} s, load average {load:.2f} -> {os.getloadavg()[0]:.2f}\n")
     if args.json:
         with open(args.json, "w") as f:

@@ -6,21 +6,33 @@ way from the same seed (so from the same initial VGG backbone):
 
 * **synthetic** — 6 images (128×160) of textured shapes of 3 classes on a textured ground, exact
   ground truth (:func:`tinyseg.data.synthetic.synthetic_dataset`); width 1/16, 250 iterations of Adam
-  1e-3 on the mean loss, scored on the training images as the seed scores its one image (the
+  1e-3 on the mean loss, seed 0, scored on the training images as the seed scores its one image (the
   held-out version, 16 training and 6 test images, is ``benchmarks/bench_boundary.py``);
 * **chelsea** — the bundled cat, exactly the study's setting (``tinyseg demo --compare``:
-  width 0.25, 30 iterations of Adam 1e-4 on the summed loss, the seed's protocol).
+  width 0.25, 30 iterations of Adam 1e-4 on the summed loss, the seed's protocol), and as the study
+  reports it: the **mean over seeds 0–3** of each model's scores.
 
-On chelsea the CRF does *not* raise FCN-8s's trimap IoU: from scratch FCN-8s fits its one
-training image almost exactly, and along the cat's right side — white fur against a blurred white
-wall, where the annotation itself has no visible edge — the CRF's colour term pulls the boundary
-into the fur. That claim is kept as a strict xfail with the measured numbers.
+Why a mean on chelsea: trained from scratch on one image, a single run is mostly its initial
+weights. Measured 2026-11-30 (trimap IoU at w = 2, network -> CRF):
 
-Each dataset trains three small networks (about a minute on 2 cores), hence ``slow``.
+=========  ==============  ==============  ==============  ==============
+seed       0               1               2               3
+=========  ==============  ==============  ==============  ==============
+FCN-32s    0.321 -> 0.476  0.594 -> 0.630  0.355 -> 0.484  0.523 -> 0.537
+FCN-8s     0.760 -> 0.698  0.722 -> 0.641  0.373 -> 0.502  0.404 -> 0.488
+DeepLab    0.550 -> 0.614  0.661 -> 0.721  0.453 -> 0.542  0.400 -> 0.540
+=========  ==============  ==============  ==============  ==============
+
+At seed 3 FCN-8s trails FCN-32s; at seeds 0 and 1 — where FCN-8s fits its one training image
+almost exactly — the CRF's colour term moves the boundary a pixel or two off the annotation and
+lowers FCN-8s's trimap IoU (the mean gain at w = 2 is +0.018: the thinnest margin here).
+
+The synthetic set trains three small networks, chelsea twelve (about three minutes on 2 cores in
+all), hence ``slow``.
 """
 import pytest
 
-from tinyseg.study import SETTINGS, score_model, study_data, train_model
+from tinyseg.study import SETTINGS, STUDY_SEEDS, score_model, study_data, study_model, train_model
 from tinyseg.data.synthetic import synthetic_dataset
 
 pytestmark = pytest.mark.slow
@@ -46,12 +58,10 @@ def synthetic():
 
 @pytest.fixture(scope="module")
 def chelsea():
+    """Each model's scores on chelsea, the means over seeds 0–3 (``tinyseg demo --compare``'s)."""
     train, test, n_classes = study_data("chelsea")
-    scores = {}
-    for name in MODELS:
-        model, _, _ = train_model(name, train, n_classes, **SETTINGS["chelsea"]["scratch"])
-        scores[name] = score_model(model, test, n_classes, widths=BAND)[0]
-    return scores
+    return {name: study_model(name, train, test, n_classes, SETTINGS["chelsea"]["scratch"],
+                              seeds=STUDY_SEEDS, widths=BAND)[0] for name in MODELS}
 
 
 @pytest.mark.parametrize("w", BAND)
@@ -70,15 +80,14 @@ def test_chelsea_fcn8s_beats_fcn32s_near_boundaries(chelsea, w):
     assert trimap(chelsea, "fcn8s", "fcn", w) > trimap(chelsea, "fcn32s", "fcn", w)
 
 
-@pytest.mark.parametrize("name", ["fcn32s", "deeplab-largefov"])
-def test_chelsea_crf_raises_boundary_iou_of_fcn32s_and_deeplab(chelsea, name):
+@pytest.mark.parametrize("name", MODELS)
+def test_chelsea_crf_raises_boundary_iou_of_each_model(chelsea, name):
     for w in BAND:
         assert trimap(chelsea, name, "crf", w) > trimap(chelsea, name, "fcn", w), w
 
 
-@pytest.mark.xfail(strict=True, reason="measured: the CRF lowers FCN-8s's trimap IoU on chelsea "
-                   "(2026-11-30: w=2 0.760 -> 0.698, w=4 0.840 -> 0.815, w=8 0.916 -> 0.902; DeepLab's CRF "
-                   "parameters lower it too); see the module docstring")
-def test_chelsea_crf_raises_boundary_iou_of_fcn8s(chelsea):
-    for w in BAND:
-        assert trimap(chelsea, "fcn8s", "crf", w) > trimap(chelsea, "fcn8s", "fcn", w), w
+def test_chelsea_scores_are_means_over_the_four_seeds(chelsea):
+    entry = chelsea["fcn8s"]
+    assert sorted(entry["seeds"]) == ["0", "1", "2", "3"]
+    runs = [entry["seeds"][seed]["crf"]["trimap"]["2"]["mean_iou"] for seed in entry["seeds"]]
+    assert trimap(chelsea, "fcn8s", "crf", 2) == pytest.approx(sum(runs) / 4, abs=1e-12)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from tinyseg.cli import main
-from tinyseg.study import STUDY_WIDTHS, format_table, study_data
+from tinyseg.study import STUDY_WIDTHS, format_table, mean_scores, study_data
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -20,19 +20,37 @@ PNG = b"\x89PNG\r\n\x1a\n"
 def test_demo_compare_writes_figure_table_and_json(tmp_path, capsys):
     out = tmp_path / "cmp"
     assert main(["demo", "--compare", "--out", str(out), "--width", "0.03125", "--iterations", "2",
-                 "--no-progress"]) == 0
+                 "--seed", "5", "--seeds", "2", "--no-progress"]) == 0
     for name in ("compare.png", "trimap.png"):
         assert (out / name).read_bytes()[:8] == PNG
     result = json.load(open(out / "compare.json"))
     assert list(result["models"]) == ["fcn32s", "fcn8s", "deeplab-largefov"]
+    assert result["settings"]["seeds"] == [5, 6]
     for scores in result["models"].values():
+        assert sorted(scores["seeds"]) == ["5", "6"]
         for stage in ("fcn", "crf"):
             assert set(scores[stage]["trimap"]) == {str(w) for w in STUDY_WIDTHS}
             assert 0 <= scores[stage]["mean_iou"] <= 1
+            runs = [scores["seeds"][seed][stage]["mean_iou"] for seed in ("5", "6")]
+            assert scores[stage]["mean_iou"] == pytest.approx((runs[0] + runs[1]) / 2, abs=1e-12)
     rows = open(out / "compare.csv").read().splitlines()
     assert rows[0].startswith("model,stage,mean_iou,pixel_accuracy,trimap_iou_w2") and len(rows) == 1 + 6
     printed = capsys.readouterr().out
     assert "trimap mean IoU within ±w px" in printed and format_table(result).splitlines()[2] in printed
+    assert "mean over seeds 5–6" in printed and "each seed: trimap mean IoU, network -> CRF" in printed
+
+
+def test_seeds_without_compare_is_one_line_error(tmp_path, capsys):
+    assert main(["demo", "--seeds", "2", "--out", str(tmp_path / "d")]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--seeds" in err[0] and "--compare" in err[0], err
+    assert not (tmp_path / "d").exists()
+
+
+def test_mean_scores_averages_every_number_of_the_nested_scores():
+    runs = [{"mean_iou": 0.5, "trimap": {"2": {"mean_iou": 0.25}}},
+            {"mean_iou": 1.0, "trimap": {"2": {"mean_iou": 0.75}}}]
+    assert mean_scores(runs) == {"mean_iou": 0.75, "trimap": {"2": {"mean_iou": 0.5}}}
 
 
 def test_shapes_study_data_is_multi_image_multi_class_with_held_out_images():

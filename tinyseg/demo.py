@@ -155,6 +155,9 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--compare", action="store_true", help="the comparison study instead (tinyseg.study): "
                    "FCN-32s, FCN-8s and DeepLab-LargeFOV, each before/after the CRF, figure and trimap table")
+    p.add_argument("--seeds", type=argcheck.positive_int,
+                   help="with --compare: train each model from this many seeds (--seed, --seed + 1, …) and "
+                   "report the mean scores (default 4)")
     p.set_defaults(func=_run)
     return p
 
@@ -163,6 +166,8 @@ def _run(args) -> int:
     from .interrupt import TrainingInterrupted
 
     # Everything that can fail early fails before the output folder is made.
+    if args.seeds is not None and not args.compare:
+        raise ValueError("--seeds applies only with --compare (the demo trains one network)")
     argcheck.output_folder(args.out, "--out")
     if args.weights:
         argcheck.existing_file(args.weights, "--weights")
@@ -170,9 +175,10 @@ def _run(args) -> int:
     created = not os.path.exists(args.out)
     try:
         if args.compare:
-            from .study import run_study
+            from .study import STUDY_SEEDS, run_study
+            seeds = range(args.seed, args.seed + (args.seeds or len(STUDY_SEEDS)))
             run_study(args.out, weights=args.weights, width=args.width, iterations=args.iterations,
-                      lr=args.lr, seed=args.seed, device=args.device, progress=not args.no_progress)
+                      lr=args.lr, seeds=seeds, device=args.device, progress=not args.no_progress)
             return 0
         run_demo(args.out, weights=args.weights, width=args.width, iterations=args.iterations,
                  lr=args.lr, seed=args.seed, device=args.device, progress=not args.no_progress,
