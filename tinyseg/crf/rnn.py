@@ -37,7 +37,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from ..backend import backend_for, get_backend
+from ..backend import get_backend
 from .features import as_pair, as_triple
 from .refine import METHODS, bilateral_filter, spatial_filter
 from .rnn_engine import MeanFieldRNN
