@@ -53,6 +53,42 @@ def test_mean_scores_averages_every_number_of_the_nested_scores():
     assert mean_scores(runs) == {"mean_iou": 0.75, "trimap": {"2": {"mean_iou": 0.5}}}
 
 
+def test_chelsea_study_data_trains_and_scores_disjoint_rows():
+    train, test, n_classes = study_data("chelsea")
+    (image, train_labels), (test_image, labels, scored) = train[0], test[0]
+    assert n_classes == 2 and image is test_image and scored.shape == labels.shape
+    assert scored[30:60].all() and not scored[:30].any() and not scored[60:90].any()
+    assert (train_labels[scored] == 255).all()                            # no scored label trains
+    assert np.array_equal(train_labels[~scored], labels[~scored])
+    assert 0.4 < scored.mean() < 0.6 and set(np.unique(labels[scored])) == {0, 1, 255}
+    seed_train, seed_test, _ = study_data("chelsea-seed")
+    assert np.array_equal(seed_train[0][1], labels) and len(seed_test[0]) == 2
+
+
+def test_scores_count_only_the_scored_pixels():
+    from tinyseg.study import score_model
+
+    class Constant:                          # predicts class 1 everywhere, through predict()'s path
+        def forward(self, x, train=False):
+            out = np.zeros(x.shape[:3] + (2,), np.float32)
+            out[..., 1] = 5.0
+            return out
+
+        def clear(self):
+            pass
+
+    image = np.full((40, 40, 3), 128, np.uint8)
+    labels = np.zeros((40, 40), np.int64)
+    labels[:, 20:] = 1
+    scored = np.zeros((40, 40), bool)
+    scored[:, 30:] = True                                                  # only class-1 pixels count
+    scores, _ = score_model(Constant(), [(image, labels, scored)], 2, widths=(2,))
+    assert scores["fcn"]["pixel_accuracy"] == 1.0
+    assert scores["fcn"]["trimap"]["2"]["n_pixels"] == 0                   # the edge at col 20 is unscored
+    scores, _ = score_model(Constant(), [(image, labels)], 2, widths=(2,))
+    assert scores["fcn"]["pixel_accuracy"] == 0.5
+
+
 def test_shapes_study_data_is_multi_image_multi_class_with_held_out_images():
     train, test, n_classes = study_data("shapes")
     assert n_classes == 4 and len(train) == 16 and len(test) == 6

@@ -69,6 +69,25 @@ def test_meter_leaves_void_out_and_accumulates_over_images():
     assert meter.matrices[1].matrix.sum() == 4 and meter.pixel_accuracy(1) == pytest.approx(0.75)
 
 
+def test_meter_where_counts_only_those_pixels_and_makes_no_band_of_its_own():
+    labels = np.array([[0, 0, 0, 0, 1, 1, 1, 1]] * 4)                      # edge between cols 3 and 4
+    pred = np.array([[0, 0, 0, 1, 1, 1, 1, 1]] * 4)                         # col 3 wrong in every row
+    where = np.zeros((4, 8), bool)
+    where[2:] = True                                                        # rows 2, 3 scored
+    meter = TrimapMeter(2, widths=(1,))
+    meter.update(pred, labels, where=where)
+    # band = cols 3, 4 of rows 2, 3 only: 4 pixels, 2 right; the edge of `where` (between rows 1
+    # and 2) adds none — had rows 0, 1 been void (255) instead, their border would have.
+    assert meter.matrices[1].matrix.sum() == 4 and meter.pixel_accuracy(1) == pytest.approx(0.5)
+    # class 0: TP 0, FN 2 → 0; class 1: TP 2, FP 2 → 1/2
+    assert meter.mean_iou(1) == pytest.approx(0.25)
+    voided = TrimapMeter(2, widths=(1,))
+    voided.update(pred, np.where(where, labels, 255))
+    assert voided.matrices[1].matrix.sum() == 8 + 2                       # all of row 2, cols 3-4 of row 3
+    with pytest.raises(ValueError, match="`where`"):
+        meter.update(pred, labels, where=where[:2])
+
+
 def test_bad_arguments_name_themselves():
     with pytest.raises(ValueError, match="`w`"):
         trimap_band(np.zeros((3, 3), int), 0)

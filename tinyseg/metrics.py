@@ -340,12 +340,21 @@ class TrimapMeter:
         self.ignore_index = ignore_index
         self.matrices = {w: ConfusionMatrix(n_classes, ignore_index=ignore_index) for w in self.widths}
 
-    def update(self, pred, labels):
-        """Add one image: for each width, the pixels of ``labels``' band (void left out)."""
+    def update(self, pred, labels, where=None):
+        """Add one image: for each width, the pixels of ``labels``' band (void left out).
+
+        ``where`` (bool, the shape of ``labels``) counts only those pixels — e.g. the held-out
+        ones of a partly labelled training image — while the band still follows every boundary
+        of ``labels``, so that the edge of ``where`` makes no band of its own.
+        """
         labels = np.asarray(labels)
+        if where is not None and np.shape(where) != labels.shape:
+            raise ValueError(f"`where` has shape {np.shape(where)} but `labels` has {labels.shape}")
         for w, cm in self.matrices.items():
-            inside = np.where(trimap_band(labels, w), labels, self.ignore_index)
-            cm.update(pred, inside)
+            band = trimap_band(labels, w)
+            if where is not None:
+                band &= np.asarray(where, bool)
+            cm.update(pred, np.where(band, labels, self.ignore_index))
 
     def mean_iou(self, w):
         return self.matrices[w].mean_iou()
