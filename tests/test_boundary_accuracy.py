@@ -8,8 +8,8 @@ way from the same seed (so from the same initial VGG backbone):
   ground truth (:func:`tinyseg.data.synthetic.synthetic_dataset`); width 1/16, 250 iterations of Adam
   1e-3 on the mean loss, seed 0, scored on the training images as the seed scores its one image (the
   held-out version, 16 training and 6 test images, is ``benchmarks/bench_boundary.py``); seed 0
-  alone, because every claim held on each of seeds 0–3 by a wide margin (measured 2026-11-30:
-  the CRF's smallest gain 0.19, FCN-8s's smallest lead 0.10, both at w = 2);
+  alone, because every claim held on each of seeds 0–3 (measured 2026-11-30: the CRF's smallest
+  gain +0.038, DeepLab at seed 3, w = 8; FCN-8s's smallest lead +0.137, seed 2, w = 2);
 * **chelsea** — the bundled cat, exactly the study's setting (``tinyseg demo --compare``:
   width 0.25, 30 iterations of Adam 1e-4 on the summed loss): the labels of alternate 30-row
   strips train, the other strips are scored (the network sees the whole image, never the labels
