@@ -10,6 +10,7 @@ import pytest
 
 from tinyseg import ops, reference as ref
 from tinyseg.backend import get_backend
+from tinyseg.backend.cpu import winograd as cpu_winograd
 from tinyseg.ops import conv as conv_ops
 from finite_differences import numerical_grad
 
@@ -120,12 +121,30 @@ def test_winograd_dx_finite_differences(rng):
         return out
 
     G = rng.standard_normal((N, H, W, F))
-    Uf = np.empty((16, F, C))
-    cpu.winograd_weights(w, True, Uf)
+    U = np.empty((16, C, F))
+    cpu.winograd_weights(w, False, U)
     dx = np.empty_like(x)
-    cpu.conv2d_winograd(G, Uf, np.zeros(C), d, dx, np.empty((2, 16, tw, F)), np.empty((2, 16, tw, C)))
+    cpu.conv2d_winograd(G, U, np.zeros(C), d, dx, np.empty((2, 16, tw, F)), np.empty((2, 16, tw, C)),
+                        flip=True)
     numeric = numerical_grad(forward, x, G, eps)
     np.testing.assert_allclose(dx, numeric, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("d", [1, 3])
+def test_flip_reads_the_rotated_bank_from_the_forward_transform(rng, d):
+    """conv with ``flip`` (U[FLIPPED_XI[ξ]]ᵀ) = conv with the rotated bank's own transform."""
+    N, H, W, C, F = 2, 7, 9, 3, 5
+    w, dout = rng.standard_normal((3, 3, C, F)), rng.standard_normal((N, H, W, F))
+    tw = conv_ops.winograd_tiles(W, d)
+    U, Uf = np.empty((16, C, F)), np.empty((16, F, C))
+    cpu.winograd_weights(w, False, U)
+    cpu.winograd_weights(w, True, Uf)                   # rotated 180°, channels swapped, materialised
+    np.testing.assert_allclose(Uf, U[cpu_winograd.FLIPPED_XI].transpose(0, 2, 1), rtol=1e-13, atol=1e-14)
+    flipped, direct = np.empty((N, H, W, C)), np.empty((N, H, W, C))
+    work = (np.empty((1, 16, tw * H, F)), np.empty((1, 16, tw * H, C)))
+    cpu.conv2d_winograd(dout, U, np.zeros(C), d, flipped, *work, flip=True)
+    cpu.conv2d_winograd(dout, Uf, np.zeros(C), d, direct, *work)
+    np.testing.assert_allclose(flipped, direct, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("d,workers", [(1, 1), (2, 2), (12, 3)])

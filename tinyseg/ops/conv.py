@@ -7,8 +7,9 @@ returns ``(dx, dw, db)``. Two algorithms compute the same convolution (results d
   any odd kernel; its backward gives ``dw`` (and ``dx`` through col2im).
 * ``"winograd"`` — Winograd F(2×2, 3×3) (:mod:`tinyseg.backend.cpu.winograd`): 3×3 kernels only,
   2.25× fewer multiply-adds in its GEMMs. Backward uses it too: ``dx`` is the convolution of
-  ``dout`` with the 180°-rotated, channel-swapped filters, and ``dw`` is brought back from the
-  transform domain (:mod:`tinyseg.backend.cpu.winograd_grad`).
+  ``dout`` with the 180°-rotated, channel-swapped filters — whose transform is the forward's,
+  permuted and transposed (``FLIPPED_XI``), so the GEMMs read it transposed — and ``dw`` is
+  brought back from the transform domain (:mod:`tinyseg.backend.cpu.winograd_grad`).
 
 ``algorithm="auto"`` (the default) takes Winograd for 3×3 kernels with at least
 ``WINOGRAD_MIN_CHANNELS`` input and output channels (VGG's conv1_2 … conv5_3, DeepLab's conv5 and
@@ -208,19 +209,21 @@ def winograd_rows_per_block(x_shape, c_out: int, dilation: int, workspace_bytes:
 
 
 def _winograd(be, x, w, b, dilation, out, flip):
-    """out = conv3×3(x) + b by Winograd; ``flip``: with w rotated 180° and its channels swapped."""
-    kh, kw, c_in, c_out = w.shape
-    if flip:
-        c_in, c_out = c_out, c_in
-    U = be.empty((16, c_in, c_out), np.float32)
-    be.winograd_weights(w, flip, U)
+    """out = conv3×3(x) + b by Winograd; ``flip``: with w rotated 180° and its channels swapped.
+
+    Both read the transform of ``w`` itself, ``U (16, C, F)``; the flipped bank's is
+    ``U[FLIPPED_XI[ξ]]ᵀ``, which the GEMMs take transposed (no second transform).
+    """
+    U = be.empty((16,) + tuple(w.shape[2:]), np.float32)
+    be.winograd_weights(w, False, U)
+    c_in, c_out = x.shape[3], out.shape[3]
     workers = be.parallel_workers()                 # one block of tiles per worker thread
     rows = winograd_rows_per_block(x.shape, c_out, dilation, be.CONV_WORKSPACE_BYTES,
                                    be.WINOGRAD_BLOCK_BYTES, workers)
     tiles = rows * winograd_tiles(x.shape[2], dilation)
     V = be.empty((workers, 16, tiles, c_in), np.float32)
     M = be.empty((workers, 16, tiles, c_out), np.float32)
-    be.conv2d_winograd(x, U, b, dilation, out, V, M)
+    be.conv2d_winograd(x, U, b, dilation, out, V, M, flip)
 
 
 def conv2d_workspace_bytes(x_shape, w_shape, dilation: int = 1, algorithm: str = "auto",

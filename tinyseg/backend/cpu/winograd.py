@@ -40,6 +40,10 @@ from .blas import single_threaded
 # the 1 MB L2 cache where it can, while a block still has at least 128 tiles for an efficient GEMM
 # (measured on VGG's shapes with benchmarks/bench_ops.py).
 WINOGRAD_BLOCK_BYTES = 2 * 2**20
+# The filter bank rotated by 180° with its channels swapped (the convolution that maps dout back to
+# dx) has, at ξ = 4a + b, the transform U[4σ(a) + σ(b)]ᵀ of the bank itself, σ = (3, 1, 2, 0):
+# G·reverse(g) is G·g with rows 0 and 3 swapped. FLIPPED_XI[ξ] = 4σ(a) + σ(b).
+FLIPPED_XI = np.array([4 * sa + sb for sa in (3, 1, 2, 0) for sb in (3, 1, 2, 0)], np.int64)
 
 
 @njit(inline="always")
@@ -175,18 +179,22 @@ def winograd_output(M, b, n, a0, a1, dil, out):
                     out[n, y0 + dil, x0 + dil, f] = u1 - u2 - u3 + b[f]
 
 
-def conv2d_winograd(x, U, b, dil, out, V, M):
+def conv2d_winograd(x, U, b, dil, out, V, M, flip=False):
     """out = conv3×3(x; dilation dil) + b from ``U (16, C, F)``; ``V``, ``M``: one block per worker.
 
-    Each worker multiplies its own blocks, so the BLAS runs single-threaded meanwhile.
+    ``flip``: with the bank rotated 180° and its channels swapped, read from the same ``U``
+    (``U (16, F, C)`` of ``w (3, 3, F, C)``, x with ``C`` channels, out with ``F``): the backward
+    needs no second, transposed filter transform. Each worker multiplies its own blocks, so the
+    BLAS runs single-threaded meanwhile.
     """
     with single_threaded():
-        conv2d_winograd_blocks(x, U, b, dil, out, V, M)
+        conv2d_winograd_blocks(x, U, b, dil, out, V, M, bool(flip))
 
 
 @njit(parallel=True, cache=True)
-def conv2d_winograd_blocks(x, U, b, dil, out, V, M):
-    """out = conv3×3(x; dilation dil) + b from transformed filters ``U (16, C, F)``.
+def conv2d_winograd_blocks(x, U, b, dil, out, V, M, flip):
+    """out = conv3×3(x; dilation dil) + b from transformed filters ``U (16, C, F)``
+    (``flip``: ``U[FLIPPED_XI[ξ]]ᵀ`` at ξ, the rotated and channel-swapped bank).
 
     ``V (P, 16, T, C)`` and ``M (P, 16, T, F)`` hold one block of ``T = rows·anchors(W)`` tiles
     for each of ``P`` workers. Worker ``k`` takes blocks ``k, k + P, …`` and does all of a
@@ -209,7 +217,10 @@ def conv2d_winograd_blocks(x, U, b, dil, out, V, M):
             v, m = V[worker], M[worker]
             winograd_input(x, n, a0, a1, dil, v)
             for k in range(16):
-                np.dot(v[k, :T], U[k], m[k, :T])          # (T, C) @ (C, F)
+                if flip:
+                    np.dot(v[k, :T], U[FLIPPED_XI[k]].T, m[k, :T])      # (T, F) @ (F, C)
+                else:
+                    np.dot(v[k, :T], U[k], m[k, :T])                    # (T, C) @ (C, F)
             winograd_output(m, b, n, a0, a1, dil, out)
 
 

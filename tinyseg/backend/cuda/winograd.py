@@ -19,6 +19,8 @@ from .tiled_gemm import gemm
 # Bytes of a block of tiles (V and M) that the wrapper aims at: large, so that each of the 16
 # GEMMs of a block fills the GPU (bounded by CONV_WORKSPACE_BYTES).
 WINOGRAD_BLOCK_BYTES = 128 * 2**20
+# The rotated, channel-swapped bank at ξ = 4a + b is U[4σ(a) + σ(b)]ᵀ, σ = (3, 1, 2, 0) (the CPU's).
+FLIPPED_XI = np.array([4 * sa + sb for sa in (3, 1, 2, 0) for sb in (3, 1, 2, 0)], np.int64)
 
 
 @cuda.jit(device=True)
@@ -203,8 +205,11 @@ def parallel_workers() -> int:
     return 1
 
 
-def conv2d_winograd(x, U, b, dil, out, V, M):
-    """out = conv3×3(x; dilation dil) + b from ``U (16, C, F)``; ``V (1, 16, T, C)``, ``M (1, 16, T, F)``."""
+def conv2d_winograd(x, U, b, dil, out, V, M, flip=False):
+    """out = conv3×3(x; dilation dil) + b from ``U (16, C, F)``; ``V (1, 16, T, C)``, ``M (1, 16, T, F)``.
+
+    ``flip``: the bank rotated 180° with its channels swapped, ``U[FLIPPED_XI[ξ]]ᵀ`` (the CPU's).
+    """
     N, H, W, F = out.shape
     C = x.shape[3]
     TW, TH = _tiles(W, dil), _tiles(H, dil)
@@ -216,7 +221,10 @@ def conv2d_winograd(x, U, b, dil, out, V, M):
             T = (a1 - a0) * TW
             launch_1d(_input_kernel, T * C, x, n, a0, a1, dil, V)
             for k in range(16):
-                gemm(V[k, :T], U[k], M[k, :T])                    # (T, C) @ (C, F)
+                if flip:
+                    gemm(V[k, :T], U[FLIPPED_XI[k]], M[k, :T], trans_b=True)   # (T, F) @ (F, C)
+                else:
+                    gemm(V[k, :T], U[k], M[k, :T])                            # (T, C) @ (C, F)
             launch_1d(_output_kernel, T * F, M, b, n, a0, a1, dil, out)
 
 
