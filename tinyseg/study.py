@@ -30,7 +30,7 @@ is trained from several seeds (by default 0–3, each seed the same initial back
 model) and the table reports the **mean over seeds** of each score; ``compare.json`` keeps every
 seed's scores.
 
-Run it as ``tinyseg demo --compare --out DIR`` (chelsea) or from ``benchmarks/bench_boundary.py``.
+Run it as ``tinyseg demo --compare --out DIR [--data …]`` or from ``benchmarks/bench_boundary.py``.
 Writes ``compare.png`` (image; each model's map; each after the CRF; ground truth),
 ``trimap.png`` (trimap IoU against w), ``compare.csv`` and ``compare.json``.
 """
@@ -55,11 +55,10 @@ TITLES = {"fcn32s": "FCN-32s", "fcn16s": "FCN-16s", "fcn8s": "FCN-8s", "fcn8s-at
 SETTINGS = {
     "chelsea": {"scratch": dict(width=0.25, iterations=30, lr=1e-4, reduction="sum"),
                 "pretrained": dict(width=1.0, iterations=10, lr=1e-4, reduction="sum")},
-    "chelsea-seed": {"scratch": dict(width=0.25, iterations=30, lr=1e-4, reduction="sum"),
-                     "pretrained": dict(width=1.0, iterations=10, lr=1e-4, reduction="sum")},
     "shapes": {"scratch": dict(width=0.125, iterations=300, lr=3e-4, reduction="mean"),
                "pretrained": dict(width=1.0, iterations=100, lr=1e-4, reduction="mean")},
 }
+SETTINGS["chelsea-seed"] = SETTINGS["chelsea"]          # the same training, scored as the seed does
 
 
 def study_data(data: str, shapes_train: int = 16, shapes_test: int = 6):
