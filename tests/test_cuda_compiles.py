@@ -60,7 +60,7 @@ SCRIPT = textwrap.dedent('''
         "maxpool_backward": (pooling._maxpool_backward_kernel, (f4, i8_4, f4)),
         "maxpool3x3_forward": (pooling._maxpool3x3_forward_kernel, (f4, I, f4, i8_4)),
         "maxpool3x3_backward": (pooling._maxpool3x3_backward_kernel, (f4, i8_4, I, f4)),
-        "winograd_weights": (winograd._weights_kernel, (f4, np.bool_(True), f3)),
+        "winograd_weights": (winograd._weights_kernel, (f4, f3)),
         "winograd_input": (winograd._input_kernel, (f4, I, I, I, I, f3)),
         "winograd_output": (winograd._output_kernel, (f3, f1, I, I, I, I, f4)),
         "winograd_output_grad": (winograd._output_grad_kernel, (f4, I, I, I, I, f3)),

@@ -42,12 +42,12 @@ def test_reference_winograd_weight_grad_equals_the_direct_one(rng):
 def test_filter_transform_matches_reference(rng):
     w = rand(rng, 3, 3, 4, 5)
     U = np.empty((16, 4, 5), np.float32)
-    cpu.winograd_weights(w, False, U)
+    cpu.winograd_weights(w, U)
     np.testing.assert_allclose(U, ref.winograd_weights_naive(w).reshape(16, 4, 5), rtol=1e-6, atol=1e-6)
-    Uf = np.empty((16, 5, 4), np.float32)
-    cpu.winograd_weights(w, True, Uf)                  # rotated 180°, channels swapped
+    # the bank rotated 180° with its channels swapped: read from U as U[FLIPPED_XI[ξ]]ᵀ
     flipped = np.ascontiguousarray(w[::-1, ::-1].transpose(0, 1, 3, 2))
-    np.testing.assert_allclose(Uf, ref.winograd_weights_naive(flipped).reshape(16, 5, 4), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(U[cpu_winograd.FLIPPED_XI].transpose(0, 2, 1),
+                               ref.winograd_weights_naive(flipped).reshape(16, 5, 4), rtol=1e-6, atol=1e-6)
 
 
 @pytest.mark.parametrize("N,H,W,C,F,d", CASES)
@@ -115,14 +115,14 @@ def test_winograd_dx_finite_differences(rng):
 
     def forward():
         U = np.empty((16, C, F))
-        cpu.winograd_weights(w, False, U)
+        cpu.winograd_weights(w, U)
         out = np.empty((N, H, W, F))
         cpu.conv2d_winograd(x, U, b, d, out, np.empty((1, 16, tw, C)), np.empty((1, 16, tw, F)))
         return out
 
     G = rng.standard_normal((N, H, W, F))
     U = np.empty((16, C, F))
-    cpu.winograd_weights(w, False, U)
+    cpu.winograd_weights(w, U)
     dx = np.empty_like(x)
     cpu.conv2d_winograd(G, U, np.zeros(C), d, dx, np.empty((2, 16, tw, F)), np.empty((2, 16, tw, C)),
                         flip=True)
@@ -136,9 +136,10 @@ def test_flip_reads_the_rotated_bank_from_the_forward_transform(rng, d):
     N, H, W, C, F = 2, 7, 9, 3, 5
     w, dout = rng.standard_normal((3, 3, C, F)), rng.standard_normal((N, H, W, F))
     tw = conv_ops.winograd_tiles(W, d)
-    U, Uf = np.empty((16, C, F)), np.empty((16, F, C))
-    cpu.winograd_weights(w, False, U)
-    cpu.winograd_weights(w, True, Uf)                   # rotated 180°, channels swapped, materialised
+    U = np.empty((16, C, F))
+    cpu.winograd_weights(w, U)
+    flipped_bank = np.ascontiguousarray(w[::-1, ::-1].transpose(0, 1, 3, 2))     # rotated, swapped
+    Uf = ref.winograd_weights_naive(flipped_bank).reshape(16, F, C)              # its own transform
     np.testing.assert_allclose(Uf, U[cpu_winograd.FLIPPED_XI].transpose(0, 2, 1), rtol=1e-13, atol=1e-14)
     flipped, direct = np.empty((N, H, W, C)), np.empty((N, H, W, C))
     work = (np.empty((1, 16, tw * H, F)), np.empty((1, 16, tw * H, C)))

@@ -215,7 +215,7 @@ def _winograd(be, x, w, b, dilation, out, flip):
     ``U[FLIPPED_XI[ξ]]ᵀ``, which the GEMMs take transposed (no second transform).
     """
     U = be.empty((16,) + tuple(w.shape[2:]), np.float32)
-    be.winograd_weights(w, False, U)
+    be.winograd_weights(w, U)
     c_in, c_out = x.shape[3], out.shape[3]
     workers = be.parallel_workers()                 # one block of tiles per worker thread
     rows = winograd_rows_per_block(x.shape, c_out, dilation, be.CONV_WORKSPACE_BYTES,

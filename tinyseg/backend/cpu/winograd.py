@@ -78,26 +78,19 @@ def _filter_tile(U, p, q, g00, g01, g02, g10, g11, g12, g20, g21, g22, half):
 
 
 @njit(parallel=True, cache=True)
-def winograd_weights(w, flip, U):
-    """U[4a + b, c, f] = (G g Gᵀ)[a, b] with g = w[:, :, c, f]; ``flip``: U[4a + b, f, c] from w[2 − i, 2 − j, c, f].
+def winograd_weights(w, U):
+    """U[4a + b, c, f] = (G g Gᵀ)[a, b] with g = w[:, :, c, f].
 
-    With ``flip`` the filter bank is rotated by 180° and its channels swapped — the convolution
-    that maps ``dout`` back to ``dx`` — and ``U`` is ``(16, F, C)`` for ``w (3, 3, C, F)``.
+    The backward's bank (rotated 180°, channels swapped) needs no transform of its own: it is
+    ``U[FLIPPED_XI[ξ]]ᵀ`` (:func:`conv2d_winograd` with ``flip``).
     """
     C, F = w.shape[2], w.shape[3]
     half = w.dtype.type(0.5)
-    if flip:
-        for f in prange(F):
-            for c in range(C):
-                _filter_tile(U, f, c, w[2, 2, c, f], w[2, 1, c, f], w[2, 0, c, f],
-                             w[1, 2, c, f], w[1, 1, c, f], w[1, 0, c, f],
-                             w[0, 2, c, f], w[0, 1, c, f], w[0, 0, c, f], half)
-    else:
-        for c in prange(C):
-            for f in range(F):
-                _filter_tile(U, c, f, w[0, 0, c, f], w[0, 1, c, f], w[0, 2, c, f],
-                             w[1, 0, c, f], w[1, 1, c, f], w[1, 2, c, f],
-                             w[2, 0, c, f], w[2, 1, c, f], w[2, 2, c, f], half)
+    for c in prange(C):
+        for f in range(F):
+            _filter_tile(U, c, f, w[0, 0, c, f], w[0, 1, c, f], w[0, 2, c, f],
+                         w[1, 0, c, f], w[1, 1, c, f], w[1, 2, c, f],
+                         w[2, 0, c, f], w[2, 1, c, f], w[2, 2, c, f], half)
 
 
 @njit(inline="always")

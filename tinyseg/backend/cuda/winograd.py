@@ -35,36 +35,29 @@ def _anchor(a, dil):
 
 
 @cuda.jit
-def _weights_kernel(w, flip, U):
-    """U[4a + b, p, q] = (G g Gᵀ)[a, b]; (p, q) = (c, f), or (f, c) of the rotated filter if ``flip``."""
+def _weights_kernel(w, U):
+    """U[4a + b, c, f] = (G g Gᵀ)[a, b] with g = w[:, :, c, f]; one thread per filter (c, f)."""
     e = cuda.grid(1)
     C, F = w.shape[2], w.shape[3]
     if e < C * F:
-        p = e // U.shape[2]
-        q = e % U.shape[2]
-        c = q if flip else p
-        f = p if flip else q
+        c = e // F
+        f = e % F
         half = np.float32(0.5)
-        if flip:
-            g00, g01, g02 = w[2, 2, c, f], w[2, 1, c, f], w[2, 0, c, f]
-            g10, g11, g12 = w[1, 2, c, f], w[1, 1, c, f], w[1, 0, c, f]
-            g20, g21, g22 = w[0, 2, c, f], w[0, 1, c, f], w[0, 0, c, f]
-        else:
-            g00, g01, g02 = w[0, 0, c, f], w[0, 1, c, f], w[0, 2, c, f]
-            g10, g11, g12 = w[1, 0, c, f], w[1, 1, c, f], w[1, 2, c, f]
-            g20, g21, g22 = w[2, 0, c, f], w[2, 1, c, f], w[2, 2, c, f]
+        g00, g01, g02 = w[0, 0, c, f], w[0, 1, c, f], w[0, 2, c, f]
+        g10, g11, g12 = w[1, 0, c, f], w[1, 1, c, f], w[1, 2, c, f]
+        g20, g21, g22 = w[2, 0, c, f], w[2, 1, c, f], w[2, 2, c, f]
         t00, t01, t02 = g00, g01, g02
         t10, t11, t12 = half * (g00 + g10 + g20), half * (g01 + g11 + g21), half * (g02 + g12 + g22)
         t20, t21, t22 = half * (g00 - g10 + g20), half * (g01 - g11 + g21), half * (g02 - g12 + g22)
         t30, t31, t32 = g20, g21, g22
-        U[0, p, q], U[1, p, q] = t00, half * (t00 + t01 + t02)
-        U[2, p, q], U[3, p, q] = half * (t00 - t01 + t02), t02
-        U[4, p, q], U[5, p, q] = t10, half * (t10 + t11 + t12)
-        U[6, p, q], U[7, p, q] = half * (t10 - t11 + t12), t12
-        U[8, p, q], U[9, p, q] = t20, half * (t20 + t21 + t22)
-        U[10, p, q], U[11, p, q] = half * (t20 - t21 + t22), t22
-        U[12, p, q], U[13, p, q] = t30, half * (t30 + t31 + t32)
-        U[14, p, q], U[15, p, q] = half * (t30 - t31 + t32), t32
+        U[0, c, f], U[1, c, f] = t00, half * (t00 + t01 + t02)
+        U[2, c, f], U[3, c, f] = half * (t00 - t01 + t02), t02
+        U[4, c, f], U[5, c, f] = t10, half * (t10 + t11 + t12)
+        U[6, c, f], U[7, c, f] = half * (t10 - t11 + t12), t12
+        U[8, c, f], U[9, c, f] = t20, half * (t20 + t21 + t22)
+        U[10, c, f], U[11, c, f] = half * (t20 - t21 + t22), t22
+        U[12, c, f], U[13, c, f] = t30, half * (t30 + t31 + t32)
+        U[14, c, f], U[15, c, f] = half * (t30 - t31 + t32), t32
 
 
 @cuda.jit(device=True)
@@ -195,9 +188,9 @@ def _tiles(size, dil):
     return (size // (2 * dil)) * dil + min(dil, size % (2 * dil))
 
 
-def winograd_weights(w, flip, U):
-    """U = G g Gᵀ for every filter (``flip``: of the 180°-rotated, channel-swapped bank)."""
-    launch_1d(_weights_kernel, w.shape[2] * w.shape[3], w, bool(flip), U)
+def winograd_weights(w, U):
+    """U = G g Gᵀ for every filter (the backward reads the rotated bank from it, ``flip``)."""
+    launch_1d(_weights_kernel, w.shape[2] * w.shape[3], w, U)
 
 
 def parallel_workers() -> int:
