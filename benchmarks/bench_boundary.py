@@ -54,6 +54,8 @@ def seed_counts(result: dict, max_w: int = 8) -> dict:
 
 
 def main(argv=None):
+    from tinyseg.study import STUDY_SEEDS, run_study
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default="chelsea,chelsea-seed,shapes", help="datasets (default: %(default)s)")
     parser.add_argument("--out", default="boundary", help="folder for each study's figures and tables")
@@ -62,10 +64,9 @@ def main(argv=None):
     parser.add_argument("--iterations", type=int, help="training iterations (default: the study's)")
     parser.add_argument("--weights", help="imported VGG-16 weights: the pretrained setting")
     parser.add_argument("--seed", type=int, default=0, help="first initialisation and dropout seed")
-    parser.add_argument("--seeds", type=int, default=4, help="number of seeds averaged (default 4)")
+    parser.add_argument("--seeds", type=int, default=len(STUDY_SEEDS), help="number of seeds averaged "
+                        "(default %(default)s)")
     args = parser.parse_args(argv)
-
-    from tinyseg.study import run_study
 
     report = {}
     for data in [d for d in args.data.split(",") if d]:

@@ -135,7 +135,7 @@ def _test_loss(model, image, labels):
 
 
 def register(subparsers) -> argparse.ArgumentParser:
-    from .study import STUDY_DATA
+    from .study import STUDY_DATA, STUDY_SEEDS
 
     p = subparsers.add_parser(
         "demo", help="the seed's experiment on scikit-image's cat: train, predict, CRF, figures",
@@ -162,7 +162,7 @@ def register(subparsers) -> argparse.ArgumentParser:
                    "training labels as the seed does (chelsea-seed), or synthetic shapes with held-out images")
     p.add_argument("--seeds", type=argcheck.positive_int,
                    help="with --compare: train each model from this many seeds (--seed, --seed + 1, …) and "
-                   "report the mean scores (default 4)")
+                   f"report the mean scores (default {len(STUDY_SEEDS)})")
     p.set_defaults(func=_run)
     return p
 

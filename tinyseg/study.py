@@ -97,10 +97,11 @@ def score_model(model, samples, n_classes: int, widths=STUDY_WIDTHS, device: str
     first = None
     for image, labels, *scored in samples:
         scored = scored[0] if scored else None
+        counted = labels if scored is None else np.where(scored, labels, 255)
         pred, probs = predict(model, image)
         crf_pred, _ = refine(image, probs, device=device)
         for stage, p in (("fcn", pred), ("crf", crf_pred)):
-            meters[stage][0].update(p, labels if scored is None else np.where(scored, labels, 255))
+            meters[stage][0].update(p, counted)
             meters[stage][1].update(p, labels, where=scored)
         if first is None:
             first = {"fcn": pred, "crf": crf_pred}
@@ -226,9 +227,8 @@ def format_table(result: dict) -> str:
     for row in table_rows(result):
         lines.append(f"{TITLES[row['model']]:<18}{row['stage']:<6}{row['mean_iou']:7.3f}"
                      + "".join(f"{row[f'trimap_iou_w{w}']:8.3f}" for w in widths))
-    seeds = result["settings"].get("seeds", [0])
     return (f"trimap mean IoU within ±w px of the ground-truth boundaries (mean over seeds "
-            f"{_seed_list(seeds)})\n" + "\n".join(lines))
+            f"{_seed_list(result['settings']['seeds'])})\n" + "\n".join(lines))
 
 
 def format_seed_table(result: dict, widths=(2, 4, 8)) -> str:
