@@ -299,7 +299,8 @@ class CudaGridFilter:
 def to_cuda_filter(filt):
     """The CUDA twin of a CPU CRF filter (a CUDA filter is returned as is)."""
     from tinyseg.crf.filters import (ClusterFilter, ExactFilter, GridFilter,
-                                     RecursiveGaussianFilter, SeparableGaussianFilter)
+                                     RecursiveGaussianFilter, SeparableGaussianFilter,
+                                     SpatialGridFilter)
 
     from .crf_sparse import CudaClusterFilter, CudaRecursiveGaussianFilter
 
@@ -314,6 +315,8 @@ def to_cuda_filter(filt):
         return CudaRecursiveGaussianFilter(filt.shape, filt.sdims)
     if isinstance(filt, GridFilter):
         return CudaGridFilter(filt)
+    if isinstance(filt, SpatialGridFilter):              # the same grid, described generally
+        return CudaGridFilter(filt.describe())
     if isinstance(filt, ClusterFilter):
         return CudaClusterFilter(filt)
     raise TypeError(f"no CUDA version of the filter {type(filt).__name__}")
