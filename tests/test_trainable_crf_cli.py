@@ -9,7 +9,7 @@ from PIL import Image
 from tinyseg import ops
 from tinyseg.checkpoint import load_checkpoint
 from tinyseg.cli import main
-from tinyseg.commands.common import load_model
+from tinyseg.cli.common import load_model
 from tinyseg.crf import CRFasRNN
 from tinyseg.crf.rnn_model import NetworkWithCRF, _image_from_input, model_from_config
 from tinyseg.data import preprocess

@@ -1,6 +1,9 @@
 """The ``tinyseg`` console command.
 
-Each subcommand lives in the module that owns its work and exposes two functions:
+Each subcommand is one module of this package (``train``, ``predict``, ``evaluate``,
+``import_weights``, ``synthetic``, ``crf``, ``crf_search``, ``demo``, ``info``; the options they
+share live in :mod:`tinyseg.cli.common`, :mod:`tinyseg.cli.dataopts`, :mod:`tinyseg.cli.argcheck`
+and :mod:`tinyseg.cli.crf_options`) and exposes two functions:
 ``register(subparsers)`` adds its parser (with ``--help`` text for every option) and sets
 ``func`` to the function that runs it; this module only collects them.
 
@@ -16,10 +19,15 @@ import sys
 
 # Modules that provide subcommands, in the order ``tinyseg --help`` lists them.
 SUBCOMMAND_MODULES = [
-    "tinyseg.demo",
-    "tinyseg.commands",
-    "tinyseg.crf.cli",
-    "tinyseg.info",
+    "tinyseg.cli.demo",
+    "tinyseg.cli.train",
+    "tinyseg.cli.predict",
+    "tinyseg.cli.evaluate",
+    "tinyseg.cli.import_weights",
+    "tinyseg.cli.synthetic",
+    "tinyseg.cli.crf",
+    "tinyseg.cli.crf_search",
+    "tinyseg.cli.info",
 ]
 
 # Errors that mean "bad input or environment"; anything else is reported as an internal error.
@@ -38,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="tinyseg",
         description="FCN-32s semantic segmentation and a dense CRF, from scratch in NumPy/Numba.",
     )
-    from ._version import __version__
+    from .._version import __version__
 
     parser.add_argument("--version", action="version", version=f"tinyseg {__version__}")
     parser.add_argument("--debug", action="store_true",
@@ -85,7 +93,3 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name}: internal error: {type(exc).__name__}: {_one_line(exc)} "
                   f"(run with --debug for the traceback)", file=sys.stderr)
         return 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

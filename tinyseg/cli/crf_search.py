@@ -13,7 +13,7 @@ Each image is refined with every parameter set of a stage and its confusion matr
 with one Numba thread. The network's probabilities come from ``--probabilities DIR`` (one
 ``<id>.npy`` per image, H×W×C, as DeepLab users save them) or are computed once from
 ``--checkpoint`` into ``--cache DIR``. The best set is written with
-:func:`tinyseg.crf.options.save_crf_params`, ready for ``--crf-params``.
+:func:`tinyseg.cli.crf_options.save_crf_params`, ready for ``--crf-params``.
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ import tempfile
 
 import numpy as np
 
-from .options import SEED_PARAMS, save_crf_params
+from .crf_options import SEED_PARAMS, save_crf_params
 
 __all__ = ["register", "run", "fine_values", "evaluate_image", "grid_search"]
 
@@ -103,8 +103,8 @@ def evaluate_image(task) -> tuple[int, np.ndarray, np.ndarray]:
     """
     from ..data import load_annotation, load_image, voc_labels, binary_labels
     from ..metrics import ConfusionMatrix
-    from .cli import load_probabilities
-    from .refine import dense_crf
+    from .crf import load_probabilities
+    from ..crf.refine import dense_crf
 
     index, image_path, annotation_path, prob_path, n_classes, mapping, param_sets = task
     image = load_image(image_path)
@@ -173,7 +173,7 @@ def _mean_iou(matrix: np.ndarray) -> float:
 def _probabilities_from_checkpoint(args, dataset, ids, folder) -> None:
     from tqdm.auto import tqdm
 
-    from ..commands.common import load_model
+    from .common import load_model
     from ..predict import predict
 
     model = load_model(args.checkpoint, args.device)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 
-from ..crf.options import add_crf_options, crf_params_from_args
+from .crf_options import add_crf_options, crf_params_from_args
 from . import argcheck
 from .common import add_device, load_model
 from .dataopts import Subset, add_data, check_dataset, dataset_from_args, label_map_from_args, saved_label_map

@@ -225,7 +225,7 @@ def _train(args) -> int:
     from ..interrupt import TrainingInterrupted
     from ..models import build_model, init_from_checkpoint
     from ..train import TrainConfig, Trainer, TrainingDiverged
-    from ..warmup import first_run_notice
+    from .warmup import first_run_notice
 
     started = time.monotonic()          # --max-minutes counts from here: data checks included
     world = World.detect()

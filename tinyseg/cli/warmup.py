@@ -106,7 +106,7 @@ class BackgroundCompile:
         self.current = None                 # the part the helper is compiling now
         if self.parts:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "tinyseg.warmup", *self.parts], stdin=subprocess.DEVNULL,
+                [sys.executable, "-m", "tinyseg.cli.warmup", *self.parts], stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
             threading.Thread(target=self._follow, daemon=True).start()
 
@@ -152,7 +152,7 @@ def compile_in_background(parts, device: str = "cpu") -> BackgroundCompile:
     with several ranks (each rank would start a helper, and the helpers would compile the same
     kernels at once), or with ``TINYSEG_NO_BACKGROUND_COMPILE=1`` in the environment.
     """
-    from .distributed import world_size_from_env
+    from ..distributed import world_size_from_env
 
     if (device != "cpu" or os.environ.get("TINYSEG_NO_BACKGROUND_COMPILE") == "1"
             or world_size_from_env() > 1):
@@ -169,7 +169,7 @@ def _compile(part: str) -> None:
 
     rng = np.random.default_rng(0)
     if part == "crf":
-        from .predict import refine
+        from ..predict import refine
         # The code paths, and so the signatures, depend on the data: the grid splats in parallel
         # chunks from 32768 pixels on, and indexes its cells with uint16 while they are fewer than
         # 65535 (a photo's smooth colours; random colours would take the int32 path).

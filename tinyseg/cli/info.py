@@ -107,7 +107,7 @@ def _text(value) -> str:
 
 def backends_info() -> dict:
     """Each registered backend: can it run here, and if not, why not."""
-    from .backend import available_backends, get_backend
+    from ..backend import available_backends, get_backend
 
     out = {}
     for name in available_backends():
@@ -123,7 +123,7 @@ def cache_info() -> dict:
     """Where Numba keeps tinyseg's compiled kernels, and how much is there."""
     import numba
 
-    from .backend.cpu import conv
+    from ..backend.cpu import conv
 
     folder = conv.conv2d_forward._cache._cache_path
     n_files = n_bytes = 0
@@ -141,7 +141,7 @@ def collect() -> dict:
     """Everything ``tinyseg info`` reports, as a JSON-serialisable dict."""
     import numba
 
-    from ._version import __version__
+    from .._version import __version__
 
     return {
         "tinyseg": __version__, "location": os.path.dirname(os.path.abspath(__file__)),

@@ -9,7 +9,7 @@ import os
 
 import numpy as np
 
-from ..crf.options import add_crf_options, crf_options_given, crf_params_from_args
+from .crf_options import add_crf_options, crf_options_given, crf_params_from_args
 from . import argcheck
 from .common import add_device, load_model
 
@@ -76,7 +76,7 @@ def _predict(args) -> int:
     crf_params = crf_params_from_args(args)
     names = saved_label_map(read_checkpoint_config(args.checkpoint)[0]).names
     paths = _folder_images(args.image) if folder else [args.image]
-    # No background compile here (tinyseg.warmup): the network of a checkpoint may itself run
+    # No background compile here (tinyseg.cli.warmup): the network of a checkpoint may itself run
     # CRF kernels (CRF-as-RNN), and two processes must never compile the same kernel at once.
     model = load_model(args.checkpoint, args.device)
     os.makedirs(args.out, exist_ok=True)

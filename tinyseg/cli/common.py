@@ -8,7 +8,7 @@ def add_device(p):
 
 
 def add_data(p, split_default):
-    """The data options (see :mod:`tinyseg.commands.dataopts`)."""
+    """The data options (see :mod:`tinyseg.cli.dataopts`)."""
     from .dataopts import add_data as add
 
     add(p, split_default)

@@ -15,8 +15,8 @@ import os
 import sys
 import time
 
-from .commands import argcheck
-from .interrupt import signal_name
+from . import argcheck
+from ..interrupt import signal_name
 
 # From scratch: VGG-16 at 1/4 width (1/16 of the compute), the seed's Adam 1e-4, 30 iterations
 # (the seed's 10 start from ImageNet weights). Longer or faster training fits the cat so well
@@ -32,12 +32,12 @@ def run_demo(out: str, weights: str | None = None, width: float | None = None,
              device: str = "cpu", progress: bool = True, verbose: bool = True,
              verify_md5: bool = True) -> dict:
     """Run the demo, write figures and ``metrics.json`` into ``out``; return the metrics."""
-    from .data import binary_labels, chelsea, save_label_png
-    from .figures import crf_figure, loss_figure, overlay_figure, panel_figure, prediction_figure
-    from .metrics import ConfusionMatrix
-    from .ops import conv_algorithm
-    from .predict import predict, refine
-    from .train import TrainConfig, Trainer, build_model
+    from ..data import binary_labels, chelsea, save_label_png
+    from ..figures import crf_figure, loss_figure, overlay_figure, panel_figure, prediction_figure
+    from ..metrics import ConfusionMatrix
+    from ..ops import conv_algorithm
+    from ..predict import predict, refine
+    from ..train import TrainConfig, Trainer, build_model
     from .warmup import compile_in_background, first_run_notice
 
     defaults = PRETRAINED if weights else SCRATCH
@@ -49,7 +49,7 @@ def run_demo(out: str, weights: str | None = None, width: float | None = None,
 
     t_start = time.perf_counter()
     # On a cold Numba cache a helper process compiles the CRF's kernels while this one compiles
-    # and runs training (tinyseg.warmup; it never compiles what this process compiles). From
+    # and runs training (tinyseg.cli.warmup; it never compiles what this process compiles). From
     # scratch (width 0.25, 30 iterations) every convolution runs by im2col: Winograd would save
     # about 1 s of the warm run's 9 but cost 13 CPU-seconds of compiling on the first run.
     with compile_in_background(["crf"], device) as helper, \
@@ -125,8 +125,8 @@ def run_demo(out: str, weights: str | None = None, width: float | None = None,
 
 def _test_loss(model, image, labels):
     """The summed loss in test mode (dropout off), as the seed's "Final Loss"."""
-    from . import ops
-    from .data import preprocess
+    from .. import ops
+    from ..data import preprocess
 
     logits = model.forward(preprocess(image)[None], train=False)
     loss, _ = ops.softmax_cross_entropy(logits, labels[None])
@@ -135,7 +135,7 @@ def _test_loss(model, image, labels):
 
 
 def register(subparsers) -> argparse.ArgumentParser:
-    from .study import STUDY_DATA, STUDY_SEEDS
+    from ..study import STUDY_DATA, STUDY_SEEDS
 
     p = subparsers.add_parser(
         "demo", help="the seed's experiment on scikit-image's cat: train, predict, CRF, figures",
@@ -168,7 +168,7 @@ def register(subparsers) -> argparse.ArgumentParser:
 
 
 def _run(args) -> int:
-    from .interrupt import TrainingInterrupted
+    from ..interrupt import TrainingInterrupted
 
     # Everything that can fail early fails before the output folder is made.
     for option in ("seeds", "data"):
@@ -181,7 +181,7 @@ def _run(args) -> int:
     created = not os.path.exists(args.out)
     try:
         if args.compare:
-            from .study import STUDY_SEEDS, run_study
+            from ..study import STUDY_SEEDS, run_study
             seeds = range(args.seed, args.seed + (args.seeds or len(STUDY_SEEDS)))
             run_study(args.out, data=args.data or "chelsea", weights=args.weights, width=args.width,
                       iterations=args.iterations, lr=args.lr, seeds=seeds, device=args.device,

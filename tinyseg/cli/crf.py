@@ -8,7 +8,7 @@ import time
 
 import numpy as np
 
-from .options import add_crf_options, crf_params_from_args
+from .crf_options import add_crf_options, crf_params_from_args
 
 __all__ = ["register", "run", "load_probabilities", "check_label_output"]
 
@@ -18,15 +18,7 @@ _ZIP_MAGIC = b"PK\x03\x04"
 
 
 def register(subparsers) -> argparse.ArgumentParser:
-    """Add the ``crf`` and ``crf-search`` subcommands to ``tinyseg``'s subparsers."""
-    from .search import register as register_search
-
-    p = _register_crf(subparsers)
-    register_search(subparsers)
-    return p
-
-
-def _register_crf(subparsers) -> argparse.ArgumentParser:
+    """Add the ``crf`` subcommand to ``tinyseg``'s subparsers."""
     p = subparsers.add_parser(
         "crf",
         help="refine class probabilities with a fully connected CRF",
@@ -143,7 +135,7 @@ class _Progress:
 def run(args) -> int:
     """Run ``tinyseg crf``; returns the exit code."""
     from ..data import load_image, save_label_png
-    from .refine import dense_crf
+    from ..crf.refine import dense_crf
 
     params = crf_params_from_args(args)
     check_label_output(args.out)
