@@ -132,7 +132,7 @@ def bench_train_step(repeat: int, width: float, size, n_classes: int) -> list[di
     from tinyseg import ops
     from tinyseg.crf import CRFasRNN
     from tinyseg.data import preprocess
-    from tinyseg.optim import Adam, AdamConfig
+    from tinyseg.training.optim import Adam, AdamConfig
 
     image = seed_image()
     if tuple(size) != image.shape[:2]:

@@ -321,7 +321,7 @@ def torch_train_step(torch, shapes: dict, N, H, W, n_classes, device: str = "cud
 def bench_train(timer, torch, N, H, W, smoke: bool):
     from tinyseg import ops
     from tinyseg.model import FCN32s, FCN32sConfig
-    from tinyseg.optim import Adam
+    from tinyseg.training.optim import Adam
 
     n_classes = 2 if smoke else 21
     width = 1 / 128 if smoke else 1.0

@@ -41,8 +41,8 @@ def worker(args) -> None:
     """One launch: train ``args.steps`` steps (1 warm-up) and write the step times as JSON."""
     import numpy as np
 
-    from tinyseg.distributed import GradientBuckets, World
-    from tinyseg.train import TrainConfig, Trainer, build_model
+    from tinyseg.training.distributed import GradientBuckets, World
+    from tinyseg.training.trainer import TrainConfig, Trainer, build_model
 
     world = World.detect()
     H, W = args.size

@@ -9,7 +9,7 @@ from tinyseg.crf import CRFasRNN
 from tinyseg.crf import rnn_kernels as cpu
 from tinyseg.crf.refine import bilateral_filter, spatial_filter
 from tinyseg.crf.rnn_engine import MeanFieldRNN
-from tinyseg.optim import Adam, AdamConfig
+from tinyseg.training.optim import Adam, AdamConfig
 
 pytestmark = pytest.mark.cuda
 

@@ -4,7 +4,7 @@ twins in the simulator."""
 import numpy as np
 import pytest
 
-from tinyseg.optim import (
+from tinyseg.training.optim import (
     SGD,
     Adam,
     AdamConfig,

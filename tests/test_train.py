@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from tinyseg.model import FCN32s, FCN32sConfig
-from tinyseg.train import TrainConfig, Trainer, TrainingDiverged
+from tinyseg.training.trainer import TrainConfig, Trainer, TrainingDiverged
 
 CONFIG = FCN32sConfig(width=1 / 32, n_classes=2, seed=3)
 

@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 
 from tinyseg import ops
-from tinyseg.augment import AugmentConfig
+from tinyseg.training.augment import AugmentConfig
 from tinyseg.checkpoint import load_checkpoint
 from tinyseg.data import preprocess
 from tinyseg.data.synthetic import synthetic_dataset
-from tinyseg.train import TrainConfig, Trainer, best_path, build_model
+from tinyseg.training.trainer import TrainConfig, Trainer, best_path, build_model
 
 TINY = dict(width=1 / 32, seed=3)
 

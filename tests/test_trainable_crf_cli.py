@@ -14,8 +14,8 @@ from tinyseg.crf import CRFasRNN
 from tinyseg.crf.rnn_model import NetworkWithCRF, _image_from_input, model_from_config
 from tinyseg.data import preprocess
 from tinyseg.models import build_model
-from tinyseg.optim import Adam, AdamConfig
-from tinyseg.train import TrainConfig, Trainer
+from tinyseg.training.optim import Adam, AdamConfig
+from tinyseg.training.trainer import TrainConfig, Trainer
 
 TINY = ["--width", "0.03125", "--iterations", "2", "--lr", "1e-3", "--no-progress"]
 

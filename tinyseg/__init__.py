@@ -14,13 +14,14 @@ _keep_freed_memory()   # reuse freed activations instead of page-faulting them i
 from ._version import __version__  # noqa: E402
 from .upsampling import bilinear_upsample_weights, get_kernel_size, upsample, upsample_filt  # noqa: E402
 from . import ops, reference  # noqa: E402
-from . import checkpoint, crf, data, layers, metrics, optim, weights  # noqa: E402
+from . import checkpoint, crf, data, layers, metrics, weights
+from .training import optim  # noqa: E402
 from .crf import dense_crf  # noqa: E402
 from . import models  # noqa: E402
 from .model import FCN32s, FCN32sConfig  # noqa: E402
 from .models import DeepLabLargeFOV, FCN8s, FCN16s  # noqa: E402
-from .optim import Adam, AdamConfig  # noqa: E402
-from .train import TrainConfig, Trainer  # noqa: E402
+from .training.optim import Adam, AdamConfig  # noqa: E402
+from .training.trainer import TrainConfig, Trainer  # noqa: E402
 
 __all__ = [
     "__version__", "get_kernel_size", "upsample_filt", "bilinear_upsample_weights", "upsample",

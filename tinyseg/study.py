@@ -114,7 +114,7 @@ def train_model(name, samples, n_classes, *, width, iterations, lr, reduction, s
                 device="cpu", progress=False):
     """A model of registry ``name`` trained on ``samples``; returns ``(model, losses, seconds)``."""
     from .models import build_model
-    from .train import TrainConfig, Trainer
+    from .training.trainer import TrainConfig, Trainer
 
     model = build_model(name, n_classes, width=width, seed=seed, weights=weights, backend=device)
     trainer = Trainer(model, samples, TrainConfig(iterations=iterations, lr=lr, reduction=reduction,

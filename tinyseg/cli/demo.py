@@ -16,7 +16,7 @@ import sys
 import time
 
 from . import argcheck
-from ..interrupt import signal_name
+from ..training.interrupt import signal_name
 
 # From scratch: VGG-16 at 1/4 width (1/16 of the compute), the seed's Adam 1e-4, 30 iterations
 # (the seed's 10 start from ImageNet weights). Longer or faster training fits the cat so well
@@ -37,7 +37,7 @@ def run_demo(out: str, weights: str | None = None, width: float | None = None,
     from ..metrics import ConfusionMatrix
     from ..ops import conv_algorithm
     from ..predict import predict, refine
-    from ..train import TrainConfig, Trainer, build_model
+    from ..training.trainer import TrainConfig, Trainer, build_model
     from .warmup import compile_in_background, first_run_notice
 
     defaults = PRETRAINED if weights else SCRATCH
@@ -168,7 +168,7 @@ def register(subparsers) -> argparse.ArgumentParser:
 
 
 def _run(args) -> int:
-    from ..interrupt import TrainingInterrupted
+    from ..training.interrupt import TrainingInterrupted
 
     # Everything that can fail early fails before the output folder is made.
     for option in ("seeds", "data"):

@@ -37,7 +37,7 @@ def register(subparsers):
 
 def _evaluate(args) -> int:
     from ..checkpoint import read_checkpoint_config
-    from ..distributed import World, configure_threads
+    from ..training.distributed import World, configure_threads
     from ..predict import evaluate
 
     world = World.detect()

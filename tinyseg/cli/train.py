@@ -124,7 +124,7 @@ def check_train_args(args) -> dict | None:
     if args.init_from:
         _check_init_from(args)
     if not args.resume:
-        from ..train import best_path
+        from ..training.trainer import best_path
 
         for path in (ckpt, best_path(ckpt)):
             if os.path.exists(path) and not args.overwrite:
@@ -179,7 +179,7 @@ def _given(args, option: str) -> bool:
 
 def _recipe(args, resumed):
     """The TrainConfig fields of the recipe, options and checkpoint (see ``resolve_recipe``)."""
-    from ..augment import AugmentConfig
+    from ..training.augment import AugmentConfig
 
     saved = dict(resumed.get("train", {})) if resumed else None
     if saved is not None and "lr" not in saved:          # checkpoints of the seed's trainer
@@ -221,10 +221,10 @@ def _check_init_from(args) -> None:
 
 
 def _train(args) -> int:
-    from ..distributed import World, configure_threads
-    from ..interrupt import TrainingInterrupted
+    from ..training.distributed import World, configure_threads
+    from ..training.interrupt import TrainingInterrupted
     from ..models import build_model, init_from_checkpoint
-    from ..train import TrainConfig, Trainer, TrainingDiverged
+    from ..training.trainer import TrainConfig, Trainer, TrainingDiverged
     from .warmup import first_run_notice
 
     started = time.monotonic()          # --max-minutes counts from here: data checks included

@@ -152,7 +152,7 @@ def compile_in_background(parts, device: str = "cpu") -> BackgroundCompile:
     with several ranks (each rank would start a helper, and the helpers would compile the same
     kernels at once), or with ``TINYSEG_NO_BACKGROUND_COMPILE=1`` in the environment.
     """
-    from ..distributed import world_size_from_env
+    from ..training.distributed import world_size_from_env
 
     if (device != "cpu" or os.environ.get("TINYSEG_NO_BACKGROUND_COMPILE") == "1"
             or world_size_from_env() > 1):

@@ -11,7 +11,7 @@ them as one model::
   ``"crf.w_spatial"``, ``"crf.w_bilateral"``), so one optimizer updates both;
 * ``lr_scale``: the CRF's learning-rate multiplier per parameter name (Caffe's ``lr_mult``): its
   parameters are O(1)-O(10) numbers, the network's O(0.01); the optimizers multiply their rate by
-  it (:attr:`tinyseg.optim.Adam.lr_scale`), and the trainer hands it to them;
+  it (:attr:`tinyseg.training.optim.Adam.lr_scale`), and the trainer hands it to them;
 * ``config_dict()``: the network's, plus ``"crf_rnn"`` (the CRF's config and ``lr_mult``);
   :func:`model_from_config` rebuilds either kind from a checkpoint's config;
 * the study's fine-tuning recipe (:mod:`tinyseg.crf.rnn_study`), both off by default:
@@ -34,7 +34,7 @@ import inspect
 import numpy as np
 
 from .. import ops
-from ..optim import add_into, scale_into
+from ..training.optim import add_into, scale_into
 from .rnn import CRFasRNN
 
 __all__ = ["NetworkWithCRF", "model_from_config", "is_crf_rnn", "predict_with_crf_rnn",

@@ -26,7 +26,7 @@ import numpy as np
 from .. import ops
 from ..data import preprocess
 from ..metrics import ConfusionMatrix
-from ..optim import Adam, AdamConfig, copy_into
+from ..training.optim import Adam, AdamConfig, copy_into
 from .refine import dense_crf
 
 __all__ = ["SmallFCN", "train_segmenter", "evaluate", "compare", "plot_crf_parameters"]

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import ops
-from .backend import backend_for
+from .. import ops
+from ..backend import backend_for
 
 __all__ = ["AdamConfig", "Adam", "SGDConfig", "SGD", "LRSchedule", "make_optimizer", "sgd_update",
            "sgd_update_naive", "copy_into", "add_into", "scale_into", "add_into_naive"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import os
 
-from ._atomic import atomic_output
+from .._atomic import atomic_output
 
 __all__ = ["TrainLog"]
 

@@ -35,14 +35,14 @@ from typing import Sequence
 
 import numpy as np
 
-from . import ops
+from .. import ops
 from .augment import AugmentConfig, augment
-from .checkpoint import load_checkpoint, save_checkpoint
-from .data import preprocess
+from ..checkpoint import load_checkpoint, save_checkpoint
+from ..data import preprocess
 from .distributed import GradientBuckets, World
 from .interrupt import TrainingInterrupted, stop_on_signals
 from .optim import LRSchedule, make_optimizer, scale_into
-from .trainlog import TrainLog
+from .log import TrainLog
 
 
 class TrainingDiverged(RuntimeError):
@@ -342,8 +342,8 @@ class Trainer:
 
     def validate(self) -> float:
         """Mean IoU on the validation samples (test mode), images sharded over the ranks."""
-        from .metrics import ConfusionMatrix
-        from .predict import predict
+        from ..metrics import ConfusionMatrix
+        from ..predict import predict
 
         cm = ConfusionMatrix(self.model.config.n_classes)
         for i in self.world.share(range(len(self.val_samples))):
@@ -404,7 +404,7 @@ def build_model(n_classes: int, width: float = 1.0, seed: int = 0, weights: str 
     a Keras ``.h5`` weight file against the published digests. Same as
     :func:`tinyseg.models.build_model` with the name last.
     """
-    from .models import build_model as build
+    from ..models import build_model as build
 
     return build(name, n_classes, width=width, seed=seed, weights=weights, backend=backend,
                  dropout=dropout, verify_md5=verify_md5)

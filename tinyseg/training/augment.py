@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .data.io import IGNORE_LABEL, VGG_MEAN_RGB
+from ..data.io import IGNORE_LABEL, VGG_MEAN_RGB
 
 __all__ = ["AugmentConfig", "augment", "resize_bilinear", "resize_nearest", "hue_rotation", "jitter_colors"]
 
