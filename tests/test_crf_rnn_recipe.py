@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from tinyseg import ops
-from tinyseg.checkpoint import load_checkpoint
+from tinyseg.weights.checkpoint import load_checkpoint
 from tinyseg.cli import main
 from tinyseg.crf import CRFasRNN
 from tinyseg.crf.rnn_model import NetworkWithCRF, model_from_config

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tinyseg.checkpoint import load_checkpoint
+from tinyseg.weights.checkpoint import load_checkpoint
 from tinyseg.training.interrupt import stop_on_signals
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -5,7 +5,7 @@ import pytest
 
 from tinyseg import ops
 from tinyseg.training.augment import AugmentConfig
-from tinyseg.checkpoint import load_checkpoint
+from tinyseg.weights.checkpoint import load_checkpoint
 from tinyseg.data import preprocess
 from tinyseg.data.synthetic import synthetic_dataset
 from tinyseg.training.trainer import TrainConfig, Trainer, best_path, build_model

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from tinyseg import ops
-from tinyseg.checkpoint import load_checkpoint
+from tinyseg.weights.checkpoint import load_checkpoint
 from tinyseg.cli import main
 from tinyseg.cli.common import load_model
 from tinyseg.crf import CRFasRNN

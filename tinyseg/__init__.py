@@ -14,7 +14,8 @@ _keep_freed_memory()   # reuse freed activations instead of page-faulting them i
 from ._version import __version__  # noqa: E402
 from .upsampling import bilinear_upsample_weights, get_kernel_size, upsample, upsample_filt  # noqa: E402
 from . import ops, reference  # noqa: E402
-from . import checkpoint, crf, data, layers, metrics, weights
+from .weights import checkpoint
+from . import crf, data, layers, metrics, weights
 from .training import optim  # noqa: E402
 from .crf import dense_crf  # noqa: E402
 from . import models  # noqa: E402

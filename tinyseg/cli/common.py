@@ -25,7 +25,7 @@ def samples_from_args(args, saved_classes=None):
 def load_model(checkpoint: str, device: str = "cpu"):
     """The model stored in a training checkpoint (its config names it; none named: FCN-32s; with
     ``"crf_rnn"`` in it: the network with its trained CRF-as-RNN on top)."""
-    from ..checkpoint import load_checkpoint
+    from ..weights.checkpoint import load_checkpoint
     from ..crf.rnn_model import model_from_config
 
     ckpt = load_checkpoint(checkpoint)

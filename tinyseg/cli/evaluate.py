@@ -36,7 +36,7 @@ def register(subparsers):
 
 
 def _evaluate(args) -> int:
-    from ..checkpoint import read_checkpoint_config
+    from ..weights.checkpoint import read_checkpoint_config
     from ..training.distributed import World, configure_threads
     from ..predict import evaluate
 

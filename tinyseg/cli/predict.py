@@ -57,7 +57,7 @@ def _shares(counts, names) -> str:
 
 
 def _predict(args) -> int:
-    from ..checkpoint import read_checkpoint_config
+    from ..weights.checkpoint import read_checkpoint_config
     from ..data import load_image, save_label_png
     from ..training.distributed import World, configure_threads
     from ..figures import overlay_figure, prediction_figure

@@ -142,7 +142,7 @@ def check_train_args(args) -> dict | None:
                 setattr(args, dest, default)
         return None
 
-    from ..checkpoint import read_checkpoint_config
+    from ..weights.checkpoint import read_checkpoint_config
 
     if not os.path.exists(ckpt):
         raise FileNotFoundError(f"--resume: no checkpoint at {ckpt}")
@@ -201,7 +201,7 @@ def _recipe(args, resumed):
 
 def _check_init_from(args) -> None:
     """--init-from: a coarser FCN's checkpoint, a new run; --width defaults to the checkpoint's."""
-    from ..checkpoint import read_checkpoint_config
+    from ..weights.checkpoint import read_checkpoint_config
 
     if args.resume or args.weights:
         raise ValueError("--init-from starts a new staged run: it cannot be combined with "

@@ -37,7 +37,7 @@ import numpy as np
 
 from .. import ops
 from .augment import AugmentConfig, augment
-from ..checkpoint import load_checkpoint, save_checkpoint
+from ..weights.checkpoint import load_checkpoint, save_checkpoint
 from ..data import preprocess
 from .distributed import GradientBuckets, World
 from .interrupt import TrainingInterrupted, stop_on_signals

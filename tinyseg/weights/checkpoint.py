@@ -25,8 +25,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._atomic import atomic_output
-from ._version import __version__
+from .._atomic import atomic_output
+from .._version import __version__
 
 __all__ = ["Checkpoint", "save_checkpoint", "load_checkpoint", "read_checkpoint_config", "FORMAT", "FORMAT_VERSION"]
 

@@ -1,6 +1,6 @@
 """Parameters as plain ``.npz`` files: read tinyseg- or Keras-named arrays, write tinyseg ones.
 
-The companion of :mod:`tinyseg.weights` (the Keras HDF5 importer, whose docstring gives the
+The companion of :mod:`tinyseg.weights.keras` (the Keras HDF5 importer, whose docstring gives the
 naming and the two conversions a Keras file needs: fc1/fc2 to convolutions and conv1_1's
 BGR -> RGB input channels). :func:`tinyseg.weights.load_params` picks this reader for ``.npz``.
 """
@@ -11,8 +11,8 @@ import re
 
 import numpy as np
 
-from ._atomic import atomic_output
-from .weights import _CONV_LAYERS, KERAS_TO_TINYSEG, VGG16_LAYERS, _check_chain, _fc1_to_conv
+from .._atomic import atomic_output
+from .keras import _CONV_LAYERS, KERAS_TO_TINYSEG, VGG16_LAYERS, _check_chain, _fc1_to_conv
 
 __all__ = ["load_params_npz", "save_params_npz"]
 

@@ -1,4 +1,4 @@
-"""Pretrained VGG-16 weights: import the Keras HDF5 files, read/write plain ``.npz`` files.
+"""Pretrained VGG-16 weights: import the Keras HDF5 files (the naming tables are shared with :mod:`.npz`).
 
 tinyseg never downloads anything. The pretrained ImageNet weights are the Keras applications
 files ``vgg16_weights_tf_dim_ordering_tf_kernels.h5`` (with the classifier) and
@@ -65,9 +65,6 @@ __all__ = [
     "md5_of_file",
     "check_md5",
     "load_vgg16_keras",
-    "load_params_npz",
-    "save_params_npz",
-    "load_params",
 ]
 
 #: tinyseg layer -> Keras layer, in network order (fc8/predictions is not imported).
@@ -313,24 +310,3 @@ def _fc1_to_conv(w, params, where):
             "for any k"
         )
     return w.reshape(k, k, c5, w.shape[1])  # (k*k*C, out) -> (k, k, C, out), row = (h*k + w)*C + c
-
-
-def load_params(path, *, verify_md5=True, strict_shapes=True):
-    """Load parameters from a Keras ``.h5`` (:func:`load_vgg16_keras`) or an ``.npz``
-    (:func:`load_params_npz`), chosen by the file extension.
-
-    ``verify_md5`` applies to ``.h5`` files only.
-    """
-    ext = os.path.splitext(os.fspath(path))[1].lower()
-    if ext in (".h5", ".hdf5"):
-        return load_vgg16_keras(path, verify_md5=verify_md5, strict_shapes=strict_shapes)
-    if ext == ".npz":
-        return load_params_npz(path, strict_shapes=strict_shapes)
-    raise ValueError(
-        f"weight file {os.fspath(path)!r} must end in .h5/.hdf5 (Keras) or .npz; got {ext!r}"
-    )
-
-
-
-# At the end: weights_npz reads this module's tables.
-from .weights_npz import load_params_npz, save_params_npz  # noqa: E402
