@@ -2,7 +2,7 @@
 
 ``--model`` picks the network (FCN-32s by default); ``--init-from`` starts a staged FCN-16s/8s
 from a coarser FCN's checkpoint (the FCN paper); ``--crf-rnn`` trains it with a CRF-as-RNN on top
-(Zheng et al. 2015, :mod:`tinyseg.crf.rnn_model`).
+(Zheng et al. 2015, :mod:`tinyseg.models.crf_rnn`).
 
 A checkpoint is never replaced unasked: a new run refuses an existing ``--checkpoint`` unless
 ``--overwrite``; ``--resume`` continues it, taking the model, the classes and the recipe from it
@@ -267,7 +267,7 @@ def _train(args) -> int:
                 f"{len(model.shapes)} parameters copied, the rest start afresh")
         if args.crf_rnn:
             from ..crf import CRFasRNN
-            from ..crf.rnn_model import NetworkWithCRF, default_crf_lr
+            from ..models.crf_rnn import NetworkWithCRF, default_crf_lr
 
             crf_lr = args.crf_lr or default_crf_lr(config.optimizer, config.lr)
             model = NetworkWithCRF(model, CRFasRNN(label_map.n_classes, backend=args.device),

@@ -35,7 +35,7 @@ import numpy as np
 
 from .. import ops
 from ..training.optim import add_into, scale_into
-from .rnn import CRFasRNN
+from ..crf.rnn import CRFasRNN
 
 __all__ = ["NetworkWithCRF", "model_from_config", "is_crf_rnn", "predict_with_crf_rnn",
            "CRF_PREFIX", "default_crf_lr"]
@@ -207,7 +207,7 @@ class NetworkWithCRF:
 
 def model_from_config(config: dict, backend: str = "cpu", params=None):
     """A checkpoint's model: the network of ``config`` and, if it has ``"crf_rnn"``, the CRF."""
-    from ..models import model_from_config as network_from_config
+    from . import model_from_config as network_from_config
 
     values = dict(config)
     crf_config = values.pop("crf_rnn", None)
