@@ -76,7 +76,7 @@ def pydensecrf_run(image, logits, iterations=5):
 
 def bench_recurrence(repeat: int, labels=(2, 21)) -> list[dict]:
     from tinyseg.crf import CRFasRNN
-    from tinyseg.crf.rnn_engine import MeanFieldRNN
+    from tinyseg.crf.rnn.engine import MeanFieldRNN
 
     image = seed_image()
     h, w = image.shape[:2]

@@ -6,9 +6,9 @@ import pytest
 from tinyseg import ops
 from tinyseg.backend import get_backend
 from tinyseg.crf import CRFasRNN
-from tinyseg.crf import rnn_kernels as cpu
+from tinyseg.crf.rnn import kernels as cpu
 from tinyseg.crf.refine import bilateral_filter, spatial_filter
-from tinyseg.crf.rnn_engine import MeanFieldRNN
+from tinyseg.crf.rnn.engine import MeanFieldRNN
 from tinyseg.training.optim import Adam, AdamConfig
 
 pytestmark = pytest.mark.cuda

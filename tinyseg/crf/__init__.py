@@ -7,14 +7,14 @@
   spatial Gaussian, sparse bilateral grid); all with ``apply(values (N, M)) -> K values`` and
   the adjoint ``apply_transpose``.
 * :class:`CRFasRNN` -- the CRF as a trainable recurrent layer (Zheng et al. 2015), see
-  :mod:`tinyseg.crf.rnn` and the math in :mod:`tinyseg.crf.rnn_reference`.
+  :mod:`tinyseg.crf.rnn.layer` and the math in :mod:`tinyseg.crf.rnn.reference`.
 * :mod:`tinyseg.crf.features` -- pydensecrf's feature scaling (``sdims``, ``schan``).
 """
 from .features import bilateral_features, spatial_features
 from .filters import ExactFilter, GridFilter, SeparableGaussianFilter
 from .inference import MeanField, PairwiseTerm, mean_field
 from .refine import PROBABILITY_CLIP, bilateral_filter, dense_crf, spatial_filter
-from .rnn import CRFasRNN, CRFasRNNConfig
+from .rnn.layer import CRFasRNN, CRFasRNNConfig
 
 __all__ = [
     "dense_crf",

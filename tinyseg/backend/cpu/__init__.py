@@ -78,7 +78,7 @@ def crf_mean_field(unary, terms, iterations: int, callback=None):
 
 
 def crf_rnn_kernels():
-    """The CRF-as-RNN kernels on the CPU (:mod:`tinyseg.crf.rnn_kernels`); imported when first asked for."""
-    from tinyseg.crf import rnn_kernels
+    """The CRF-as-RNN kernels on the CPU (:mod:`tinyseg.crf.rnn.kernels`); imported when first asked for."""
+    from tinyseg.crf.rnn import kernels as rnn_kernels
 
     return rnn_kernels

@@ -1,4 +1,4 @@
-"""CUDA twins of the CRF-as-RNN kernels (:mod:`tinyseg.crf.rnn_kernels`): same names and arguments.
+"""CUDA twins of the CRF-as-RNN kernels (:mod:`tinyseg.crf.rnn.kernels`): same names and arguments.
 
 Each public function is a host wrapper that launches ``@cuda.jit`` kernels on device arrays; the
 kernels only compute. Element-wise steps run one thread per pixel (a pixel's C labels are a short
@@ -108,7 +108,7 @@ def _combine_kernel(z, messages, weights, compat_t, logits, q):
 
 
 def combine(z, messages, weights, compat_t, logits, q):
-    """See :func:`tinyseg.crf.rnn_kernels.combine` (``compat_t`` = compat^T)."""
+    """See :func:`tinyseg.crf.rnn.kernels.combine` (``compat_t`` = compat^T)."""
     launch_1d(_combine_kernel, z.shape[0], z, messages, weights, compat_t, logits, q)
 
 
@@ -139,7 +139,7 @@ def _complete_kernel(filtered, post, k1, out):
 
 
 def complete(filtered, post, k1, out):
-    """See :func:`tinyseg.crf.rnn_kernels.complete`."""
+    """See :func:`tinyseg.crf.rnn.kernels.complete`."""
     launch_1d(_complete_kernel, out.shape[0], filtered, post, k1, out)
 
 
@@ -193,7 +193,7 @@ def _pairwise_partials_kernel(g, messages, weights, compat, dcompat_part, dweigh
 
 
 def pairwise_backward(g, messages, weights, compat, post, scratch, v, dcompat_part, dweights_part):
-    """See :func:`tinyseg.crf.rnn_kernels.pairwise_backward` (two launches: ``v``, then the
+    """See :func:`tinyseg.crf.rnn.kernels.pairwise_backward` (two launches: ``v``, then the
     partials; ``scratch`` is not needed here: each thread keeps its sums in registers)."""
     launch_1d(_pairwise_v_kernel, g.shape[0], g, weights, compat, post, v)
     c = g.shape[1]
@@ -218,7 +218,7 @@ def _gather_adjoint_kernel(filtered, pre, accumulate, dq):
 
 
 def gather_adjoint(filtered, pre, accumulate, dq):
-    """See :func:`tinyseg.crf.rnn_kernels.gather_adjoint`."""
+    """See :func:`tinyseg.crf.rnn.kernels.gather_adjoint`."""
     launch_1d(_gather_adjoint_kernel, dq.shape[0], filtered, pre, bool(accumulate), dq)
 
 

@@ -47,16 +47,16 @@ Backward. With ``G_t = dloss/dL_t`` and ``G_T = dout`` (the gradient of the outp
 
 Backward needs, per iteration, ``Q_t`` and the messages ``M_k,t`` (this twin keeps both; the
 fast version keeps only the messages and recomputes ``Q_t`` from them, see
-:mod:`tinyseg.crf.rnn_engine`).
+:mod:`tinyseg.crf.rnn.engine`).
 
 The functions ``*_reference`` below the full forward/backward are the NumPy twins of the fast
-kernels (:mod:`tinyseg.crf.rnn_kernels`), same arguments and meaning, returning their outputs.
+kernels (:mod:`tinyseg.crf.rnn.kernels`), same arguments and meaning, returning their outputs.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from .inference import softmax_reference
+from ..inference import softmax_reference
 
 __all__ = ["normalised_kernel", "crf_rnn_forward_reference", "crf_rnn_backward_reference",
            "potts_compat", "combine_reference", "scale_columns_reference", "complete_reference",

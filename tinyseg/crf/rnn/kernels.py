@@ -4,10 +4,10 @@ The filtering itself is the filter objects' business (``apply``, ``apply_transpo
 kernels do everything around it, one pass over the pixels each, in parallel over pixels (or over
 chunks of pixels for the parameter gradients, each chunk writing its own partial sums). They
 write into preallocated outputs, never validate, allocate or raise; their NumPy twins are the
-``*_reference`` functions of :mod:`tinyseg.crf.rnn_reference` (same arguments, returning the
+``*_reference`` functions of :mod:`tinyseg.crf.rnn.reference` (same arguments, returning the
 outputs), and :mod:`tinyseg.backend.cuda.crf_rnn` has the CUDA twins with the same arguments.
 
-Notation as in :mod:`tinyseg.crf.rnn_reference`: ``z`` the logits (N, C), ``messages`` the
+Notation as in :mod:`tinyseg.crf.rnn.reference`: ``z`` the logits (N, C), ``messages`` the
 ``K̃_k Q`` of one iteration (K, N, C), ``weights`` (K, C), ``compat`` the energy ``mu`` (C, C),
 ``pre``/``post`` the normalisation ``D^-1/2`` of each kernel (K, N) and ``k1 = K̃ 1`` (K, N).
 The filters see ``C - 1`` channels only, forward and backward:
@@ -27,7 +27,7 @@ import numpy as np
 from numba import njit, prange, types
 from numba.extending import overload
 
-from .mean_field_kernels import exp32
+from ..mean_field_kernels import exp32
 
 __all__ = ["BLOCK", "partials", "pairwise_scratch_shape", "device_filter", "copy", "combine",
            "scale_columns", "complete", "pairwise_backward", "gather_adjoint", "softmax_backward",

@@ -10,8 +10,8 @@
     model.backward(dlogits)
     optimizer.step({**model.params, **prefixed(crf.params)}, {...grads...})
 
-The math, forward and backward, is in :mod:`tinyseg.crf.rnn_reference`; one image's recurrence
-is :class:`~tinyseg.crf.rnn_engine.MeanFieldRNN`. This module adds what a layer needs: the
+The math, forward and backward, is in :mod:`tinyseg.crf.rnn.reference`; one image's recurrence
+is :class:`~tinyseg.crf.rnn.engine.MeanFieldRNN`. This module adds what a layer needs: the
 learnable parameters, the filters of each image (built from the image, as :func:`dense_crf`
 builds them), the batch, and train/test modes.
 
@@ -37,10 +37,10 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from ..backend import get_backend
-from .features import as_pair, as_triple
-from .refine import METHODS, bilateral_filter, spatial_filter
-from .rnn_engine import MeanFieldRNN
+from ...backend import get_backend
+from ..features import as_pair, as_triple
+from ..refine import METHODS, bilateral_filter, spatial_filter
+from .engine import MeanFieldRNN
 
 __all__ = ["CRFasRNN", "CRFasRNNConfig", "KERNELS"]
 

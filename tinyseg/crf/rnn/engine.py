@@ -1,9 +1,9 @@
 """Mean-field inference of one image as a recurrent layer: forward, and backward in reverse.
 
-:class:`MeanFieldRNN` runs the recurrence of :mod:`tinyseg.crf.rnn_reference` over filter
+:class:`MeanFieldRNN` runs the recurrence of :mod:`tinyseg.crf.rnn.reference` over filter
 objects (anything with ``n_points``, ``apply`` and ``apply_transpose``, see
 :mod:`tinyseg.crf.filters`) and the kernels of a backend (``get_backend(device).crf_rnn_kernels()``:
-:mod:`tinyseg.crf.rnn_kernels` on the CPU, :mod:`tinyseg.backend.cuda.crf_rnn` on the GPU). It
+:mod:`tinyseg.crf.rnn.kernels` on the CPU, :mod:`tinyseg.backend.cuda.crf_rnn` on the GPU). It
 knows nothing of how the filters filter, as :class:`~tinyseg.crf.inference.MeanField` does not.
 
 Per iteration the forward pass filters ``C - 1`` channels per kernel (``apply``) and the backward
@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..backend import get_backend
+from ...backend import get_backend
 
 __all__ = ["MeanFieldRNN", "NORMALISATION_EPS"]
 
