@@ -26,7 +26,7 @@ import numpy as np  # noqa: E402
 import tinyseg  # noqa: E402
 from tinyseg import model_ops, ops  # noqa: E402
 from tinyseg.layers import TransposedConv2D  # noqa: E402
-from tinyseg.study import format_seed_table, format_table, run_study  # noqa: E402
+from tinyseg.studies.cures import format_seed_table, format_table, run_study  # noqa: E402
 
 parser = argparse.ArgumentParser(description="The two cures for FCN-32s's coarse maps, derived and measured.")
 parser.add_argument("--width", type=float, default=None, help="VGG channel multiplier (default 0.25, 1.0 with --weights)")
@@ -161,7 +161,7 @@ print(f"interp ×8 of a delta at i=2: peak at row {int(interp.argmax())} (= 8·2
 # %% [markdown]
 # ## 3. What the cures buy: the same training for three networks
 #
-# `tinyseg.study` trains FCN-32s, FCN-8s and DeepLab-LargeFOV identically on the seed's image
+# `tinyseg.studies.cures` trains FCN-32s, FCN-8s and DeepLab-LargeFOV identically on the seed's image
 # (same initial backbone, iterations and Adam), predicts, refines with the seed's CRF, and scores
 # mean IoU and **trimap** IoU — only pixels within ±w of the ground truth's boundaries
 # (`tinyseg.metrics.trimap_band`). Interiors are easy for every model; the band is where a

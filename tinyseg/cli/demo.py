@@ -135,7 +135,7 @@ def _test_loss(model, image, labels):
 
 
 def register(subparsers) -> argparse.ArgumentParser:
-    from ..study import STUDY_DATA, STUDY_SEEDS
+    from ..studies.cures import STUDY_DATA, STUDY_SEEDS
 
     p = subparsers.add_parser(
         "demo", help="the seed's experiment on scikit-image's cat: train, predict, CRF, figures",
@@ -155,7 +155,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="initialisation and dropout seed (default 0)")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="backend (default cpu)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--compare", action="store_true", help="the comparison study instead (tinyseg.study): "
+    p.add_argument("--compare", action="store_true", help="the comparison study instead (tinyseg.studies.cures): "
                    "FCN-32s, FCN-8s and DeepLab-LargeFOV, each before/after the CRF, figure and trimap table")
     p.add_argument("--data", choices=STUDY_DATA,
                    help="with --compare: the cat scored on held-out rows (chelsea, the default), on its "
@@ -181,7 +181,7 @@ def _run(args) -> int:
     created = not os.path.exists(args.out)
     try:
         if args.compare:
-            from ..study import STUDY_SEEDS, run_study
+            from ..studies.cures import STUDY_SEEDS, run_study
             seeds = range(args.seed, args.seed + (args.seeds or len(STUDY_SEEDS)))
             run_study(args.out, data=args.data or "chelsea", weights=args.weights, width=args.width,
                       iterations=args.iterations, lr=args.lr, seeds=seeds, device=args.device,

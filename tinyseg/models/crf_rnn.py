@@ -14,7 +14,7 @@ them as one model::
   it (:attr:`tinyseg.training.optim.Adam.lr_scale`), and the trainer hands it to them;
 * ``config_dict()``: the network's, plus ``"crf_rnn"`` (the CRF's config and ``lr_mult``);
   :func:`model_from_config` rebuilds either kind from a checkpoint's config;
-* the study's fine-tuning recipe (:mod:`tinyseg.crf.rnn_study`), both off by default:
+* the study's fine-tuning recipe (:mod:`tinyseg.studies.crf_rnn`), both off by default:
   ``crf_warmup`` -- iterations ``t < crf_warmup`` train the CRF alone (the trainer calls
   ``begin_iteration(t)``; the network's backward is skipped, its gradients read as zeros and
   ``trainable_params`` leaves it out of the optimizer step, so it stays bit-identical even with

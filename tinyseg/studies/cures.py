@@ -64,7 +64,7 @@ SETTINGS["chelsea-seed"] = SETTINGS["chelsea"]          # the same training, sco
 def study_data(data: str, shapes_train: int = 16, shapes_test: int = 6):
     """``(train samples, test samples, n_classes)`` of a study dataset (see the module docstring)."""
     if data in ("chelsea", "chelsea-seed"):
-        from .data import binary_labels, chelsea
+        from ..data import binary_labels, chelsea
         image, annotation = chelsea()
         labels = binary_labels(annotation)
         if data == "chelsea-seed":
@@ -72,7 +72,7 @@ def study_data(data: str, shapes_train: int = 16, shapes_test: int = 6):
         scored = held_out_rows(labels.shape)
         return [(image, np.where(scored, 255, labels).astype(labels.dtype))], [(image, labels, scored)], 2
     if data == "shapes":
-        from .data.synthetic import synthetic_dataset
+        from ..data.synthetic import synthetic_dataset
         return (synthetic_dataset(shapes_train, size=(128, 160), seed=1),
                 synthetic_dataset(shapes_test, size=(128, 160), seed=2), 4)
     raise ValueError(f"`data` must be one of {', '.join(STUDY_DATA)}; got {data!r}")
@@ -90,8 +90,8 @@ def score_model(model, samples, n_classes: int, widths=STUDY_WIDTHS, device: str
     ``samples`` hold ``(image, labels)`` or ``(image, labels, scored)`` (see the module docstring).
     ``scores = {"fcn"|"crf": {"mean_iou", "pixel_accuracy", "trimap": {"w": {...}}}}``.
     """
-    from .metrics import ConfusionMatrix, TrimapMeter
-    from .predict import predict, refine
+    from ..metrics import ConfusionMatrix, TrimapMeter
+    from ..predict import predict, refine
 
     meters = {stage: (ConfusionMatrix(n_classes), TrimapMeter(n_classes, widths)) for stage in ("fcn", "crf")}
     first = None
@@ -113,8 +113,8 @@ def score_model(model, samples, n_classes: int, widths=STUDY_WIDTHS, device: str
 def train_model(name, samples, n_classes, *, width, iterations, lr, reduction, seed=0, weights=None,
                 device="cpu", progress=False):
     """A model of registry ``name`` trained on ``samples``; returns ``(model, losses, seconds)``."""
-    from .models import build_model
-    from .training.trainer import TrainConfig, Trainer
+    from ..models import build_model
+    from ..training.trainer import TrainConfig, Trainer
 
     model = build_model(name, n_classes, width=width, seed=seed, weights=weights, backend=device)
     trainer = Trainer(model, samples, TrainConfig(iterations=iterations, lr=lr, reduction=reduction,
@@ -256,7 +256,7 @@ def write_tables(out: str, result: dict) -> None:
 
 
 def _colour(labels, n_classes):
-    from .data import voc_colormap
+    from ..data import voc_colormap
     cmap = voc_colormap()
     if n_classes == 2:                                  # the seed's view: object blue, background red
         cmap = cmap.copy()

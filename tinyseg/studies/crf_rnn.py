@@ -27,7 +27,7 @@ from .. import ops
 from ..data import preprocess
 from ..metrics import ConfusionMatrix
 from ..training.optim import Adam, AdamConfig, copy_into
-from .refine import dense_crf
+from ..crf.refine import dense_crf
 
 __all__ = ["SmallFCN", "train_segmenter", "evaluate", "compare", "plot_crf_parameters"]
 
