@@ -29,7 +29,8 @@ from tinyseg.crf.features import bilateral_features, spatial_features  # noqa: E
 from tinyseg.crf.filters import GridFilter, exact_filter_reference  # noqa: E402
 from tinyseg.crf.rnn.reference import (crf_rnn_backward_reference,  # noqa: E402
                                        crf_rnn_forward_reference, normalised_kernel, potts_compat)
-from tinyseg.studies.crf_rnn import SmallFCN, compare, plot_crf_parameters  # noqa: E402
+from tinyseg.models.small import SmallFCN  # noqa: E402
+from tinyseg.studies.crf_rnn import compare, plot_crf_parameters  # noqa: E402
 from tinyseg.data.synthetic import class_names, synthetic_dataset  # noqa: E402
 
 parser = argparse.ArgumentParser(description="CRF-as-RNN, derived and trained.")

@@ -21,7 +21,8 @@ import numpy as np
 import pytest
 
 from tinyseg.crf import CRFasRNN
-from tinyseg.studies.crf_rnn import SmallFCN, compare, train_segmenter
+from tinyseg.models.small import SmallFCN
+from tinyseg.studies.crf_rnn import compare, train_segmenter
 from tinyseg.data.synthetic import synthetic_dataset
 
 pytestmark = pytest.mark.slow
