@@ -175,7 +175,7 @@ def bench_gemm(timer, torch, smoke: bool):
 def bench_ops(timer, torch, N: int, H: int, W: int, smoke: bool):
     from tinyseg import ops
     from tinyseg.backend import get_backend
-    from tinyseg.upsampling import get_kernel_size, upsample_filt
+    from tinyseg.ops.upsampling import get_kernel_size, upsample_filt
 
     be = get_backend("cuda")
     F = torch.nn.functional if torch is not None else None

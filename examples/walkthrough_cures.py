@@ -24,7 +24,7 @@ matplotlib.use("Agg")
 import numpy as np  # noqa: E402
 
 import tinyseg  # noqa: E402
-from tinyseg import model_ops, ops  # noqa: E402
+from tinyseg import ops  # noqa: E402
 from tinyseg.layers import TransposedConv2D  # noqa: E402
 from tinyseg.studies.cures import format_seed_table, format_table, run_study  # noqa: E402
 
@@ -75,7 +75,7 @@ for H in (375, 300):
 
 # %% [markdown]
 # The fuse is FCN's `score = upsample(coarse)[:h, :w] + score_pool(finer)` — one kernel,
-# `model_ops.crop_add_forward`, whose backward hands `dout` to the finer branch unchanged and the
+# `ops.crop_add_forward`, whose backward hands `dout` to the finer branch unchanged and the
 # zero-padded `dout` to the coarse one. In FCN-8s, pool4 and pool3 feed two consumers (the next
 # block and their score layer), so their gradients are the sum of both paths.
 #
@@ -154,7 +154,7 @@ for title, rows in (("FCN (VGG-16)", receptive_field(vgg(False))), ("DeepLab-Lar
 # %%
 score = np.zeros((1, 4, 1, 1), np.float32)
 score[0, 2, 0, 0] = 1.0
-interp = model_ops.interp_forward(score, 8, (30, 1))[0][0, :, 0, 0]
+interp = ops.interp_forward(score, 8, (30, 1))[0][0, :, 0, 0]
 print(f"interp ×8 of a delta at i=2: peak at row {int(interp.argmax())} (= 8·2), "
       f"rows 9..23 = {interp[9:24].round(3).tolist()}")
 

@@ -37,7 +37,8 @@ def run_demo(out: str, weights: str | None = None, width: float | None = None,
     from ..metrics import ConfusionMatrix
     from ..ops import conv_algorithm
     from ..predict import predict, refine
-    from ..training.trainer import TrainConfig, Trainer, build_model
+    from ..models import build_model
+    from ..training.trainer import TrainConfig, Trainer
     from .warmup import compile_in_background, first_run_notice
 
     defaults = PRETRAINED if weights else SCRATCH
@@ -58,7 +59,7 @@ def run_demo(out: str, weights: str | None = None, width: float | None = None,
             first_run_notice(say=say)
         image, annotation = chelsea()
         labels = binary_labels(annotation)              # 1 = cat, 0 = background, 255 = ignored
-        model = build_model(n_classes=2, width=width, seed=seed, weights=weights, backend=device,
+        model = build_model("fcn32s", n_classes=2, width=width, seed=seed, weights=weights, backend=device,
                             verify_md5=verify_md5)
         say(f"tinyseg demo: chelsea {image.shape[0]}×{image.shape[1]}, FCN-32s width {width} "
             f"({model.n_params() / 1e6:.1f} M params, "

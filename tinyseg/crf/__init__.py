@@ -14,7 +14,7 @@ from .features import bilateral_features, spatial_features
 from .filters import ExactFilter, GridFilter, SeparableGaussianFilter
 from .inference import MeanField, PairwiseTerm, mean_field
 from .refine import PROBABILITY_CLIP, bilateral_filter, dense_crf, spatial_filter
-from .rnn.layer import CRFasRNN, CRFasRNNConfig
+from .rnn import CRFasRNN, CRFasRNNConfig
 
 __all__ = [
     "dense_crf",
@@ -32,3 +32,8 @@ __all__ = [
     "CRFasRNN",
     "CRFasRNNConfig",
 ]
+
+
+from .._moved import module_getattr as _module_getattr  # noqa: E402
+
+__getattr__ = _module_getattr(__name__)   # the old names (see tinyseg._moved)

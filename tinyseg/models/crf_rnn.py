@@ -34,7 +34,7 @@ import inspect
 import numpy as np
 
 from .. import ops
-from ..training.optim import add_into, scale_into
+from ..ops import add_into, scale_into
 from ..crf.rnn.layer import CRFasRNN
 
 __all__ = ["NetworkWithCRF", "model_from_config", "is_crf_rnn", "predict_with_crf_rnn",

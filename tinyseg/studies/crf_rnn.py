@@ -27,7 +27,8 @@ import numpy as np
 from .. import ops
 from ..data import preprocess
 from ..metrics import ConfusionMatrix
-from ..training.optim import Adam, AdamConfig, copy_into
+from ..ops import copy_into
+from ..training.optim import Adam, AdamConfig
 from ..crf.refine import dense_crf
 from ..models.small import SmallFCN
 

@@ -20,7 +20,7 @@ import sys
 
 import numpy as np
 
-from .optim import add_into, copy_into
+from ..ops import add_into, copy_into
 
 __all__ = ["World", "GradientBuckets", "world_size_from_env", "configure_threads"]
 

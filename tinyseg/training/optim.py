@@ -2,7 +2,7 @@
 
 * :class:`Adam` — the seed's: TensorFlow's formulation (see :func:`tinyseg.ops.adam_update`).
 * :class:`SGD` — FCN's: momentum 0.99, weight decay 5e-4, on a loss summed over pixels;
-  PyTorch's formulation (see :mod:`tinyseg.backend.cpu.sgd`).
+  PyTorch's formulation (see :func:`tinyseg.ops.sgd_update`).
 * :class:`LRSchedule` — constant, or DeepLab's "poly" ``lr·(1 − t/T)^0.9``, with an optional
   linear warm-up.
 
@@ -11,9 +11,8 @@ fused, with the gradient ``grad_scale · grads`` (so a gradient summed over a ba
 into a mean inside the update). Its state is ``{"m": {...}, "v": {...}, "step": t}`` (SGD keeps
 its velocity in ``m`` and nothing in ``v``), which is what checkpoints store.
 
-The element-wise passes over gradient buffers (:func:`copy_into`, :func:`add_into`,
-:func:`scale_into`) live here too; each public function validates, then calls the backend's
-kernel, and has a NumPy twin (``*_naive``) that the tests compare it with.
+The update kernels are ops (:func:`tinyseg.ops.adam_update`, :func:`tinyseg.ops.sgd_update`,
+:func:`tinyseg.ops.scale_into`), each with its NumPy twin in :mod:`tinyseg.reference`.
 """
 from __future__ import annotations
 
@@ -25,64 +24,7 @@ import numpy as np
 from .. import ops
 from ..backend import backend_for
 
-__all__ = ["AdamConfig", "Adam", "SGDConfig", "SGD", "LRSchedule", "make_optimizer", "sgd_update",
-           "sgd_update_naive", "copy_into", "add_into", "scale_into", "add_into_naive"]
-
-
-# ----------------------------------------------------------------------------- kernels' wrappers
-def _check_update_arrays(**arrays):
-    first_name, first = next(iter(arrays.items()))
-    for name, a in arrays.items():
-        ops.check_array(name, a)
-        if isinstance(a, np.ndarray) and not a.flags.c_contiguous:
-            raise ValueError(f"`{name}` must be C-contiguous: it is updated in place")
-        if tuple(a.shape) != tuple(first.shape):
-            raise ValueError(f"`{name}` has shape {tuple(a.shape)} but `{first_name}` has shape "
-                             f"{tuple(first.shape)}: they must match")
-
-
-def sgd_update(param, grad, velocity, lr: float, momentum: float = 0.99, weight_decay: float = 5e-4,
-               grad_scale: float = 1.0):
-    """One SGD step in place: ``d = s·g + λθ; u = μu + d; θ -= lr·u`` (``velocity`` is ``u``)."""
-    _check_update_arrays(param=param, grad=grad, velocity=velocity)
-    for name, v in (("lr", lr), ("momentum", momentum), ("weight_decay", weight_decay),
-                    ("grad_scale", grad_scale)):
-        if not math.isfinite(v) or v < 0:
-            raise ValueError(f"`{name}` must be a finite number >= 0, got {v}")
-    backend_for(param).sgd_update(param, grad, velocity, np.float32(lr), np.float32(momentum),
-                                  np.float32(weight_decay), np.float32(grad_scale))
-
-
-def sgd_update_naive(param, grad, velocity, lr, momentum=0.99, weight_decay=5e-4, grad_scale=1.0):
-    """NumPy twin of :func:`sgd_update` (float32 throughout, in place)."""
-    f = np.float32
-    d = f(grad_scale) * grad + f(weight_decay) * param
-    velocity *= f(momentum)
-    velocity += d
-    param -= f(lr) * velocity
-
-
-def copy_into(dst, src):
-    """``dst ← src`` (same shape, float32, C-contiguous ``dst``)."""
-    _check_update_arrays(dst=dst, src=src)
-    backend_for(dst).copy_into(dst, src)
-
-
-def add_into(acc, x):
-    """``acc ← acc + x``: accumulate a gradient into a buffer."""
-    _check_update_arrays(acc=acc, x=x)
-    backend_for(acc).add_into(acc, x)
-
-
-def add_into_naive(acc, x):
-    """NumPy twin of :func:`add_into`."""
-    acc += x
-
-
-def scale_into(x, s: float):
-    """``x ← s·x`` in place."""
-    _check_update_arrays(x=x)
-    backend_for(x).scale_into(x, np.float32(s))
+__all__ = ["AdamConfig", "Adam", "SGDConfig", "SGD", "LRSchedule", "make_optimizer"]
 
 
 # ----------------------------------------------------------------------------- optimizers
@@ -146,7 +88,7 @@ class Adam(_Optimizer):
                 self.v[name] = be.zeros(p.shape, np.float32)
             g = grads[name]
             if grad_scale != 1.0:
-                scale_into(g, grad_scale)
+                ops.scale_into(g, grad_scale)
             ops.adam_update(p, g, self.m[name], self.v[name], self.t,
                             lr=lr * self.lr_scale.get(name, 1.0), beta1=c.beta1, beta2=c.beta2,
                             eps=c.eps)
@@ -178,7 +120,7 @@ class SGD(_Optimizer):
         for name, p in params.items():
             if name not in self.m:
                 self.m[name] = backend_for(p).zeros(p.shape, np.float32)
-            sgd_update(p, grads[name], self.m[name], lr * self.lr_scale.get(name, 1.0), c.momentum,
+            ops.sgd_update(p, grads[name], self.m[name], lr * self.lr_scale.get(name, 1.0), c.momentum,
                        c.weight_decay, grad_scale)
 
     def state(self) -> dict:

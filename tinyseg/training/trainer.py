@@ -41,7 +41,8 @@ from ..weights.checkpoint import load_checkpoint, save_checkpoint
 from ..data import preprocess
 from .distributed import GradientBuckets, World
 from .interrupt import TrainingInterrupted, stop_on_signals
-from .optim import LRSchedule, make_optimizer, scale_into
+from ..ops import scale_into
+from .optim import LRSchedule, make_optimizer
 from .log import TrainLog
 
 
@@ -394,17 +395,3 @@ class Trainer:
                 raise FileExistsError(
                     f"checkpoint {path} already exists and this trainer did not resume from it; "
                     f"resume from it (Trainer.resume) or set TrainConfig(overwrite=True) to replace it")
-
-
-def build_model(n_classes: int, width: float = 1.0, seed: int = 0, weights: str | None = None,
-                backend: str = "cpu", dropout: float = 0.5, verify_md5: bool = True, name: str = "fcn32s"):
-    """A model, He-initialised or (``weights``) from imported VGG-16 parameters (fc8 fresh).
-
-    ``name`` is a key of :data:`tinyseg.models.MODELS` (FCN-32s by default); ``verify_md5`` checks
-    a Keras ``.h5`` weight file against the published digests. Same as
-    :func:`tinyseg.models.build_model` with the name last.
-    """
-    from ..models import build_model as build
-
-    return build(name, n_classes, width=width, seed=seed, weights=weights, backend=backend,
-                 dropout=dropout, verify_md5=verify_md5)

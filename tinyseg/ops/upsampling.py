@@ -63,7 +63,7 @@ def upsample(x, factor: int):
     weights are diagonal it runs the per-channel (depthwise) transposed-convolution kernel, which
     gives the same result as the full ``(k, k, C, C)`` kernel at ``1/C`` of the cost.
     """
-    from .ops import conv_transpose2d_depthwise_forward
+    from .transposed import conv_transpose2d_depthwise_forward
 
     factor = _check_factor(factor)
     kernel = upsample_filt(get_kernel_size(factor)).astype(np.float32)

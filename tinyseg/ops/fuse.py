@@ -3,7 +3,7 @@
 Same conventions as :mod:`tinyseg.ops`: public functions validate (messages name the argument),
 allocate and run the kernel of the backend that owns the input; each forward returns
 ``(out, cache)`` and each backward takes ``(dout, cache)``. Readable NumPy twins with the same
-signatures live in :mod:`tinyseg.model_reference`; the kernels in
+signatures live in :mod:`tinyseg.reference`; the kernels in
 ``tinyseg/backend/{cpu,cuda}/fuse.py``.
 
 Layouts: ``(N, H, W, C)`` float32.
@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from .backend import backend_for
-from .ops import check_array
+from ..backend import backend_for
+from ._checks import check_array
 
 __all__ = [
-    "crop_add_forward", "crop_add_backward", "accumulate", "scale_forward", "scale_backward",
+    "crop_add_forward", "crop_add_backward", "scale_forward", "scale_backward",
     "avgpool3x3_forward", "avgpool3x3_backward", "interp_forward", "interp_backward",
 ]
 
@@ -58,18 +58,6 @@ def crop_add_backward(dout, cache):
     dbig = be.zeros(big_shape, np.float32)
     be.uncrop(dout, dbig)
     return dbig, dout
-
-
-def accumulate(acc, x):
-    """``acc += x`` in place (two gradients of one tensor meeting); both the same shape."""
-    acc = check_array("acc", acc)
-    x = check_array("x", x)
-    if tuple(acc.shape) != tuple(x.shape):
-        raise ValueError(f"`acc` has shape {tuple(acc.shape)} but `x` has {tuple(x.shape)}")
-    if isinstance(acc, np.ndarray) and not acc.flags.c_contiguous:
-        raise ValueError("`acc` must be C-contiguous: it is updated in place")
-    backend_for(acc).add_into(acc, x)      # the backend's gradient-accumulation kernel
-    return acc
 
 
 def scale_forward(x, s: float):
