@@ -20,7 +20,7 @@ def gpu():
 
 
 def test_cuda_kernels_match_cpu(gpu, rng):
-    cuda = gpu.crf_rnn_kernels()
+    from tinyseg.crf.cuda import rnn as cuda
     n, k, c = 13, 2, 3
     r = lambda *s: rng.standard_normal(s).astype(np.float32)  # noqa: E731
     z, messages, weights, compat, g = r(n, c), r(k, n, c), r(k, c), r(c, c), r(n, c)

@@ -63,6 +63,11 @@ MODULES = {
     "tinyseg.crf.rnn_engine": "tinyseg.crf.rnn.engine",
     "tinyseg.crf.rnn_kernels": "tinyseg.crf.rnn.kernels",
     "tinyseg.crf.rnn_reference": "tinyseg.crf.rnn.reference",
+    # the CRF's CUDA kernels belong to the CRF
+    "tinyseg.backend.cuda.crf": "tinyseg.crf.cuda",
+    "tinyseg.backend.cuda.crf_inference": "tinyseg.crf.cuda.inference",
+    "tinyseg.backend.cuda.crf_sparse": "tinyseg.crf.cuda.sparse",
+    "tinyseg.backend.cuda.crf_rnn": "tinyseg.crf.cuda.rnn",
     # studies
     "tinyseg.study": "tinyseg.studies.cures",
     "tinyseg.crf.rnn_study": "tinyseg.studies.crf_rnn",
@@ -101,6 +106,10 @@ NAMES = {
 REMOVED = {
     ("tinyseg.train", "build_model"): "tinyseg.models.build_model(name, n_classes, ...) "
                                       "(the model's name comes first)",
+    ("tinyseg.backend.cpu", "crf_mean_field"): "tinyseg.crf.kernels.mean_field(\"cpu\", ...)",
+    ("tinyseg.backend.cpu", "crf_rnn_kernels"): "tinyseg.crf.kernels.rnn_kernels(\"cpu\")",
+    ("tinyseg.backend.cuda", "crf_mean_field"): "tinyseg.crf.kernels.mean_field(\"cuda\", ...)",
+    ("tinyseg.backend.cuda", "crf_rnn_kernels"): "tinyseg.crf.kernels.rnn_kernels(\"cuda\")",
     ("tinyseg.model", "FC_CHANNELS"): "the model's config (fc6/fc7 have 4096 channels at width 1)",
 }
 

@@ -2,8 +2,8 @@
 
 :class:`MeanFieldRNN` runs the recurrence of :mod:`tinyseg.crf.rnn.reference` over filter
 objects (anything with ``n_points``, ``apply`` and ``apply_transpose``, see
-:mod:`tinyseg.crf.filters`) and the kernels of a backend (``get_backend(device).crf_rnn_kernels()``:
-:mod:`tinyseg.crf.rnn.kernels` on the CPU, :mod:`tinyseg.backend.cuda.crf_rnn` on the GPU). It
+:mod:`tinyseg.crf.filters`) and the kernels of a backend (:func:`tinyseg.crf.kernels.rnn_kernels`:
+:mod:`tinyseg.crf.rnn.kernels` on the CPU, :mod:`tinyseg.crf.cuda.rnn` on the GPU). It
 knows nothing of how the filters filter, as :class:`~tinyseg.crf.inference.MeanField` does not.
 
 Per iteration the forward pass filters ``C - 1`` channels per kernel (``apply``) and the backward
@@ -24,6 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...backend import get_backend
+from ..kernels import rnn_kernels
 
 __all__ = ["MeanFieldRNN", "NORMALISATION_EPS"]
 
@@ -56,7 +57,7 @@ class MeanFieldRNN:
         if not filters:
             raise ValueError("`filters` is empty: CRF-as-RNN needs at least one kernel")
         self.backend = get_backend(device)
-        self.kernels = self.backend.crf_rnn_kernels()
+        self.kernels = rnn_kernels(device)
         self.dtype = np.dtype(dtype)
         self.workspace = {} if workspace is None else workspace
         self.filters = [self.kernels.device_filter(f) for f in filters]

@@ -5,7 +5,7 @@ kernels do everything around it, one pass over the pixels each, in parallel over
 chunks of pixels for the parameter gradients, each chunk writing its own partial sums). They
 write into preallocated outputs, never validate, allocate or raise; their NumPy twins are the
 ``*_reference`` functions of :mod:`tinyseg.crf.rnn.reference` (same arguments, returning the
-outputs), and :mod:`tinyseg.backend.cuda.crf_rnn` has the CUDA twins with the same arguments.
+outputs), and :mod:`tinyseg.crf.cuda.rnn` has the CUDA twins with the same arguments.
 
 Notation as in :mod:`tinyseg.crf.rnn.reference`: ``z`` the logits (N, C), ``messages`` the
 ``K̃_k Q`` of one iteration (K, N, C), ``weights`` (K, C), ``compat`` the energy ``mu`` (C, C),

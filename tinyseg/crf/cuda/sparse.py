@@ -16,15 +16,10 @@ from __future__ import annotations
 import numpy as np
 from numba import cuda
 
-from ._launch import launch_1d
+from ...backend.cuda._launch import launch_1d
+from ._device import _check_n, _on_device, _result
 
 __all__ = ["CudaRecursiveGaussianFilter", "CudaClusterFilter"]
-
-
-def _helpers():
-    from .crf import _check_n, _on_device, _result
-
-    return _on_device, _check_n, _result
 
 
 # ----------------------------------------------------------------------------- recursive
@@ -92,16 +87,15 @@ class CudaRecursiveGaussianFilter:
 
     def apply(self, values):
         """``K @ values``: (N, M) float32, host or device -> the same kind."""
-        on_device, check_n, result = _helpers()
-        v, was_host = on_device(values)
-        check_n(v, self.n_points)
+        v, was_host = _on_device(values)
+        _check_n(v, self.n_points)
         h, w = self.shape
         m = v.shape[1]
         tmp = cuda.device_array((h, w * m), np.float32)
         launch_1d(_recursive_rows_kernel, w * m, v.reshape(h, w * m), self.rows, tmp)
         out = cuda.device_array((h, w, m), np.float32)
         launch_1d(_recursive_cols_kernel, h * m, tmp.reshape(h, w, m), self.cols, out)
-        return result(out.reshape(h * w, m), was_host)
+        return _result(out.reshape(h * w, m), was_host)
 
     def apply_transpose(self, values):
         """``K^T @ values = K @ values``."""
@@ -164,9 +158,8 @@ class CudaClusterFilter:
 
     def apply(self, values):
         """``S^T W S @ values``: (N, M) float32, host or device -> the same kind."""
-        on_device, check_n, result = _helpers()
-        v, was_host = on_device(values)
-        check_n(v, self.n_points)
+        v, was_host = _on_device(values)
+        _check_n(v, self.n_points)
         m = v.shape[1]
         grid = cuda.device_array((self.n_cells, m), np.float32)
         launch_1d(_cluster_splat_kernel, self.n_cells * m, v, self.point_start, self.points, grid)
@@ -175,7 +168,7 @@ class CudaClusterFilter:
                   self.weights, blurred)
         out = cuda.device_array((self.n_points, m), np.float32)
         launch_1d(_cluster_slice_kernel, self.n_points * m, blurred, self.cell_of, out)
-        return result(out, was_host)
+        return _result(out, was_host)
 
     def apply_transpose(self, values):
         """``K^T @ values = K @ values`` (W is symmetric)."""

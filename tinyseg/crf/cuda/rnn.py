@@ -15,7 +15,8 @@ import math
 import numpy as np
 from numba import cuda
 
-from ._launch import launch_1d
+from ...backend.cuda._launch import launch_1d
+from .convert import to_cuda_filter
 
 __all__ = ["partials", "pairwise_scratch_shape", "device_filter", "copy", "softmax", "combine",
            "scale_columns", "complete", "pairwise_backward", "gather_adjoint", "softmax_backward"]
@@ -34,9 +35,7 @@ def pairwise_scratch_shape(n_points: int, n_labels: int) -> tuple:
 
 
 def device_filter(filt):
-    """The CUDA twin of a CPU filter (:func:`tinyseg.backend.cuda.crf.to_cuda_filter`)."""
-    from .crf import to_cuda_filter
-
+    """The CUDA twin of a CPU filter (:func:`tinyseg.crf.cuda.convert.to_cuda_filter`)."""
     return to_cuda_filter(filt)
 
 

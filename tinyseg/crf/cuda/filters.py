@@ -1,4 +1,4 @@
-"""The dense CRF on the GPU: CUDA twins of :mod:`tinyseg.crf.filters` and a device mean field.
+"""The dense CRF's filters on the GPU: CUDA twins of :mod:`tinyseg.crf.filters`.
 
 Filters keep the CPU interface (``n_points``, ``apply(values (N, M)) -> K @ values``,
 ``apply_transpose``, ``symmetric``,
@@ -10,22 +10,13 @@ what :class:`CudaMeanField` uses, so ``Q`` never leaves the GPU between iteratio
 * :class:`CudaSeparableGaussianFilter` — the spatial Gaussian as two 1-D convolutions (rows,
   then columns), one thread per element, the CPU filter's taps.
 * :class:`CudaGridFilter` — the sparse bilateral grid (the recursive Gaussian and the cluster
-  filter are in :mod:`.crf_sparse`). The grid's structure (occupied cells,
+  filter are in :mod:`.sparse`). The grid's structure (occupied cells,
   per-pass neighbour tables, multilinear weights) depends on the features only and is built once
   on the CPU by :class:`tinyseg.crf.filters.GridFilter`; its public description
   (:class:`tinyseg.crf.filters.GridLayout`) is copied to the device and
   the per-iteration work runs there: splat (one thread per point and channel, ``atomic.add``
   into the cells: the summation order varies run to run, at float32 rounding level), one blur
   pass per axis (a gather over each cell's neighbour table), slice (a gather per point).
-
-:class:`CudaMeanField` is :class:`~tinyseg.crf.inference.MeanField`'s update on device arrays:
-
-    Q = softmax(−U);  repeat:  Q = softmax(−U − Σ_k compat_k(K̃_k Q)),  K̃ = D^-½ K D^-½ (or the
-    term's other normalisation),  D = K 1
-
-with every compatibility (Potts ``w``, vector, matrix) written as a ``(C, C)`` matrix ``A`` so one
-kernel applies ``logits[i] −= (post_i · (K (pre · Q))_i) @ A``; Potts is ``A = −w I``. Unlike the
-CPU version it filters all ``C`` channels (no ``K̃ 1`` completion trick).
 """
 from __future__ import annotations
 
@@ -34,31 +25,11 @@ import math
 import numpy as np
 from numba import cuda
 
-from ._launch import launch_1d
-from .conv import fill
+from ...backend.cuda._launch import launch_1d
+from ...backend.cuda.conv import fill
+from ._device import _check_n, _on_device, _result
 
-__all__ = ["CudaExactFilter", "CudaSeparableGaussianFilter", "CudaGridFilter", "CudaMeanField",
-           "to_cuda_filter", "mean_field"]
-
-
-def _on_device(values):
-    """(device (N, M) float32 values, whether the caller gave a host array)."""
-    if isinstance(values, np.ndarray) or not hasattr(values, "copy_to_host"):
-        v = np.asarray(values, dtype=np.float32)
-        if v.ndim == 1:
-            v = v[:, None]
-        return cuda.to_device(np.ascontiguousarray(v)), True
-    return values, False
-
-
-def _result(out, was_host):
-    return out.copy_to_host() if was_host else out
-
-
-def _check_n(values, n_points):
-    if len(values.shape) != 2 or values.shape[0] != n_points:
-        raise ValueError(f"`values` must be (N, M) with N = {n_points}, got shape "
-                         f"{tuple(values.shape)}")
+__all__ = ["CudaExactFilter", "CudaSeparableGaussianFilter", "CudaGridFilter"]
 
 
 # ----------------------------------------------------------------------------- exact
@@ -294,31 +265,3 @@ class CudaGridFilter:
         out = cuda.device_array((n, m), np.float32)
         launch_1d(_slice_kernel, n * m, grid, *tables, out)
         return _result(out, was_host)
-
-
-def to_cuda_filter(filt):
-    """The CUDA twin of a CPU CRF filter (a CUDA filter is returned as is)."""
-    from tinyseg.crf.filters import (ClusterFilter, ExactFilter, GridFilter,
-                                     RecursiveGaussianFilter, SeparableGaussianFilter)
-
-    from .crf_sparse import CudaClusterFilter, CudaRecursiveGaussianFilter
-
-    if isinstance(filt, (CudaExactFilter, CudaSeparableGaussianFilter, CudaGridFilter,
-                         CudaRecursiveGaussianFilter, CudaClusterFilter)):
-        return filt
-    if isinstance(filt, ExactFilter):
-        return CudaExactFilter(filt.features)
-    if isinstance(filt, SeparableGaussianFilter):
-        return CudaSeparableGaussianFilter(filt.shape, filt.sdims, truncate=filt.truncate)
-    if isinstance(filt, RecursiveGaussianFilter):
-        return CudaRecursiveGaussianFilter(filt.shape, filt.sdims)
-    if isinstance(filt, GridFilter):
-        return CudaGridFilter(filt)
-    if isinstance(filt, ClusterFilter):
-        return CudaClusterFilter(filt)
-    raise TypeError(f"no CUDA version of the filter {type(filt).__name__}")
-
-
-# The device mean field lives in :mod:`.crf_inference`; its names stay importable from here.
-from .crf_inference import (CudaMeanField, _add_pairwise_kernel, _copy_kernel,  # noqa: E402,F401
-                             _scale_rows_kernel, mean_field)

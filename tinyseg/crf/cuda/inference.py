@@ -1,12 +1,14 @@
 """The dense CRF's mean field on the GPU (:class:`CudaMeanField`), over the CUDA filters of
-:mod:`.crf` and :mod:`.crf_sparse`; see :mod:`.crf` for the update it runs."""
+:mod:`.filters` and :mod:`.sparse`; see :mod:`tinyseg.crf.cuda` for the update it runs."""
 from __future__ import annotations
 
 import numpy as np
 from numba import cuda
 
-from ._launch import launch_1d
-from .loss import softmax as _softmax_rows
+from ...backend.cuda._launch import launch_1d
+from ...backend.cuda.loss import softmax as _softmax_rows
+from ..inference import NORMALIZATIONS, _as_compat
+from .convert import to_cuda_filter
 
 __all__ = ["CudaMeanField", "mean_field"]
 
@@ -55,10 +57,6 @@ class CudaMeanField:
     """
 
     def __init__(self, unary, terms):
-        from tinyseg.crf.inference import NORMALIZATIONS, _as_compat
-
-        from .crf import to_cuda_filter
-
         unary = np.asarray(unary)
         if unary.ndim != 2 or unary.shape[1] < 1:
             raise ValueError(f"`unary` must be (N, C), got shape {unary.shape}")
