@@ -1,20 +1,19 @@
-"""tinyseg: FCN-32s semantic segmentation and a dense CRF, written from scratch in NumPy and Numba."""
+"""tinyseg: FCN-32s semantic segmentation and a dense CRF, written from scratch in NumPy and Numba.
+
+Importing tinyseg changes nothing in the process; the command line and the trainer tune the
+allocator and OpenMP (:func:`tinyseg.tuning.tune_process`, opt in with ``TINYSEG_TUNE=1``).
+"""
 import os as _os
 
-# Numba's OpenMP workers otherwise spin after each parallel loop and fight OpenBLAS's threads for
-# the cores while a convolution alternates im2col (Numba) and GEMM (BLAS) block by block; passive
-# waiting made the blocked convolution several times faster on 2 cores. Set before Numba starts
-# its thread pool; a value the user chose is kept.
-_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-from ._malloc import keep_freed_memory as _keep_freed_memory  # noqa: E402
-
-_keep_freed_memory()   # reuse freed activations instead of page-faulting them in each step
-
-from ._version import __version__  # noqa: E402
-from . import _moved  # noqa: E402
+from ._version import __version__
+from . import _moved
 
 _moved.install()        # old module paths (tinyseg.optim, tinyseg.model, ...) still import, with a warning
+
+if _os.environ.get("TINYSEG_TUNE") == "1":      # opt in to the command line's process tuning
+    from .tuning import tune_process as _tune_process
+
+    _tune_process()
 
 from . import ops, reference  # noqa: E402
 from .ops.upsampling import bilinear_upsample_weights, get_kernel_size, upsample, upsample_filt  # noqa: E402

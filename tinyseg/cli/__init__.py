@@ -67,6 +67,9 @@ def _one_line(exc: BaseException) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from ..tuning import tune_process
+
+    tune_process()              # before Numba starts its threads: malloc thresholds, OMP_WAIT_POLICY
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

@@ -36,14 +36,15 @@ from typing import Sequence
 import numpy as np
 
 from .. import ops
-from .augment import AugmentConfig, augment
-from ..weights.checkpoint import load_checkpoint, save_checkpoint
 from ..data import preprocess
+from ..ops import scale_into
+from ..tuning import tune_process
+from ..weights.checkpoint import load_checkpoint, save_checkpoint
+from .augment import AugmentConfig, augment
 from .distributed import GradientBuckets, World
 from .interrupt import TrainingInterrupted, stop_on_signals
-from ..ops import scale_into
-from .optim import LRSchedule, make_optimizer
 from .log import TrainLog
+from .optim import LRSchedule, make_optimizer
 
 
 class TrainingDiverged(RuntimeError):
@@ -103,12 +104,15 @@ class Trainer:
 
     ``val_samples`` (same kind) are evaluated every ``config.val_every`` iterations; ``metadata``
     (e.g. ``{"classes": LabelMap.to_dict()}``) is stored in every checkpoint's config. ``world``
-    is the MPI world (default: this process alone).
+    is the MPI world (default: this process alone). ``tune`` calls
+    :func:`tinyseg.tuning.tune_process` (malloc thresholds, ``OMP_WAIT_POLICY``) first.
     """
 
     def __init__(self, model, samples: Sequence, config: TrainConfig | None = None, optimizer=None,
                  *, val_samples: Sequence | None = None, metadata: dict | None = None,
-                 world: World | None = None):
+                 world: World | None = None, tune: bool = True):
+        if tune:                        # malloc thresholds, OMP_WAIT_POLICY (see tinyseg.tuning)
+            tune_process()
         self.model = model
         self.samples = samples
         self.config = c = config or TrainConfig()
