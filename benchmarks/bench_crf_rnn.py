@@ -124,7 +124,7 @@ def _models(name: str, n_classes: int, width: float):
         from tinyseg.models import build_model
         return build_model(name, n_classes, width=width, seed=0), name
     except ImportError:
-        from tinyseg.model import FCN32s, FCN32sConfig
+        from tinyseg.models import FCN32s, FCN32sConfig
         return FCN32s(FCN32sConfig(n_classes=n_classes, width=width, seed=0)), "fcn32s"
 
 

@@ -17,7 +17,7 @@ Four parts, all on the first CUDA device, float32:
   20 levels / 10) at 375×500 with 2 and 21 labels, ``dense_crf(device="cuda")`` against
   ``device="cpu"``, set-up included.
 * ``train``: one full-width FCN-32s training step (forward with dropout, summed softmax
-  cross-entropy, backward, Adam) with ``tinyseg.model.FCN32s(backend="cuda")``, against the same
+  cross-entropy, backward, Adam) with ``tinyseg.models.FCN32s(backend="cuda")``, against the same
   network in PyTorch CUDA (as in ``bench_train.py``), at both sizes.
 
 Times are medians of ``--repeat`` runs after warm-up runs (which absorb numba's JIT compilation
@@ -320,7 +320,7 @@ def torch_train_step(torch, shapes: dict, N, H, W, n_classes, device: str = "cud
 
 def bench_train(timer, torch, N, H, W, smoke: bool):
     from tinyseg import ops
-    from tinyseg.model import FCN32s, FCN32sConfig
+    from tinyseg.models import FCN32s, FCN32sConfig
     from tinyseg.training.optim import Adam
 
     n_classes = 2 if smoke else 21

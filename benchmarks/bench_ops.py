@@ -271,7 +271,7 @@ def predict_memory_worker(H: int, W: int, n_classes: int) -> dict:
 
     from tinyseg.backend.cpu import CONV_WORKSPACE_BYTES, WINOGRAD_BLOCK_BYTES, parallel_workers
     from tinyseg.layers import Conv2D, CropTo
-    from tinyseg.model import FCN32s, FCN32sConfig
+    from tinyseg.models import FCN32s, FCN32sConfig
     from tinyseg.ops import conv as conv_ops
     from tinyseg.predict import predict
 

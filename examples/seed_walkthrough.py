@@ -44,7 +44,7 @@ import tinyseg  # noqa: E402
 from tinyseg import ops  # noqa: E402
 from tinyseg.data import binary_labels, chelsea, preprocess  # noqa: E402
 from tinyseg.metrics import ConfusionMatrix  # noqa: E402
-from tinyseg.model import FCN32s, FCN32sConfig  # noqa: E402
+from tinyseg.models import FCN32s, FCN32sConfig  # noqa: E402
 from tinyseg.training.optim import Adam, AdamConfig  # noqa: E402
 
 parser = argparse.ArgumentParser(description="The seed post, cell by cell, with tinyseg.")

@@ -4,7 +4,7 @@ import csv
 import numpy as np
 import pytest
 
-from tinyseg.model import FCN32s, FCN32sConfig
+from tinyseg.models import FCN32s, FCN32sConfig
 from tinyseg.training.trainer import TrainConfig, Trainer, TrainingDiverged
 
 CONFIG = FCN32sConfig(width=1 / 32, n_classes=2, seed=3)

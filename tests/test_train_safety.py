@@ -11,7 +11,7 @@ from PIL import Image
 
 from tinyseg.weights.checkpoint import load_checkpoint, read_checkpoint_config, save_checkpoint
 from tinyseg.cli import main
-from tinyseg.model import FCN32s, FCN32sConfig
+from tinyseg.models import FCN32s, FCN32sConfig
 from tinyseg.training.trainer import TrainConfig, Trainer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
