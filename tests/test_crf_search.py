@@ -114,15 +114,16 @@ def _parse(argv):
 
 
 def test_crf_params_precedence_seed_then_file_then_options(tmp_path):
-    from tinyseg.cli.crf_options import SEED_PARAMS, save_crf_params
+    from tinyseg.cli.crf_options import save_crf_params
+    from tinyseg.crf.refine import POST_CRF
 
-    assert _parse([]) == SEED_PARAMS
+    assert _parse([]) == POST_CRF
     f = tmp_path / "p.json"
     save_crf_params(str(f), dict(sdims=80, schan=13, compat=4, gaussian_sdims=3, iterations=10))
     got = _parse(["--crf-params", str(f), "--compat", "5"])
     assert got["sdims"] == (80.0, 80.0) and got["schan"] == (13.0,) * 3 and got["compat"] == 5.0
     assert got["gaussian_sdims"] == (3.0, 3.0) and got["iterations"] == 10
-    assert got["gaussian_compat"] == SEED_PARAMS["gaussian_compat"]
+    assert got["gaussian_compat"] == POST_CRF["gaussian_compat"]
 
 
 @pytest.mark.parametrize("content,match", [

@@ -68,6 +68,9 @@ MODULES = {
     "tinyseg.backend.cuda.crf_inference": "tinyseg.crf.cuda.inference",
     "tinyseg.backend.cuda.crf_sparse": "tinyseg.crf.cuda.sparse",
     "tinyseg.backend.cuda.crf_rnn": "tinyseg.crf.cuda.rnn",
+    # the backends' files one to one
+    "tinyseg.backend.cpu.blas": "tinyseg.backend.cpu.matmul",
+    "tinyseg.backend.cuda.tiled_gemm": "tinyseg.backend.cuda.matmul",
     # studies
     "tinyseg.study": "tinyseg.studies.cures",
     "tinyseg.crf.rnn_study": "tinyseg.studies.crf_rnn",
@@ -92,6 +95,11 @@ NAMES = {
     ("tinyseg.model", "VGG16_BLOCKS"): "tinyseg.models.vgg:VGG16_BLOCKS",
     ("tinyseg.crf.rnn_study", "SmallFCN"): "tinyseg.models.small:SmallFCN",
     ("tinyseg.study", "SmallFCN"): "tinyseg.models.small:SmallFCN",
+    ("tinyseg.models.crf_rnn", "model_from_config"): "tinyseg.models:model_from_config",
+    ("tinyseg.crf.rnn_model", "model_from_config"): "tinyseg.models:model_from_config",
+    ("tinyseg.predict", "SEED_CRF"): "tinyseg.crf.refine:POST_CRF",
+    ("tinyseg.cli.crf_options", "SEED_PARAMS"): "tinyseg.crf.refine:POST_CRF",
+    ("tinyseg.crf.options", "SEED_PARAMS"): "tinyseg.crf.refine:POST_CRF",
     **{("tinyseg.reference", f"{name}_naive"): f"tinyseg.reference:{name}" for name in (
         "conv2d_forward", "conv2d_backward", "winograd_weights", "conv2d_winograd_forward",
         "conv2d_winograd_weight_grad", "maxpool_forward", "maxpool_backward",
@@ -107,9 +115,9 @@ REMOVED = {
     ("tinyseg.train", "build_model"): "tinyseg.models.build_model(name, n_classes, ...) "
                                       "(the model's name comes first)",
     ("tinyseg.backend.cpu", "crf_mean_field"): "tinyseg.crf.kernels.mean_field(\"cpu\", ...)",
-    ("tinyseg.backend.cpu", "crf_rnn_kernels"): "tinyseg.crf.kernels.rnn_kernels(\"cpu\")",
+    ("tinyseg.backend.cpu", "crf_rnn_kernels"): "tinyseg.crf.rnn.engine.rnn_kernels(\"cpu\")",
     ("tinyseg.backend.cuda", "crf_mean_field"): "tinyseg.crf.kernels.mean_field(\"cuda\", ...)",
-    ("tinyseg.backend.cuda", "crf_rnn_kernels"): "tinyseg.crf.kernels.rnn_kernels(\"cuda\")",
+    ("tinyseg.backend.cuda", "crf_rnn_kernels"): "tinyseg.crf.rnn.engine.rnn_kernels(\"cuda\")",
     ("tinyseg.model", "FC_CHANNELS"): "the model's config (fc6/fc7 have 4096 channels at width 1)",
 }
 

@@ -9,14 +9,10 @@ from typing import Iterable
 
 import numpy as np
 
+from .crf.refine import POST_CRF
 from .data import preprocess
 from .metrics import ConfusionMatrix, TrimapMeter
 from .models import predict_probabilities
-
-# The seed's CRF parameters (pydensecrf names): spatial Gaussian sdims 10, compat 3; bilateral
-# sdims 50, schan 20, compat 10; 5 mean-field iterations.
-SEED_CRF = dict(gaussian_sdims=(10, 10), gaussian_compat=3.0, sdims=(50, 50), schan=(20, 20, 20),
-                compat=10.0, iterations=5)
 
 
 def predict(model, image: np.ndarray):
@@ -32,7 +28,7 @@ def refine(image: np.ndarray, probabilities: np.ndarray, **crf_params):
     """
     from .crf import dense_crf
 
-    params = {**SEED_CRF, **crf_params}
+    params = {**POST_CRF, **crf_params}
     return dense_crf(image, probabilities, **params)
 
 
@@ -79,3 +75,8 @@ def evaluate(model, samples: Iterable, n_classes: int, crf: bool = True, progres
             if bands:
                 bands["crf"].update(crf_labels, labels)
     return result
+
+
+from ._moved import module_getattr as _module_getattr  # noqa: E402
+
+__getattr__ = _module_getattr(__name__)   # the old names (see tinyseg._moved)

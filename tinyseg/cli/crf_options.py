@@ -17,12 +17,9 @@ import json
 import math
 import os
 
-__all__ = ["SEED_PARAMS", "PARAM_NAMES", "add_crf_options", "crf_params_from_args", "crf_options_given",
+__all__ = ["PARAM_NAMES", "add_crf_options", "crf_params_from_args", "crf_options_given",
            "load_crf_params", "check_crf_params", "save_crf_params"]
 
-#: The seed's CRF (pydensecrf parameters of the blog post).
-SEED_PARAMS = dict(sdims=(50.0, 50.0), schan=(20.0, 20.0, 20.0), compat=10.0,
-                   gaussian_sdims=(10.0, 10.0), gaussian_compat=3.0, iterations=5)
 #: How many numbers each parameter has (1 = a scalar).
 PARAM_NAMES = {"sdims": 2, "schan": 3, "compat": 1, "gaussian_sdims": 2, "gaussian_compat": 1,
                "iterations": 1}
@@ -129,7 +126,9 @@ def add_crf_options(parser: argparse.ArgumentParser, *, iterations_flag: str = "
 def crf_params_from_args(args) -> dict:
     """:func:`tinyseg.crf.dense_crf` keywords from the options of :func:`add_crf_options`:
     the seed's defaults, overridden by ``--crf-params``, overridden by explicit options."""
-    params = dict(SEED_PARAMS)
+    from ..crf.refine import POST_CRF
+
+    params = dict(POST_CRF)
     if getattr(args, "crf_params", None):
         params.update(load_crf_params(args.crf_params))
     explicit = {"sdims": args.sdims, "schan": args.schan, "compat": args.compat,
@@ -147,3 +146,8 @@ def crf_options_given(args) -> bool:
     return any(getattr(args, k, None) is not None for k in
                ("crf_params", "sdims", "schan", "compat", "gaussian_sdims", "gaussian_compat",
                 "crf_iterations"))
+
+
+from .._moved import module_getattr as _module_getattr  # noqa: E402
+
+__getattr__ = _module_getattr(__name__)   # the old names (see tinyseg._moved)

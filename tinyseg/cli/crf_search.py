@@ -26,7 +26,7 @@ import tempfile
 
 import numpy as np
 
-from .crf_options import SEED_PARAMS, save_crf_params
+from .crf_options import save_crf_params
 
 __all__ = ["register", "run", "fine_values", "evaluate_image", "grid_search"]
 
@@ -249,7 +249,9 @@ def run(args) -> int:
     finally:
         if tmp is not None:
             tmp.cleanup()
-    params = dict(SEED_PARAMS, **fixed, compat=best["compat"], sdims=(best["sdims"],) * 2,
+    from ..crf.refine import POST_CRF
+
+    params = dict(POST_CRF, **fixed, compat=best["compat"], sdims=(best["sdims"],) * 2,
                   schan=(best["schan"],) * 3)
     save_crf_params(args.out, params, search=dict(
         mean_iou=best["mean_iou"], mean_iou_without_crf=_mean_iou(plain), images=len(ids),
