@@ -76,3 +76,24 @@ def test_new_value_warns_for_an_old_value_only():
         assert _moved.new_value("--recipe", "seed") == "post"
     assert _moved.new_value("--recipe", "seed", warn=False) == "post"
     assert _moved.new_value("--recipe", "scratch") == "scratch"
+
+
+def test_study_data_chelsea_seed_is_chelsea_post_with_a_warning():
+    from tinyseg.studies.cures import STUDY_DATA, study_data
+
+    assert "chelsea-post" in STUDY_DATA and "chelsea-seed" not in STUDY_DATA
+    post_train, post_test, n = study_data("chelsea-post")
+    with pytest.warns(DeprecationWarning, match="'chelsea-seed' .*use 'chelsea-post'"):
+        old_train, old_test, old_n = study_data("chelsea-seed")
+    assert old_n == n == 2 and len(old_test[0]) == len(post_test[0]) == 2
+    assert np.array_equal(old_train[0][1], post_train[0][1])
+
+
+def test_demo_data_chelsea_seed_parses_as_chelsea_post_with_one_line_on_stderr(capsys):
+    from tinyseg.cli import build_parser
+
+    args = build_parser().parse_args(["demo", "--compare", "--data", "chelsea-seed"])
+    assert args.data == "chelsea-post"
+    assert capsys.readouterr().err.strip() == "--data chelsea-seed is deprecated; use --data chelsea-post"
+    assert build_parser().parse_args(["demo", "--compare", "--data", "chelsea-post"]).data == "chelsea-post"
+    assert capsys.readouterr().err == ""
