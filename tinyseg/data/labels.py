@@ -115,32 +115,13 @@ class LabelMap:
         """The map given by the command line's ``--classes N|FILE`` and ``--mask-values v0,v1,..``.
 
         ``classes`` is a class count (int or digit string) or a ``classes.txt`` path; ``mask_values``
-        a comma-separated string or a sequence of ints. With only ``mask_values``, two values are
-        named background/object and more are numbered. With neither, ``default`` is returned.
+        a comma-separated string or a sequence of ints; ``default`` is used when neither is given
+        (and keeps its names when the count agrees). The rule is
+        :func:`tinyseg.data.classes.resolve_classes`'s.
         """
-        values = _parse_values(mask_values) if mask_values is not None else None
-        names = None
-        if classes is not None:
-            text = str(classes).strip()
-            if text.isdigit():
-                n = int(text)
-                if not 1 <= n <= 255:
-                    raise ValueError(f"--classes must be 1..255 classes (255 is the ignore label); got {n}")
-                names = cls.numbered(n).names
-            else:
-                names = read_class_names(text)
-        if values is not None:
-            if names is None:
-                names = BINARY_CLASSES if len(values) == 2 else cls.numbered(len(values)).names
-            elif len(names) != len(values):
-                raise ValueError(f"--mask-values gives {len(values)} values but --classes names "
-                                 f"{len(names)} classes: give one mask value per class")
-            return cls(names, values)
-        if names is not None:
-            return cls(names)
-        if default is None:
-            raise ValueError("the classes are not known: " + MASK_HINT)
-        return default
+        from .classes import resolve_classes
+
+        return resolve_classes(classes=classes, mask_values=mask_values, fallback=default)
 
     # ------------------------------------------------------------------ use
     @property
