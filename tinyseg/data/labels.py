@@ -148,10 +148,8 @@ class LabelMap:
         bad = [int(v) for v in present if int(v) not in known and int(v) != IGNORE_LABEL]
         if bad:
             shown = bad[:8] + (["..."] if len(bad) > 8 else [])
-            chosen = (f"{self.n_classes} classes (values 0..{self.n_classes - 1})" if self.values is None
-                      else f"{self.n_classes} classes with mask values {list(self.values)}")
-            raise LabelError(f"{_where(path)} has value(s) {shown} that are no class: {chosen} and "
-                             f"{IGNORE_LABEL} (ignore) were chosen; {MASK_HINT}")
+            raise LabelError(f"{_where(path)} has value(s) {shown} that are no class: "
+                             f"{self.describe_values()}; {MASK_HINT}")
         ignored = IGNORE_LABEL not in known
         if ignored and annotation.size and set(int(v) for v in present) <= {IGNORE_LABEL}:
             raise LabelError(f"{_where(path)} has no labelled pixel: every pixel is "
@@ -161,6 +159,18 @@ class LabelMap:
         lut = np.full(max(int(present.max()) + 1, 256), IGNORE_LABEL, np.int32)  # value -> class
         lut[list(self.values)] = np.arange(self.n_classes, dtype=np.int32)
         return lut[annotation]
+
+    def describe_values(self, limit: int = 12) -> str:
+        """Which mask value is which class, and whether 255 is ignored, in words:
+        ``"the classes' mask values are 0 (background), 255 (coin); no value is ignored (255 is a
+        class)"``."""
+        values = self.values if self.values is not None else range(self.n_classes)
+        pairs = [f"{v} ({n})" for v, n in zip(values, self.names)]
+        if len(pairs) > limit:
+            pairs = pairs[:limit - 1] + ["...", pairs[-1]]
+        ignore = (f"no value is ignored ({IGNORE_LABEL} is a class)" if IGNORE_LABEL in values
+                  else f"{IGNORE_LABEL} is ignored")
+        return f"the classes' mask values are {', '.join(pairs)}; {ignore}"
 
     def to_dict(self) -> dict:
         """JSON form for checkpoints: ``{"names": [...], "values": [...] or None}``."""
