@@ -72,6 +72,33 @@ def test_every_combination_of_classes_found_file_and_mask_values(files, classes,
         assert resolve_classes(**kwargs) == LabelMap(*expected)
 
 
+@pytest.mark.parametrize("classes,found,mask_values,expected", TABLE)
+def test_the_commands_data_options_follow_the_same_table(files, tmp_path, classes, found, mask_values,
+                                                         expected):
+    """The same table through the commands' option handling, with ``--data`` a folders dataset."""
+    import argparse
+    import os
+
+    from tinyseg.commands.dataopts import label_map_from_args
+
+    root = tmp_path / "ds"
+    if not found:
+        os.remove(files["FOUND"])
+    args = argparse.Namespace(image=None, annotation=None, voc=None, data=str(root), split=None,
+                              labels=None, classes=files.get(classes, classes), mask_values=mask_values)
+    files = dict(files, FOUND=os.path.join(str(root), "classes.txt"))
+    if isinstance(expected, str) or isinstance(expected[0], str):
+        with pytest.raises(ValueError) as info:
+            label_map_from_args(args)
+        needles = ["--classes"] if isinstance(expected, str) else expected
+        for needle in needles:
+            for key, path in files.items():
+                needle = needle.replace(key, path)
+            assert needle in str(info.value), str(info.value)
+    else:
+        assert label_map_from_args(args) == LabelMap(*expected)
+
+
 def test_a_one_line_classes_file_and_two_mask_values_disagree(tmp_path):
     found = tmp_path / "classes.txt"
     found.write_text("coin\n")
