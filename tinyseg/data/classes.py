@@ -111,8 +111,9 @@ def resolve_classes(*, classes=None, mask_values=None, labels=None, found=None, 
     sized = [(s[3] if len(s) > 3 else len(s[0]), s[2]) for s in sources]
     for n, what in sized[1:]:
         if n != sized[0][0]:
-            raise ValueError(f"{what} but {sized[0][1]}: give one mask value per class and one "
-                             f"class count")
+            fix = ("give one mask value per class" if "--mask-values" in what
+                   else "the class counts must agree")
+            raise ValueError(f"{what} but {sized[0][1]}: {fix}")
     if not sized:
         if fallback is None:
             raise ValueError("the classes are not known: " + MASK_HINT)
