@@ -114,6 +114,9 @@ def test_a_checkpoints_classes_are_kept_and_bind_the_count(files):
     assert resolve_classes(mask_values="0,1", saved=saved) == LabelMap(("background", "coin"), (0, 1))
     with pytest.raises(ValueError, match="--mask-values has 3 values but checkpoint c.h5 names 2 classes"):
         resolve_classes(mask_values="0,1,2", saved=saved, saved_from="checkpoint c.h5")
+    # a checkpoint that stored no names: the dataset's file names its classes
+    unnamed = LabelMap.numbered(2)
+    assert resolve_classes(saved=unnamed, found=files["FOUND"]).names == ("background", "coin")
 
 
 def test_labels_name_a_set_and_the_fallback_never_overrides_a_count(files):

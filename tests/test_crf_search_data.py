@@ -47,7 +47,8 @@ def coins(tmp_path):
         image = np.where(mask[..., None] == 255, 200, 40) + rng.integers(0, 20, (20, 24, 3))
         Image.fromarray(image.astype(np.uint8)).save(root / "val" / "images" / f"c{k}.png")
         Image.fromarray(mask).save(root / "val" / "masks" / f"c{k}.png")
-        p1 = np.clip(0.5 + 0.4 * (np.roll(mask, 2, axis=1) == 255) - 0.2 + 0.1 * rng.random((20, 24)), 0.01, 0.99)
+        shifted = np.roll(mask, 2, axis=1) == 255
+        p1 = np.clip(0.3 + 0.4 * shifted + 0.1 * rng.random((20, 24)), 0.01, 0.99)
         np.save(probs / f"c{k}.npy", np.stack([1 - p1, p1], -1).astype(np.float32))
         truth[k] = (mask == 255, p1 > 0.5)
     (root / "classes.txt").write_text("background\ncoin\n")

@@ -68,8 +68,8 @@ def stop_on_signals(what: str = "work", enabled: bool = True, saved=None):
     On the first signal a one-line notice goes to stderr and both signals get their default
     action back, so a second one ends the process at once. No Python runs after that second
     signal, so the notice says beforehand what it would leave: ``saved``, a callable returning
-    ``(checkpoint path, iteration it holds)`` or ``None`` (nothing written yet). The previous handlers are restored
-    when the block exits. Outside the main thread (where Python cannot install handlers) or with
+    ``(checkpoint path, iteration it holds)`` or ``None`` (nothing written yet). The previous
+    handlers are restored when the block exits. Outside the main thread (where Python cannot install handlers) or with
     ``enabled=False`` nothing is installed and the request never fires.
     """
     request = StopRequest()

@@ -15,7 +15,7 @@ RULE = (
     "checkpoint's (evaluate, crf-search, train --resume); else from ROOT/classes.txt; else VOC's "
     "21 classes for a VOC folder and background/object for --image; else generic (background, "
     "object for 2 classes; class0, class1, ... otherwise). A file's names are never replaced by "
-    "generic ones. Mask values: --mask-values (value k is class k's); else the --labels set's or "
+    "generic ones. Mask values: --mask-values (its k-th value is class k's); else the --labels set's or "
     "the checkpoint's; else value k is class k. The class count of every source given must agree "
     "(--classes FILE or --labels replaces ROOT/classes.txt): a disagreement is an error naming "
     "both, e.g. '--mask-values has 3 values but ROOT/classes.txt names 2 classes'. 255 is the "
@@ -28,6 +28,10 @@ def _count(n: int, noun: str) -> str:
 
 def _generic(n: int) -> tuple:
     return ("background", "object") if n == 2 else LabelMap.numbered(n).names
+
+
+def _is_generic(names) -> bool:
+    return tuple(names) in (_generic(len(names)), LabelMap.numbered(len(names)).names)
 
 
 def resolve_classes(*, classes=None, mask_values=None, labels=None, found=None, saved=None,
@@ -66,7 +70,8 @@ def resolve_classes(*, classes=None, mask_values=None, labels=None, found=None, 
     Notes
     -----
     Names come from the first of: ``classes`` as a file, ``labels``, ``saved``, ``found``,
-    ``fallback`` (only if every count given agrees with it), generic names. Mask values come from
+    ``fallback`` (only if every count given agrees with it), generic names; generic names of
+    ``saved`` (a checkpoint that stored none) give way to a file's. Mask values come from
     ``mask_values``, else ``labels``' set, else ``saved``, else value ``k`` is class ``k``. Every
     count source must agree with the first one: the name source, ``--classes N``,
     ``--mask-values``, ``saved`` and ``found`` (``found`` is left out when ``--classes FILE`` or
@@ -120,6 +125,8 @@ def resolve_classes(*, classes=None, mask_values=None, labels=None, found=None, 
         return fallback
     n = sized[0][0]
     with_names = [s for s in sources if s[0] is not None]
+    if len(with_names) > 1 and _is_generic(with_names[0][0]):   # e.g. a checkpoint without names
+        with_names = [s for s in with_names if not _is_generic(s[0])] or with_names
     if with_names:
         names = with_names[0][0]
     elif fallback is not None and fallback.n_classes == n:
