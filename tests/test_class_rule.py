@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tinyseg.checkpoint import load_checkpoint
+from tinyseg.weights.checkpoint import load_checkpoint
 from tinyseg.cli import main
 from tinyseg.data import LabelMap
 from tinyseg.data.classes import resolve_classes
@@ -79,7 +79,7 @@ def test_the_commands_data_options_follow_the_same_table(files, tmp_path, classe
     import argparse
     import os
 
-    from tinyseg.commands.dataopts import label_map_from_args
+    from tinyseg.cli.dataopts import label_map_from_args
 
     root = tmp_path / "ds"
     if not found:

@@ -47,7 +47,7 @@ def test_crf_refuses_fewer_than_two_classes(crf_files, capsys):
                                          (["--iterations", "-3"], "--iterations"),
                                          (["--crf-params", "ZERO"], "zero.json")])
 def test_crf_refuses_non_positive_iterations(crf_files, capsys, argv, needle):
-    from tinyseg.crf.options import save_crf_params
+    from tinyseg.cli.crf_options import save_crf_params
 
     save_crf_params(str(crf_files / "zero.json"), dict(iterations=0))
     argv = [str(crf_files / "zero.json") if a == "ZERO" else a for a in argv]
@@ -73,7 +73,7 @@ def test_a_stray_value_names_itself_and_the_classes_values():
 
 @pytest.mark.parametrize("keep", [0.5, 0.9])
 def test_a_truncated_checkpoint_says_it_is_truncated(tmp_path, keep, capsys):
-    from tinyseg.checkpoint import load_checkpoint, save_checkpoint
+    from tinyseg.weights.checkpoint import load_checkpoint, save_checkpoint
 
     path = tmp_path / "c.h5"
     w = np.arange(5000, dtype=np.float32)
@@ -116,10 +116,10 @@ def test_the_notice_of_a_signal_says_what_the_last_checkpoint_holds(tmp_path):
 
 
 def test_the_notice_without_a_checkpoint_says_nothing_is_saved():
-    from tinyseg.interrupt import stop_on_signals
+    from tinyseg.training.interrupt import stop_on_signals
 
     child = ("import os, signal, sys\n"
-             "from tinyseg.interrupt import stop_on_signals\n"
+             "from tinyseg.training.interrupt import stop_on_signals\n"
              "with stop_on_signals('test', saved=lambda: None) as stop:\n"
              "    os.kill(os.getpid(), signal.SIGINT)\n"
              "    while not stop: pass\n")
