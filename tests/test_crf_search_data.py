@@ -119,3 +119,14 @@ def test_staged_search_widens_the_grid_towards_an_optimum_past_its_edge():
     assert [s["stage"] for s in log] == ["coarse", "widen", "widen", "widen", "fine"]
     best, _, wide = staged_search(score, dict(grids, sdims=[200, 300]), widen_rounds=2, say=said.append)
     assert best["sdims"] == 150 and wide["sdims"][0] == 100     # downwards: 200 - 100, then fine
+
+
+def test_a_flat_score_is_no_edge():
+    """Where the best ties with its neighbour inwards, nothing suggests an optimum past the edge."""
+    said = []
+    best, log, wide = staged_search(lambda stage, points: [0.5] * len(points),
+                                    dict(compat=[3, 5], sdims=[30, 110], schan=[3, 13]), say=said.append)
+    assert said == [] and [s["stage"] for s in log] == ["coarse", "fine"]
+    from tinyseg.crf.grid import scores_of
+
+    assert edges(best, wide, scores_of(log)) == {} and edges(best, wide) != {}

@@ -32,7 +32,7 @@ import tempfile
 
 import numpy as np
 
-from ..crf.grid import edges, fine_values, further_options, staged_search
+from ..crf.grid import edges, fine_values, further_options, scores_of, staged_search
 from .crf_options import SEED_PARAMS, save_crf_params
 
 __all__ = ["register", "run", "fine_values", "evaluate_image", "grid_search"]
@@ -254,7 +254,8 @@ def run(args) -> int:
             tmp.cleanup()
     params = dict(SEED_PARAMS, **fixed, compat=best["compat"], sdims=(best["sdims"],) * 2,
                   schan=(best["schan"],) * 3)
-    on_edge = edges(best, grids)
+    scores = scores_of(log)
+    on_edge = edges(best, grids, scores)
     save_crf_params(args.out, params, search=dict(
         mean_iou=best["mean_iou"], mean_iou_without_crf=_mean_iou(plain), images=len(ids),
         dataset=dataset.name, split=args.split or args.split_default, classes=list(label_map.names),
@@ -266,6 +267,6 @@ def run(args) -> int:
         print(f"crf-search: note: the best {name} {best[name]:g} is the {side} value searched; the "
               f"optimum may lie beyond it")
     if on_edge:
-        print(f"crf-search: to search further: {further_options(best, grids)} (or a larger "
+        print(f"crf-search: to search further: {further_options(best, grids, scores)} (or a larger "
               f"--widen-rounds)")
     return 0

@@ -5,7 +5,7 @@ weight, spatial and colour standard deviations) to the values tried. :func:`stag
 
 1. **coarse**: every combination of the grids;
 2. **widen** (at most ``widen_rounds`` times): while the best value of a parameter is the smallest
-   or the largest of its grid, one more value past that edge, ``v + (v - v_prev)`` above or
+   or the largest of its grid (and beats its neighbour inwards), one more value past that edge, ``v + (v - v_prev)`` above or
    ``v - (v_next - v)`` below (halved towards 0 where that would not stay positive), tried with
    the other parameters at their best — an optimum at the edge of a grid may lie beyond it;
 3. **fine**: each parameter at its best and halfway to its neighbours in the (widened) grid.
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import itertools
 
-__all__ = ["PARAMS", "fine_values", "edges", "beyond", "further_options", "staged_search"]
+__all__ = ["PARAMS", "fine_values", "scores_of", "edges", "beyond", "further_options", "staged_search"]
 
 #: Searched parameters and their ``crf-search`` options.
 PARAMS = {"compat": "--coarse-compat", "sdims": "--coarse-sdims", "schan": "--coarse-schan"}
@@ -34,18 +34,33 @@ def fine_values(best: float, coarse) -> list[float]:
     return out
 
 
-def edges(best: dict, grids: dict) -> dict:
+def scores_of(log) -> dict:
+    """``{(compat, sdims, schan): mean_iou}`` of every point a search's ``log`` scored."""
+    return {tuple(r[n] for n in PARAMS): r["mean_iou"] for stage in log for r in stage["results"]}
+
+
+def edges(best: dict, grids: dict, scores: dict | None = None) -> dict:
     """``{name: "smallest" | "largest"}`` for each parameter whose best value is at an end of a grid
-    of two values or more (a weight of 0 is no edge: it cannot go lower)."""
+    of two values or more (a weight of 0 is no edge: it cannot go lower).
+
+    With ``scores`` (see :func:`scores_of`), an end counts only where the best beats the point one
+    step inwards: on a flat stretch the optimum is no more likely beyond the edge than within."""
     out = {}
     for name in PARAMS:
         values = sorted(set(grids[name]))
         if len(values) < 2:
             continue
         if best[name] == values[-1]:
-            out[name] = "largest"
+            side, inward = "largest", values[-2]
         elif best[name] == values[0] and values[0] > 0:
-            out[name] = "smallest"
+            side, inward = "smallest", values[1]
+        else:
+            continue
+        if scores is not None:
+            neighbour = scores.get(tuple(inward if n == name else best[n] for n in PARAMS))
+            if neighbour is not None and neighbour >= best["mean_iou"]:
+                continue
+        out[name] = side
     return out
 
 
@@ -59,10 +74,10 @@ def beyond(values, side: str) -> float:
     return below if below > 0 else values[0] / 2
 
 
-def further_options(best: dict, grids: dict) -> str:
+def further_options(best: dict, grids: dict, scores: dict | None = None) -> str:
     """The ``crf-search`` options that search two steps past each edge the best lies on."""
     parts = []
-    for name, side in edges(best, grids).items():
+    for name, side in edges(best, grids, scores).items():
         values = sorted(set(float(v) for v in grids[name]))
         for _ in range(2):
             values = sorted(values + [beyond(values, side)])
@@ -97,15 +112,15 @@ def staged_search(score, grids: dict, *, widen_rounds: int = 2, fine: bool = Tru
         The grids after widening (sorted values).
     """
     grids = {name: sorted(set(float(v) for v in grids[name])) for name in PARAMS}
-    log, best, done = [], None, set()
+    log, best, scores = [], None, {}
 
     def run(stage, points):
         nonlocal best
-        points = [p for p in points if tuple(p[n] for n in PARAMS) not in done]
+        points = [p for p in points if tuple(p[n] for n in PARAMS) not in scores]
         if not points:
             return
-        done.update(tuple(p[n] for n in PARAMS) for p in points)
         results = [dict(p, mean_iou=float(m)) for p, m in zip(points, score(stage, points))]
+        scores.update(scores_of([dict(results=results)]))
         log.append(dict(stage=stage, results=results))
         top = max(results, key=lambda r: r["mean_iou"])
         if best is None or top["mean_iou"] > best["mean_iou"]:
@@ -116,7 +131,7 @@ def staged_search(score, grids: dict, *, widen_rounds: int = 2, fine: bool = Tru
 
     run("coarse", product(grids))
     for _ in range(widen_rounds):
-        at_edge = edges(best, grids)
+        at_edge = edges(best, grids, scores)
         if not at_edge:
             break
         axes = {name: [best[name]] for name in PARAMS}
