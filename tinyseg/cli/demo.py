@@ -120,7 +120,7 @@ def run_demo(out: str, weights: str | None = None, width: float | None = None,
         f"{metrics['mean_iou_fcn']:.3f} → {metrics['mean_iou_crf']:.3f}; pixel accuracy "
         f"{metrics['pixel_accuracy_fcn']:.3f} → {metrics['pixel_accuracy_crf']:.3f}")
     say(f"time: {seconds:.1f} s (train {train_s:.1f} s, predict {predict_s:.2f} s, CRF {crf_s:.2f} s)")
-    say(f"wrote {out}/panel.png, fcn_prediction.png, crf_vs_ground_truth.png, loss.png, "
+    say(f"wrote {os.path.join(out, 'panel.png')}, fcn_prediction.png, crf_vs_ground_truth.png, loss.png, "
         f"fcn_labels.png, crf_labels.png (+ _overlay.png), loss.csv, metrics.json")
     return metrics
 

@@ -232,7 +232,8 @@ def _train(args) -> int:
     configure_threads(world)
     say = print if world.is_root else (lambda *a, **k: None)
     resumed = check_train_args(args)
-    label_map = label_map_from_args(args, resumed.get("classes") if resumed else None)
+    label_map = label_map_from_args(args, resumed.get("classes") if resumed else None,
+                                    f"checkpoint {args.checkpoint}")
     dataset = dataset_from_args(args, label_map)
     check_dataset(dataset, world, training=True)
     val = None

@@ -200,7 +200,7 @@ def run_study(out: str, data: str = "chelsea", models=STUDY_MODELS, weights: str
     say(format_table(result))
     if len(seeds) > 1:
         say(format_seed_table(result))
-    say(f"wrote {out}/compare.png (seed {seeds[0]}), trimap.png, compare.csv, compare.json")
+    say(f"wrote {os.path.join(out, 'compare.png')} (seed {seeds[0]}), trimap.png, compare.csv, compare.json")
     return result
 
 
