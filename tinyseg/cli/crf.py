@@ -138,6 +138,10 @@ def run(args) -> int:
     from ..crf.refine import dense_crf
 
     params = crf_params_from_args(args)
+    if params["iterations"] < 1:
+        where = f"--crf-params {args.crf_params}" if args.crf_iterations is None else "--iterations"
+        raise ValueError(f"{where}: mean-field iterations must be a positive integer, got "
+                         f"{params['iterations']} (0 would leave the probabilities as they are)")
     check_label_output(args.out)
     if args.save_q:
         folder = os.path.dirname(os.path.abspath(args.save_q))
@@ -145,6 +149,9 @@ def run(args) -> int:
             raise FileNotFoundError(f"--save-q {args.save_q!r}: folder {folder!r} does not exist")
     image = load_image(args.image)
     probabilities = load_probabilities(args.probabilities, image.shape[:2])
+    if probabilities.shape[2] < 2:
+        raise ValueError(f"--probabilities {args.probabilities}: {probabilities.shape[2]} class; a CRF "
+                         "needs at least 2 classes to choose between (give H×W×C with C >= 2)")
     progress = _Progress(params["iterations"], enabled=not args.quiet)
     t0 = time.perf_counter()
     try:

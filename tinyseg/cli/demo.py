@@ -16,6 +16,7 @@ import sys
 import time
 
 from . import argcheck
+from .._moved import cli_value
 from ..training.interrupt import signal_name
 
 # From scratch: VGG-16 at 1/4 width (1/16 of the compute), the seed's Adam 1e-4, 30 iterations
@@ -119,7 +120,7 @@ def run_demo(out: str, weights: str | None = None, width: float | None = None,
         f"{metrics['mean_iou_fcn']:.3f} → {metrics['mean_iou_crf']:.3f}; pixel accuracy "
         f"{metrics['pixel_accuracy_fcn']:.3f} → {metrics['pixel_accuracy_crf']:.3f}")
     say(f"time: {seconds:.1f} s (train {train_s:.1f} s, predict {predict_s:.2f} s, CRF {crf_s:.2f} s)")
-    say(f"wrote {out}/panel.png, fcn_prediction.png, crf_vs_ground_truth.png, loss.png, "
+    say(f"wrote {os.path.join(out, 'panel.png')}, fcn_prediction.png, crf_vs_ground_truth.png, loss.png, "
         f"fcn_labels.png, crf_labels.png (+ _overlay.png), loss.csv, metrics.json")
     return metrics
 
@@ -158,9 +159,9 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--compare", action="store_true", help="the comparison study instead (tinyseg.studies.cures): "
                    "FCN-32s, FCN-8s and DeepLab-LargeFOV, each before/after the CRF, figure and trimap table")
-    p.add_argument("--data", choices=STUDY_DATA,
+    p.add_argument("--data", type=cli_value("--data"), choices=STUDY_DATA,
                    help="with --compare: the cat scored on held-out rows (chelsea, the default), on its "
-                   "training labels as the seed does (chelsea-seed), or synthetic shapes with held-out images")
+                   "training labels as the post does (chelsea-post), or synthetic shapes with held-out images")
     p.add_argument("--seeds", type=argcheck.positive_int,
                    help="with --compare: train each model from this many seeds (--seed, --seed + 1, …) and "
                    f"report the mean scores (default {len(STUDY_SEEDS)})")

@@ -49,7 +49,7 @@ def _evaluate(args) -> int:
     argcheck.device_available(args.device)
     crf_params = crf_params_from_args(args)
     config, _ = read_checkpoint_config(args.checkpoint)
-    label_map = label_map_from_args(args, saved_label_map(config))
+    label_map = label_map_from_args(args, saved_label_map(config), f"checkpoint {args.checkpoint}")
     n_classes = config.get("model", {}).get("n_classes", label_map.n_classes)
     if label_map.n_classes != n_classes:
         raise ValueError(f"the data options give {label_map.n_classes} classes but the checkpoint's "

@@ -14,7 +14,7 @@ Three datasets:
   labels, with **held-out rows**: the labels of alternate 30-row strips (rows 0–29, 60–89, …)
   train the network, the other strips are scored. The network sees the whole image but never the
   labels it is scored on;
-* ``"chelsea-seed"`` — the seed's own protocol: trained on and scored on the same labels. It
+* ``"chelsea-post"`` — the post's own protocol: trained on and scored on the same labels. It
   measures how well a network memorises its one image: from scratch FCN-8s can fit the cat almost
   exactly, and then no post-processing can improve it — the CRF's colour term moves that near-exact
   boundary a pixel or two off the annotation;
@@ -43,10 +43,12 @@ import time
 
 import numpy as np
 
+from .._moved import new_value
+
 STUDY_MODELS = ("fcn32s", "fcn8s", "deeplab-largefov")
 STUDY_WIDTHS = (2, 4, 8, 12, 16, 20)          # trimap band half-widths of the table (pixels)
 STUDY_SEEDS = (0, 1, 2, 3)                    # initialisations averaged by the study
-STUDY_DATA = ("chelsea", "chelsea-seed", "shapes")
+STUDY_DATA = ("chelsea", "chelsea-post", "shapes")
 HELD_OUT_STRIP = 30                           # rows per strip of chelsea's train / scored split
 TITLES = {"fcn32s": "FCN-32s", "fcn16s": "FCN-16s", "fcn8s": "FCN-8s", "fcn8s-atonce": "FCN-8s at once",
           "deeplab-largefov": "DeepLab-LargeFOV"}
@@ -58,16 +60,17 @@ SETTINGS = {
     "shapes": {"scratch": dict(width=0.125, iterations=300, lr=3e-4, reduction="mean"),
                "pretrained": dict(width=1.0, iterations=100, lr=1e-4, reduction="mean")},
 }
-SETTINGS["chelsea-seed"] = SETTINGS["chelsea"]          # the same training, scored as the seed does
+SETTINGS["chelsea-post"] = SETTINGS["chelsea"]          # the same training, scored as the post does
 
 
 def study_data(data: str, shapes_train: int = 16, shapes_test: int = 6):
     """``(train samples, test samples, n_classes)`` of a study dataset (see the module docstring)."""
-    if data in ("chelsea", "chelsea-seed"):
+    data = new_value("--data", data)                    # "chelsea-seed" is chelsea-post's old name
+    if data in ("chelsea", "chelsea-post"):
         from ..data import binary_labels, chelsea
         image, annotation = chelsea()
         labels = binary_labels(annotation)
-        if data == "chelsea-seed":
+        if data == "chelsea-post":
             return [(image, labels)], [(image, labels)], 2
         scored = held_out_rows(labels.shape)
         return [(image, np.where(scored, 255, labels).astype(labels.dtype))], [(image, labels, scored)], 2
@@ -164,6 +167,7 @@ def run_study(out: str, data: str = "chelsea", models=STUDY_MODELS, weights: str
     figure ``compare.png`` the maps of the first seed.
     """
     say = print if verbose else (lambda *a, **k: None)
+    data = new_value("--data", data)
     seeds = [int(seed) for seed in seeds]
     if not seeds:
         raise ValueError("`seeds` must name at least one seed")
@@ -196,7 +200,7 @@ def run_study(out: str, data: str = "chelsea", models=STUDY_MODELS, weights: str
     say(format_table(result))
     if len(seeds) > 1:
         say(format_seed_table(result))
-    say(f"wrote {out}/compare.png (seed {seeds[0]}), trimap.png, compare.csv, compare.json")
+    say(f"wrote {os.path.join(out, 'compare.png')} (seed {seeds[0]}), trimap.png, compare.csv, compare.json")
     return result
 
 

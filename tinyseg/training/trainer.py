@@ -138,6 +138,7 @@ class Trainer:
         self._announces = "grad_ready" in inspect.signature(model.backward).parameters
         self._owned = set()             # checkpoint files this trainer resumed from or wrote
         self._stop_reason = None
+        self._last_saved = None         # (checkpoint path, the iteration it holds), for a signal's notice
         self.stopped_early = None       # why run() returned before its iterations were done
 
     @property
@@ -250,7 +251,8 @@ class Trainer:
         deadline = start + 60 * c.max_minutes if c.max_minutes else None
         step_times, error = [], None
         try:
-            with stop_on_signals("training", enabled=c.handle_signals) as stop:
+            with stop_on_signals("training", enabled=c.handle_signals,
+                                 saved=(lambda: self._last_saved) if c.checkpoint else None) as stop:
                 while not last() or self.iteration < last():
                     t0 = time.monotonic()
                     loss = self.step()
@@ -368,6 +370,8 @@ class Trainer:
                          "adam": asdict(self.optimizer.config), "train": self.config.recipe(),
                          **self.metadata},
                         extra=asdict(self.state))
+        if path == self.config.checkpoint:          # not NAME.best.h5
+            self._last_saved = (path, self.iteration)
 
     def resume(self, path: str) -> None:
         """Continue from a checkpoint written by :meth:`save` (same model config required)."""
@@ -386,6 +390,7 @@ class Trainer:
         known = {k: extra[k] for k in asdict(TrainState()) if k in extra}
         self.state = TrainState(**known)
         self._owned.add(os.path.abspath(path))
+        self._last_saved = (path, self.iteration)
         if self.config.checkpoint:
             self._owned.add(os.path.abspath(self.config.best_checkpoint or best_path(self.config.checkpoint)))
 
