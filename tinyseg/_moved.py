@@ -113,6 +113,11 @@ NAMES = {
         "conv_transpose2d_forward", "conv_transpose2d_backward",
         "conv_transpose2d_depthwise_forward", "conv_transpose2d_depthwise_backward",
         "softmax", "softmax_cross_entropy", "adam_update")},
+    # the random walker's hand-drawn markers ("seed" means only a random seed)
+    ("tinyseg.assets.make_chelsea_annotation", "CAT_SEEDS"):
+        "tinyseg.assets.make_chelsea_annotation:CAT_MARKERS",
+    ("tinyseg.assets.make_chelsea_annotation", "BACKGROUND_SEEDS"):
+        "tinyseg.assets.make_chelsea_annotation:BACKGROUND_MARKERS",
 }
 
 #: (module, name) -> what replaced it (for names removed as duplicates)

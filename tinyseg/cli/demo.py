@@ -1,10 +1,10 @@
-"""``tinyseg demo``: the seed's experiment on scikit-image's cat, end to end.
+"""``tinyseg demo``: the post's experiment on scikit-image's cat, end to end.
 
 Train FCN-32s on one image (chelsea, with the annotation tinyseg ships), predict on that same
-image, refine with the dense CRF, and write the seed's figures, the loss curve and
-``metrics.json``. With ``--weights`` (imported VGG-16) it runs the seed's setting exactly: full
+image, refine with the dense CRF, and write the post's figures, the loss curve and
+``metrics.json``. With ``--weights`` (imported VGG-16) it runs the post's setting exactly: full
 width, 10 iterations, Adam 1e-4. Without weights it trains a narrower VGG from scratch with a
-setting chosen to finish in a few minutes on 2 cores and still tell the seed's story: a coarse
+setting chosen to finish in a few minutes on 2 cores and still tell the post's story: a coarse
 FCN map that the CRF sharpens.
 """
 from __future__ import annotations
@@ -19,11 +19,11 @@ from . import argcheck
 from .._moved import cli_value
 from ..training.interrupt import signal_name
 
-# From scratch: VGG-16 at 1/4 width (1/16 of the compute), the seed's Adam 1e-4, 30 iterations
-# (the seed's 10 start from ImageNet weights). Longer or faster training fits the cat so well
+# From scratch: VGG-16 at 1/4 width (1/16 of the compute), the post's Adam 1e-4, 30 iterations
+# (the post's 10 start from ImageNet weights). Longer or faster training fits the cat so well
 # that little is left for the CRF: 60 iterations at 1e-3 gave a cat IoU of 0.996 before the CRF.
 SCRATCH = dict(width=0.25, iterations=30, lr=1e-4)
-# With pretrained weights: the seed exactly.
+# With pretrained weights: the post exactly.
 PRETRAINED = dict(width=1.0, iterations=10, lr=1e-4)
 CLASS_NAMES = ("background", "cat")      # chelsea's annotation: 1 = the cat
 
@@ -126,7 +126,7 @@ def run_demo(out: str, weights: str | None = None, width: float | None = None,
 
 
 def _test_loss(model, image, labels):
-    """The summed loss in test mode (dropout off), as the seed's "Final Loss"."""
+    """The summed loss in test mode (dropout off), as the post's "Final Loss"."""
     from .. import ops
     from ..data import preprocess
 
@@ -140,12 +140,12 @@ def register(subparsers) -> argparse.ArgumentParser:
     from ..studies.cures import STUDY_DATA, STUDY_SEEDS
 
     p = subparsers.add_parser(
-        "demo", help="the seed's experiment on scikit-image's cat: train, predict, CRF, figures",
+        "demo", help="the post's experiment on scikit-image's cat: train, predict, CRF, figures",
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="demo", help="folder for the figures, loss.csv and metrics.json "
                    "(default: %(default)s)")
     p.add_argument("--weights", help="imported VGG-16 weights (.npz from `tinyseg import-weights`, or "
-                   "the Keras .h5); runs the seed's exact setting")
+                   "the Keras .h5); runs the post's exact setting")
     p.add_argument("--no-verify", action="store_true",
                    help="skip the MD5 check of a Keras .h5 --weights file (for a file you trust)")
     p.add_argument("--width", type=argcheck.positive_float, help=f"VGG channel multiplier (default {SCRATCH['width']} "

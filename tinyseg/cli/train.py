@@ -43,7 +43,7 @@ def register(subparsers):
     add_data(p, "train")
     add_validation(p)
     p.add_argument("--model", choices=list(MODELS), default=None,
-                   help="the network: fcn32s (the seed; default), fcn16s / fcn8s (skips from pool4 / "
+                   help="the network: fcn32s (the post; default), fcn16s / fcn8s (skips from pool4 / "
                    "pool3), fcn8s-atonce (FCN-8s from VGG in one run, skips scaled 0.01 / 0.0001), "
                    "deeplab-largefov (atrous VGG at stride 8); with --resume: the checkpoint's")
     p.add_argument("--weights", help="imported VGG-16 weights (.npz or Keras .h5); default: from scratch")
@@ -54,7 +54,7 @@ def register(subparsers):
                    "defaults to the checkpoint's")
     p.add_argument("--crf-rnn", action="store_true",
                    help="train end to end with a CRF-as-RNN on top (Zheng et al. 2015: mean field as a "
-                   "recurrent layer, 5 iterations in training, 10 at test; initialised to the seed's "
+                   "recurrent layer, 5 iterations in training, 10 at test; initialised to the post's "
                    "dense CRF: Potts, weights 3 and 10); the checkpoint holds its parameters and "
                    "predict/evaluate use it; with --resume: the checkpoint's")
     p.add_argument("--crf-lr", type=argcheck.positive_float, default=None, metavar="LR",
@@ -151,7 +151,7 @@ def check_train_args(args) -> dict | None:
                          f"the checkpoint {ckpt}")
     config, step = read_checkpoint_config(ckpt)
     model = config.get("model", {})
-    saved_name = model.get("name", "fcn32s")                  # unnamed: before tinyseg.models
+    saved_name = model.get("name", "fcn32s")                  # no name: an FCN-32s checkpoint
     if args.model is not None and args.model != saved_name:
         raise ValueError(f"--resume: --model {args.model} differs from the checkpoint's model "
                          f"{saved_name} ({ckpt}); drop --model, or start a new run with --overwrite")

@@ -1,10 +1,10 @@
 """The comparison study: FCN-32s, FCN-8s and DeepLab-LargeFOV on the same data, before and after
 the dense CRF, scored by mean IoU and by boundary accuracy (DeepLab's trimap).
 
-The seed post ends by naming two cures for FCN-32s's coarse maps: skip connections (FCN-8s) and
+The post ends by naming two cures for FCN-32s's coarse maps: skip connections (FCN-8s) and
 atrous convolution with a fully connected CRF (DeepLab). This module trains each model the same
 way (same data, initial backbone — the same seed draws the same VGG weights —, iterations and
-Adam), predicts, refines with the seed's CRF, and measures what each cure buys near object
+Adam), predicts, refines with the post's CRF, and measures what each cure buys near object
 boundaries: IoU within ±w pixels of the ground-truth boundaries for w = 2 … 20
 (:func:`tinyseg.metrics.trimap_band`).
 
@@ -88,7 +88,7 @@ def held_out_rows(shape, strip: int = HELD_OUT_STRIP):
 
 
 def score_model(model, samples, n_classes: int, widths=STUDY_WIDTHS, device: str = "cpu"):
-    """Predict, refine with the seed's CRF, and score: ``(scores, maps of the first sample)``.
+    """Predict, refine with the post's CRF, and score: ``(scores, maps of the first sample)``.
 
     ``samples`` hold ``(image, labels)`` or ``(image, labels, scored)`` (see the module docstring).
     ``scores = {"fcn"|"crf": {"mean_iou", "pixel_accuracy", "trimap": {"w": {...}}}}``.
@@ -262,7 +262,7 @@ def write_tables(out: str, result: dict) -> None:
 def _colour(labels, n_classes):
     from ..data import voc_colormap
     cmap = voc_colormap()
-    if n_classes == 2:                                  # the seed's view: object blue, background red
+    if n_classes == 2:                                  # the post's view: object blue, background red
         cmap = cmap.copy()
         cmap[0], cmap[1] = (200, 60, 50), (40, 70, 200)
     return cmap[np.asarray(labels, np.int64) % 256]
