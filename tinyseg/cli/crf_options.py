@@ -125,7 +125,8 @@ def add_crf_options(parser: argparse.ArgumentParser, *, iterations_flag: str = "
 
 def crf_params_from_args(args) -> dict:
     """:func:`tinyseg.crf.dense_crf` keywords from the options of :func:`add_crf_options`:
-    the post's defaults (:data:`tinyseg.crf.POST_CRF`), overridden by ``--crf-params``, overridden by explicit options."""
+    the post's defaults (:data:`tinyseg.crf.POST_CRF`), overridden by ``--crf-params``, overridden
+    by explicit options."""
     from ..crf.refine import POST_CRF
 
     params = dict(POST_CRF)
