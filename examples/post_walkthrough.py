@@ -67,12 +67,24 @@ plt.rcParams["figure.figsize"] = fig_size
 warnings.filterwarnings("ignore", message=".*non-interactive.*")
 
 
+def show(path):
+    """Inside Jupyter (and the docs build) display a figure written to ``path``; as a script, nothing."""
+    try:
+        from IPython import get_ipython
+        from IPython.display import Image, display
+    except ImportError:
+        return
+    if get_ipython() is not None:
+        display(Image(filename=path))
+
+
 def save_figure(name):
     """Where the post calls plt.show(): write the current figure to OUT/name and close it."""
     path = os.path.join(args.out, name)
     plt.gcf().savefig(path, dpi=80, bbox_inches="tight")
     plt.close("all")
     print(f"wrote {path}")
+    show(path)
 
 
 # %% [markdown]

@@ -44,6 +44,17 @@ parser.add_argument("--seed", type=int, default=0)
 args, _ = parser.parse_known_args()
 os.makedirs(args.out, exist_ok=True)
 H, W = (int(s) for s in args.size.lower().split("x"))
+
+
+def show(path):
+    """Inside Jupyter (and the docs build) display a figure written to ``path``; as a script, nothing."""
+    try:
+        from IPython import get_ipython
+        from IPython.display import Image, display
+    except ImportError:
+        return
+    if get_ipython() is not None:
+        display(Image(filename=path))
 rng = np.random.default_rng(args.seed)
 
 # %% [markdown]
@@ -189,3 +200,4 @@ print(f"  network + CRF-as-RNN (10 it)        {joint['crf_rnn_10']:.3f}")
 path = plot_crf_parameters(result["crf"], os.path.join(args.out, "crf_rnn_parameters.png"),
                            class_names=names, title="CRF-as-RNN: learned vs hand-picked")
 print(f"wrote {path}")
+show(path)

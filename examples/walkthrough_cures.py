@@ -36,6 +36,17 @@ parser.add_argument("--out", default="cures_out", help="folder for the figures a
 args, _ = parser.parse_known_args()
 os.makedirs(args.out, exist_ok=True)
 
+
+def show(path):
+    """Inside Jupyter (and the docs build) display a figure written to ``path``; as a script, nothing."""
+    try:
+        from IPython import get_ipython
+        from IPython.display import Image, display
+    except ImportError:
+        return
+    if get_ipython() is not None:
+        display(Image(filename=path))
+
 # %% [markdown]
 # ## 1. Where a score sits: the alignment rule
 #
@@ -178,6 +189,8 @@ for name, scores in result["models"].items():
     print(f"{name}: mean trimap IoU at w=4 {scores['fcn']['trimap']['4']['mean_iou']:.3f} -> "
           f"with the CRF {scores['crf']['trimap']['4']['mean_iou']:.3f}")
 print(f"wrote {args.out}/compare.png, trimap.png, compare.csv, compare.json")
+show(os.path.join(args.out, "compare.png"))
+show(os.path.join(args.out, "trimap.png"))
 
 # %% [markdown]
 # `compare.png` shows the image and each model's map (top), the ground truth and each map after
