@@ -63,6 +63,8 @@ myst_heading_anchors = 3
 
 source_suffix = {".rst": "restructuredtext", ".md": "myst-nb", ".ipynb": "myst-nb", ".py": "myst-nb"}
 exclude_patterns = ["_build", "_ext", "conf.py", "**.ipynb_checkpoints", "README.md"]
+# index.md's toctree ends with the glob "*": every top-level page not listed before it —
+# architecture.md, benchmarks.md (written by benchmarks/report.py), contributing.md.
 suppress_warnings = ["mystnb.unknown_mime_type"]
 
 # ----------------------------------------------------------------------------- API pages
