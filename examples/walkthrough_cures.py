@@ -202,3 +202,10 @@ show(os.path.join(args.out, "trimap.png"))
 # seed). In the post's protocol, where FCN-8s can fit its own training labels almost exactly,
 # the CRF's gain for FCN-8s shrinks to nothing: it moves a near-exact boundary a pixel or two
 # off the annotation as often as it fixes one.
+#
+# Two cautions before generalising. The cat's ground truth was made by a colour-following random
+# walker (`tinyseg/assets/README.md`), so a CRF that follows colour edges is scored against an
+# outline drawn by following colour edges. And the synthetic shapes (`data="shapes"`) paint every
+# object in its own colours: their colour edges are their label edges, the CRF's best case.
+# `data="camouflage"` is the opposite case, where colour edges are not label edges; the study
+# page of the docs (`docs/studies/cures.md`) gives what the CRF does there.
