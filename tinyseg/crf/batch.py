@@ -83,8 +83,8 @@ def _refine(item, params: dict, with_q: bool):
 
 
 def _refine_task(task):
-    index, item = task
-    return index, _refine(item, _PARAMS, _WITH_Q)
+    index, item, params = task
+    return index, _refine(item, _PARAMS if params is None else params, _WITH_Q)
 
 
 @contextmanager
@@ -122,9 +122,11 @@ class CRFPool:
             self._pool = mp.get_context(start_method).Pool(
                 self.workers, initializer=_init_worker, initargs=(self.params, with_q))
 
-    def imap(self, items: Iterable) -> Iterator:
-        """Labels (or ``(labels, Q)``) of each item, in input order, as they are ready."""
-        for _, result in self._pool.imap(_refine_task, enumerate(items), chunksize=1):
+    def imap(self, items: Iterable, params: dict | None = None) -> Iterator:
+        """Labels (or ``(labels, Q)``) of each item, in input order, as they are ready;
+        ``params`` (default: the pool's) are sent with every task."""
+        tasks = ((i, item, params) for i, item in enumerate(items))
+        for _, result in self._pool.imap(_refine_task, tasks, chunksize=1):
             yield result
 
     def close(self) -> None:
