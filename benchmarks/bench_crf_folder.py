@@ -109,6 +109,11 @@ def main(argv=None) -> int:
     cond = conditions_from_args(args)
     run = Run("bench_crf_folder", cond)
     env = cond.env(cond.threads)
+    run.workers += [
+        {"side": "tinyseg crf command", "note": f"thread variables {cond.threads} in the command's "
+         "environment; it refines in single-threaded worker processes (tinyseg.crf.batch)"},
+        {"side": "pydensecrf pool", "note": f"{cond.threads} processes, thread variables "
+         f"{cond.threads} in the environment (pydensecrf itself is single-threaded)"}]
     with tempfile.TemporaryDirectory(prefix="bench-crf-folder-") as tmp:
         image_dir, prob_dir = prepare(tmp, args.images)
         commands = {
