@@ -59,3 +59,17 @@ def test_paths_are_read_by_the_worker(tmp_path):
 def test_bad_workers():
     with pytest.raises(ValueError, match="workers"):
         refine_many(_items(n=2), PARAMS, workers=0)
+
+
+def test_evaluate_with_crf_workers_equals_one_image_at_a_time():
+    from tinyseg.models import build_model
+    from tinyseg.predict import evaluate
+
+    model = build_model("fcn32s", 3, width=0.03125, seed=0)
+    rng = np.random.default_rng(1)
+    samples = [(im, rng.integers(0, 3, im.shape[:2])) for im, _ in _items(n=3)]
+    pooled = evaluate(model, samples, 3, crf_workers=2, trimap=(1, 2), **PARAMS)
+    serial = evaluate(model, samples, 3, crf_workers=1, trimap=(1, 2), **PARAMS)
+    np.testing.assert_array_equal(pooled["crf"].matrix, serial["crf"].matrix)
+    np.testing.assert_array_equal(pooled["fcn"].matrix, serial["fcn"].matrix)
+    assert pooled["crf"].matrix.sum() == sum(s[1].size for s in samples)

@@ -71,3 +71,27 @@ def test_probabilities_must_be_a_folder(folders, capsys):
     rc = main(["crf", "--image", str(tmp / "img"), "--probabilities", str(tmp / "prob" / "a.npy"),
                "--out", str(tmp / "out"), "--quiet"])
     assert rc == 1 and "folder of probabilities" in capsys.readouterr().err
+
+
+def test_predict_crf_on_a_folder_equals_one_image_at_a_time(folders):
+    """predict --crf on a folder refines on worker processes; each NAME_crf.png must equal
+    dense_crf of that image's saved probabilities."""
+    from PIL import Image
+
+    from tinyseg.crf import dense_crf
+    from tinyseg.data import load_annotation
+
+    tmp, data = folders
+    image, _ = data["a"]
+    Image.fromarray((image[..., 0] > 128).astype(np.uint8)).save(tmp / "ann.png")
+    ckpt = str(tmp / "ckpt.h5")
+    assert main(["train", "--image", str(tmp / "img" / "a.png"), "--annotation", str(tmp / "ann.png"),
+                 "--checkpoint", ckpt, "--no-progress", "--width", "0.03125", "--iterations", "1"]) == 0
+    out = tmp / "pred"
+    assert main(["predict", "--checkpoint", ckpt, "--image", str(tmp / "img"), "--out", str(out),
+                 "--save-probabilities",
+                 *[{"--iterations": "--crf-iterations"}.get(a, a) for a in ARGS if a != "--quiet"]]) == 0
+    for stem, (image, _) in data.items():
+        probs = np.load(out / f"{stem}.npy")
+        want = dense_crf(image, probs, **PARAMS)[0]
+        np.testing.assert_array_equal(load_annotation(out / f"{stem}_crf.png"), want)

@@ -17,6 +17,7 @@ the process boundary.
 """
 from __future__ import annotations
 
+import itertools
 import multiprocessing as mp
 import os
 import sys
@@ -25,7 +26,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-__all__ = ["refine_many", "CRFPool", "default_workers", "mpi_world_size"]
+__all__ = ["refine_many", "refine_stream", "CRFPool", "default_workers", "mpi_world_size"]
 
 # Environment variables through which MPI launchers announce the number of ranks (read before
 # mpi4py is imported; the same list as tinyseg's data-parallel training reads).
@@ -191,6 +192,46 @@ def refine_many(items, params: dict | None = None, *, workers: int | None = None
     finally:
         bar.close()
     return out
+
+
+def refine_stream(records: Iterable, params: dict | None = None, *, workers: int | None = None,
+                  chunk: int | None = None, item=lambda record: record) -> Iterator:
+    """``(record, labels)`` for each record of a (lazy) iterable, in order, refined on every core.
+
+    For loops that make their inputs as they go (a network's probabilities, image after image):
+    ``chunk`` records (default ``2 * workers``) are drawn from ``records`` -- running whatever
+    produces them, in this process -- then refined together by one :class:`CRFPool` that stays
+    open for the whole stream, so only a chunk's arrays are held at a time. ``item(record)``
+    gives the record's ``(image, probabilities)``. With one worker, or ``device`` other than
+    ``"cpu"`` in ``params``, each record is refined here as it comes. No MPI here: a caller that
+    runs under ``mpiexec`` shards its records itself.
+    """
+    params = dict(params or {})
+    n = default_workers() if workers is None else int(workers)
+    if n < 1:
+        raise ValueError(f"`workers` must be >= 1, got {workers}")
+    if n == 1 or params.get("device", "cpu") != "cpu":
+        for record in records:
+            yield record, _refine(item(record), params, False)
+        return
+    chunk = chunk or 2 * n
+    records, pool = iter(records), None
+    try:
+        while True:
+            batch = list(itertools.islice(records, chunk))
+            if not batch:
+                break
+            if pool is None:
+                pool = CRFPool(params, n)
+            yield from zip(batch, pool.imap([item(r) for r in batch]))
+    except BaseException:
+        if pool is not None:
+            pool.terminate()
+            pool = None
+        raise
+    finally:
+        if pool is not None:
+            pool.close()
 
 
 def _bar(total: int, enabled: bool, desc: str):
