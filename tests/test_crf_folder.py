@@ -95,3 +95,21 @@ def test_predict_crf_on_a_folder_equals_one_image_at_a_time(folders):
         probs = np.load(out / f"{stem}.npy")
         want = dense_crf(image, probs, **PARAMS)[0]
         np.testing.assert_array_equal(load_annotation(out / f"{stem}_crf.png"), want)
+
+
+@pytest.mark.slow
+def test_folder_under_mpiexec_equals_one_image_at_a_time(folders):
+    """Two ranks share the images; rank 0 gathers and writes every label map."""
+    from mpi_helpers import tinyseg_mpi
+
+    from tinyseg.crf import dense_crf
+    from tinyseg.data import load_annotation
+
+    tmp, data = folders
+    res = tinyseg_mpi(2, ["crf", "--image", str(tmp / "img"), "--probabilities", str(tmp / "prob"),
+                          "--out", str(tmp / "out"), *ARGS])
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "2 MPI ranks" in res.stdout
+    for stem, (image, p) in data.items():
+        np.testing.assert_array_equal(load_annotation(tmp / "out" / f"{stem}.png"),
+                                      dense_crf(image, p, **PARAMS)[0])

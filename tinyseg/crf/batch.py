@@ -26,7 +26,8 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-__all__ = ["refine_many", "refine_stream", "CRFPool", "default_workers", "mpi_world_size"]
+__all__ = ["refine_many", "refine_stream", "CRFPool", "default_workers", "mpi_world_size",
+           "single_threaded_children"]
 
 # Environment variables through which MPI launchers announce the number of ranks (read before
 # mpi4py is imported; the same list as tinyseg's data-parallel training reads).
@@ -89,7 +90,7 @@ def _refine_task(task):
 
 
 @contextmanager
-def _single_threaded_children():
+def single_threaded_children():
     """Children spawned inside this block start with every thread pool at one thread."""
     saved = {name: os.environ.get(name) for name in _THREAD_VARIABLES}
     try:
@@ -119,7 +120,7 @@ class CRFPool:
         if self.workers < 1:
             raise ValueError(f"`workers` must be >= 1, got {workers}")
         self.params, self.with_q = dict(params), with_q
-        with _single_threaded_children():
+        with single_threaded_children():
             self._pool = mp.get_context(start_method).Pool(
                 self.workers, initializer=_init_worker, initargs=(self.params, with_q))
 
