@@ -42,7 +42,7 @@ from _common import print_table, record  # noqa: E402
 from _conditions import Run, add_condition_options, conditions_from_args, pin_threads, worker_report  # noqa: E402
 
 from tinyseg import ops  # noqa: E402
-from tinyseg.upsampling import get_kernel_size, upsample_filt  # noqa: E402
+from tinyseg.ops.upsampling import get_kernel_size, upsample_filt  # noqa: E402
 
 H, W = 375, 500
 # (name, H, W, k, C_in, C_out, dilation) at a 375×500 input with ceil (SAME) pooling; DeepLab's
@@ -278,7 +278,7 @@ def predict_memory_worker(H: int, W: int, n_classes: int) -> dict:
 
     from tinyseg.backend.cpu import CONV_WORKSPACE_BYTES, WINOGRAD_BLOCK_BYTES, parallel_workers
     from tinyseg.layers import Conv2D, CropTo
-    from tinyseg.model import FCN32s, FCN32sConfig
+    from tinyseg.models import FCN32s, FCN32sConfig
     from tinyseg.ops import conv as conv_ops
     from tinyseg.predict import predict
 
