@@ -270,7 +270,7 @@ def run_folder(args, params: dict) -> int:
     kw = dict(params, method=args.method, force=args.force)
     try:
         labels = refine_many([(img, prob) for _, img, prob in pairs], kw, workers=workers,
-                             progress=not args.quiet)
+                             progress=not args.quiet, reader=load_probabilities)
     except KeyboardInterrupt:
         print("tinyseg crf: interrupted; nothing written", file=sys.stderr)
         return 130

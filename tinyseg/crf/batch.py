@@ -11,9 +11,9 @@ image (``items[rank::R]``, in this process, with the rank's own threads) and ran
 labels; ``mpi4py`` is imported only then.
 
 An item is ``(image, probabilities)``: ``image`` an H×W×3 uint8 array or an image file's path,
-``probabilities`` an H×W×C float array or a ``.npy``/``.npz`` path (read with
-:func:`tinyseg.crf.cli.load_probabilities`). Paths are read by the worker, so only names cross
-the process boundary.
+``probabilities`` an H×W×C float array or a ``.npy`` path (read by ``reader(path, (H, W))``,
+default :func:`read_probabilities`; the command line passes its own, which also takes ``.npz``
+and C×H×W). Paths are read by the worker, so only names cross the process boundary.
 """
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 __all__ = ["refine_many", "refine_stream", "CRFPool", "default_workers", "mpi_world_size",
-           "single_threaded_children"]
+           "single_threaded_children", "read_probabilities"]
 
 # Environment variables through which MPI launchers announce the number of ranks (read before
 # mpi4py is imported; the same list as tinyseg's data-parallel training reads).
@@ -53,40 +53,50 @@ def mpi_world_size(environ=os.environ) -> int:
     return 1
 
 
-def _load(image, probabilities):
+def read_probabilities(path: str, shape) -> np.ndarray:
+    """An H×W×C float array from a ``.npy`` file, for an image of ``shape`` (H, W)."""
+    p = np.load(path, allow_pickle=False)
+    if p.ndim != 3 or p.shape[:2] != tuple(shape) or not np.issubdtype(p.dtype, np.floating):
+        raise ValueError(f"probabilities in {path!r} have shape {p.shape} and dtype {p.dtype}: "
+                         f"expected H×W×C floats for the {shape[0]}×{shape[1]} image")
+    return p
+
+
+def _load(image, probabilities, reader=None):
     """An item's arrays: paths are read here (in the worker), arrays pass through."""
     if isinstance(image, (str, os.PathLike)):
         from ..data import load_image
         image = load_image(os.fspath(image))
     if isinstance(probabilities, (str, os.PathLike)):
-        from .cli import load_probabilities
-        probabilities = load_probabilities(os.fspath(probabilities), np.asarray(image).shape[:2])
+        probabilities = (reader or read_probabilities)(os.fspath(probabilities),
+                                                      np.asarray(image).shape[:2])
     return image, probabilities
 
 
 _PARAMS: dict = {}
 _WITH_Q = False
+_READER = None
 
 
-def _init_worker(params: dict, with_q: bool) -> None:
-    global _PARAMS, _WITH_Q
+def _init_worker(params: dict, with_q: bool, reader=None) -> None:
+    global _PARAMS, _WITH_Q, _READER
     import numba
 
     numba.set_num_threads(1)                    # the processes are the parallelism
-    _PARAMS, _WITH_Q = params, with_q
+    _PARAMS, _WITH_Q, _READER = params, with_q, reader
 
 
-def _refine(item, params: dict, with_q: bool):
+def _refine(item, params: dict, with_q: bool, reader=None):
     from .refine import dense_crf
 
-    image, probabilities = _load(*item)
+    image, probabilities = _load(*item, reader)
     labels, q = dense_crf(image, probabilities, **params)
     return (labels, q) if with_q else labels
 
 
 def _refine_task(task):
     index, item, params = task
-    return index, _refine(item, _PARAMS if params is None else params, _WITH_Q)
+    return index, _refine(item, _PARAMS if params is None else params, _WITH_Q, _READER)
 
 
 @contextmanager
@@ -115,14 +125,14 @@ class CRFPool:
     """
 
     def __init__(self, params: dict, workers: int | None = None, *, with_q: bool = False,
-                 start_method: str = "spawn"):
+                 reader=None, start_method: str = "spawn"):
         self.workers = default_workers() if workers is None else int(workers)
         if self.workers < 1:
             raise ValueError(f"`workers` must be >= 1, got {workers}")
         self.params, self.with_q = dict(params), with_q
         with single_threaded_children():
             self._pool = mp.get_context(start_method).Pool(
-                self.workers, initializer=_init_worker, initargs=(self.params, with_q))
+                self.workers, initializer=_init_worker, initargs=(self.params, with_q, reader))
 
     def imap(self, items: Iterable, params: dict | None = None) -> Iterator:
         """Labels (or ``(labels, Q)``) of each item, in input order, as they are ready;
@@ -150,7 +160,8 @@ class CRFPool:
 
 
 def refine_many(items, params: dict | None = None, *, workers: int | None = None,
-                progress: bool = False, with_q: bool = False, desc: str = "crf") -> list:
+                progress: bool = False, with_q: bool = False, desc: str = "crf",
+                reader=None) -> list:
     """Refine every ``(image, probabilities)`` item with :func:`tinyseg.crf.dense_crf`.
 
     Parameters
@@ -163,6 +174,8 @@ def refine_many(items, params: dict | None = None, *, workers: int | None = None
         refined here, one after the other, with this process's threads.
     progress : show a tqdm bar (on stderr).
     with_q : return ``(labels, Q)`` per item instead of labels.
+    reader : ``reader(path, (H, W)) -> (H, W, C)`` for probabilities given as paths (a
+        module-level function: the workers receive it by name); default :func:`read_probabilities`.
 
     Returns
     -------
@@ -174,7 +187,7 @@ def refine_many(items, params: dict | None = None, *, workers: int | None = None
         raise ValueError("refine_many runs on the CPU; use dense_crf(device=...) per image")
     items = list(items)
     if mpi_world_size() > 1:
-        return _refine_mpi(items, params, progress, with_q, desc)
+        return _refine_mpi(items, params, progress, with_q, desc, reader)
     n = default_workers() if workers is None else int(workers)
     if n < 1:
         raise ValueError(f"`workers` must be >= 1, got {workers}")
@@ -183,10 +196,10 @@ def refine_many(items, params: dict | None = None, *, workers: int | None = None
     try:
         if n == 1 or len(items) <= 1:
             for item in items:
-                out.append(_refine(item, params, with_q))
+                out.append(_refine(item, params, with_q, reader))
                 bar.update(1)
         else:
-            with CRFPool(params, min(n, len(items)), with_q=with_q) as pool:
+            with CRFPool(params, min(n, len(items)), with_q=with_q, reader=reader) as pool:
                 for result in pool.imap(items):
                     out.append(result)
                     bar.update(1)
@@ -241,7 +254,7 @@ def _bar(total: int, enabled: bool, desc: str):
     return tqdm(total=total, desc=desc, unit="image", file=sys.stderr, disable=not enabled)
 
 
-def _refine_mpi(items: list, params: dict, progress: bool, with_q: bool, desc: str):
+def _refine_mpi(items: list, params: dict, progress: bool, with_q: bool, desc: str, reader):
     """Rank r refines items[r::R]; rank 0 gathers and orders them."""
     from mpi4py import MPI
 
@@ -252,7 +265,7 @@ def _refine_mpi(items: list, params: dict, progress: bool, with_q: bool, desc: s
     results, error = [], None
     try:
         for i in mine:
-            results.append((i, _refine(items[i], params, with_q)))
+            results.append((i, _refine(items[i], params, with_q, reader)))
             bar.update(1)
     except Exception as exc:                 # every rank must reach the gather below
         error = f"{type(exc).__name__}: {exc}"
