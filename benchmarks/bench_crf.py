@@ -25,7 +25,7 @@ environment in all of them, the thread count pinned in each and reported (the JS
 rotating each round), summed over the photos for (a) and (b) (the ratio is the ratio of the total
 time on the four photos; per-photo medians are in the JSON).
 
-Usage: ``python benchmarks/bench_crf.py [--quick] [--json PATH] [--repeat 3] [--set-repeat 3]``
+Usage: ``python benchmarks/bench_crf.py [--quick] [--json PATH] [--repeat 3] [--set-repeat 2]``
 (``--quick``: two cases, two photos, one throughput case; a few minutes). Accuracy against the
 exact CRF and peak memory: ``benchmarks/bench_crf_accuracy.py``.
 """
