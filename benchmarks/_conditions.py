@@ -133,8 +133,8 @@ def pin_threads(threads: int) -> None:
         threadpool_limits(threads)
     except ImportError:
         for lib in _openblas_libraries():
-            for symbol in ("scipy_openblas_set_num_threads64_", "openblas_set_num_threads64_",
-                           "openblas_set_num_threads"):
+            for symbol in ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads",
+                           "openblas_set_num_threads64_", "openblas_set_num_threads"):
                 if hasattr(lib, symbol):
                     getattr(lib, symbol)(ctypes.c_int(threads))
                     break
@@ -174,12 +174,14 @@ def _blas_info() -> list[dict]:
     for lib in _openblas_libraries():
         info = {"internal_api": "openblas", "filepath": lib._name}
         for key, symbols, restype in (
-                ("num_threads", ("scipy_openblas_get_num_threads64_", "openblas_get_num_threads64_",
-                                 "openblas_get_num_threads"), ctypes.c_int),
-                ("architecture", ("scipy_openblas_get_corename64_", "openblas_get_corename64_",
-                                  "openblas_get_corename"), ctypes.c_char_p),
-                ("config", ("scipy_openblas_get_config64_", "openblas_get_config64_",
-                            "openblas_get_config"), ctypes.c_char_p)):
+                ("num_threads", ("scipy_openblas_get_num_threads64_", "scipy_openblas_get_num_threads",
+                                 "openblas_get_num_threads64_", "openblas_get_num_threads"),
+                 ctypes.c_int),
+                ("architecture", ("scipy_openblas_get_corename64_", "scipy_openblas_get_corename",
+                                  "openblas_get_corename64_", "openblas_get_corename"),
+                 ctypes.c_char_p),
+                ("config", ("scipy_openblas_get_config64_", "scipy_openblas_get_config",
+                            "openblas_get_config64_", "openblas_get_config"), ctypes.c_char_p)):
             for s in symbols:
                 if hasattr(lib, s):
                     fn = getattr(lib, s)
