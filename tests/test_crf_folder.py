@@ -113,3 +113,23 @@ def test_folder_under_mpiexec_equals_one_image_at_a_time(folders):
     for stem, (image, p) in data.items():
         np.testing.assert_array_equal(load_annotation(tmp / "out" / f"{stem}.png"),
                                       dense_crf(image, p, **PARAMS)[0])
+
+
+@pytest.mark.slow
+def test_crf_search_under_mpiexec_equals_one_process(tmp_path):
+    """Two ranks share the images of crf-search and sum their (integer) confusions: the search
+    log and the best parameters equal one process's; rank 0 alone writes."""
+    import json
+
+    from mpi_helpers import tinyseg_mpi
+    from test_crf_search import SMALL_GRID, _voc
+
+    probs = _voc(tmp_path, np.random.default_rng(5), n=3)
+    args = ["crf-search", "--voc", str(tmp_path), "--probabilities", str(probs), *SMALL_GRID]
+    assert main([*args, "--out", str(tmp_path / "one.json"), "--jobs", "1"]) == 0
+    res = tinyseg_mpi(2, [*args, "--out", str(tmp_path / "two.json"), "--jobs", "1"])
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stdout.count("wrote") == 1
+    one, two = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("one", "two"))
+    assert one["params"] == two["params"]
+    assert one["search"]["stages"] == two["search"]["stages"]
