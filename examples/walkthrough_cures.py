@@ -167,7 +167,7 @@ print(f"interp ×8 of a delta at i=2: peak at row {int(interp.argmax())} (= 8·2
 # (`tinyseg.metrics.trimap_band`). Interiors are easy for every model; the band is where a
 # stride-32 map loses. The labels of alternate 30-row strips train the networks and the other
 # strips are scored: the seed scores the labels it trained on, which measures memorisation
-# (`data="chelsea-seed"` runs that protocol).
+# (`data="chelsea-post"` runs that protocol).
 
 # %%
 result = run_study(args.out, data="chelsea", weights=args.weights, width=args.width,

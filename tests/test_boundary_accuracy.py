@@ -1,12 +1,12 @@
 """What the cures buy near object boundaries, measured (issue 8's accuracy claims).
 
 For every trimap half-width w ≤ 8 px (2, 4, 8): FCN-8s scores a higher trimap mean IoU than
-FCN-32s, and the seed's dense CRF raises each model's. Two datasets, each model trained the same
+FCN-32s, and the post's dense CRF raises each model's. Two datasets, each model trained the same
 way from the same seed (so from the same initial VGG backbone):
 
 * **synthetic** — 6 images (128×160) of textured shapes of 3 classes on a textured ground, exact
   ground truth (:func:`tinyseg.data.synthetic.synthetic_dataset`); width 1/16, 250 iterations of Adam
-  1e-3 on the mean loss, scored on the training images as the seed scores its one image (the
+  1e-3 on the mean loss, scored on the training images as the post scores its one image (the
   held-out version, 16 training and 6 test images, is ``benchmarks/bench_boundary.py``), mean over
   seeds 0–3 as the study reports it. Seed by seed (measured 2026-11-30) every claim holds but one:
   at seed 3 the CRF lowers DeepLab's IoU at w = 8 (0.692 -> 0.683); FCN-8s's smallest lead is
@@ -16,7 +16,7 @@ way from the same seed (so from the same initial VGG backbone):
   strips train, the other strips are scored (the network sees the whole image, never the labels
   it is scored on), and as the study reports it, the **mean over seeds 0–3** of each score.
 
-Why held-out rows: the seed's protocol scores the labels it trained on, and from scratch FCN-8s
+Why held-out rows: the post's protocol scores the labels it trained on, and from scratch FCN-8s
 can fit them almost exactly; then the CRF's colour term moves a near-exact boundary a pixel or
 two off the annotation as often as it fixes one. Measured 2026-11-30 in that protocol
 (``chelsea-seed``), FCN-8s's trimap IoU at w = 2 went 0.560 -> 0.584 over seeds 0–3 and

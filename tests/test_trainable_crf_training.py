@@ -1,4 +1,4 @@
-"""End-to-end training through CRF-as-RNN beats the post-hoc CRF at the seed's parameters.
+"""End-to-end training through CRF-as-RNN beats the post-hoc CRF at the post's parameters.
 
 The issue's acceptance test, in the setting of ``benchmarks/study_crf_rnn.py`` (whose defaults
 it uses): synthetic textured shapes with exact labels (4 classes, 64×96, 48 training and 24

@@ -26,7 +26,7 @@ def predict(model, image: np.ndarray):
 
 
 def refine(image: np.ndarray, probabilities: np.ndarray, **crf_params):
-    """Dense-CRF refinement of ``probabilities`` (seed parameters unless overridden) → labels, Q.
+    """Dense-CRF refinement of ``probabilities`` (the post's parameters unless overridden) → labels, Q.
 
     ``crf_params`` are :func:`tinyseg.crf.dense_crf`'s keywords (e.g. ``device="cuda"``).
     """

@@ -26,7 +26,7 @@ def register(subparsers) -> argparse.ArgumentParser:
         description=(
             "Refine per-pixel class probabilities (e.g. FCN-32s softmax output) with a fully "
             "connected CRF: unary -log p, a spatial Gaussian kernel and a bilateral (position + "
-            "colour) kernel, mean-field inference. Defaults are the seed's pydensecrf settings; "
+            "colour) kernel, mean-field inference. Defaults are the post's pydensecrf settings; "
             "a probability of exactly 0 keeps its class out of that pixel."),
     )
     p.add_argument("--image", required=True,

@@ -35,7 +35,7 @@ def add_data(p, split_default, *, annotation_required=True):
                    "order, e.g. 0,255 for black/white masks; the names stay those of --classes FILE or "
                    "ROOT/classes.txt (default: value k is class k; 255 is ignored unless listed)")
     g.add_argument("--labels", choices=["binary", "voc"], default=None,
-                   help="a named class set: 'binary' (the seed: 0 background, 1 object, 255 ignored) "
+                   help="a named class set: 'binary' (the post: 0 background, 1 object, 255 ignored) "
                    "or 'voc' (21 classes, 255 ignored). Default: binary for --image, voc for --voc")
     p.add_argument_group("classes", RULE)
     p.set_defaults(split_default=split_default)

@@ -21,7 +21,7 @@ def register(subparsers):
                               "with the dense CRF; write label PNGs (VOC palette; pixel values are the "
                               "classes), the same labels as colour overlays on the image with a legend "
                               "of the class names (*_overlay.png), the probabilities (.npy) and, for "
-                              "two classes, the seed's figures. A folder of images gives "
+                              "two classes, the post's figures. A folder of images gives "
                               "OUT/NAME.png, OUT/NAME_overlay.png (and OUT/NAME_crf*.png) per image.")
     p.add_argument("--checkpoint", required=True, help="a checkpoint written by `tinyseg train`")
     p.add_argument("--image", required=True, help="the RGB image to segment, or a folder of images")

@@ -96,10 +96,10 @@ def dense_crf(image: np.ndarray, probabilities: np.ndarray, *, sdims=(50, 50), s
               progress=None) -> tuple[np.ndarray, np.ndarray]:
     """Refine per-pixel class probabilities with a fully connected CRF (mean field).
 
-    The model is the seed's: unary ``-log p``; a spatial Gaussian kernel
+    The model is the post's: unary ``-log p``; a spatial Gaussian kernel
     ``exp(-(dr²/gs_r² + dc²/gs_c²)/2)`` with Potts weight ``gaussian_compat``; a bilateral kernel
     ``exp(-(dr²/s_r² + dc²/s_c²)/2 - |ΔRGB / schan|²/2)`` with Potts weight ``compat``; both
-    symmetrically normalised. Defaults are the seed's (pydensecrf's names and meaning).
+    symmetrically normalised. Defaults are the post's (pydensecrf's names and meaning).
 
     Parameters
     ----------

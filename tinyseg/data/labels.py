@@ -13,9 +13,9 @@ remapped, and so is a mask with no labelled pixel at all.
 
 Label sets provided:
 
-* the seed's **binary** mapping (:func:`binary_labels`, :data:`BINARY_CLASSES`): annotation value
+* the post's **binary** mapping (:func:`binary_labels`, :data:`BINARY_CLASSES`): annotation value
   1 is the object, class index **1**; every other value is background, class index **0**. (The
-  seed's one-hot put the object in *column 0*; tinyseg uses index 1 = object so that a label map
+  post's one-hot put the object in *column 0*; tinyseg uses index 1 = object so that a label map
   *is* the object mask.) :meth:`LabelMap.binary` is its checked form: only 0, 1 and 255 allowed.
 * PASCAL VOC's 21 classes (:func:`voc_labels`, :data:`VOC_CLASSES`, :meth:`LabelMap.voc`).
 * any ``N`` classes, named by a ``classes.txt`` (line ``k`` names class ``k``) or numbered.
@@ -39,7 +39,7 @@ VOC_CLASSES = (
     "sheep", "sofa", "train", "tvmonitor",
 )
 
-#: Class names of the seed's binary task: index 0 = background, index 1 = object.
+#: Class names of the post's binary task: index 0 = background, index 1 = object.
 BINARY_CLASSES = ("background", "object")
 
 #: What to do about a mask that does not fit the classes (appended to the errors).
@@ -107,7 +107,7 @@ class LabelMap:
 
     @classmethod
     def binary(cls) -> "LabelMap":
-        """The seed's task: mask value 0 = background, 1 = object, 255 ignored; others are errors."""
+        """The post's task: mask value 0 = background, 1 = object, 255 ignored; others are errors."""
         return cls(BINARY_CLASSES, values=(0, 1))
 
     @classmethod
@@ -219,13 +219,13 @@ def read_class_names(path) -> tuple:
 
 
 def binary_labels(annotation, *, keep_ignore=True):
-    """Map an annotation to the seed's binary labels: 1 = object, 0 = background.
+    """Map an annotation to the post's binary labels: 1 = object, 0 = background.
 
-    The seed's mapping is ``object = (annotation == 1)``, ``background = (annotation != 1)``:
+    The post's mapping is ``object = (annotation == 1)``, ``background = (annotation != 1)``:
     **every** other value becomes background (use :meth:`LabelMap.binary` to reject values other
     than 0, 1 and 255 instead). tinyseg keeps the PASCAL VOC void value 255 as ``255`` = ignore by
     default, so the uncertain border band is left out of the loss and the metrics. Pass
-    ``keep_ignore=False`` for the seed's exact mapping (255 becomes background).
+    ``keep_ignore=False`` for the post's exact mapping (255 becomes background).
 
     Parameters
     ----------

@@ -12,7 +12,7 @@
 
 Two variants (:class:`VGGVariant`):
 
-* **FCN** (the seed's VGG-16): 2×2/2 SAME max pools (stride 32 at pool5), fc6 a 7×7 conv with
+* **FCN** (the post's VGG-16): 2×2/2 SAME max pools (stride 32 at pool5), fc6 a 7×7 conv with
   4096 channels (VGG's fc1 recast as a convolution), fc7 1×1 4096.
 * **DeepLab-LargeFOV**: 3×3 max pools with padding 1, strides 2, 2, 2, 1, 1 (stride 8 at pool5),
   conv5 dilated by 2 (it sees the same input spacing it saw at stride 16), a 3×3 stride-1

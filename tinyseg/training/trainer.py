@@ -1,6 +1,6 @@
 """Training: batches by gradient accumulation, the papers' recipes, validation, MPI ranks.
 
-One step ``t`` over a global batch of ``B`` images (``B = 1``, Adam and a summed loss is the seed)::
+One step ``t`` over a global batch of ``B`` images (``B = 1``, Adam and a summed loss is the post)::
 
     for each image j of the batch that is this rank's:   # rank r takes j = r, r+R, …
         image, labels = augment(samples[order(t·B + j)], seed, t, j)
@@ -53,16 +53,16 @@ class TrainingDiverged(RuntimeError):
 
 @dataclass
 class TrainConfig:
-    iterations: int = 10                # optimizer steps in total (the seed: 10); 0: as many as fit
+    iterations: int = 10                # optimizer steps in total (the post: 10); 0: as many as fit
                                         # in max_minutes, fixed after the warm-up and saved
     batch: int = 1                      # images per step (global over ranks), by gradient accumulation
-    optimizer: str = "adam"             # "adam" (the seed) or "sgd" (FCN: momentum, weight decay)
-    lr: float = 1e-4                    # base learning rate; the seed's Adam rate
+    optimizer: str = "adam"             # "adam" (the post) or "sgd" (FCN: momentum, weight decay)
+    lr: float = 1e-4                    # base learning rate; the post's Adam rate
     momentum: float = 0.99              # SGD only: FCN's momentum for batch 1
     weight_decay: float = 5e-4          # SGD only: FCN's L2 penalty
     lr_schedule: str = "constant"       # "constant" or DeepLab's "poly" (1 − t/iterations)^0.9
     warmup: int = 0                     # steps of linear learning-rate warm-up
-    reduction: str = "sum"              # "sum" over pixels (the seed, FCN) or "mean" (DeepLab)
+    reduction: str = "sum"              # "sum" over pixels (the post, FCN) or "mean" (DeepLab)
     shuffle_seed: int = 0               # order of the samples in each epoch, and augmentation
     augment: AugmentConfig = field(default_factory=AugmentConfig)   # flip/scale/crop; none by default
     val_every: int = 0                  # validate every k iterations (and at the end) if val data given

@@ -2,7 +2,7 @@
 
 ::
 
-    crf = CRFasRNN(n_labels=21)                      # the seed's kernels, Potts, T = 5 / 10
+    crf = CRFasRNN(n_labels=21)                      # the post's kernels, Potts, T = 5 / 10
     logits = model.forward(x, train=True)            # (N, H, W, C)
     out = crf.forward(logits, images, train=True)    # (N, H, W, C), softmax(out) = Q_T
     loss, dout = ops.softmax_cross_entropy(out, labels)
@@ -22,7 +22,7 @@ Parameters (``params``; ``grads`` has the same keys and shapes after ``backward`
   ignores per-pixel constants), so for a loss of ``Q_T`` such as cross-entropy its gradient's
   columns sum to zero.
 * ``"w_spatial"``, ``"w_bilateral"``: the kernel weights, one per label (``per_class=True``, the
-  paper's) or one per kernel (shape (1,)), initialised to the seed's ``gaussian_compat = 3`` and
+  paper's) or one per kernel (shape (1,)), initialised to the post's ``gaussian_compat = 3`` and
   ``compat = 10``. With these initial values the layer computes exactly
   ``dense_crf(image, softmax(logits), iterations=T)``'s ``Q`` (up to float rounding).
 
