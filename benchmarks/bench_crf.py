@@ -49,11 +49,12 @@ import _crf_inputs as inputs  # noqa: E402
 ITERATIONS = 10
 
 
-def cases(quick: bool) -> list[tuple]:
-    """(params, labels, size) of the timed cases."""
+def cases(quick: bool, only: str = "") -> list[tuple]:
+    """(params, labels, size) of the timed cases (``only``: those whose name contains it)."""
     if quick:
         return [("deeplab", 21, "375x500"), ("post", 2, "375x500")]
-    return [(p, n, s) for p in ("post", "deeplab") for n in (2, 5, 21) for s in inputs.SIZES]
+    return [(p, n, s) for p in ("post", "deeplab") for n in (2, 5, 21) for s in inputs.SIZES
+            if only in f"crf.{p}.{n}labels.{s}.{ITERATIONS}it"]
 
 
 # ----------------------------------------------------------------------------- worker side
@@ -151,11 +152,11 @@ def worker_main(side: str, threads: int) -> None:
 
 
 # ----------------------------------------------------------------------------- driver side
-def prepare(tmp: str, quick: bool, n_photos: int) -> tuple[dict, dict]:
+def prepare(tmp: str, chosen: list, n_photos: int) -> tuple[dict, dict]:
     """Write every case's inputs to ``tmp``: {(labels, size, photo): path}, {(labels, size): set path}."""
     case_files, set_files = {}, {}
     photos = {name: inputs.photo(name) for name in inputs.SET_PHOTOS}
-    for labels, size in sorted({(n, s) for _, n, s in cases(quick)}):
+    for labels, size in sorted({(n, s) for _, n, s in chosen}):
         shape = inputs.SIZES[size]
         for k, name in enumerate(inputs.CASE_PHOTOS[:n_photos]):
             image = inputs.resized(photos[name], shape)
@@ -193,6 +194,8 @@ def main(argv=None) -> int:
                         help="timed runs of each throughput way per case (median)")
     parser.add_argument("--quick", action="store_true", help="two cases, two photos, one set")
     parser.add_argument("--no-set", action="store_true", help="skip column (c), the throughput")
+    parser.add_argument("--only", default="", metavar="SUBSTRING",
+                        help="the cases whose name contains this, e.g. 21labels or deeplab.5labels.512x512")
     add_condition_options(parser)
     parser.add_argument("--worker", choices=["tinyseg", "pydensecrf"], help=argparse.SUPPRESS)
     parser.add_argument("--worker-threads", type=int, help=argparse.SUPPRESS)
@@ -209,23 +212,26 @@ def main(argv=None) -> int:
         return 1
     n = cond.threads
     n_photos = 2 if args.quick else len(inputs.CASE_PHOTOS)
-    set_cases = {cases(True)[0]} if args.quick else set(cases(False))
+    chosen = cases(args.quick, args.only)
+    if not chosen:
+        parser.error(f"--only {args.only!r} matches no case")
+    set_cases = set() if args.no_set else {chosen[0]} if args.quick else set(chosen)
     records = []
     with tempfile.TemporaryDirectory(prefix="bench-crf-") as tmp:
-        case_files, set_files = prepare(tmp, args.quick, n_photos)
+        case_files, set_files = prepare(tmp, chosen, n_photos)
         workers = {}
         try:
             workers["pydensecrf.1"] = run.add_worker(Worker(__file__, "pydensecrf", cond, 1))
             workers["tinyseg.1"] = run.add_worker(Worker(__file__, "tinyseg", cond, 1))
             workers[f"tinyseg.{n}"] = run.add_worker(Worker(__file__, "tinyseg", cond, n))
-            params_used = sorted({p for p, _, _ in cases(args.quick)})
-            labels_used = sorted({c for _, c, _ in cases(args.quick)})
+            params_used = sorted({p for p, _, _ in chosen})
+            labels_used = sorted({c for _, c, _ in chosen})
             for w in workers.values():
                 w.ask(cmd="warm", params=params_used, labels=labels_used)
             said = ", ".join(f"{k} (numba {w.report.get('numba_threads')} threads)"
                              for k, w in workers.items())
             print(f"  workers: {said}", flush=True)
-            for params, labels, size in cases(args.quick):
+            for params, labels, size in chosen:
                 records.append(measure_case(workers, n, params, labels, size, case_files, set_files,
                                             args, (params, labels, size) in set_cases,
                                             params_used, labels_used))
