@@ -8,7 +8,7 @@ object with :func:`tinyseg.crf.dense_crf`'s keyword names::
      "gaussian_sdims": [3, 3], "gaussian_compat": 3.0, "iterations": 10}
 
 Any subset may be given; ``crf-search`` adds its findings under other keys (``"search"``), which
-are ignored here. Precedence: the seed's defaults, then the file, then explicit options.
+are ignored here. Precedence: the post's defaults, then the file, then explicit options.
 """
 from __future__ import annotations
 
@@ -103,7 +103,7 @@ def save_crf_params(path: str, params: dict, **extra) -> None:
 
 
 def add_crf_options(parser: argparse.ArgumentParser, *, iterations_flag: str = "--crf-iterations",
-                    title: str = "dense CRF (defaults: the seed's; see also --crf-params)"):
+                    title: str = "dense CRF (defaults: the post's; see also --crf-params)"):
     """Add ``--crf-params FILE`` and one option per CRF parameter (default: unset)."""
     g = parser.add_argument_group(title)
     g.add_argument("--crf-params", metavar="FILE",
@@ -111,18 +111,18 @@ def add_crf_options(parser: argparse.ArgumentParser, *, iterations_flag: str = "
                    "explicit options below override it")
     g.add_argument("--sdims", type=float, nargs="+", metavar="S",
                    help="bilateral kernel: spatial standard deviation(s) in pixels (row, col); "
-                   "seed 50, DeepLab 80")
+                   "the post 50, DeepLab 80")
     g.add_argument("--schan", type=float, nargs="+", metavar="S",
                    help="bilateral kernel: colour standard deviation(s) in 0-255 units (r, g, b); "
-                   "seed 20, DeepLab 13")
+                   "the post 20, DeepLab 13")
     g.add_argument("--compat", type=float, metavar="W",
-                   help="bilateral kernel: Potts weight (0 drops the kernel); seed 10, DeepLab 4")
+                   help="bilateral kernel: Potts weight (0 drops the kernel); the post 10, DeepLab 4")
     g.add_argument("--gaussian-sdims", type=float, nargs="+", metavar="S",
-                   help="spatial Gaussian kernel: standard deviation(s) in pixels; seed 10, DeepLab 3")
+                   help="spatial Gaussian kernel: standard deviation(s) in pixels; the post 10, DeepLab 3")
     g.add_argument("--gaussian-compat", type=float, metavar="W",
-                   help="spatial Gaussian kernel: Potts weight (0 drops the kernel); seed and DeepLab 3")
+                   help="spatial Gaussian kernel: Potts weight (0 drops the kernel); the post and DeepLab 3")
     g.add_argument(iterations_flag, dest="crf_iterations", type=int, metavar="N",
-                   help="mean-field iterations; seed 5, DeepLab 10")
+                   help="mean-field iterations; the post 5, DeepLab 10")
     return g
 
 

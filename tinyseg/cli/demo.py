@@ -161,7 +161,8 @@ def register(subparsers) -> argparse.ArgumentParser:
                    "FCN-32s, FCN-8s and DeepLab-LargeFOV, each before/after the CRF, figure and trimap table")
     p.add_argument("--data", type=cli_value("--data"), choices=STUDY_DATA,
                    help="with --compare: the cat scored on held-out rows (chelsea, the default), on its "
-                   "training labels as the post does (chelsea-post), or synthetic shapes with held-out images")
+                   "training labels as the post does (chelsea-post), or synthetic shapes with held-out images: "
+                   "shapes (colour edges are label edges) or camouflage (they are not)")
     p.add_argument("--seeds", type=argcheck.positive_int,
                    help="with --compare: train each model from this many seeds (--seed, --seed + 1, …) and "
                    f"report the mean scores (default {len(STUDY_SEEDS)})")

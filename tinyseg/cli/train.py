@@ -151,7 +151,7 @@ def check_train_args(args) -> dict | None:
                          f"the checkpoint {ckpt}")
     config, step = read_checkpoint_config(ckpt)
     model = config.get("model", {})
-    saved_name = model.get("name", "fcn32s")                  # unnamed: before tinyseg.models
+    saved_name = model.get("name", "fcn32s")                  # no name: an FCN-32s checkpoint
     if args.model is not None and args.model != saved_name:
         raise ValueError(f"--resume: --model {args.model} differs from the checkpoint's model "
                          f"{saved_name} ({ckpt}); drop --model, or start a new run with --overwrite")

@@ -20,7 +20,7 @@ Two variants (:class:`VGGVariant`):
 
 ``width`` scales every channel count (convs, fc6, fc7) for training a narrower net on a CPU.
 Dropout masks are drawn from ``(seed, step, layer index)``: layer indices count this list, so
-FCN-32s draws exactly the masks it drew before the models package existed.
+FCN-32s, FCN-16s and FCN-8s on the same seed draw the same masks at every step.
 """
 from __future__ import annotations
 

@@ -20,6 +20,10 @@ Three datasets:
   boundary a pixel or two off the annotation;
 * ``"shapes"`` — :func:`tinyseg.data.synthetic.synthetic_dataset`: textured shapes of 3 classes
   on a textured ground, 128×160, exact ground truth, trained on 16 images and scored on 6 others.
+  Every label edge is a strong colour edge there: the CRF's best case;
+* ``"camouflage"`` — :func:`tinyseg.data.synthetic.camouflage_dataset`, the same sizes and
+  classes, but colour edges are not label edges: a patchwork background and coarsely patterned
+  objects in one shared palette.
 
 A test sample is ``(image, labels)`` or ``(image, labels, scored)``: ``scored`` (bool H×W) names
 the pixels that count; trimap bands still follow every boundary of ``labels``.
@@ -48,7 +52,7 @@ from .._moved import new_value
 STUDY_MODELS = ("fcn32s", "fcn8s", "deeplab-largefov")
 STUDY_WIDTHS = (2, 4, 8, 12, 16, 20)          # trimap band half-widths of the table (pixels)
 STUDY_SEEDS = (0, 1, 2, 3)                    # initialisations averaged by the study
-STUDY_DATA = ("chelsea", "chelsea-post", "shapes")
+STUDY_DATA = ("chelsea", "chelsea-post", "shapes", "camouflage")
 HELD_OUT_STRIP = 30                           # rows per strip of chelsea's train / scored split
 TITLES = {"fcn32s": "FCN-32s", "fcn16s": "FCN-16s", "fcn8s": "FCN-8s", "fcn8s-atonce": "FCN-8s at once",
           "deeplab-largefov": "DeepLab-LargeFOV"}
@@ -61,6 +65,7 @@ SETTINGS = {
                "pretrained": dict(width=1.0, iterations=100, lr=1e-4, reduction="mean")},
 }
 SETTINGS["chelsea-post"] = SETTINGS["chelsea"]          # the same training, scored as the post does
+SETTINGS["camouflage"] = SETTINGS["shapes"]
 
 
 def study_data(data: str, shapes_train: int = 16, shapes_test: int = 6):
@@ -78,6 +83,10 @@ def study_data(data: str, shapes_train: int = 16, shapes_test: int = 6):
         from ..data.synthetic import synthetic_dataset
         return (synthetic_dataset(shapes_train, size=(128, 160), seed=1),
                 synthetic_dataset(shapes_test, size=(128, 160), seed=2), 4)
+    if data == "camouflage":
+        from ..data.synthetic import camouflage_dataset
+        return (camouflage_dataset(shapes_train, size=(128, 160), seed=1),
+                camouflage_dataset(shapes_test, size=(128, 160), seed=2), 4)
     raise ValueError(f"`data` must be one of {', '.join(STUDY_DATA)}; got {data!r}")
 
 

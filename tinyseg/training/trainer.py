@@ -376,7 +376,7 @@ class Trainer:
     def resume(self, path: str) -> None:
         """Continue from a checkpoint written by :meth:`save` (same model config required)."""
         ckpt = load_checkpoint(path)
-        saved = {"name": "fcn32s", **ckpt.config.get("model", {})}   # unnamed: before tinyseg.models
+        saved = {"name": "fcn32s", **ckpt.config.get("model", {})}   # no name: an FCN-32s checkpoint
         mine = self.model.config_dict()
         if saved != mine:
             raise ValueError(f"checkpoint {path} was written for model config {saved}, "
