@@ -20,7 +20,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 from numba import njit, prange, types
-from .filters._base import FAST_FLOATS
+from ..tuning import FAST_FLOATS
 from numba.extending import intrinsic
 
 __all__ = ["exp32", "exp32_reference", "softmax", "softmax_reference", "softmax_and_scale",

@@ -15,13 +15,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...tuning import FAST_FLOATS  # noqa: F401 (the filters' kernels import it from here)
+
 __all__ = ["Filter", "check_values", "check_features", "FAST_FLOATS"]
 
-#: LLVM fast-math flags of the hot float32 loops: ``reassoc`` lets the compiler vectorise sums and
-#: maxima over labels and reorder additions, ``contract`` fuses multiply-adds, ``nsz`` and ``arcp``
-#: drop the sign of zero and allow reciprocals. NaN and infinity stay honoured (no ``nnan``/``ninf``):
-#: an infinite unary is a hard constraint, and ``exp32(-inf) = 0`` depends on comparing with it.
-FAST_FLOATS = {"reassoc", "contract", "nsz", "arcp"}
 
 
 def check_values(values: np.ndarray, n_points: int) -> np.ndarray:

@@ -190,10 +190,13 @@ class SpatialGridFilter(Filter):
         """The same filter as a :class:`~.grid_layout.GridLayout` (a :class:`~.grid.GridFilter`
         on the spatial features, same cells and taps): what a backend without a spatial-grid
         kernel (CUDA) runs."""
-        from ..features import spatial_features
         from .grid import GridFilter
 
-        features = spatial_features(self.shape, self.sdims)
+        h, w = self.shape                  # the features (row / s_row, col / s_col), float32
+        rows, cols = np.meshgrid(np.arange(h, dtype=np.float32), np.arange(w, dtype=np.float32),
+                                 indexing="ij")
+        features = np.stack([rows.ravel() / np.float32(self.sdims[0]),
+                             cols.ravel() / np.float32(self.sdims[1])], axis=1)
         return GridFilter(features, cell=self.cell, truncate=self.truncate).describe()
 
     def apply_transpose(self, values: np.ndarray) -> np.ndarray:
