@@ -70,7 +70,8 @@ class TrainConfig:
     best_checkpoint: str | None = None  # where the best-mIoU model goes (default: NAME.best.h5)
     checkpoint_every: int = 0           # also save every k iterations (0: only at the end)
     overwrite: bool = False             # may replace a checkpoint file this run did not resume/write
-    log_csv: str | None = None          # "iteration,loss" rows; rows past the resumed iteration dropped
+    log_csv: str | None = None          # "iteration,loss,val_miou" rows; rows past the resumed
+                                        # iteration dropped (see tinyseg.trainlog)
     tensorboard: str | None = None      # a log folder for TensorBoard (needs tensorboardX)
     progress: bool = True               # show a tqdm progress bar with the loss
     handle_signals: bool = True         # SIGINT/SIGTERM: finish the step, save, TrainingInterrupted
@@ -267,10 +268,13 @@ class Trainer:
         except (OSError, ValueError) as exc:      # a bad data file: keep what is trained, then report
             error = exc
         finally:
-            self.log.close()
+            self.log.close_bar()
         reason = self._stop_reason
-        if error is None and reason in (None, "time"):
-            self._maybe_validate(final=True)
+        try:
+            if error is None and reason in (None, "time"):
+                self._maybe_validate(final=True)
+        finally:
+            self.log.close()
         if c.checkpoint and self.iteration > 0:
             self.save(c.checkpoint)
         if error is None and not self.world.same_on_all_ranks(self.model.params, self.model.backend):
@@ -334,11 +338,12 @@ class Trainer:
         miou = self.validate()
         self._validation_s = time.monotonic() - t0
         self.state.validations.append([self.iteration, miou])
-        self.log.validation(self.iteration, miou)
-        if self.state.best_miou is None or miou > self.state.best_miou:
+        improved = self.state.best_miou is None or miou > self.state.best_miou
+        if improved:
             self.state.best_miou, self.state.best_iteration = miou, self.iteration
-            if c.checkpoint:
-                self.save(c.best_checkpoint or best_path(c.checkpoint))
+        self.log.validation(self.iteration, miou, self.state.best_miou, self.state.best_iteration)
+        if improved and c.checkpoint:
+            self.save(c.best_checkpoint or best_path(c.checkpoint))
 
     def validate(self) -> float:
         """Mean IoU on the validation samples (test mode), images sharded over the ranks."""
@@ -358,6 +363,7 @@ class Trainer:
         self._owned.add(os.path.abspath(path))
         if not self.world.is_root:
             return
+        self.log.flush_row()
         save_checkpoint(path, self.model.host_params(), self.optimizer.state(),
                         {"model": self.model.config_dict(), "optimizer": self.optimizer.name,
                          "adam": asdict(self.optimizer.config), "train": self.config.recipe(),

@@ -97,8 +97,9 @@ def register(subparsers):
                        help="continue from --checkpoint exactly (its model, classes and recipe)")
     again.add_argument("--overwrite", action="store_true",
                        help="start a new run even if --checkpoint exists, replacing it")
-    p.add_argument("--log-csv", help="'iteration,loss' rows (a new run starts the file afresh; "
-                   "--resume keeps the rows up to the checkpoint's iteration)")
+    p.add_argument("--log-csv", help="'iteration,loss,val_miou' rows, val_miou empty without a "
+                   "validation (a new run starts the file afresh; --resume keeps the rows up to the "
+                   "checkpoint's iteration)")
     p.add_argument("--tensorboard", metavar="DIR",
                    help="TensorBoard scalars and gradient histograms (needs tinyseg[tensorboard])")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
