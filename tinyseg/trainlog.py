@@ -9,7 +9,9 @@ the first step of a run the CSV is cut to the iterations already done (the check
 resume) so a resumed run repeats no row and a new run starts it afresh.
 
 Every validation prints one line, ``iteration T: validation mean IoU M (best B at iteration K)``,
-with or without the progress bar, and goes to TensorBoard as the scalar ``val_miou``.
+with or without the progress bar, and goes to TensorBoard as the scalar ``val_miou``. For a
+CRF-as-RNN model ``M`` is its output's (network + CRF) and the line ends with ``; network alone
+N`` (TensorBoard: ``val_miou_network``).
 """
 from __future__ import annotations
 
@@ -86,8 +88,13 @@ class TrainLog:
             self._bar.set_postfix(loss=f"{loss:.4g}")
             self._bar.update(1)
 
-    def validation(self, iteration: int, miou: float, best: float, best_iteration: int) -> None:
-        """One validation: its line, its ``val_miou`` in the CSV and TensorBoard."""
+    def validation(self, iteration: int, miou: float, best: float, best_iteration: int,
+                   network: float | None = None) -> None:
+        """One validation: its line, its ``val_miou`` in the CSV and TensorBoard.
+
+        ``network``: a CRF-as-RNN model's network alone (``; network alone N`` on the line,
+        TensorBoard's ``val_miou_network``).
+        """
         if not self.enabled:
             return
         if self._pending is None or self._pending[0] != iteration:
@@ -97,9 +104,11 @@ class TrainLog:
         self.flush_row()
         if self._writer is not None:
             self._writer.add_scalar("val_miou", miou, iteration)
-            self._writer.flush()
+            if network is not None:
+                self._writer.add_scalar("val_miou_network", network, iteration)
         message = (f"iteration {iteration}: validation mean IoU {miou:.4f} "
-                   f"(best {best:.4f} at iteration {best_iteration})")
+                   f"(best {best:.4f} at iteration {best_iteration})"
+                   + (f"; network alone {network:.4f}" if network is not None else ""))
         if self._bar is not None:
             self._bar.write(message)
         else:
@@ -112,8 +121,9 @@ class TrainLog:
             self._bar = None
 
     def close(self) -> None:
-        """The run is over: write the last row, close the bar and flush TensorBoard."""
+        """The run is over: write the last row, close the bar and TensorBoard's writer."""
         self.flush_row()
         self.close_bar()
         if self._writer is not None:
-            self._writer.flush()
+            self._writer.close()
+            self._writer = None
