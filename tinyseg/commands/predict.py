@@ -12,6 +12,7 @@ import numpy as np
 from ..crf.options import add_crf_options, crf_options_given, crf_params_from_args
 from . import argcheck
 from .common import add_device, load_model
+from .memcheck import check_forward
 
 
 def register(subparsers):
@@ -78,6 +79,7 @@ def _predict(args) -> int:
     paths = _folder_images(args.image) if folder else [args.image]
     # No background compile here (tinyseg.warmup): the network of a checkpoint may itself run
     # CRF kernels (CRF-as-RNN), and two processes must never compile the same kernel at once.
+    check_forward(read_checkpoint_config(args.checkpoint)[0].get("model", {}), paths)
     model = load_model(args.checkpoint, args.device)
     os.makedirs(args.out, exist_ok=True)
     counts = np.zeros(len(names), np.int64)

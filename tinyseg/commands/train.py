@@ -23,6 +23,7 @@ from ..models import MODELS
 from . import argcheck
 from .common import add_device, load_model
 from .dataopts import add_data, add_validation, check_dataset, dataset_from_args, label_map_from_args
+from .memcheck import check_training
 from .recipe import add_recipe_options, resolve_recipe
 
 # Options that define the model: (option dest, key in the checkpoint's "model" config, default of a
@@ -249,6 +250,8 @@ def _train(args) -> int:
         raise ValueError(f"--resume: the data has {label_map.n_classes} classes but the checkpoint "
                          f"{args.checkpoint} was trained for {saved_classes}; choose --classes to match")
     recipe, fields = _recipe(args, resumed)
+    check_training(args, args.model, label_map.n_classes, dataset, fields["augment"], fields["optimizer"],
+                   fields["batch"], world.size, args.crf_rnn or "crf_rnn" in (resumed or {}).get("model", {}))
     val_every = args.val_every if args.val_every is not None else \
         max(1, len(dataset) // fields["batch"]) if val is not None else 0
     config = TrainConfig(**fields, shuffle_seed=(resumed or {}).get("train", {}).get("shuffle_seed", args.seed),
