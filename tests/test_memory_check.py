@@ -61,6 +61,17 @@ def test_a_huge_crop_is_refused_naming_the_crop(tmp_path, data, capsys):
     one_line_error(capsys, "--crop 100000,100000 needs about", "for a training step", "lower --width or --crop")
 
 
+def test_a_huge_scale_is_refused_naming_the_scale(tmp_path, data, capsys):
+    """The whole image is resized before the crop: 2000 x 24x30 is 48000x60000 pixels."""
+    assert main(["train", *data, "--width", "0.03125", "--crop", "16,16", "--scale-range", "1,2000",
+                 "--checkpoint", str(tmp_path / "c.h5")]) == 1
+    one_line_error(capsys, "a training image of 48000x60000 (scaled by 2000) needs about",
+                   "lower --scale-range")
+    assert main(["train", *data, "--width", "0.03125", "--scale-range", "1,2000",
+                 "--checkpoint", str(tmp_path / "c.h5")]) == 1
+    one_line_error(capsys, "a training image of 48000x60000 (scaled by 2000)", "add --crop")
+
+
 def test_predict_and_evaluate_check_the_forward(tmp_path, data, capsys, monkeypatch):
     ckpt = str(tmp_path / "c.h5")
     assert main(["train", *data, "--width", "0.03125", "--checkpoint", ckpt]) == 0

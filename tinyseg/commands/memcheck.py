@@ -5,11 +5,14 @@ the bytes from the options with :func:`tinyseg.models.memory.estimate_memory` fo
 image the run will see (a training step: the ``--crop`` window if given, else the largest
 training image scaled by the top of ``--scale-range``) and compare them with the memory
 available now. The message names the option that drives the figure: ``--width`` when the
-parameters and optimizer state outweigh the feature maps, else ``--crop`` or the image size.
+parameters and optimizer state outweigh the feature maps, else ``--crop``, the image size or the
+scale of ``--scale-range`` (the whole image is resized before it is cropped).
 """
 from __future__ import annotations
 
 __all__ = ["largest_image", "check_training", "check_forward"]
+
+SCALED_BYTES_PER_PIXEL = 3 * 8 + 3 + 4 + 4     # resized float64 RGB, its uint8 copy, labels in and out
 
 
 def largest_image(dataset_or_paths) -> tuple:
@@ -44,18 +47,26 @@ def check_training(args, model_name: str, n_classes: int, dataset, augment, opti
     """Refuse a training step that cannot fit (``args``: the parsed ``train`` options)."""
     from ..models.memory import estimate_memory
 
+    H, W = largest_image(dataset)
+    s = max(augment.scale)
+    scaled = (int(round(H * s)), int(round(W * s)))
+    scaled_name = f"a training image of {scaled[0]}x{scaled[1]}" + (f" (scaled by {s:g})" if s != 1 else "")
     if augment.crop is not None:
         size, subject = augment.crop, f"--crop {augment.crop[0]},{augment.crop[1]}"
+        hint = "lower --width or --crop"
     else:
-        H, W = largest_image(dataset)
-        s = max(augment.scale)
-        size = (int(round(H * s)), int(round(W * s)))
-        subject = f"a training image of {size[0]}x{size[1]}" + (f" (scaled by {s:g})" if s != 1 else "")
+        size, subject, hint = scaled, scaled_name, "lower --width or --scale-range, or add --crop"
     estimate = estimate_memory(model_name, n_classes, args.width, size, train=True, optimizer=optimizer,
                                batch=batch, ranks=ranks, crf_rnn=crf_rnn)
+    if s != 1:
+        # augmentation resizes the whole image before cropping: float64 RGB, uint8 and int32 labels
+        resize = SCALED_BYTES_PER_PIXEL * scaled[0] * scaled[1]
+        estimate.activations += resize
+        if resize > estimate.activations - resize and augment.crop is not None:
+            subject, hint = scaled_name, "lower --scale-range"
     if estimate.parameters + estimate.optimizer > estimate.activations:
-        subject = f"--width {_fmt(args.width)}"
-    _refuse_if_too_big(estimate, subject, "a training step", "lower --width or --crop")
+        subject, hint = f"--width {_fmt(args.width)}", "lower --width"
+    _refuse_if_too_big(estimate, subject, "a training step", hint)
 
 
 def check_forward(model_config: dict, images, hint: str = "use a smaller image") -> None:
