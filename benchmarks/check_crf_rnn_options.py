@@ -72,7 +72,7 @@ def main() -> None:
     p.add_argument("--width", default="0.25")
     p.add_argument("--base-iterations", default="300")
     a = p.parse_args()
-    from tinyseg.checkpoint import load_checkpoint
+    from tinyseg.weights.checkpoint import load_checkpoint
 
     root = os.path.join(a.out, "coins")
     if not os.path.exists(root):

@@ -48,7 +48,7 @@ class Checks:
 def check_gemm(checks: Checks, smoke: bool) -> None:
     from numba import cuda
 
-    from tinyseg.backend.cuda import tiled_gemm as G
+    from tinyseg.backend.cuda import matmul as G
 
     rng = np.random.default_rng(1)
     shapes = [(9, 7, 5)] if smoke else [(37, 27, 5), (1000, 577, 130), (4096, 64, 300),
@@ -72,8 +72,8 @@ def check_gemm(checks: Checks, smoke: bool) -> None:
 
 def check_fcn32s(checks: Checks, smoke: bool) -> None:
     from tinyseg import ops
-    from tinyseg.model import FCN32s, FCN32sConfig
-    from tinyseg.optim import Adam
+    from tinyseg.models import FCN32s, FCN32sConfig
+    from tinyseg.training.optim import Adam
 
     N, H, W = (1, 9, 11) if smoke else (2, 93, 125)
     config = FCN32sConfig(n_classes=21, width=1 / 64 if smoke else 1 / 8, seed=3)

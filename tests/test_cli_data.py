@@ -1,5 +1,5 @@
 """The command line with one's own data: masks that do not fit the classes are errors naming the file
-and the values (issue 12, item 1); N-class folders and VOC datasets with their class names; bad
+and the values; N-class folders and VOC datasets with their class names; bad
 input named before any work, nothing trained lost."""
 import json
 import os
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tinyseg.checkpoint import load_checkpoint
+from tinyseg.weights.checkpoint import load_checkpoint
 from tinyseg.cli import main
 from tinyseg.data import save_label_png
 from tinyseg.data.synthetic import write_dataset

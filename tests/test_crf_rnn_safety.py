@@ -9,11 +9,11 @@ import re
 import numpy as np
 import pytest
 
-from tinyseg.checkpoint import load_checkpoint, read_checkpoint_config
+from tinyseg.weights.checkpoint import load_checkpoint, read_checkpoint_config
 from tinyseg.cli import main
-from tinyseg.commands.train import crf_rnn_verdict
+from tinyseg.cli.train import crf_rnn_verdict
 from tinyseg.data.synthetic import write_dataset
-from tinyseg.train import TrainState
+from tinyseg.training.trainer import TrainState
 
 LINE = re.compile(r"^iteration (\d+): validation mean IoU (\d\.\d{4}) \(best (\d\.\d{4}) at iteration "
                   r"(\d+)\); network alone (\d\.\d{4})$", re.M)
@@ -92,7 +92,7 @@ def test_train_prints_the_warning_when_the_crf_made_things_worse(tmp_path, monke
     base = str(tmp_path / "base.h5")
     assert run(["train", *data, "--checkpoint", base, "--iterations", "1"])[0] == 0
     scores = iter([(0.95, 0.966), (0.953, 0.96)])
-    monkeypatch.setattr("tinyseg.validation.mean_ious", lambda model, samples, world: next(scores))
+    monkeypatch.setattr("tinyseg.training.validation.mean_ious", lambda model, samples, world: next(scores))
     code, out, err = run(["train", *data, "--init-from", base, "--crf-rnn", "--iterations", "1",
                           "--val-split", "val", "--checkpoint", str(tmp_path / "c.h5")])
     assert code == 0, err

@@ -4,7 +4,7 @@ shapes for any H×W, and a checkpoint round trip."""
 import numpy as np
 import pytest
 
-from tinyseg.checkpoint import load_checkpoint, save_checkpoint
+from tinyseg.weights.checkpoint import load_checkpoint, save_checkpoint
 from tinyseg.models import DeepLabLargeFOV, build_model, model_from_config
 
 TINY = dict(n_classes=3, width=0.0625, seed=1, dropout=0.0)        # 4..32 channels, fc6/fc7 64

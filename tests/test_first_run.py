@@ -1,6 +1,6 @@
 """The first run (cold Numba cache): a notice; the helper process compiles the CRF's kernels, only
 those (never a kernel the training compiles at the same time: that corrupts Numba's cache), and the
-main process then loads them instead of compiling them (issue 12). One cold compilation of the
+main process then loads them instead of compiling them. One cold compilation of the
 CRF's kernels (a few CPU-seconds) in a private, empty NUMBA_CACHE_DIR."""
 import os
 import subprocess
@@ -65,7 +65,7 @@ def test_the_helper_compiles_only_crf_kernels_and_the_main_process_then_loads_th
 
 
 def test_no_helper_on_a_warm_cache_or_when_switched_off(monkeypatch):
-    from tinyseg import warmup
+    from tinyseg.cli import warmup
 
     monkeypatch.setattr(warmup, "kernels_cached", lambda modules: True)
     with warmup.compile_in_background(["crf"]) as helper:
@@ -83,7 +83,7 @@ def test_no_helper_on_a_warm_cache_or_when_switched_off(monkeypatch):
 
 
 def test_waiting_stops_a_helper_that_has_not_reached_the_part_and_waits_for_one_that_has():
-    from tinyseg.warmup import BackgroundCompile
+    from tinyseg.cli.warmup import BackgroundCompile
 
     behind = BackgroundCompile([])
     behind.parts, behind.current = ["crf"], None              # still starting up

@@ -98,7 +98,7 @@ import numpy as np
 from tinyseg.models import build_model
 from tinyseg.models.memory import estimate_memory
 from tinyseg.predict import predict
-from tinyseg.train import TrainConfig, Trainer
+from tinyseg.training.trainer import TrainConfig, Trainer
 
 def status(key):
     return int([l for l in open("/proc/self/status") if l.startswith(key)][0].split()[1]) * 1024

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from tinyseg.cli import main
-from tinyseg.study import STUDY_WIDTHS, format_table, mean_scores, study_data
+from tinyseg.studies.cures import STUDY_WIDTHS, format_table, mean_scores, study_data
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -61,12 +61,12 @@ def test_chelsea_study_data_trains_and_scores_disjoint_rows():
     assert (train_labels[scored] == 255).all()                            # no scored label trains
     assert np.array_equal(train_labels[~scored], labels[~scored])
     assert 0.4 < scored.mean() < 0.6 and set(np.unique(labels[scored])) == {0, 1, 255}
-    seed_train, seed_test, _ = study_data("chelsea-seed")
-    assert np.array_equal(seed_train[0][1], labels) and len(seed_test[0]) == 2
+    post_train, post_test, _ = study_data("chelsea-post")
+    assert np.array_equal(post_train[0][1], labels) and len(post_test[0]) == 2
 
 
 def test_scores_count_only_the_scored_pixels():
-    from tinyseg.study import score_model
+    from tinyseg.studies.cures import score_model
 
     class Constant:                          # predicts class 1 everywhere, through predict()'s path
         def forward(self, x, train=False):

@@ -1,5 +1,5 @@
 """Nothing lost, nothing overwritten unasked: checkpoints of other runs, --resume conflicts, stale
-temporary files, the loss CSV after a resume, --tensorboard without tensorboardX (issue 12)."""
+temporary files, the loss CSV after a resume, --tensorboard without tensorboardX."""
 import csv
 import os
 import subprocess
@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tinyseg.checkpoint import load_checkpoint, read_checkpoint_config, save_checkpoint
+from tinyseg.weights.checkpoint import load_checkpoint, read_checkpoint_config, save_checkpoint
 from tinyseg.cli import main
-from tinyseg.model import FCN32s, FCN32sConfig
-from tinyseg.train import TrainConfig, Trainer
+from tinyseg.models import FCN32s, FCN32sConfig
+from tinyseg.training.trainer import TrainConfig, Trainer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ["--width", "0.03125", "--no-progress"]

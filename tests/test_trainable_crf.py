@@ -4,13 +4,13 @@ import numpy as np
 import pytest
 
 from tinyseg.crf import MeanField, PairwiseTerm, dense_crf
-from tinyseg.crf import rnn_kernels as kern
+from tinyseg.crf.rnn import kernels as kern
 from tinyseg.crf.features import bilateral_features, spatial_features
 from tinyseg.crf.filters import (ClusterFilter, ExactFilter, GridFilter, RecursiveGaussianFilter,
                                  SeparableGaussianFilter, exact_filter_reference)
 from tinyseg.crf.refine import bilateral_filter, spatial_filter
-from tinyseg.crf.rnn_engine import MeanFieldRNN
-from tinyseg.crf.rnn_reference import (combine_reference, complete_reference,
+from tinyseg.crf.rnn.engine import MeanFieldRNN
+from tinyseg.crf.rnn.reference import (combine_reference, complete_reference,
                                        crf_rnn_backward_reference, crf_rnn_forward_reference,
                                        gather_adjoint_reference, normalised_kernel,
                                        pairwise_backward_reference, potts_compat,
@@ -135,7 +135,7 @@ def test_compat_gradient_columns_sum_to_zero_and_potts_forms_agree(rng):
 @pytest.mark.parametrize("method", ["exact", "fast"])
 @pytest.mark.parametrize("n_labels", [2, 4])
 def test_potts_initialisation_reproduces_the_dense_crf(rng, method, n_labels):
-    """Potts ``1 - I`` with weights (3, 10) is the seed's dense_crf on softmax(logits)."""
+    """Potts ``1 - I`` with weights (3, 10) is the post's dense_crf on softmax(logits)."""
     h, w = 9, 11
     img = rng.integers(0, 256, (h, w, 3)).astype(np.uint8)
     img[:, 5:] //= 3

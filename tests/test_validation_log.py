@@ -8,7 +8,7 @@ import struct
 import numpy as np
 import pytest
 
-from tinyseg.checkpoint import load_checkpoint
+from tinyseg.weights.checkpoint import load_checkpoint
 from tinyseg.cli import main
 from tinyseg.data.synthetic import write_dataset
 

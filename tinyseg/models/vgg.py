@@ -12,7 +12,7 @@
 
 Two variants (:class:`VGGVariant`):
 
-* **FCN** (the seed's VGG-16): 2×2/2 SAME max pools (stride 32 at pool5), fc6 a 7×7 conv with
+* **FCN** (the post's VGG-16): 2×2/2 SAME max pools (stride 32 at pool5), fc6 a 7×7 conv with
   4096 channels (VGG's fc1 recast as a convolution), fc7 1×1 4096.
 * **DeepLab-LargeFOV**: 3×3 max pools with padding 1, strides 2, 2, 2, 1, 1 (stride 8 at pool5),
   conv5 dilated by 2 (it sees the same input spacing it saw at stride 16), a 3×3 stride-1
@@ -20,15 +20,15 @@ Two variants (:class:`VGGVariant`):
 
 ``width`` scales every channel count (convs, fc6, fc7) for training a narrower net on a CPU.
 Dropout masks are drawn from ``(seed, step, layer index)``: layer indices count this list, so
-FCN-32s draws exactly the masks it drew before the models package existed.
+FCN-32s, FCN-16s and FCN-8s on the same seed draw the same masks at every step.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from ..layers import Conv2D, Dropout, MaxPool, ReLU
+from .. import ops
 from . import base
-from .. import model_ops
 
 # (block, number of 3×3 convs, channels at width 1)
 VGG16_BLOCKS = [(1, 2, 64), (2, 2, 128), (3, 3, 256), (4, 3, 512), (5, 3, 512)]
@@ -120,7 +120,7 @@ class VGG16Backbone:
                 # The tap fed both the next block and the head, so its gradient is the sum of
                 # both. `d` is the dx that the next block's first convolution just allocated,
                 # so adding into it in place overwrites nobody's array.
-                d = model_ops.accumulate(d, dtaps[layer.name])
+                d = ops.add_into(d, dtaps[layer.name])
             d = layer.backward(d)
             base.announce(layer, grad_ready)
         return d

@@ -6,8 +6,8 @@ validation, allocation or raising inside kernels). Arrays are ``numba.cuda`` dev
 data stays on the GPU between layers; :func:`asarray` / :func:`to_numpy` cross to and from the host.
 
 Convolutions are an im2col kernel, a hand-written shared-memory tiled GEMM
-(:mod:`tinyseg.backend.cuda.tiled_gemm`) and a col2im kernel; everything else is one thread per
-output element. The dense CRF's filters and mean field are in :mod:`tinyseg.backend.cuda.crf`.
+(:mod:`tinyseg.backend.cuda.matmul`) and a col2im kernel; everything else is one thread per
+output element. The dense CRF's CUDA kernels belong to the CRF (:mod:`tinyseg.crf.cuda`).
 
 The module imports without a GPU; :func:`check_available` (called by
 :func:`tinyseg.backend.get_backend`) says what is missing. Under ``NUMBA_ENABLE_CUDASIM=1`` the
@@ -31,7 +31,7 @@ from .loss import softmax, softmax_cross_entropy
 from .pooling import (maxpool2x2_backward, maxpool2x2_forward, maxpool3x3_backward,
                       maxpool3x3_forward)
 from .sgd import sgd_update
-from .tiled_gemm import gemm
+from .matmul import gemm
 from .transposed import (
     conv_transpose2d_backward_input,
     conv_transpose2d_backward_weights,
@@ -39,8 +39,8 @@ from .transposed import (
     conv_transpose2d_depthwise_forward,
     conv_transpose2d_forward,
 )
-from .winograd import (WINOGRAD_BLOCK_BYTES, conv2d_winograd, parallel_workers, winograd_filter_grad, winograd_weight_grad,
-                       winograd_weights)
+from .winograd import WINOGRAD_BLOCK_BYTES, conv2d_winograd, parallel_workers, winograd_weights
+from .winograd_grad import winograd_filter_grad, winograd_weight_grad
 
 name = "cuda"
 
@@ -143,15 +143,6 @@ def synchronize() -> None:
     cuda.synchronize()
 
 
-def crf_mean_field(unary, terms, iterations: int, callback=None):
-    """The dense CRF's mean field on the GPU: unary (N, C), pairwise terms → Q (N, C) host float32."""
-    from .crf import mean_field
+from ..._moved import module_getattr as _module_getattr  # noqa: E402
 
-    return mean_field(unary, terms, iterations, callback=callback)
-
-
-def crf_rnn_kernels():
-    """The CRF-as-RNN kernels on the GPU (:mod:`tinyseg.backend.cuda.crf_rnn`), same names as the CPU's."""
-    from . import crf_rnn
-
-    return crf_rnn
+__getattr__ = _module_getattr(__name__)   # names that moved to the CRF (see tinyseg._moved)
