@@ -17,7 +17,8 @@ The images are those of ``train``'s and ``evaluate``'s dataset options (``--voc`
 
 Each image is refined with every parameter set of a stage and its confusion matrices are summed
 (integers: a parallel run equals a serial one). Images are spread over ``--jobs`` processes, each
-with one Numba thread. The network's probabilities come from ``--probabilities DIR`` (one
+with one thread, and under ``mpiexec`` over the ranks too (rank r takes every R-th image). The
+network's probabilities come from ``--probabilities DIR`` (one
 ``<id>.npy`` per image, H×W×C, as DeepLab users save them) or are computed once from
 ``--checkpoint`` into ``--cache DIR``. The best set is written with
 :func:`tinyseg.cli.crf_options.save_crf_params`, ready for ``--crf-params``.
@@ -133,8 +134,16 @@ def grid_search(tasks: list, param_sets: list[dict], jobs: int, desc: str, quiet
     """Summed confusions (P, C, C) and the plain-argmax confusion (C, C) over the tasks."""
     from tqdm.auto import tqdm
 
+    from ..crf.batch import mpi_world_size, single_threaded_children
+
     full = [t + (param_sets,) for t in tasks]
     n_classes = tasks[0][4]
+    comm = None
+    if mpi_world_size() > 1:                  # under mpiexec: rank r takes every R-th image
+        from mpi4py import MPI
+        comm = MPI.COMM_WORLD
+        full = full[comm.Get_rank()::comm.Get_size()]
+        quiet = quiet or comm.Get_rank() != 0
     total = np.zeros((len(param_sets), n_classes, n_classes), dtype=np.int64)
     plain = np.zeros((n_classes, n_classes), dtype=np.int64)
     bar = tqdm(total=len(full), desc=desc, unit="image", file=sys.stderr, disable=quiet)
@@ -142,7 +151,8 @@ def grid_search(tasks: list, param_sets: list[dict], jobs: int, desc: str, quiet
         results = map(evaluate_image, full)
         pool = None
     else:
-        pool = mp.get_context("spawn").Pool(jobs, initializer=_init_worker)
+        with single_threaded_children():      # BLAS and OpenMP too, not only Numba
+            pool = mp.get_context("spawn").Pool(jobs, initializer=_init_worker)
         results = pool.imap_unordered(evaluate_image, full)
     try:
         for _, p, cms in results:
@@ -158,6 +168,10 @@ def grid_search(tasks: list, param_sets: list[dict], jobs: int, desc: str, quiet
         if pool is not None:
             pool.close()
             pool.join()
+    if comm is not None:                      # integers: the sums equal a single process's
+        from mpi4py import MPI
+        for array in (total, plain):
+            comm.Allreduce(MPI.IN_PLACE, array, op=MPI.SUM)
     return total, plain
 
 
@@ -252,8 +266,13 @@ def run(args) -> int:
     finally:
         if tmp is not None:
             tmp.cleanup()
+    from ..crf.batch import mpi_world_size
     from ..crf.refine import POST_CRF
 
+    if mpi_world_size() > 1:
+        from mpi4py import MPI
+        if MPI.COMM_WORLD.Get_rank() != 0:    # rank 0 writes
+            return 0
     params = dict(POST_CRF, **fixed, compat=best["compat"], sdims=(best["sdims"],) * 2,
                   schan=(best["schan"],) * 3)
     scores = scores_of(log)
