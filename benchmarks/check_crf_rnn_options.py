@@ -6,7 +6,7 @@ from the right 40 %), an FCN-8s trained from scratch on it, then for each option
 ``tinyseg train --init-from base.h5 --crf-rnn OPTIONS --val-split val``; the validations of
 each run (network + CRF, and the network alone; iteration 0 is the starting model) come from its
 checkpoint. Prints one table row per run: start network alone, start with the untrained CRF
-(the seed's Potts parameters), last iteration with the CRF, best and its iteration.
+(the post's Potts parameters), last iteration with the CRF, best and its iteration.
 
     python benchmarks/check_crf_rnn_options.py --out /tmp/coins --seeds 0 1 2
 """
@@ -21,7 +21,7 @@ import sys
 import numpy as np
 
 OPTION_SETS = {
-    "issue: warmup 5, aux 3, lr 3e-4, 20 it": ["--crf-warmup", "5", "--crf-aux-weight", "3", "--lr", "3e-4",
+    "short: warmup 5, aux 3, lr 3e-4, 20 it": ["--crf-warmup", "5", "--crf-aux-weight", "3", "--lr", "3e-4",
                                               "--iterations", "20"],
     "README: warmup 50, aux 3, lr 3e-4, 100 it": ["--crf-warmup", "50", "--crf-aux-weight", "3", "--lr",
                                                  "3e-4", "--iterations", "100"],
