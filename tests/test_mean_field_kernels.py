@@ -128,7 +128,7 @@ def test_blur_pass_rows_equal_their_twin(rng, n_taps, m):
     np.testing.assert_array_equal(dst, general)      # the unrolled kernel: same sums, same order
 
 
-@pytest.mark.parametrize("shape", [(1, 1), (3, 70), (21, 1031), (40, 33)])
+@pytest.mark.parametrize("shape", [(1, 1), (3, 70), (21, 1031), (40, 33), (1031, 21), (130, 3)])
 @pytest.mark.parametrize("negate", [False, True])
 def test_transpose_equals_its_twin(rng, shape, negate):
     a = rng.normal(size=shape).astype(np.float32)
