@@ -5,8 +5,8 @@ import pytest
 
 from tinyseg.checkpoint import load_checkpoint, save_checkpoint
 from tinyseg.models import (MODELS, FCN8s, FCN16s, FCN32s, build_model, copy_params_from_fcn16s,
-from conftest import require
                             copy_params_from_fcn32s, init_from_checkpoint, model_from_config)
+from conftest import require
 
 FCN_NAMES = ["fcn32s", "fcn16s", "fcn8s", "fcn8s-atonce"]
 TINY = dict(n_classes=3, width=0.0625, seed=1, dropout=0.0)     # 4..32 channels, fc6/fc7 256

@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 
 from tinyseg.optim import (
-from conftest import require
     SGD,
     Adam,
     AdamConfig,
@@ -19,6 +18,7 @@ from conftest import require
     sgd_update,
     sgd_update_naive,
 )
+from conftest import require
 
 
 def test_sgd_kernel_equals_its_numpy_twin(rng):
