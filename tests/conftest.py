@@ -5,6 +5,12 @@ import shutil
 
 import numpy as np
 import pytest
+from hypothesis import settings
+
+# Property tests (tests/test_properties.py): no deadline (the first example compiles kernels), no
+# example database written into the working tree; each test sets its own number of examples.
+settings.register_profile("tinyseg", deadline=None, database=None)
+settings.load_profile("tinyseg")
 
 
 @pytest.fixture
