@@ -1,7 +1,7 @@
 """Boundary accuracy of the two cures, measured: FCN-32s vs FCN-8s vs DeepLab-LargeFOV, each
 before and after the seed's dense CRF, on the bundled image and on the synthetic shapes.
 
-Runs :func:`tinyseg.study.run_study` on each dataset (``chelsea``: the bundled cat, binary,
+Runs :func:`tinyseg.studies.cures.run_study` on each dataset (``chelsea``: the bundled cat, binary,
 trained on the labels of alternate 30-row strips and scored on the others; ``chelsea-seed``: the
 seed's protocol, trained and scored on the same labels; ``shapes``: 16 training and 6 held-out
 images of textured shapes, 4 classes, exact ground truth) and prints, per dataset, the table of
@@ -54,7 +54,7 @@ def seed_counts(result: dict, max_w: int = 8) -> dict:
 
 
 def main(argv=None):
-    from tinyseg.study import STUDY_SEEDS, run_study
+    from tinyseg.studies.cures import STUDY_SEEDS, run_study
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default="chelsea,chelsea-seed,shapes", help="datasets (default: %(default)s)")

@@ -76,7 +76,7 @@ def pydensecrf_run(image, logits, iterations=5):
 
 def bench_recurrence(repeat: int, labels=(2, 21)) -> list[dict]:
     from tinyseg.crf import CRFasRNN
-    from tinyseg.crf.rnn_engine import MeanFieldRNN
+    from tinyseg.crf.rnn.engine import MeanFieldRNN
 
     image = seed_image()
     h, w = image.shape[:2]
@@ -124,7 +124,7 @@ def _models(name: str, n_classes: int, width: float):
         from tinyseg.models import build_model
         return build_model(name, n_classes, width=width, seed=0), name
     except ImportError:
-        from tinyseg.model import FCN32s, FCN32sConfig
+        from tinyseg.models import FCN32s, FCN32sConfig
         return FCN32s(FCN32sConfig(n_classes=n_classes, width=width, seed=0)), "fcn32s"
 
 
@@ -132,7 +132,7 @@ def bench_train_step(repeat: int, width: float, size, n_classes: int) -> list[di
     from tinyseg import ops
     from tinyseg.crf import CRFasRNN
     from tinyseg.data import preprocess
-    from tinyseg.optim import Adam, AdamConfig
+    from tinyseg.training.optim import Adam, AdamConfig
 
     image = seed_image()
     if tuple(size) != image.shape[:2]:

@@ -17,7 +17,7 @@ Four parts, all on the first CUDA device, float32:
   20 levels / 10) at 375×500 with 2 and 21 labels, ``dense_crf(device="cuda")`` against
   ``device="cpu"``, set-up included.
 * ``train``: one full-width FCN-32s training step (forward with dropout, summed softmax
-  cross-entropy, backward, Adam) with ``tinyseg.model.FCN32s(backend="cuda")``, against the same
+  cross-entropy, backward, Adam) with ``tinyseg.models.FCN32s(backend="cuda")``, against the same
   network in PyTorch CUDA (as in ``bench_train.py``), at both sizes.
 
 Times are medians of ``--repeat`` runs after warm-up runs (which absorb numba's JIT compilation
@@ -175,7 +175,7 @@ def bench_gemm(timer, torch, smoke: bool):
 def bench_ops(timer, torch, N: int, H: int, W: int, smoke: bool):
     from tinyseg import ops
     from tinyseg.backend import get_backend
-    from tinyseg.upsampling import get_kernel_size, upsample_filt
+    from tinyseg.ops.upsampling import get_kernel_size, upsample_filt
 
     be = get_backend("cuda")
     F = torch.nn.functional if torch is not None else None
@@ -320,8 +320,8 @@ def torch_train_step(torch, shapes: dict, N, H, W, n_classes, device: str = "cud
 
 def bench_train(timer, torch, N, H, W, smoke: bool):
     from tinyseg import ops
-    from tinyseg.model import FCN32s, FCN32sConfig
-    from tinyseg.optim import Adam
+    from tinyseg.models import FCN32s, FCN32sConfig
+    from tinyseg.training.optim import Adam
 
     n_classes = 2 if smoke else 21
     width = 1 / 128 if smoke else 1.0

@@ -35,7 +35,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 from _common import print_table, record, write_json  # noqa: E402
 
 from tinyseg import ops  # noqa: E402
-from tinyseg.upsampling import get_kernel_size, upsample_filt  # noqa: E402
+from tinyseg.ops.upsampling import get_kernel_size, upsample_filt  # noqa: E402
 
 H, W = 375, 500
 # (name, H, W, k, C_in, C_out, dilation) at a 375×500 input with ceil (SAME) pooling; DeepLab's
@@ -271,7 +271,7 @@ def predict_memory_worker(H: int, W: int, n_classes: int) -> dict:
 
     from tinyseg.backend.cpu import CONV_WORKSPACE_BYTES, WINOGRAD_BLOCK_BYTES, parallel_workers
     from tinyseg.layers import Conv2D, CropTo
-    from tinyseg.model import FCN32s, FCN32sConfig
+    from tinyseg.models import FCN32s, FCN32sConfig
     from tinyseg.ops import conv as conv_ops
     from tinyseg.predict import predict
 

@@ -62,7 +62,7 @@ def train_and_evaluate(model, data, out, minutes, width, recipe, val, env):
             "none", "--json", report, env=env)
     with open(report) as f:
         fcn = json.load(f)["fcn"]
-    from tinyseg.checkpoint import read_checkpoint_config
+    from tinyseg.weights.checkpoint import read_checkpoint_config
     iterations = read_checkpoint_config(ckpt)[1]
     summary = [line for line in stdout.splitlines() if line.startswith(("train:", "iterations", "tinyseg train"))]
     return dict(seconds=seconds, mean_iou=fcn["mean_iou"], per_class_iou=fcn["per_class_iou"],

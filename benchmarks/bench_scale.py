@@ -41,8 +41,9 @@ def worker(args) -> None:
     """One launch: train ``args.steps`` steps (1 warm-up) and write the step times as JSON."""
     import numpy as np
 
-    from tinyseg.distributed import GradientBuckets, World
-    from tinyseg.train import TrainConfig, Trainer, build_model
+    from tinyseg.training.distributed import GradientBuckets, World
+    from tinyseg.models import build_model
+    from tinyseg.training.trainer import TrainConfig, Trainer
 
     world = World.detect()
     H, W = args.size
@@ -52,7 +53,7 @@ def worker(args) -> None:
         image = rng.integers(0, 256, (H, W, 3), dtype=np.uint8)
         labels = rng.integers(0, 2, (H, W)).astype(np.int32)
         samples.append((image, labels))
-    model = build_model(2, width=args.width, name="fcn32s")
+    model = build_model("fcn32s", 2, width=args.width)
     config = TrainConfig(iterations=10**6, batch=2, optimizer="sgd", lr=1e-12, reduction="mean",
                          progress=False, handle_signals=False)
     trainer = Trainer(model, samples, config, world=world)

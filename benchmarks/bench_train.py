@@ -76,7 +76,7 @@ def inputs(H: int, W: int, n_classes: int):
 def worker_tinyseg(model_name, H, W, n_classes):
     from tinyseg import ops
     from tinyseg.models import build_model
-    from tinyseg.optim import Adam
+    from tinyseg.training.optim import Adam
 
     model = build_model(model_name, n_classes, width=1.0, seed=0)
     adam = Adam()

@@ -63,7 +63,7 @@ def main(argv=None):
     import tinyseg  # noqa: F401  (what `tinyseg` imports before any work)
     import_s, import_cpu = time.perf_counter() - t_start, time.process_time() - c_start
 
-    from tinyseg.demo import run_demo
+    from tinyseg.cli.demo import run_demo
 
     with tempfile.TemporaryDirectory() as out:
         metrics = run_demo(out, width=args.width, iterations=args.iterations, progress=False,
@@ -91,7 +91,7 @@ def main(argv=None):
             print(f"{sum(r['exclusive'] for r in v):8.2f}  {k}: {len(v)} signatures")
             for r in v:
                 print(f"{'':10}{r['exclusive']:6.2f}  {r['signature'][:120]}")
-    from tinyseg.warmup import PARTS
+    from tinyseg.cli.warmup import PARTS
     helped = tuple(m + "." for m in PARTS["crf"])
     missed = sorted({r["kernel"] for r in records if r["kernel"].startswith(helped)})
     print(f"\nCRF kernels compiled here, not by the helper process (none expected; a new code path "

@@ -72,8 +72,8 @@ def check_gemm(checks: Checks, smoke: bool) -> None:
 
 def check_fcn32s(checks: Checks, smoke: bool) -> None:
     from tinyseg import ops
-    from tinyseg.model import FCN32s, FCN32sConfig
-    from tinyseg.optim import Adam
+    from tinyseg.models import FCN32s, FCN32sConfig
+    from tinyseg.training.optim import Adam
 
     N, H, W = (1, 9, 11) if smoke else (2, 93, 125)
     config = FCN32sConfig(n_classes=21, width=1 / 64 if smoke else 1 / 8, seed=3)

@@ -12,7 +12,7 @@ network's argmax, of (a), and of (b) at 5 and at 10 mean-field iterations. Write
 records (``name``, ``tinyseg_s`` = the joint run's training seconds, ``peer_s`` = the network-alone
 run's, ``ratio``, and the mIoUs) and the learned parameters' figure of the first seed.
 
-The network: ``--model small`` (:class:`tinyseg.crf.rnn_study.SmallFCN`, stride 8, trains in
+The network: ``--model small`` (:class:`tinyseg.models.small.SmallFCN`, stride 8, trains in
 minutes on a CPU) or any name of ``tinyseg.models`` (``fcn8s`` …) at ``--width``.
 
 Usage: ``python benchmarks/study_crf_rnn.py [--json PATH] [--figure PNG] [--seeds 0 1 2]
@@ -31,7 +31,7 @@ from _common import print_table, record, write_json  # noqa: E402
 
 
 def make_model_factory(name: str, n_classes: int, width: float, seed: int):
-    from tinyseg.crf.rnn_study import SmallFCN
+    from tinyseg.models.small import SmallFCN
 
     if name == "small":
         return lambda: SmallFCN(n_classes, int(round(16 * width)), 3, seed)
@@ -64,7 +64,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     from tinyseg.crf import CRFasRNN
-    from tinyseg.crf.rnn_study import compare, plot_crf_parameters
+    from tinyseg.studies.crf_rnn import compare, plot_crf_parameters
     from tinyseg.data.synthetic import class_names, synthetic_dataset
 
     h, w = (int(s) for s in args.size.lower().split("x"))

@@ -44,8 +44,8 @@ import tinyseg  # noqa: E402
 from tinyseg import ops  # noqa: E402
 from tinyseg.data import binary_labels, chelsea, preprocess  # noqa: E402
 from tinyseg.metrics import ConfusionMatrix  # noqa: E402
-from tinyseg.model import FCN32s, FCN32sConfig  # noqa: E402
-from tinyseg.optim import Adam, AdamConfig  # noqa: E402
+from tinyseg.models import FCN32s, FCN32sConfig  # noqa: E402
+from tinyseg.training.optim import Adam, AdamConfig  # noqa: E402
 
 parser = argparse.ArgumentParser(description="The seed post, cell by cell, with tinyseg.")
 parser.add_argument("--width", type=float, default=None,
@@ -193,7 +193,7 @@ print(f"input {processed_images.shape} -> scores "
 # TensorFlow derives the gradients from the graph; tinyseg has no autograd, so one iteration
 # spells it out: `forward` (with dropout), `softmax_cross_entropy` returns the loss *and*
 # ∂E/∂logits, `backward` fills `model.grads` layer by layer, and `Adam.step` updates the
-# parameters in place. (`tinyseg.train.Trainer` does the same with checkpoints, a CSV log and,
+# parameters in place. (`tinyseg.training.trainer.Trainer` does the same with checkpoints, a CSV log and,
 # like the post, TensorBoard histograms of the gradients.)
 #
 # As the post says, training and testing on one image is not a real setting; it shows the model's

@@ -12,7 +12,7 @@
 #     python examples/walkthrough_crf_rnn.py --out crf_rnn_walkthrough/
 #
 # Every formula below is implemented literally, in float64 NumPy, in
-# `tinyseg/crf/rnn_reference.py`; the fast kernels (`tinyseg/crf/rnn_kernels.py`, and their CUDA
+# `tinyseg/crf/rnn/reference.py`; the fast kernels (`tinyseg/crf/rnn/kernels.py`, and their CUDA
 # twins) compute the same thing and are tested against it.
 
 # %%
@@ -27,9 +27,10 @@ import numpy as np  # noqa: E402
 from tinyseg.crf import CRFasRNN, dense_crf  # noqa: E402
 from tinyseg.crf.features import bilateral_features, spatial_features  # noqa: E402
 from tinyseg.crf.filters import GridFilter, exact_filter_reference  # noqa: E402
-from tinyseg.crf.rnn_reference import (crf_rnn_backward_reference,  # noqa: E402
+from tinyseg.crf.rnn.reference import (crf_rnn_backward_reference,  # noqa: E402
                                        crf_rnn_forward_reference, normalised_kernel, potts_compat)
-from tinyseg.crf.rnn_study import SmallFCN, compare, plot_crf_parameters  # noqa: E402
+from tinyseg.models.small import SmallFCN  # noqa: E402
+from tinyseg.studies.crf_rnn import compare, plot_crf_parameters  # noqa: E402
 from tinyseg.data.synthetic import class_names, synthetic_dataset  # noqa: E402
 
 parser = argparse.ArgumentParser(description="CRF-as-RNN, derived and trained.")

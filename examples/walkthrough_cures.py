@@ -24,9 +24,9 @@ matplotlib.use("Agg")
 import numpy as np  # noqa: E402
 
 import tinyseg  # noqa: E402
-from tinyseg import model_ops, ops  # noqa: E402
+from tinyseg import ops  # noqa: E402
 from tinyseg.layers import TransposedConv2D  # noqa: E402
-from tinyseg.study import format_seed_table, format_table, run_study  # noqa: E402
+from tinyseg.studies.cures import format_seed_table, format_table, run_study  # noqa: E402
 
 parser = argparse.ArgumentParser(description="The two cures for FCN-32s's coarse maps, derived and measured.")
 parser.add_argument("--width", type=float, default=None, help="VGG channel multiplier (default 0.25, 1.0 with --weights)")
@@ -75,7 +75,7 @@ for H in (375, 300):
 
 # %% [markdown]
 # The fuse is FCN's `score = upsample(coarse)[:h, :w] + score_pool(finer)` — one kernel,
-# `model_ops.crop_add_forward`, whose backward hands `dout` to the finer branch unchanged and the
+# `ops.crop_add_forward`, whose backward hands `dout` to the finer branch unchanged and the
 # zero-padded `dout` to the coarse one. In FCN-8s, pool4 and pool3 feed two consumers (the next
 # block and their score layer), so their gradients are the sum of both paths.
 #
@@ -154,14 +154,14 @@ for title, rows in (("FCN (VGG-16)", receptive_field(vgg(False))), ("DeepLab-Lar
 # %%
 score = np.zeros((1, 4, 1, 1), np.float32)
 score[0, 2, 0, 0] = 1.0
-interp = model_ops.interp_forward(score, 8, (30, 1))[0][0, :, 0, 0]
+interp = ops.interp_forward(score, 8, (30, 1))[0][0, :, 0, 0]
 print(f"interp ×8 of a delta at i=2: peak at row {int(interp.argmax())} (= 8·2), "
       f"rows 9..23 = {interp[9:24].round(3).tolist()}")
 
 # %% [markdown]
 # ## 3. What the cures buy: the same training for three networks
 #
-# `tinyseg.study` trains FCN-32s, FCN-8s and DeepLab-LargeFOV identically on the seed's image
+# `tinyseg.studies.cures` trains FCN-32s, FCN-8s and DeepLab-LargeFOV identically on the seed's image
 # (same initial backbone, iterations and Adam), predicts, refines with the seed's CRF, and scores
 # mean IoU and **trimap** IoU — only pixels within ±w of the ground truth's boundaries
 # (`tinyseg.metrics.trimap_band`). Interiors are easy for every model; the band is where a

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from tinyseg.augment import AugmentConfig, augment, resize_bilinear, resize_nearest
+from tinyseg.training.augment import AugmentConfig, augment, resize_bilinear, resize_nearest
 
 
 def _pair(h=20, w=30):
@@ -77,7 +77,7 @@ def test_bad_config_is_refused(kwargs):
 
 
 def test_hue_rotation_keeps_grey_and_turns_primaries_in_a_cycle():
-    from tinyseg.augment import hue_rotation
+    from tinyseg.training.augment import hue_rotation
 
     R = hue_rotation(2 * np.pi / 3)
     np.testing.assert_allclose(R @ [1, 0, 0], [0, 1, 0], atol=1e-12)

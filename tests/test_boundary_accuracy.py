@@ -42,7 +42,7 @@ Each dataset trains twelve small networks (about three minutes on 2 cores in all
 """
 import pytest
 
-from tinyseg.study import SETTINGS, STUDY_SEEDS, study_data, study_model
+from tinyseg.studies.cures import SETTINGS, STUDY_SEEDS, study_data, study_model
 from tinyseg.data.synthetic import synthetic_dataset
 
 pytestmark = pytest.mark.slow

@@ -1,11 +1,11 @@
-"""Tests of tinyseg.checkpoint: bitwise round trip, atomic writes, clear errors."""
+"""Tests of tinyseg.weights.checkpoint: bitwise round trip, atomic writes, clear errors."""
 import h5py
 import numpy as np
 import pytest
 
-import tinyseg.checkpoint as ckpt
+import tinyseg.weights.checkpoint as ckpt
 from tinyseg import __version__
-from tinyseg.checkpoint import load_checkpoint, save_checkpoint
+from tinyseg.weights.checkpoint import load_checkpoint, save_checkpoint
 
 
 def _state(seed=0):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tinyseg.checkpoint import load_checkpoint
+from tinyseg.weights.checkpoint import load_checkpoint
 from tinyseg.cli import main
 from tinyseg.data import save_label_png
 from tinyseg.data.synthetic import write_dataset

@@ -130,7 +130,7 @@ def test_debug_shows_the_traceback(files, capsys):
 
 
 def test_an_unexpected_error_is_one_line_that_points_to_debug(monkeypatch, capsys):
-    import tinyseg.commands.import_weights as command
+    import tinyseg.cli.import_weights as command
 
     def broken(args):
         raise AttributeError("'NoneType' object has no attribute 'shape'\nsecond line")
@@ -141,7 +141,7 @@ def test_an_unexpected_error_is_one_line_that_points_to_debug(monkeypatch, capsy
 
 
 def test_ctrl_c_outside_training_is_one_line_and_exit_130(monkeypatch, capsys):
-    import tinyseg.commands.import_weights as command
+    import tinyseg.cli.import_weights as command
 
     def interrupted(args):
         raise KeyboardInterrupt

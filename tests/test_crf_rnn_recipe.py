@@ -4,13 +4,13 @@ import numpy as np
 import pytest
 
 from tinyseg import ops
-from tinyseg.checkpoint import load_checkpoint
+from tinyseg.weights.checkpoint import load_checkpoint
 from tinyseg.cli import main
 from tinyseg.crf import CRFasRNN
-from tinyseg.crf.rnn_model import NetworkWithCRF, model_from_config
+from tinyseg.models.crf_rnn import NetworkWithCRF, model_from_config
 from tinyseg.data import preprocess
 from tinyseg.models import build_model
-from tinyseg.train import TrainConfig, Trainer
+from tinyseg.training.trainer import TrainConfig, Trainer
 from test_trainable_crf_cli import TINY, data, scene  # noqa: F401 (data: a fixture)
 
 def small_model(**recipe):

@@ -81,7 +81,7 @@ def test_crf_search_in_parallel_equals_serial(tmp_path, rng):
 
 
 def test_fine_values_are_halfway_to_the_coarse_neighbours():
-    from tinyseg.crf.search import fine_values
+    from tinyseg.cli.crf_search import fine_values
 
     assert fine_values(50, [30, 50, 70, 90]) == [40, 50, 60]
     assert fine_values(30, [30, 50]) == [30, 40]
@@ -106,7 +106,7 @@ def test_crf_search_reports_bad_input_in_one_line(tmp_path, rng, capsys):
 def _parse(argv):
     import argparse
 
-    from tinyseg.crf.options import add_crf_options, crf_params_from_args
+    from tinyseg.cli.crf_options import add_crf_options, crf_params_from_args
 
     p = argparse.ArgumentParser()
     add_crf_options(p)
@@ -114,7 +114,7 @@ def _parse(argv):
 
 
 def test_crf_params_precedence_seed_then_file_then_options(tmp_path):
-    from tinyseg.crf.options import SEED_PARAMS, save_crf_params
+    from tinyseg.cli.crf_options import SEED_PARAMS, save_crf_params
 
     assert _parse([]) == SEED_PARAMS
     f = tmp_path / "p.json"
@@ -149,7 +149,7 @@ def test_bad_crf_options_are_named():
 def test_crf_command_takes_a_params_file(tmp_path, rng):
     from PIL import Image
 
-    from tinyseg.crf.options import save_crf_params
+    from tinyseg.cli.crf_options import save_crf_params
 
     img = np.zeros((12, 16, 3), np.uint8)
     img[:, 8:] = (220, 200, 40)
@@ -173,7 +173,7 @@ def test_predict_evaluate_and_search_take_crf_params(tmp_path, rng, capsys):
     labels and metrics must equal the network's; crf-search computes its probabilities."""
     from PIL import Image
 
-    from tinyseg.crf.options import save_crf_params
+    from tinyseg.cli.crf_options import save_crf_params
 
     _voc(tmp_path, rng, n=2, classes=(0, 1, 1), n_classes=2)
     image = np.asarray(Image.open(tmp_path / "JPEGImages" / "img0.jpg"))

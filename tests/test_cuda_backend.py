@@ -325,8 +325,8 @@ def test_crop_and_uncrop_match_cpu(gpu, rng):
 # ----------------------------------------------------------------------------- model
 def test_fcn32s_training_step_on_cuda_matches_cpu(gpu, rng):
     """A very narrow FCN-32s on a 5×6 image: forward, loss, backward and Adam on both backends."""
-    from tinyseg.model import FCN32s, FCN32sConfig
-    from tinyseg.optim import Adam
+    from tinyseg.models import FCN32s, FCN32sConfig
+    from tinyseg.training.optim import Adam
 
     config = FCN32sConfig(n_classes=2, width=1 / 128, dropout=0.5, fc6_kernel=1, seed=3)
     x = rand(rng, 1, 5, 6, 3)

@@ -35,7 +35,9 @@ SCRIPT = textwrap.dedent('''
     dispatcher.get_current_device = lambda: _Device()
 
     from numba import cuda, typeof
-    from tinyseg.backend.cuda import accumulate, adam, conv, cropping, crf, crf_rnn, crf_sparse
+    from tinyseg.backend.cuda import accumulate, adam, conv, cropping
+    from tinyseg.crf.cuda import filters as crf, inference as crf_inference, rnn as crf_rnn
+    from tinyseg.crf.cuda import sparse as crf_sparse
     from tinyseg.backend.cuda import elementwise, loss, pooling, sgd, tiled_gemm, transposed
     from tinyseg.backend.cuda import fuse, winograd
     i64 = np.zeros(1, np.int64)
@@ -86,9 +88,9 @@ SCRIPT = textwrap.dedent('''
         "crf_splat": (crf._splat_kernel, (f2, i32_2, f2, f1, f2)),
         "crf_blur": (crf._blur_kernel, (f2, i32_2, f1, f2)),
         "crf_slice": (crf._slice_kernel, (f2, i32_2, f2, f1, f2)),
-        "crf_scale_rows": (crf._scale_rows_kernel, (f2, f1, f2)),
-        "crf_add_pairwise": (crf._add_pairwise_kernel, (f2, f1, f2, f2)),
-        "crf_copy": (crf._copy_kernel, (f2, f2)),
+        "crf_scale_rows": (crf_inference._scale_rows_kernel, (f2, f1, f2)),
+        "crf_add_pairwise": (crf_inference._add_pairwise_kernel, (f2, f1, f2, f2)),
+        "crf_copy": (crf_inference._copy_kernel, (f2, f2)),
         "crf_recursive_rows": (crf_sparse._recursive_rows_kernel, (f2, f2, f2)),
         "crf_recursive_cols": (crf_sparse._recursive_cols_kernel, (f3, f2, f3)),
         "crf_cluster_splat": (crf_sparse._cluster_splat_kernel, (f2, i64, i32, f2)),

@@ -13,7 +13,7 @@ pytestmark = pytest.mark.cuda
 @pytest.fixture(scope="module")
 def crf():
     get_backend("cuda")                   # raises if neither a GPU nor the simulator is present
-    from tinyseg.backend.cuda import crf
+    from tinyseg.crf import cuda as crf
     return crf
 
 

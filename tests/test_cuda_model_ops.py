@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from tinyseg import model_ops
+from tinyseg import ops
 from tinyseg.backend import get_backend
 
 pytestmark = pytest.mark.cuda
@@ -24,35 +24,35 @@ def close(gpu, got, want):
 
 def test_crop_add_and_its_backward_match_cpu(gpu, rng):
     big, small = rand(rng, 1, 4, 5, 2), rand(rng, 1, 3, 4, 2)
-    out, cache = model_ops.crop_add_forward(gpu.asarray(big), gpu.asarray(small))
-    want, cpu_cache = model_ops.crop_add_forward(big, small)
+    out, cache = ops.crop_add_forward(gpu.asarray(big), gpu.asarray(small))
+    want, cpu_cache = ops.crop_add_forward(big, small)
     close(gpu, out, want)
     dout = rand(rng, *want.shape)
-    dbig, _ = model_ops.crop_add_backward(gpu.asarray(dout), cache)
-    close(gpu, dbig, model_ops.crop_add_backward(dout, cpu_cache)[0])
+    dbig, _ = ops.crop_add_backward(gpu.asarray(dout), cache)
+    close(gpu, dbig, ops.crop_add_backward(dout, cpu_cache)[0])
 
 
 def test_accumulate_and_scale_match_cpu(gpu, rng):
     a, b = rand(rng, 1, 2, 3, 2), rand(rng, 1, 2, 3, 2)
     acc = gpu.asarray(a)
-    model_ops.accumulate(acc, gpu.asarray(b))
+    ops.add_into(acc, gpu.asarray(b))
     close(gpu, acc, a + b)
-    close(gpu, model_ops.scale_forward(gpu.asarray(a), 1e-4)[0], model_ops.scale_forward(a, 1e-4)[0])
+    close(gpu, ops.scale_forward(gpu.asarray(a), 1e-4)[0], ops.scale_forward(a, 1e-4)[0])
 
 
 def test_avgpool3x3_matches_cpu(gpu, rng):
     x = rand(rng, 1, 3, 4, 2)
-    close(gpu, model_ops.avgpool3x3_forward(gpu.asarray(x))[0], model_ops.avgpool3x3_forward(x)[0])
+    close(gpu, ops.avgpool3x3_forward(gpu.asarray(x))[0], ops.avgpool3x3_forward(x)[0])
 
 
 @pytest.mark.parametrize("factor,h,w,H,W", [(4, 2, 2, 6, 7), (3, 2, 3, 5, 9)])
 def test_interp_and_its_backward_match_cpu(gpu, rng, factor, h, w, H, W):
     x = rand(rng, 1, h, w, 2)
-    out, cache = model_ops.interp_forward(gpu.asarray(x), factor, (H, W))
-    want, cpu_cache = model_ops.interp_forward(x, factor, (H, W))
+    out, cache = ops.interp_forward(gpu.asarray(x), factor, (H, W))
+    want, cpu_cache = ops.interp_forward(x, factor, (H, W))
     close(gpu, out, want)
     dout = rand(rng, 1, H, W, 2)
-    close(gpu, model_ops.interp_backward(gpu.asarray(dout), cache), model_ops.interp_backward(dout, cpu_cache))
+    close(gpu, ops.interp_backward(gpu.asarray(dout), cache), ops.interp_backward(dout, cpu_cache))
 
 
 @pytest.mark.slow

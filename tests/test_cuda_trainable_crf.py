@@ -6,10 +6,10 @@ import pytest
 from tinyseg import ops
 from tinyseg.backend import get_backend
 from tinyseg.crf import CRFasRNN
-from tinyseg.crf import rnn_kernels as cpu
+from tinyseg.crf.rnn import kernels as cpu
 from tinyseg.crf.refine import bilateral_filter, spatial_filter
-from tinyseg.crf.rnn_engine import MeanFieldRNN
-from tinyseg.optim import Adam, AdamConfig
+from tinyseg.crf.rnn.engine import MeanFieldRNN
+from tinyseg.training.optim import Adam, AdamConfig
 
 pytestmark = pytest.mark.cuda
 
@@ -20,7 +20,7 @@ def gpu():
 
 
 def test_cuda_kernels_match_cpu(gpu, rng):
-    cuda = gpu.crf_rnn_kernels()
+    from tinyseg.crf.cuda import rnn as cuda
     n, k, c = 13, 2, 3
     r = lambda *s: rng.standard_normal(s).astype(np.float32)  # noqa: E731
     z, messages, weights, compat, g = r(n, c), r(k, n, c), r(k, c), r(c, c), r(n, c)

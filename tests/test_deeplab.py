@@ -4,7 +4,7 @@ shapes for any H×W, and a checkpoint round trip."""
 import numpy as np
 import pytest
 
-from tinyseg.checkpoint import load_checkpoint, save_checkpoint
+from tinyseg.weights.checkpoint import load_checkpoint, save_checkpoint
 from tinyseg.models import DeepLabLargeFOV, build_model, model_from_config
 from conftest import require
 

@@ -27,11 +27,11 @@ def rand(rng, *shape):
 def test_dilated_conv_matches_reference(rng, N, H, W, C, F, k, d):
     x, w, b = rand(rng, N, H, W, C), rand(rng, k, k, C, F), rand(rng, F)
     out, cache = ops.conv2d_forward(x, w, b, dilation=d)
-    out_ref, cache_ref = ref.conv2d_forward_naive(x, w, b, dilation=d)
+    out_ref, cache_ref = ref.conv2d_forward(x, w, b, dilation=d)
     assert out.shape == (N, H, W, F)
     np.testing.assert_allclose(out, out_ref, rtol=1e-4, atol=1e-4)
     dout = rand(rng, *out.shape)
-    for got, want in zip(ops.conv2d_backward(dout, cache), ref.conv2d_backward_naive(dout, cache_ref)):
+    for got, want in zip(ops.conv2d_backward(dout, cache), ref.conv2d_backward(dout, cache_ref)):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
 
 
@@ -42,9 +42,9 @@ def test_dilated_conv_blocked_im2col_matches_reference(rng, monkeypatch, d):
     x, w, b = rand(rng, 2, 13, 9, 3), rand(rng, 3, 3, 3, 4), rand(rng, 4)
     assert ops.conv_rows_per_block(x.shape, w.shape, cpu.CONV_WORKSPACE_BYTES) == 2
     out, cache = ops.conv2d_forward(x, w, b, dilation=d)
-    np.testing.assert_allclose(out, ref.conv2d_forward_naive(x, w, b, d)[0], rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(out, ref.conv2d_forward(x, w, b, d)[0], rtol=1e-4, atol=1e-4)
     dout = rand(rng, *out.shape)
-    for got, want in zip(ops.conv2d_backward(dout, cache), ref.conv2d_backward_naive(dout, (x, w, d))):
+    for got, want in zip(ops.conv2d_backward(dout, cache), ref.conv2d_backward(dout, (x, w, d))):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
 
 
@@ -108,8 +108,8 @@ def test_dilated_reference_backward_finite_differences(rng):
     """The NumPy twin is itself checked, so the kernel-vs-twin tests compare against a known truth."""
     x, w, b = rng.standard_normal((1, 5, 4, 2)), rng.standard_normal((3, 3, 2, 2)), rng.standard_normal(2)
     G = rng.standard_normal((1, 5, 4, 2))
-    dx, dw, db = ref.conv2d_backward_naive(G, (x, w, 2))
-    f = lambda: ref.conv2d_forward_naive(x, w, b, 2)[0]     # noqa: E731
+    dx, dw, db = ref.conv2d_backward(G, (x, w, 2))
+    f = lambda: ref.conv2d_forward(x, w, b, 2)[0]     # noqa: E731
     for analytic, wrt in ((dx, x), (dw, w), (db, b)):
         np.testing.assert_allclose(analytic, numerical_grad(f, wrt, G), rtol=1e-5, atol=1e-7)
 
@@ -138,10 +138,10 @@ def test_conv2d_layer_with_dilation_and_need_dx(rng):
     x, w, b = rand(rng, 1, 6, 5, 2), rand(rng, 3, 3, 2, 3), rand(rng, 3)
     layer = Conv2D("atrous", w, b, dilation=2, need_dx=False)
     out = layer.forward(x, train=True)
-    np.testing.assert_allclose(out, ref.conv2d_forward_naive(x, w, b, 2)[0], rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(out, ref.conv2d_forward(x, w, b, 2)[0], rtol=1e-4, atol=1e-4)
     dout = rand(rng, *out.shape)
     assert layer.backward(dout) is None
-    _, dw, db = ref.conv2d_backward_naive(dout, (x, w, 2))
+    _, dw, db = ref.conv2d_backward(dout, (x, w, 2))
     np.testing.assert_allclose(layer.grads["w"], dw, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(layer.grads["b"], db, rtol=1e-4, atol=1e-4)
     assert "dilation=2" in repr(layer)
@@ -154,7 +154,7 @@ def test_per_worker_im2col_forward_matches_reference(rng, workers):
     for d in (1, 2, 12):
         out = np.full((2, 9, 7, 4), np.nan, np.float32)
         cpu.conv2d_forward_blocks(x, w, b, out, np.empty((workers, 2 * 7, 27), np.float32), d)
-        np.testing.assert_allclose(out, ref.conv2d_forward_naive(x, w, b, d)[0], rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(out, ref.conv2d_forward(x, w, b, d)[0], rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("workers", [1, 2, 3])
@@ -166,7 +166,7 @@ def test_per_worker_weight_grad_matches_reference(rng, workers):
         P = workers
         cpu.conv2d_weight_grad_blocks(x, dout, dw, np.empty((P, 27, 4), np.float32),
                                       np.empty((P, 2 * 7, 27), np.float32), np.empty((P, 27, 4), np.float32), d)
-        np.testing.assert_allclose(dw, ref.conv2d_backward_naive(dout, (x, w, d))[1], rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(dw, ref.conv2d_backward(dout, (x, w, d))[1], rtol=1e-4, atol=1e-4)
 
 
 def test_need_dx_false_first_layer_uses_per_worker_dw(rng, monkeypatch):
@@ -180,7 +180,7 @@ def test_need_dx_false_first_layer_uses_per_worker_dw(rng, monkeypatch):
     monkeypatch.setattr(cpu, "parallel_workers", lambda: 2)
     _, dw, db = ops.conv2d_backward(dout, cache, need_dx=False)
     assert called
-    _, dw_ref, db_ref = ref.conv2d_backward_naive(dout, (x, w, 1))
+    _, dw_ref, db_ref = ref.conv2d_backward(dout, (x, w, 1))
     np.testing.assert_allclose(dw, dw_ref, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(db, db_ref, rtol=1e-4, atol=1e-4)
 
@@ -211,7 +211,7 @@ def test_cuda_per_worker_forward_twin_matches_cpu(rng):
     out = gpu.empty((1, 4, 3, 2), np.float32)
     gpu.conv2d_forward_blocks(gpu.asarray(x), gpu.asarray(w), gpu.asarray(b), out,
                               gpu.empty((1, 2 * 3, 18), np.float32), 2)
-    np.testing.assert_allclose(gpu.to_numpy(out), ref.conv2d_forward_naive(x, w, b, 2)[0], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(gpu.to_numpy(out), ref.conv2d_forward(x, w, b, 2)[0], rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.cuda
@@ -221,7 +221,7 @@ def test_cuda_per_worker_weight_grad_twin_matches_cpu(rng):
     dw = gpu.empty(w.shape, np.float32)
     gpu.conv2d_weight_grad_blocks(gpu.asarray(x), gpu.asarray(dout), dw, None,
                                   gpu.empty((1, 2 * 3, 18), np.float32), None, 2)
-    np.testing.assert_allclose(gpu.to_numpy(dw), ref.conv2d_backward_naive(dout, (x, w, 2))[1], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(gpu.to_numpy(dw), ref.conv2d_backward(dout, (x, w, 2))[1], rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.cuda

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from tinyseg.backend import get_backend
-from tinyseg.distributed import GradientBuckets, World, world_size_from_env
+from tinyseg.training.distributed import GradientBuckets, World, world_size_from_env
 from mpi_helpers import run_mpi
 
 
@@ -54,7 +54,7 @@ SCRIPT = textwrap.dedent("""
     import sys
     import numpy as np
     from tinyseg.backend import get_backend
-    from tinyseg.distributed import GradientBuckets, World
+    from tinyseg.training.distributed import GradientBuckets, World
     world = World.detect()
     assert world.size == 2
     rng = np.random.default_rng(0)

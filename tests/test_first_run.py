@@ -65,7 +65,7 @@ def test_the_helper_compiles_only_crf_kernels_and_the_main_process_then_loads_th
 
 
 def test_no_helper_on_a_warm_cache_or_when_switched_off(monkeypatch):
-    from tinyseg import warmup
+    from tinyseg.cli import warmup
 
     monkeypatch.setattr(warmup, "kernels_cached", lambda modules: True)
     with warmup.compile_in_background(["crf"]) as helper:
@@ -83,7 +83,7 @@ def test_no_helper_on_a_warm_cache_or_when_switched_off(monkeypatch):
 
 
 def test_waiting_stops_a_helper_that_has_not_reached_the_part_and_waits_for_one_that_has():
-    from tinyseg.warmup import BackgroundCompile
+    from tinyseg.cli.warmup import BackgroundCompile
 
     behind = BackgroundCompile([])
     behind.parts, behind.current = ["crf"], None              # still starting up

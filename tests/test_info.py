@@ -8,7 +8,7 @@ import numba
 
 from tinyseg import __version__
 from tinyseg.cli import main
-from tinyseg.info import collect
+from tinyseg.cli.info import collect
 
 
 def test_info_names_versions_backends_and_cache(capsys):

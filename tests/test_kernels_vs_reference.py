@@ -17,10 +17,10 @@ def rand(rng, *shape):
 def test_conv2d_matches_reference(rng, N, H, W, k, C, F):
     x, w, b = rand(rng, N, H, W, C), rand(rng, k, k, C, F), rand(rng, F)
     out, cache = ops.conv2d_forward(x, w, b)
-    out_ref, cache_ref = ref.conv2d_forward_naive(x, w, b)
+    out_ref, cache_ref = ref.conv2d_forward(x, w, b)
     np.testing.assert_allclose(out, out_ref, rtol=1e-4, atol=1e-4)
     dout = rand(rng, *out.shape)
-    for got, want in zip(ops.conv2d_backward(dout, cache), ref.conv2d_backward_naive(dout, cache_ref)):
+    for got, want in zip(ops.conv2d_backward(dout, cache), ref.conv2d_backward(dout, cache_ref)):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
 
 
@@ -31,9 +31,9 @@ def test_conv2d_blocked_im2col_matches_reference(rng, monkeypatch):
     monkeypatch.setattr(get_backend("cpu"), "CONV_WORKSPACE_BYTES", 2 * 9 * 3 * 4 * 9)
     x, w, b = rand(rng, 2, 13, 9, 3), rand(rng, 3, 3, 3, 4), rand(rng, 4)
     out, cache = ops.conv2d_forward(x, w, b)
-    np.testing.assert_allclose(out, ref.conv2d_forward_naive(x, w, b)[0], rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(out, ref.conv2d_forward(x, w, b)[0], rtol=1e-4, atol=1e-4)
     dout = rand(rng, *out.shape)
-    for got, want in zip(ops.conv2d_backward(dout, cache), ref.conv2d_backward_naive(dout, (x, w, 1))):
+    for got, want in zip(ops.conv2d_backward(dout, cache), ref.conv2d_backward(dout, (x, w, 1))):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
 
 
@@ -42,12 +42,12 @@ def test_conv2d_blocked_im2col_matches_reference(rng, monkeypatch):
 def test_maxpool_matches_reference(rng, N, H, W, C):
     x = rand(rng, N, H, W, C)
     out, cache = ops.maxpool_forward(x)
-    out_ref, cache_ref = ref.maxpool_forward_naive(x)
+    out_ref, cache_ref = ref.maxpool_forward(x)
     assert out.shape == (N, (H + 1) // 2, (W + 1) // 2, C)
     np.testing.assert_array_equal(out, out_ref)
     np.testing.assert_array_equal(cache[1], cache_ref[1])
     dout = rand(rng, *out.shape)
-    np.testing.assert_array_equal(ops.maxpool_backward(dout, cache), ref.maxpool_backward_naive(dout, cache_ref))
+    np.testing.assert_array_equal(ops.maxpool_backward(dout, cache), ref.maxpool_backward(dout, cache_ref))
 
 
 def test_maxpool_ties_route_to_first_pixel():
@@ -61,21 +61,21 @@ def test_maxpool_ties_route_to_first_pixel():
 def test_relu_matches_reference(rng, shape):
     x = rand(rng, *shape)
     out, cache = ops.relu_forward(x)
-    np.testing.assert_array_equal(out, ref.relu_forward_naive(x)[0])
+    np.testing.assert_array_equal(out, ref.relu_forward(x)[0])
     dout = rand(rng, *shape)
-    np.testing.assert_array_equal(ops.relu_backward(dout, cache), ref.relu_backward_naive(dout, out))
+    np.testing.assert_array_equal(ops.relu_backward(dout, cache), ref.relu_backward(dout, out))
 
 
 @pytest.mark.parametrize("p", [0.0, 0.3, 0.5, 0.9])
 def test_dropout_matches_reference_and_reuses_mask(rng, p):
     x = rand(rng, 2, 7, 5, 3)
     out, cache = ops.dropout_forward(x, p, seed=7)
-    out_ref, cache_ref = ref.dropout_forward_naive(x, p, 7)
+    out_ref, cache_ref = ref.dropout_forward(x, p, 7)
     np.testing.assert_array_equal(cache[0], cache_ref[0])
     np.testing.assert_allclose(out, out_ref, rtol=1e-6)
     dout = rand(rng, *x.shape)
     dx = ops.dropout_backward(dout, cache)
-    np.testing.assert_allclose(dx, ref.dropout_backward_naive(dout, cache_ref), rtol=1e-6)
+    np.testing.assert_allclose(dx, ref.dropout_backward(dout, cache_ref), rtol=1e-6)
     np.testing.assert_array_equal(dx == 0, (cache[0] == 0) | (dout == 0))
 
 
@@ -97,12 +97,12 @@ def test_conv_transpose2d_matches_reference(rng, factor, N, H, W, Ci, Co):
     k = 2 * factor - factor % 2
     x, w = rand(rng, N, H, W, Ci), rand(rng, k, k, Co, Ci)
     out, cache = ops.conv_transpose2d_forward(x, w, factor)
-    out_ref, cache_ref = ref.conv_transpose2d_forward_naive(x, w, factor)
+    out_ref, cache_ref = ref.conv_transpose2d_forward(x, w, factor)
     assert out.shape == (N, factor * H, factor * W, Co)
     np.testing.assert_allclose(out, out_ref, rtol=1e-4, atol=1e-5)
     dout = rand(rng, *out.shape)
     for got, want in zip(ops.conv_transpose2d_backward(dout, cache),
-                         ref.conv_transpose2d_backward_naive(dout, cache_ref)):
+                         ref.conv_transpose2d_backward(dout, cache_ref)):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
 
 
@@ -112,11 +112,11 @@ def test_depthwise_transposed_conv_matches_full_kernel(rng, factor, C):
     k = 2 * factor - factor % 2
     x, kernel = rand(rng, 2, 3, 4, C), rand(rng, k, k)
     out, cache = ops.conv_transpose2d_depthwise_forward(x, kernel, factor)
-    out_ref, cache_ref = ref.conv_transpose2d_depthwise_forward_naive(x, kernel, factor)
+    out_ref, cache_ref = ref.conv_transpose2d_depthwise_forward(x, kernel, factor)
     np.testing.assert_allclose(out, out_ref, rtol=1e-4, atol=1e-5)
     dout = rand(rng, *out.shape)
     np.testing.assert_allclose(ops.conv_transpose2d_depthwise_backward(dout, cache),
-                               ref.conv_transpose2d_depthwise_backward_naive(dout, cache_ref),
+                               ref.conv_transpose2d_depthwise_backward(dout, cache_ref),
                                rtol=1e-4, atol=1e-4)
 
 
@@ -127,7 +127,7 @@ def test_softmax_cross_entropy_matches_reference(rng, C, reduction):
     labels = rng.integers(0, C, size=(2, 5, 7)).astype(np.int32)
     labels[0, 0, :3] = 255
     loss, dlogits = ops.softmax_cross_entropy(logits, labels, reduction=reduction)
-    loss_ref, grad_ref = ref.softmax_cross_entropy_naive(logits.astype(np.float64), labels, reduction)
+    loss_ref, grad_ref = ref.softmax_cross_entropy(logits.astype(np.float64), labels, reduction)
     assert loss == pytest.approx(loss_ref, rel=1e-5)
     np.testing.assert_allclose(dlogits, grad_ref, rtol=1e-4, atol=1e-6)
     assert not dlogits[0, 0, :3].any()
@@ -150,7 +150,7 @@ def test_softmax_cross_entropy_all_ignored_is_zero():
 
 def test_softmax_matches_reference(rng):
     logits = rand(rng, 2, 3, 4, 5) * 10
-    np.testing.assert_allclose(ops.softmax(logits), ref.softmax_naive(logits), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(ops.softmax(logits), ref.softmax(logits), rtol=1e-5, atol=1e-7)
 
 
 @pytest.mark.parametrize("shape", [(1,), (7,), (3, 3, 2, 5)])
@@ -160,7 +160,7 @@ def test_adam_matches_reference(rng, shape):
     p2, m2, v2 = p.copy().astype(np.float64), m.copy().astype(np.float64), v.copy().astype(np.float64)
     for step in range(1, 4):
         ops.adam_update(p, g, m, v, step, lr=1e-2)
-        ref.adam_update_naive(p2, g.astype(np.float64), m2, v2, step, lr=1e-2)
+        ref.adam_update(p2, g.astype(np.float64), m2, v2, step, lr=1e-2)
     np.testing.assert_allclose(p, p2, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(m, m2, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(v, v2, rtol=1e-5, atol=1e-6)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from tinyseg import ops
-from tinyseg.model import FCN32s, FCN32sConfig
+from tinyseg.models import FCN32s, FCN32sConfig
 from conftest import require
 
 TINY = FCN32sConfig(width=1 / 32, n_classes=3, seed=1)     # 2..16 channels, fc6/fc7 128

@@ -1,13 +1,14 @@
-"""The model heads' ops (crop-and-add, scale, pool5a, interp, accumulate) and the trainable
+"""The model heads' ops (crop-and-add, scale, pool5a, interp) and gradient accumulation and the trainable
 transposed convolution layer: kernels equal their NumPy twins, backwards pass central finite
 differences in float64, and PyTorch agrees (skipped without torch, failed under CI=true)."""
 import numpy as np
 import pytest
 
-from tinyseg import model_ops, model_reference as ref
+from tinyseg import ops
+from tinyseg import reference as ref
 from tinyseg.backend import get_backend
 from tinyseg.layers import CropAdd, Interp, TransposedConv2D
-from tinyseg.upsampling import bilinear_upsample_weights, upsample_filt
+from tinyseg.ops.upsampling import bilinear_upsample_weights, upsample_filt
 from finite_differences import numerical_grad
 from conftest import require
 
@@ -21,11 +22,11 @@ def rand(rng, *shape, dtype=np.float32):
 # ----------------------------------------------------------------------------- vs the NumPy twins
 def test_crop_add_equals_reference_and_its_backward_pads(rng):
     big, small = rand(rng, 2, 5, 7, 3), rand(rng, 2, 4, 6, 3)
-    out, cache = model_ops.crop_add_forward(big, small)
+    out, cache = ops.crop_add_forward(big, small)
     want, _ = ref.crop_add_forward(big, small)
     np.testing.assert_array_equal(out, want)
     dout = rand(rng, *out.shape)
-    dbig, dsmall = model_ops.crop_add_backward(dout, cache)
+    dbig, dsmall = ops.crop_add_backward(dout, cache)
     np.testing.assert_array_equal(dbig, ref.crop_add_backward(dout, cache)[0])
     assert not dbig[:, 4:].any() and not dbig[:, :, 6:].any()
     assert dsmall is dout
@@ -33,23 +34,23 @@ def test_crop_add_equals_reference_and_its_backward_pads(rng):
 
 def test_crop_add_rejects_a_big_map_smaller_than_the_small_one(rng):
     with pytest.raises(ValueError, match="`big`"):
-        model_ops.crop_add_forward(rand(rng, 1, 3, 3, 2), rand(rng, 1, 4, 3, 2))
+        ops.crop_add_forward(rand(rng, 1, 3, 3, 2), rand(rng, 1, 4, 3, 2))
 
 
 def test_accumulate_and_scale_equal_reference(rng):
     acc, x = rand(rng, 2, 3, 4, 5), rand(rng, 2, 3, 4, 5)
     want = acc + x
-    model_ops.accumulate(acc, x)
+    ops.add_into(acc, x)
     np.testing.assert_array_equal(acc, want)
-    out, s = model_ops.scale_forward(x, 0.01)
+    out, s = ops.scale_forward(x, 0.01)
     np.testing.assert_allclose(out, ref.scale_forward(x, 0.01)[0], rtol=1e-7)
-    np.testing.assert_allclose(model_ops.scale_backward(x, s), x * np.float32(0.01), rtol=1e-7)
+    np.testing.assert_allclose(ops.scale_backward(x, s), x * np.float32(0.01), rtol=1e-7)
 
 
 @pytest.mark.parametrize("H,W", [(1, 1), (4, 5), (7, 3)])
 def test_avgpool3x3_equals_reference(rng, H, W):
     x = rand(rng, 2, H, W, 3)
-    np.testing.assert_allclose(model_ops.avgpool3x3_forward(x)[0], ref.avgpool3x3_forward(x)[0],
+    np.testing.assert_allclose(ops.avgpool3x3_forward(x)[0], ref.avgpool3x3_forward(x)[0],
                                rtol=1e-6, atol=1e-6)
 
 
@@ -57,10 +58,10 @@ def test_avgpool3x3_equals_reference(rng, H, W):
                                             (3, 2, 4, 4, 12), (1, 3, 2, 3, 2)])
 def test_interp_equals_reference_forward_and_backward(rng, factor, h, w, H, W):
     x = rand(rng, 2, h, w, 3)
-    out, cache = model_ops.interp_forward(x, factor, (H, W))
+    out, cache = ops.interp_forward(x, factor, (H, W))
     np.testing.assert_allclose(out, ref.interp_forward(x, factor, (H, W))[0], rtol=1e-5, atol=1e-6)
     dout = rand(rng, *out.shape)
-    np.testing.assert_allclose(model_ops.interp_backward(dout, cache), ref.interp_backward(dout, cache),
+    np.testing.assert_allclose(ops.interp_backward(dout, cache), ref.interp_backward(dout, cache),
                                rtol=1e-5, atol=1e-5)
 
 
@@ -68,7 +69,7 @@ def test_interp_puts_score_i_on_pixel_f_times_i():
     """DeepLab's alignment: a delta score at (1, 2) gives exactly 1 at pixel (8, 16), a tent around it."""
     x = np.zeros((1, 3, 4, 1), np.float32)
     x[0, 1, 2, 0] = 1.0
-    out = model_ops.interp_forward(x, 8, (20, 30))[0][0, :, :, 0]
+    out = ops.interp_forward(x, 8, (20, 30))[0][0, :, :, 0]
     assert out[8, 16] == 1.0 and out.max() == 1.0
     np.testing.assert_allclose(out[8, 16 - 7:16 + 8], 1 - np.abs(np.arange(-7, 8)) / 8, rtol=1e-6)
     np.testing.assert_allclose(out[1:16, 16], 1 - np.abs(np.arange(-7, 8)) / 8, rtol=1e-6)
@@ -77,13 +78,13 @@ def test_interp_puts_score_i_on_pixel_f_times_i():
 
 def test_interp_interpolates_linearly_between_scores():
     x = np.array([0.0, 8.0, 4.0], np.float32).reshape(1, 3, 1, 1)
-    out = model_ops.interp_forward(x, 4, (9, 1))[0][0, :, 0, 0]
+    out = ops.interp_forward(x, 4, (9, 1))[0][0, :, 0, 0]
     np.testing.assert_allclose(out, [0, 2, 4, 6, 8, 7, 6, 5, 4], rtol=1e-6)
 
 
 def test_interp_rejects_an_output_larger_than_the_map_covers(rng):
     with pytest.raises(ValueError, match="`size`"):
-        model_ops.interp_forward(rand(rng, 1, 2, 2, 1), 8, (17, 16))
+        ops.interp_forward(rand(rng, 1, 2, 2, 1), 8, (17, 16))
 
 
 # ----------------------------------------------------------------------------- finite differences
@@ -173,7 +174,7 @@ def test_interp_equals_torch_conv_transpose_with_the_odd_tent_and_align_corners_
     F = torch.nn.functional
     f, C = 8, 3
     x = rand(rng, 1, 4, 5, C)
-    out = model_ops.interp_forward(x, f, (31, 36))[0]
+    out = ops.interp_forward(x, f, (31, 36))[0]
     xt = torch.tensor(x.transpose(0, 3, 1, 2), dtype=torch.float64)
     tent = torch.tensor(np.repeat(upsample_filt(2 * f - 1)[None, None], C, axis=0))   # (C, 1, 15, 15)
     full = F.conv_transpose2d(xt, tent, stride=f, groups=C)                            # (1, C, 8·3+15, …)
@@ -189,7 +190,7 @@ def test_avgpool3x3_equals_torch_avg_pool_counting_padding(rng):
     x = rand(rng, 2, 5, 6, 3)
     want = torch.nn.functional.avg_pool2d(torch.tensor(x.transpose(0, 3, 1, 2)), 3, 1, 1,
                                           count_include_pad=True)
-    np.testing.assert_allclose(model_ops.avgpool3x3_forward(x)[0], want.numpy().transpose(0, 2, 3, 1),
+    np.testing.assert_allclose(ops.avgpool3x3_forward(x)[0], want.numpy().transpose(0, 2, 3, 1),
                                rtol=1e-5, atol=1e-6)
 
 

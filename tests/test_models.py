@@ -3,7 +3,7 @@ registry, gradient announcements, staged initialisation and checkpoint round tri
 import numpy as np
 import pytest
 
-from tinyseg.checkpoint import load_checkpoint, save_checkpoint
+from tinyseg.weights.checkpoint import load_checkpoint, save_checkpoint
 from tinyseg.models import (MODELS, FCN8s, FCN16s, FCN32s, build_model, copy_params_from_fcn16s,
                             copy_params_from_fcn32s, init_from_checkpoint, model_from_config)
 from conftest import require

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tinyseg.checkpoint import load_checkpoint, save_checkpoint
+from tinyseg.weights.checkpoint import load_checkpoint, save_checkpoint
 from tinyseg.cli import main
-from tinyseg.commands.common import load_model
+from tinyseg.cli.common import load_model
 from tinyseg.models import DeepLabLargeFOV, FCN8s, FCN16s, FCN32s, build_model
 
 TINY = ["--width", "0.03125", "--iterations", "2", "--lr", "1e-3", "--no-progress"]

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from mpi_helpers import ROOT, mpiexec_or_skip, tinyseg_mpi
-from tinyseg.checkpoint import load_checkpoint
+from tinyseg.weights.checkpoint import load_checkpoint
 from tinyseg.cli import main
 from tinyseg.data.synthetic import write_dataset
 

@@ -7,7 +7,7 @@ with the imported weights on tinyseg's RGB preprocessing.
 import numpy as np
 
 from tinyseg.data import preprocess
-from tinyseg.model import FCN32s, FCN32sConfig
+from tinyseg.models import FCN32s, FCN32sConfig
 from tinyseg.weights import load_vgg16_keras
 
 from test_weights import _write_keras_h5, KERAS_CONVS

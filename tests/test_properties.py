@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tinyseg import model_ops, model_reference, ops, reference
+from tinyseg import ops, reference
 from tinyseg.models import MODELS, build_model
 from conftest import require
 
@@ -112,13 +112,13 @@ def rand(seed, *shape):
 def test_maxpool2x2_has_ceil_half_size_and_equals_its_twin(N, H, W, C, seed):
     x = rand(seed, N, H, W, C)
     out, cache = ops.maxpool_forward(x)
-    want, want_cache = reference.maxpool_forward_naive(x)
+    want, want_cache = reference.maxpool_forward(x)
     assert out.shape == (N, -(-H // 2), -(-W // 2), C)
     np.testing.assert_array_equal(out, want)
     np.testing.assert_array_equal(cache[1], want_cache[1])
     dout = rand(seed + 1, *out.shape)
     np.testing.assert_array_equal(ops.maxpool_backward(dout, cache),
-                                  reference.maxpool_backward_naive(dout, want_cache))
+                                  reference.maxpool_backward(dout, want_cache))
 
 
 @some
@@ -127,13 +127,13 @@ def test_maxpool2x2_has_ceil_half_size_and_equals_its_twin(N, H, W, C, seed):
 def test_maxpool3x3_has_ceil_size_and_equals_its_twin(N, H, W, C, stride, seed):
     x = rand(seed, N, H, W, C)
     out, cache = ops.maxpool3x3_forward(x, stride)
-    want, want_cache = reference.maxpool3x3_forward_naive(x, stride)
+    want, want_cache = reference.maxpool3x3_forward(x, stride)
     assert out.shape == (N, -(-H // stride), -(-W // stride), C)
     np.testing.assert_array_equal(out, want)
     np.testing.assert_array_equal(cache[1], want_cache[1])
     dout = rand(seed + 1, *out.shape)
     np.testing.assert_allclose(ops.maxpool3x3_backward(dout, cache),
-                               reference.maxpool3x3_backward_naive(dout, want_cache),
+                               reference.maxpool3x3_backward(dout, want_cache),
                                rtol=1e-6, atol=1e-6)
 
 
@@ -142,13 +142,13 @@ def test_maxpool3x3_has_ceil_size_and_equals_its_twin(N, H, W, C, stride, seed):
        seed=st.integers(0, 2 ** 16))
 def test_crop_add_takes_the_top_left_of_any_bigger_map(h, w, dh, dw, C, seed):
     big, small = rand(seed, 2, h + dh, w + dw, C), rand(seed + 1, 2, h, w, C)
-    out, cache = model_ops.crop_add_forward(big, small)
-    np.testing.assert_array_equal(out, model_reference.crop_add_forward(big, small)[0])
-    dbig, _ = model_ops.crop_add_backward(out, cache)
-    np.testing.assert_array_equal(dbig, model_reference.crop_add_backward(out, cache)[0])
+    out, cache = ops.crop_add_forward(big, small)
+    np.testing.assert_array_equal(out, reference.crop_add_forward(big, small)[0])
+    dbig, _ = ops.crop_add_backward(out, cache)
+    np.testing.assert_array_equal(dbig, reference.crop_add_backward(out, cache)[0])
     if dh or dw:
         with pytest.raises(ValueError, match="`big`"):
-            model_ops.crop_add_forward(small, big)
+            ops.crop_add_forward(small, big)
 
 
 @some
@@ -158,15 +158,15 @@ def test_interp_equals_its_twin_for_any_size_the_map_covers(data, factor, h, w, 
     H = data.draw(st.integers(1, factor * h), label="H")
     W = data.draw(st.integers(1, factor * w), label="W")
     x = rand(seed, 1, h, w, 2)
-    out, cache = model_ops.interp_forward(x, factor, (H, W))
+    out, cache = ops.interp_forward(x, factor, (H, W))
     assert out.shape == (1, H, W, 2)
-    np.testing.assert_allclose(out, model_reference.interp_forward(x, factor, (H, W))[0],
+    np.testing.assert_allclose(out, reference.interp_forward(x, factor, (H, W))[0],
                                rtol=1e-5, atol=1e-6)
     dout = rand(seed + 1, *out.shape)
-    np.testing.assert_allclose(model_ops.interp_backward(dout, cache),
-                               model_reference.interp_backward(dout, cache), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(ops.interp_backward(dout, cache),
+                               reference.interp_backward(dout, cache), rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match="`size`"):
-        model_ops.interp_forward(x, factor, (factor * h + 1, W))
+        ops.interp_forward(x, factor, (factor * h + 1, W))
 
 
 # ----------------------------------------------------------------------------- the compat API

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tinyseg.checkpoint import load_checkpoint
-from tinyseg.interrupt import stop_on_signals
+from tinyseg.weights.checkpoint import load_checkpoint
+from tinyseg.training.interrupt import stop_on_signals
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="POSIX signals")
@@ -67,7 +67,7 @@ def test_a_signal_finishes_the_step_writes_the_checkpoint_and_exits(tmp_path, si
 
 CHILD_WAITING_FOR_SIGNALS = """
 import time
-from tinyseg.interrupt import stop_on_signals
+from tinyseg.training.interrupt import stop_on_signals
 with stop_on_signals("test") as stop:
     print("ready", flush=True)
     while True:

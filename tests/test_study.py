@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from tinyseg.cli import main
-from tinyseg.study import STUDY_WIDTHS, format_table, mean_scores, study_data
+from tinyseg.studies.cures import STUDY_WIDTHS, format_table, mean_scores, study_data
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -66,7 +66,7 @@ def test_chelsea_study_data_trains_and_scores_disjoint_rows():
 
 
 def test_scores_count_only_the_scored_pixels():
-    from tinyseg.study import score_model
+    from tinyseg.studies.cures import score_model
 
     class Constant:                          # predicts class 1 everywhere, through predict()'s path
         def forward(self, x, train=False):

@@ -4,8 +4,8 @@ import csv
 import numpy as np
 import pytest
 
-from tinyseg.model import FCN32s, FCN32sConfig
-from tinyseg.train import TrainConfig, Trainer, TrainingDiverged
+from tinyseg.models import FCN32s, FCN32sConfig
+from tinyseg.training.trainer import TrainConfig, Trainer, TrainingDiverged
 from conftest import require
 
 CONFIG = FCN32sConfig(width=1 / 32, n_classes=2, seed=3)
@@ -66,7 +66,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     trainer.model.layers[0].params["w"][...] = np.nan          # poison the weights
     with pytest.raises(TrainingDiverged, match="iteration 3.*last good checkpoint"):
         trainer.run(iterations=3)
-    from tinyseg.checkpoint import load_checkpoint
+    from tinyseg.weights.checkpoint import load_checkpoint
     saved = load_checkpoint(ckpt)
     assert saved.adam_state["step"] == 2
     np.testing.assert_array_equal(saved.params["conv1_1.w"], good["conv1_1.w"])

@@ -4,11 +4,12 @@ import numpy as np
 import pytest
 
 from tinyseg import ops
-from tinyseg.augment import AugmentConfig
-from tinyseg.checkpoint import load_checkpoint
+from tinyseg.training.augment import AugmentConfig
+from tinyseg.weights.checkpoint import load_checkpoint
 from tinyseg.data import preprocess
 from tinyseg.data.synthetic import synthetic_dataset
-from tinyseg.train import TrainConfig, Trainer, best_path, build_model
+from tinyseg.models import build_model
+from tinyseg.training.trainer import TrainConfig, Trainer, best_path
 
 TINY = dict(width=1 / 32, seed=3)
 
@@ -18,7 +19,7 @@ def samples(n=4, size=(24, 32), seed=0):
 
 
 def model(name="fcn32s", dropout=0.0):
-    return build_model(3, dropout=dropout, name=name, **TINY)
+    return build_model(name, 3, dropout=dropout, **TINY)
 
 
 def _gradient(m, image, labels):

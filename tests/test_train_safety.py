@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tinyseg.checkpoint import load_checkpoint, read_checkpoint_config, save_checkpoint
+from tinyseg.weights.checkpoint import load_checkpoint, read_checkpoint_config, save_checkpoint
 from tinyseg.cli import main
-from tinyseg.model import FCN32s, FCN32sConfig
-from tinyseg.train import TrainConfig, Trainer
+from tinyseg.models import FCN32s, FCN32sConfig
+from tinyseg.training.trainer import TrainConfig, Trainer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ["--width", "0.03125", "--no-progress"]

@@ -4,13 +4,13 @@ import numpy as np
 import pytest
 
 from tinyseg.crf import MeanField, PairwiseTerm, dense_crf
-from tinyseg.crf import rnn_kernels as kern
+from tinyseg.crf.rnn import kernels as kern
 from tinyseg.crf.features import bilateral_features, spatial_features
 from tinyseg.crf.filters import (ClusterFilter, ExactFilter, GridFilter, RecursiveGaussianFilter,
                                  SeparableGaussianFilter, exact_filter_reference)
 from tinyseg.crf.refine import bilateral_filter, spatial_filter
-from tinyseg.crf.rnn_engine import MeanFieldRNN
-from tinyseg.crf.rnn_reference import (combine_reference, complete_reference,
+from tinyseg.crf.rnn.engine import MeanFieldRNN
+from tinyseg.crf.rnn.reference import (combine_reference, complete_reference,
                                        crf_rnn_backward_reference, crf_rnn_forward_reference,
                                        gather_adjoint_reference, normalised_kernel,
                                        pairwise_backward_reference, potts_compat,

@@ -7,15 +7,15 @@ import pytest
 from PIL import Image
 
 from tinyseg import ops
-from tinyseg.checkpoint import load_checkpoint
+from tinyseg.weights.checkpoint import load_checkpoint
 from tinyseg.cli import main
-from tinyseg.commands.common import load_model
+from tinyseg.cli.common import load_model
 from tinyseg.crf import CRFasRNN
-from tinyseg.crf.rnn_model import NetworkWithCRF, _image_from_input, model_from_config
+from tinyseg.models.crf_rnn import NetworkWithCRF, _image_from_input, model_from_config
 from tinyseg.data import preprocess
 from tinyseg.models import build_model
-from tinyseg.optim import Adam, AdamConfig
-from tinyseg.train import TrainConfig, Trainer
+from tinyseg.training.optim import Adam, AdamConfig
+from tinyseg.training.trainer import TrainConfig, Trainer
 
 TINY = ["--width", "0.03125", "--iterations", "2", "--lr", "1e-3", "--no-progress"]
 

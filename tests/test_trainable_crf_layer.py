@@ -7,8 +7,8 @@ from tinyseg import ops
 from tinyseg.crf import CRFasRNN, dense_crf
 from tinyseg.crf.features import bilateral_features, spatial_features
 from tinyseg.crf.filters import exact_filter_reference
-from tinyseg.crf.rnn_reference import crf_rnn_backward_reference, crf_rnn_forward_reference
-from tinyseg.optim import SGD, Adam, AdamConfig, SGDConfig
+from tinyseg.crf.rnn.reference import crf_rnn_backward_reference, crf_rnn_forward_reference
+from tinyseg.training.optim import SGD, Adam, AdamConfig, SGDConfig
 
 KW = dict(sdims=(3, 3), schan=(30, 30, 30), gaussian_sdims=(1.5, 1.5))
 

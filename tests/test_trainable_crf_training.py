@@ -2,7 +2,7 @@
 
 The issue's acceptance test, in the setting of ``benchmarks/study_crf_rnn.py`` (whose defaults
 it uses): synthetic textured shapes with exact labels (4 classes, 64×96, 48 training and 24
-held-out images), a small stride-8 FCN (:class:`tinyseg.crf.rnn_study.SmallFCN`), 400
+held-out images), a small stride-8 FCN (:class:`tinyseg.studies.crf_rnn.SmallFCN`), 400
 iterations of Adam at batch 4 for both runs from the same initialisation and batches; the first
 200 train the network alone and are shared (as Zheng et al. fine-tuned FCN-8s with the CRF on
 top); then ``compare``'s defaults: network rate 3e-4 in both runs, the CRF alone for 50
@@ -21,7 +21,8 @@ import numpy as np
 import pytest
 
 from tinyseg.crf import CRFasRNN
-from tinyseg.crf.rnn_study import SmallFCN, compare, train_segmenter
+from tinyseg.models.small import SmallFCN
+from tinyseg.studies.crf_rnn import compare, train_segmenter
 from tinyseg.data.synthetic import synthetic_dataset
 
 pytestmark = pytest.mark.slow

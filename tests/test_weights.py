@@ -303,7 +303,7 @@ def test_save_params_npz_rejects_bad_names(tmp_path):
 
 
 def test_strict_shapes_accept_exact_vgg16_sizes():
-    from tinyseg.weights import _VGG16_SHAPES, _check_chain
+    from tinyseg.weights.keras import _VGG16_SHAPES, _check_chain
 
     # Zero-copy stand-ins with VGG-16's real shapes (only shapes are checked).
     params = {}

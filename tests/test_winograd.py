@@ -29,37 +29,37 @@ def test_reference_winograd_equals_the_direct_convolution(rng):
     """The twin itself, in float64, against the definition (sum over taps) for several dilations."""
     for N, H, W, C, F, d in CASES:
         x, w, b = (rng.standard_normal(s) for s in ((N, H, W, C), (3, 3, C, F), (F,)))
-        np.testing.assert_allclose(ref.conv2d_winograd_forward_naive(x, w, b, d)[0],
-                                   ref.conv2d_forward_naive(x, w, b, d)[0], rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(ref.conv2d_winograd_forward(x, w, b, d)[0],
+                                   ref.conv2d_forward(x, w, b, d)[0], rtol=1e-12, atol=1e-12)
 
 
 def test_reference_winograd_weight_grad_equals_the_direct_one(rng):
     for N, H, W, C, F, d in CASES:
         x, w, g = (rng.standard_normal(s) for s in ((N, H, W, C), (3, 3, C, F), (N, H, W, F)))
-        np.testing.assert_allclose(ref.conv2d_winograd_weight_grad_naive(g, x, w.shape, d),
-                                   ref.conv2d_backward_naive(g, (x, w, d))[1], rtol=1e-10, atol=1e-10)
+        np.testing.assert_allclose(ref.conv2d_winograd_weight_grad(g, x, w.shape, d),
+                                   ref.conv2d_backward(g, (x, w, d))[1], rtol=1e-10, atol=1e-10)
 
 
 def test_filter_transform_matches_reference(rng):
     w = rand(rng, 3, 3, 4, 5)
     U = np.empty((16, 4, 5), np.float32)
     cpu.winograd_weights(w, U)
-    np.testing.assert_allclose(U, ref.winograd_weights_naive(w).reshape(16, 4, 5), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(U, ref.winograd_weights(w).reshape(16, 4, 5), rtol=1e-6, atol=1e-6)
     # the bank rotated 180° with its channels swapped: read from U as U[FLIPPED_XI[ξ]]ᵀ
     flipped = np.ascontiguousarray(w[::-1, ::-1].transpose(0, 1, 3, 2))
     np.testing.assert_allclose(U[cpu_winograd.FLIPPED_XI].transpose(0, 2, 1),
-                               ref.winograd_weights_naive(flipped).reshape(16, 5, 4), rtol=1e-6, atol=1e-6)
+                               ref.winograd_weights(flipped).reshape(16, 5, 4), rtol=1e-6, atol=1e-6)
 
 
 @pytest.mark.parametrize("N,H,W,C,F,d", CASES)
 def test_winograd_op_matches_twin_and_im2col(rng, N, H, W, C, F, d):
     x, w, b = rand(rng, N, H, W, C), rand(rng, 3, 3, C, F), rand(rng, F)
     out, cache = ops.conv2d_forward(x, w, b, dilation=d, algorithm="winograd")
-    np.testing.assert_allclose(out, ref.conv2d_winograd_forward_naive(x, w, b, d)[0], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(out, ref.conv2d_winograd_forward(x, w, b, d)[0], rtol=1e-5, atol=1e-5)
     out_im2col, cache_im2col = ops.conv2d_forward(x, w, b, dilation=d, algorithm="im2col")
     np.testing.assert_allclose(out, out_im2col, rtol=1e-5, atol=1e-5)
     dout = rand(rng, *out.shape)
-    for got, want in zip(ops.conv2d_backward(dout, cache), ref.conv2d_backward_naive(dout, (x, w, d))):
+    for got, want in zip(ops.conv2d_backward(dout, cache), ref.conv2d_backward(dout, (x, w, d))):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
 
 
@@ -72,10 +72,10 @@ def test_winograd_one_tile_row_per_block(rng, monkeypatch, d):
     rows = conv_ops.winograd_rows_per_block(x.shape, 4, d, cpu.CONV_WORKSPACE_BYTES, cpu.WINOGRAD_BLOCK_BYTES)
     assert rows == 1
     out, cache = ops.conv2d_forward(x, w, b, dilation=d, algorithm="winograd")
-    np.testing.assert_allclose(out, ref.conv2d_forward_naive(x, w, b, d)[0], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(out, ref.conv2d_forward(x, w, b, d)[0], rtol=1e-5, atol=1e-5)
     dout = rand(rng, *out.shape)
     dx = ops.conv2d_backward(dout, cache)[0]
-    np.testing.assert_allclose(dx, ref.conv2d_backward_naive(dout, (x, w, d))[0], rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(dx, ref.conv2d_backward(dout, (x, w, d))[0], rtol=1e-4, atol=1e-4)
 
 
 def test_winograd_tiles_cover_every_output_once():
@@ -140,7 +140,7 @@ def test_flip_reads_the_rotated_bank_from_the_forward_transform(rng, d):
     U = np.empty((16, C, F))
     cpu.winograd_weights(w, U)
     flipped_bank = np.ascontiguousarray(w[::-1, ::-1].transpose(0, 1, 3, 2))     # rotated, swapped
-    Uf = ref.winograd_weights_naive(flipped_bank).reshape(16, F, C)              # its own transform
+    Uf = ref.winograd_weights(flipped_bank).reshape(16, F, C)              # its own transform
     np.testing.assert_allclose(Uf, U[cpu_winograd.FLIPPED_XI].transpose(0, 2, 1), rtol=1e-13, atol=1e-14)
     flipped, direct = np.empty((N, H, W, C)), np.empty((N, H, W, C))
     work = (np.empty((1, 16, tw * H, F)), np.empty((1, 16, tw * H, C)))

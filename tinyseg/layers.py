@@ -169,7 +169,7 @@ class BilinearUpsample(Layer):
     """
 
     def __init__(self, name, factor: int):
-        from .upsampling import get_kernel_size, upsample_filt
+        from .ops.upsampling import get_kernel_size, upsample_filt
 
         super().__init__(name)
         self.factor = factor
@@ -217,7 +217,6 @@ class CropTo(Layer):
 # ----------------------------------------------------------------------------- model heads
 # Layers of the FCN skip heads and of DeepLab's head (tinyseg.models). In test mode
 # (``train=False``) they keep nothing for backward.
-from . import model_ops  # noqa: E402  (the heads' ops: crop-and-add, scale, pool5a, interp)
 
 
 class TransposedConv2D(Layer):
@@ -252,12 +251,12 @@ class CropAdd(Layer):
     """
 
     def forward(self, big, small, train=False):
-        out, cache = model_ops.crop_add_forward(big, small)
+        out, cache = ops.crop_add_forward(big, small)
         self._keep(cache, train)
         return out
 
     def backward(self, dout):
-        return model_ops.crop_add_backward(dout, self._saved())
+        return ops.crop_add_backward(dout, self._saved())
 
 
 class Scale(Layer):
@@ -268,20 +267,20 @@ class Scale(Layer):
         self.factor = float(factor)
 
     def forward(self, x, train=False):
-        return model_ops.scale_forward(x, self.factor)[0]
+        return ops.scale_forward(x, self.factor)[0]
 
     def backward(self, dout):
-        return model_ops.scale_backward(dout, self.factor)
+        return ops.scale_backward(dout, self.factor)
 
 
 class AvgPool3x3(Layer):
     """3×3 average pooling, stride 1, padding 1, padded zeros counted: DeepLab's ``pool5a``."""
 
     def forward(self, x, train=False):
-        return model_ops.avgpool3x3_forward(x)[0]
+        return ops.avgpool3x3_forward(x)[0]
 
     def backward(self, dout):
-        return model_ops.avgpool3x3_backward(dout)
+        return ops.avgpool3x3_backward(dout)
 
 
 class Interp(Layer):
@@ -295,9 +294,9 @@ class Interp(Layer):
         self.factor = factor
 
     def forward(self, x, train=False, size=None):
-        out, cache = model_ops.interp_forward(x, self.factor, size)
+        out, cache = ops.interp_forward(x, self.factor, size)
         self._keep(cache, train)
         return out
 
     def backward(self, dout):
-        return model_ops.interp_backward(dout, self._saved())
+        return ops.interp_backward(dout, self._saved())

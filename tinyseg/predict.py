@@ -44,10 +44,10 @@ def evaluate(model, samples: Iterable, n_classes: int, crf: bool = True, progres
     ``trimap`` (band half-widths in pixels, e.g. :data:`tinyseg.metrics.TRIMAP_WIDTHS`) the result
     also holds ``"trimap": {"fcn": TrimapMeter, "crf": TrimapMeter}``: the same metrics counted
     only within ±w pixels of the ground truth's boundaries. A model trained with CRF-as-RNN
-    (:class:`tinyseg.crf.rnn_model.NetworkWithCRF`) adds ``"crf_rnn"``, its own output; ``"fcn"``
+    (:class:`tinyseg.models.crf_rnn.NetworkWithCRF`) adds ``"crf_rnn"``, its own output; ``"fcn"``
     and ``"crf"`` are then its network alone and the post-hoc CRF on that.
     """
-    from .crf.rnn_model import is_crf_rnn, predict_with_crf_rnn
+    from .models.crf_rnn import is_crf_rnn, predict_with_crf_rnn
 
     result = {"fcn": ConfusionMatrix(n_classes)}
     if crf:

@@ -1,8 +1,11 @@
-"""Readable NumPy twins of every kernel: the algorithmic reference the fast kernels are tested against.
+"""Readable NumPy twins of every op: the algorithmic reference the fast kernels are tested against.
 
-Same signatures as :mod:`tinyseg.ops` (``*_forward -> (out, cache)``, ``*_backward(dout, cache)``),
+Each twin has the op's own name and signature (``reference.conv2d_forward`` is the twin of
+:func:`tinyseg.ops.conv2d_forward`; ``*_forward -> (out, cache)``, ``*_backward(dout, cache)``),
 written for clarity, not speed: loops over kernel offsets with vectorised NumPy inside. They work
-in the dtype they are given (the gradient checks use float64).
+in the dtype they are given (the gradient checks use float64). The in-place updates
+(``adam_update``, ``sgd_update``, ``copy_into``, ``add_into``, ``scale_into``) update their
+arguments in place, as the ops do.
 """
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ import numpy as np
 
 
 # ----------------------------------------------------------------------------- convolution
-def conv2d_forward_naive(x, w, b, dilation=1):
+def conv2d_forward(x, w, b, dilation=1):
     """SAME convolution as a sum over kernel taps: ``out = b + Σ_{i,j} shift_{d·i, d·j}(x) @ w[i, j]``.
 
     Tap ``(i, j)`` of a kernel dilated by ``d`` reads the input ``d·i − ph`` rows and ``d·j − pw``
@@ -30,7 +33,7 @@ def conv2d_forward_naive(x, w, b, dilation=1):
     return out, (x, w, dilation)
 
 
-def conv2d_backward_naive(dout, cache):
+def conv2d_backward(dout, cache):
     x, w, d = cache
     N, H, W, C = x.shape
     kh, kw, _, F = w.shape
@@ -54,13 +57,13 @@ WINOGRAD_G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]],
 WINOGRAD_AT = np.array([[1, 1, 1, 0], [0, 1, -1, -1]], dtype=np.float64)
 
 
-def winograd_weights_naive(w):
+def winograd_weights(w):
     """``U[a, b, c, f] = (G g Gᵀ)[a, b]`` for every 3×3 filter ``g = w[:, :, c, f]``: (4, 4, C, F)."""
     return np.einsum("ai,ijcf,bj->abcf", WINOGRAD_G, w, WINOGRAD_G).astype(w.dtype)
 
 
-def conv2d_winograd_forward_naive(x, w, b, dilation=1):
-    """The 3×3 convolution of :func:`conv2d_forward_naive` by Winograd F(2×2, 3×3), any dilation.
+def conv2d_winograd_forward(x, w, b, dilation=1):
+    """The 3×3 convolution of :func:`conv2d_forward` by Winograd F(2×2, 3×3), any dilation.
 
     A kernel dilated by ``d`` only ever combines pixels ``d`` apart, so each of the ``d × d``
     phases ``x[:, py::d, px::d]`` is convolved on its own with the undilated filter; each phase is
@@ -68,15 +71,15 @@ def conv2d_winograd_forward_naive(x, w, b, dilation=1):
     """
     N, H, W, C = x.shape
     d = dilation
-    U = winograd_weights_naive(w)
+    U = winograd_weights(w)
     out = np.zeros((N, H, W, w.shape[3]), dtype=x.dtype)
     for py in range(min(d, H)):
         for px in range(min(d, W)):
-            out[:, py::d, px::d] = _winograd_phase_naive(x[:, py::d, px::d], U) + b
+            out[:, py::d, px::d] = _winograd_phase(x[:, py::d, px::d], U) + b
     return out, (x, w, dilation)
 
 
-def conv2d_winograd_weight_grad_naive(dout, x, w_shape, dilation=1):
+def conv2d_winograd_weight_grad(dout, x, w_shape, dilation=1):
     """``dw`` of the 3×3 convolution through the Winograd transforms, phase by phase.
 
     Forward ``Y_t = Aᵀ [(G g Gᵀ) ⊙ (Bᵀ d_t B)] A`` gives ``dM_t = A dY_t Aᵀ``,
@@ -87,7 +90,7 @@ def conv2d_winograd_weight_grad_naive(dout, x, w_shape, dilation=1):
     dU = np.zeros((4, 4, C, w_shape[3]), dtype=np.float64)
     for py in range(min(d, H)):
         for px in range(min(d, W)):
-            V, th, tw = _winograd_tiles_naive(x[:, py::d, px::d])          # (N, th, tw, 4, 4, C)
+            V, th, tw = _winograd_tiles(x[:, py::d, px::d])          # (N, th, tw, 4, 4, C)
             g = dout[:, py::d, px::d]
             gp = np.zeros((g.shape[0], 2 * th, 2 * tw, g.shape[3]), dtype=np.float64)
             gp[:, :g.shape[1], :g.shape[2]] = g
@@ -97,7 +100,7 @@ def conv2d_winograd_weight_grad_naive(dout, x, w_shape, dilation=1):
     return np.einsum("ai,abcf,bj->ijcf", WINOGRAD_G, dU, WINOGRAD_G).astype(x.dtype)
 
 
-def _winograd_tiles_naive(x):
+def _winograd_tiles(x):
     """The transformed 4×4 input tiles ``Bᵀ d B`` of an undilated phase, and the tile counts."""
     N, H, W, C = x.shape
     th, tw = (H + 1) // 2, (W + 1) // 2
@@ -108,9 +111,9 @@ def _winograd_tiles_naive(x):
     return np.einsum("ai,ntsijc,bj->ntsabc", WINOGRAD_BT, tiles, WINOGRAD_BT), th, tw
 
 
-def _winograd_phase_naive(x, U):
+def _winograd_phase(x, U):
     N, H, W, C = x.shape
-    V, th, tw = _winograd_tiles_naive(x)                                 # Bᵀ d B
+    V, th, tw = _winograd_tiles(x)                                 # Bᵀ d B
     M = np.einsum("ntsabc,abcf->ntsabf", V, U)                          # 16 products over c
     Y = np.einsum("ai,ntsijf,bj->ntsabf", WINOGRAD_AT, M, WINOGRAD_AT)  # (N, th, tw, 2, 2, F)
     F = U.shape[3]
@@ -119,7 +122,7 @@ def _winograd_phase_naive(x, U):
 
 
 # ----------------------------------------------------------------------------- pooling
-def maxpool_forward_naive(x):
+def maxpool_forward(x):
     """2×2/2 max pooling, SAME: pad odd sizes with −∞, view as windows, take the max."""
     N, H, W, C = x.shape
     Ho, Wo = (H + 1) // 2, (W + 1) // 2
@@ -131,7 +134,7 @@ def maxpool_forward_naive(x):
     return out, (x.shape, argmax.astype(np.int8))
 
 
-def maxpool_backward_naive(dout, cache):
+def maxpool_backward(dout, cache):
     x_shape, argmax = cache
     N, H, W, C = x_shape
     Ho, Wo = dout.shape[1], dout.shape[2]
@@ -141,7 +144,7 @@ def maxpool_backward_naive(dout, cache):
     return dxp[:, :H, :W]
 
 
-def maxpool3x3_forward_naive(x, stride):
+def maxpool3x3_forward(x, stride):
     """3×3 max pooling, padding 1 with −∞, stride ``s``: stack the 9 strided window taps, take the max.
 
     ``argmax`` is the first maximal tap ``3·dy + dx`` (``np.argmax``'s first-occurrence rule: the
@@ -157,7 +160,7 @@ def maxpool3x3_forward_naive(x, stride):
     return taps.max(axis=-1), (x.shape, taps.argmax(axis=-1).astype(np.int8), stride)
 
 
-def maxpool3x3_backward_naive(dout, cache):
+def maxpool3x3_backward(dout, cache):
     """Scatter-add each ``dout`` to its window's winner (windows overlap, so winners can repeat)."""
     x_shape, argmax, s = cache
     N, H, W, C = x_shape
@@ -171,16 +174,16 @@ def maxpool3x3_backward_naive(dout, cache):
 
 
 # ----------------------------------------------------------------------------- ReLU, dropout
-def relu_forward_naive(x):
+def relu_forward(x):
     out = np.maximum(x, 0)
     return out, out
 
 
-def relu_backward_naive(dout, cache):
+def relu_backward(dout, cache):
     return dout * (cache > 0)
 
 
-def uniform_from_counter_naive(seed: int, n: int) -> np.ndarray:
+def uniform_from_counter(seed: int, n: int) -> np.ndarray:
     """The dropout generator, vectorised: SplitMix64 of ``seed·φ⁻¹·2⁶⁴ + i·c`` → 24-bit float."""
     with np.errstate(over="ignore"):
         i = np.arange(n, dtype=np.uint64)
@@ -192,20 +195,20 @@ def uniform_from_counter_naive(seed: int, n: int) -> np.ndarray:
     return (z >> np.uint64(40)).astype(np.float32) * np.float32(1.0 / 16777216.0)
 
 
-def dropout_forward_naive(x, p, seed):
-    mask = (uniform_from_counter_naive(seed, x.size) >= np.float32(p)).reshape(x.shape)
+def dropout_forward(x, p, seed):
+    mask = (uniform_from_counter(seed, x.size) >= np.float32(p)).reshape(x.shape)
     scale = np.float32(1.0 / (1.0 - p)) if x.dtype == np.float32 else 1.0 / (1.0 - p)
     return x * mask * scale, (mask.astype(np.uint8), p)
 
 
-def dropout_backward_naive(dout, cache):
+def dropout_backward(dout, cache):
     mask, p = cache
     scale = np.float32(1.0 / (1.0 - p)) if dout.dtype == np.float32 else 1.0 / (1.0 - p)
     return dout * mask * scale
 
 
 # ----------------------------------------------------------------------------- transposed conv
-def conv_transpose2d_forward_naive(x, w, factor):
+def conv_transpose2d_forward(x, w, factor):
     """Each input pixel stamps ``x[n,i,j,:] · w`` into a full canvas at stride f; crop SAME."""
     N, H, W, Ci = x.shape
     k, Co = w.shape[0], w.shape[2]
@@ -219,7 +222,7 @@ def conv_transpose2d_forward_naive(x, w, factor):
     return out, (x, w, factor)
 
 
-def conv_transpose2d_backward_naive(dout, cache):
+def conv_transpose2d_backward(dout, cache):
     x, w, factor = cache
     N, H, W, Ci = x.shape
     k = w.shape[0]
@@ -236,28 +239,28 @@ def conv_transpose2d_backward_naive(dout, cache):
     return dx, dw
 
 
-def conv_transpose2d_depthwise_forward_naive(x, kernel, factor):
+def conv_transpose2d_depthwise_forward(x, kernel, factor):
     C = x.shape[3]
     w = np.zeros(kernel.shape + (C, C), dtype=x.dtype)
     for c in range(C):
         w[:, :, c, c] = kernel
-    out, _ = conv_transpose2d_forward_naive(x, w, factor)
+    out, _ = conv_transpose2d_forward(x, w, factor)
     return out, (x, w, factor)
 
 
-def conv_transpose2d_depthwise_backward_naive(dout, cache):
-    dx, _ = conv_transpose2d_backward_naive(dout, cache)
+def conv_transpose2d_depthwise_backward(dout, cache):
+    dx, _ = conv_transpose2d_backward(dout, cache)
     return dx
 
 
 # ----------------------------------------------------------------------------- softmax, loss
-def softmax_naive(logits):
+def softmax(logits):
     z = logits - logits.max(axis=-1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=-1, keepdims=True)
 
 
-def softmax_cross_entropy_naive(logits, labels, reduction="sum", ignore_label=255):
+def softmax_cross_entropy(logits, labels, reduction="sum", ignore_label=255):
     """``Σ (logsumexp(z) − z_label)`` over non-ignored pixels; gradient ``softmax − onehot``."""
     C = logits.shape[-1]
     valid = labels != ignore_label
@@ -266,7 +269,7 @@ def softmax_cross_entropy_naive(logits, labels, reduction="sum", ignore_label=25
     logsumexp = (m + np.log(np.exp(logits - m).sum(axis=-1, keepdims=True)))[..., 0]
     picked = np.take_along_axis(logits, safe[..., None].astype(np.int64), axis=-1)[..., 0]
     losses = np.where(valid, logsumexp - picked, 0.0)
-    grad = (softmax_naive(logits) - np.eye(C, dtype=logits.dtype)[safe]) * valid[..., None]
+    grad = (softmax(logits) - np.eye(C, dtype=logits.dtype)[safe]) * valid[..., None]
     total = float(losses.astype(np.float64).sum())
     if reduction == "mean":
         count = max(int(valid.sum()), 1)
@@ -275,7 +278,7 @@ def softmax_cross_entropy_naive(logits, labels, reduction="sum", ignore_label=25
 
 
 # ----------------------------------------------------------------------------- Adam
-def adam_update_naive(param, grad, m, v, step, lr=1e-4, beta1=0.9, beta2=0.999, eps=1e-8):
+def adam_update(param, grad, m, v, step, lr=1e-4, beta1=0.9, beta2=0.999, eps=1e-8):
     """TensorFlow's Adam on NumPy arrays, in place (same contract as :func:`tinyseg.ops.adam_update`)."""
     lr_t = lr * math.sqrt(1 - beta2 ** step) / (1 - beta1 ** step)
     m *= beta1
@@ -283,3 +286,90 @@ def adam_update_naive(param, grad, m, v, step, lr=1e-4, beta1=0.9, beta2=0.999, 
     v *= beta2
     v += (1 - beta2) * grad * grad
     param -= lr_t * m / (np.sqrt(v) + eps)
+
+
+# ----------------------------------------------------------------------------- model heads (ops.fuse)
+def crop_add_forward(big, small):
+    h, w = small.shape[1:3]
+    return big[:, :h, :w, :] + small, tuple(big.shape)
+
+
+def crop_add_backward(dout, cache):
+    dbig = np.zeros(cache, dout.dtype)
+    dbig[:, :dout.shape[1], :dout.shape[2], :] = dout
+    return dbig, dout
+
+
+def scale_forward(x, s):
+    return x * np.float32(s), float(s)
+
+
+def scale_backward(dout, cache):
+    return dout * np.float32(cache)
+
+
+def avgpool3x3_forward(x):
+    """Mean of the 3×3 window, zero padding counted (Caffe's AVE pooling, stride 1, pad 1)."""
+    H, W = x.shape[1:3]
+    padded = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    out = sum(padded[:, dy:dy + H, dx:dx + W, :] for dy in range(3) for dx in range(3)) / 9
+    return out.astype(x.dtype), None
+
+
+def avgpool3x3_backward(dout, cache=None):
+    return avgpool3x3_forward(dout)[0]
+
+
+def interp_weights(n_out: int, n_in: int, factor: int) -> np.ndarray:
+    """``T[y, i] = max(0, 1 − |y − f·i| / f)``: the (n_out, n_in) matrix of 1-D interpolation."""
+    y = np.arange(n_out)[:, None]
+    i = np.arange(n_in)[None, :]
+    return np.maximum(0.0, 1.0 - np.abs(y - factor * i) / factor)
+
+
+def interp_forward(x, factor, size):
+    """``out = T_H · x · T_Wᵀ`` per image and channel (separable bilinear)."""
+    H, W = size
+    Ty = interp_weights(H, x.shape[1], factor)
+    Tx = interp_weights(W, x.shape[2], factor)
+    out = np.einsum("yi,nijc,xj->nyxc", Ty, x.astype(np.float64), Tx)
+    return out.astype(x.dtype), (tuple(x.shape), factor)
+
+
+def interp_backward(dout, cache):
+    """``dx = T_Hᵀ · dout · T_W`` (the transpose)."""
+    x_shape, factor = cache
+    Ty = interp_weights(dout.shape[1], x_shape[1], factor)
+    Tx = interp_weights(dout.shape[2], x_shape[2], factor)
+    return np.einsum("yi,nyxc,xj->nijc", Ty, dout.astype(np.float64), Tx).astype(dout.dtype)
+
+
+# ----------------------------------------------------------------------------- in-place updates
+def sgd_update(param, grad, velocity, lr, momentum=0.99, weight_decay=5e-4, grad_scale=1.0):
+    """``d = s·g + λθ; u = μu + d; θ -= lr·u`` in place (float32 throughout)."""
+    f = np.float32
+    d = f(grad_scale) * grad + f(weight_decay) * param
+    velocity *= f(momentum)
+    velocity += d
+    param -= f(lr) * velocity
+
+
+def copy_into(dst, src):
+    """``dst ← src`` in place."""
+    dst[...] = src
+
+
+def add_into(acc, x):
+    """``acc ← acc + x`` in place; returns ``acc``."""
+    acc += x
+    return acc
+
+
+def scale_into(x, s):
+    """``x ← s·x`` in place."""
+    x *= np.float32(s)
+
+
+from ._moved import module_getattr as _module_getattr  # noqa: E402
+
+__getattr__ = _module_getattr(__name__)   # the old names (see tinyseg._moved)

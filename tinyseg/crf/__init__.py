@@ -7,7 +7,7 @@
   spatial Gaussian, sparse bilateral grid); all with ``apply(values (N, M)) -> K values`` and
   the adjoint ``apply_transpose``.
 * :class:`CRFasRNN` -- the CRF as a trainable recurrent layer (Zheng et al. 2015), see
-  :mod:`tinyseg.crf.rnn` and the math in :mod:`tinyseg.crf.rnn_reference`.
+  :mod:`tinyseg.crf.rnn.layer` and the math in :mod:`tinyseg.crf.rnn.reference`.
 * :mod:`tinyseg.crf.features` -- pydensecrf's feature scaling (``sdims``, ``schan``).
 """
 from .features import bilateral_features, spatial_features
@@ -32,3 +32,8 @@ __all__ = [
     "CRFasRNN",
     "CRFasRNNConfig",
 ]
+
+
+from .._moved import module_getattr as _module_getattr  # noqa: E402
+
+__getattr__ = _module_getattr(__name__)   # the old names (see tinyseg._moved)

@@ -8,6 +8,7 @@ from ..backend import get_backend
 from .features import as_pair, as_triple, bilateral_features, spatial_features
 from .filters import ExactFilter, auto_filter, spatial_gaussian
 from .inference import PairwiseTerm
+from .kernels import mean_field as mean_field_on
 
 __all__ = ["dense_crf", "unary_from_probabilities", "spatial_filter", "bilateral_filter",
            "METHODS", "PROBABILITY_CLIP"]
@@ -155,6 +156,6 @@ def dense_crf(image: np.ndarray, probabilities: np.ndarray, *, sdims=(50, 50), s
                                                    progress=rows), compat))
     n_it = int(iterations)
     step = None if progress is None else (lambda it: progress("iteration", it + 1, n_it))
-    q = get_backend(device).crf_mean_field(unary, terms, n_it, callback=step)   # (N, C)
+    q = mean_field_on(device, unary, terms, n_it, callback=step)   # (N, C)
     q = q.reshape(h, w, -1)
     return np.argmax(q, axis=2).astype(np.int32), q

@@ -87,7 +87,7 @@ def init_from_checkpoint(model, path: str) -> list:
     FCN-16s from FCN-32s, FCN-8s from FCN-16s (or from FCN-32s); see :func:`copy_params_from`.
     Returns the names copied.
     """
-    from ..checkpoint import load_checkpoint
+    from ..weights.checkpoint import load_checkpoint
 
     ckpt = load_checkpoint(path)
     source = ckpt.config.get("model", {}).get("name", "fcn32s")

@@ -23,7 +23,7 @@ from dataclasses import asdict, fields
 import numpy as np
 
 from ..backend import backend_for, get_backend
-from ..upsampling import bilinear_upsample_weights
+from ..ops.upsampling import bilinear_upsample_weights
 
 # Score layers start at zero (FCN): uniform predictions, and staged models start as their parent.
 ZERO_INIT = ("fc8", "score_pool4", "score_pool3")

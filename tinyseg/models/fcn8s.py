@@ -17,7 +17,7 @@ transposed convolution by ``f`` turns a stride-``s`` grid into the stride-``s/f`
 rule: upscore2 lands exactly on pool4's grid (``16j + 7.5``), upscore_pool4 on pool3's
 (``8k + 3.5``), upscore8 on the image's pixels. Every fusion is therefore a top-left crop of the
 upsampled map (at most one row/column: ``2⌈H/32⌉ − ⌈H/16⌉ ≤ 1``) plus an add — one kernel,
-:func:`tinyseg.model_ops.crop_add_forward` — and the logits a top-left crop. (Caffe's FCN-8s,
+:func:`tinyseg.ops.fuse.crop_add_forward` — and the logits a top-left crop. (Caffe's FCN-8s,
 with its 100-pixel input padding, crops at offsets 5, 9 and 31 instead.)
 
 **Two ways to train it.**

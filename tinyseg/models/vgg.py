@@ -27,8 +27,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..layers import Conv2D, Dropout, MaxPool, ReLU
+from .. import ops
 from . import base
-from .. import model_ops
 
 # (block, number of 3×3 convs, channels at width 1)
 VGG16_BLOCKS = [(1, 2, 64), (2, 2, 128), (3, 3, 256), (4, 3, 512), (5, 3, 512)]
@@ -120,7 +120,7 @@ class VGG16Backbone:
                 # The tap fed both the next block and the head, so its gradient is the sum of
                 # both. `d` is the dx that the next block's first convolution just allocated,
                 # so adding into it in place overwrites nobody's array.
-                d = model_ops.accumulate(d, dtaps[layer.name])
+                d = ops.add_into(d, dtaps[layer.name])
             d = layer.backward(d)
             base.announce(layer, grad_ready)
         return d

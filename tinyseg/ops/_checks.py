@@ -45,3 +45,15 @@ def output_buffer(be, name, out, shape):
         raise ValueError(f"`{name}` must be a C-contiguous array of shape {tuple(shape)}, "
                          f"got {tuple(out.shape)}")
     return out
+
+
+def check_in_place(**arrays):
+    """Arrays updated in place: float32, C-contiguous, all of the first one's shape."""
+    first_name, first = next(iter(arrays.items()))
+    for name, a in arrays.items():
+        check_array(name, a)
+        if isinstance(a, np.ndarray) and not a.flags.c_contiguous:
+            raise ValueError(f"`{name}` must be C-contiguous: it is updated in place")
+        if tuple(a.shape) != tuple(first.shape):
+            raise ValueError(f"`{name}` has shape {tuple(a.shape)} but `{first_name}` has shape "
+                             f"{tuple(first.shape)}: they must match")

@@ -68,17 +68,6 @@ def synchronize():
     """Nothing to wait for on the CPU; the CUDA backend waits for its stream here."""
 
 
-def crf_mean_field(unary, terms, iterations: int, callback=None):
-    """The dense CRF's mean field on the CPU: unary (N, C), pairwise terms → Q (N, C) float32.
+from ..._moved import module_getattr as _module_getattr  # noqa: E402
 
-    ``callback(i)``, if given, runs after iteration ``i`` (progress, Ctrl-C)."""
-    from tinyseg.crf.inference import MeanField
-
-    return MeanField(unary, terms).run(iterations, callback=callback)
-
-
-def crf_rnn_kernels():
-    """The CRF-as-RNN kernels on the CPU (:mod:`tinyseg.crf.rnn_kernels`); imported when first asked for."""
-    from tinyseg.crf import rnn_kernels
-
-    return rnn_kernels
+__getattr__ = _module_getattr(__name__)   # names that moved to the CRF (see tinyseg._moved)

@@ -7,7 +7,7 @@ data stays on the GPU between layers; :func:`asarray` / :func:`to_numpy` cross t
 
 Convolutions are an im2col kernel, a hand-written shared-memory tiled GEMM
 (:mod:`tinyseg.backend.cuda.tiled_gemm`) and a col2im kernel; everything else is one thread per
-output element. The dense CRF's filters and mean field are in :mod:`tinyseg.backend.cuda.crf`.
+output element. The dense CRF's CUDA kernels belong to the CRF (:mod:`tinyseg.crf.cuda`).
 
 The module imports without a GPU; :func:`check_available` (called by
 :func:`tinyseg.backend.get_backend`) says what is missing. Under ``NUMBA_ENABLE_CUDASIM=1`` the
@@ -143,15 +143,6 @@ def synchronize() -> None:
     cuda.synchronize()
 
 
-def crf_mean_field(unary, terms, iterations: int, callback=None):
-    """The dense CRF's mean field on the GPU: unary (N, C), pairwise terms → Q (N, C) host float32."""
-    from .crf import mean_field
+from ..._moved import module_getattr as _module_getattr  # noqa: E402
 
-    return mean_field(unary, terms, iterations, callback=callback)
-
-
-def crf_rnn_kernels():
-    """The CRF-as-RNN kernels on the GPU (:mod:`tinyseg.backend.cuda.crf_rnn`), same names as the CPU's."""
-    from . import crf_rnn
-
-    return crf_rnn
+__getattr__ = _module_getattr(__name__)   # names that moved to the CRF (see tinyseg._moved)

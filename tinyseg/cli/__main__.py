@@ -1,0 +1,6 @@
+"""``python -m tinyseg.cli``: the ``tinyseg`` console command."""
+import sys
+
+from . import main
+
+sys.exit(main())

@@ -1,0 +1,81 @@
+"""Process-wide tuning for training and inference: glibc's malloc thresholds and OpenMP's wait policy.
+
+``import tinyseg`` changes nothing in the process. The ``tinyseg`` command line (before Numba
+starts its threads) and :class:`tinyseg.training.Trainer` call :func:`tune_process`; a program
+that uses the library directly opts in by calling it early (before its first parallel kernel), or
+by setting ``TINYSEG_TUNE=1`` in the environment, which makes ``import tinyseg`` call it.
+
+What it does, and why:
+
+* **malloc** (Linux with glibc): a forward pass allocates its activations afresh (tens to hundreds
+  of MB each at 375×500) and ``model.clear()`` frees them. glibc serves blocks above
+  ``M_MMAP_THRESHOLD`` (at most 32 MB by default) with ``mmap`` and returns them with ``munmap``
+  on free, so every step the kernel hands out and zero-fills the same pages again: page faults
+  that cost 10–20 % of a full-width FCN-32s forward on 2 cores. Raising the mmap and trim
+  thresholds to 1 GiB lets ``malloc`` reuse the freed heap instead, for a peak RSS about 1 %
+  higher; the process keeps its peak heap until it exits. Elsewhere (musl, macOS, Windows)
+  nothing is done. Opt out with ``TINYSEG_SYSTEM_MALLOC=1`` or ``tune_process(malloc=False)``.
+* **OMP_WAIT_POLICY=PASSIVE** (unless already set): Numba's OpenMP workers otherwise spin after
+  each parallel loop and fight OpenBLAS's threads for the cores while a convolution alternates
+  im2col (Numba) and GEMM (BLAS) block by block; passive waiting made the blocked convolution
+  several times faster on 2 cores. It only takes effect if set before Numba starts its thread
+  pool. Opt out by setting ``OMP_WAIT_POLICY`` yourself or ``tune_process(omp=False)``.
+
+Benchmarks compare peers with the same settings on both sides (see ``docs/architecture.md``).
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+import sys
+
+__all__ = ["tune_process", "keep_freed_memory", "tuned"]
+
+M_TRIM_THRESHOLD = -1          # glibc's mallopt parameter numbers (malloc.h)
+M_MMAP_THRESHOLD = -3
+THRESHOLD = 1 << 30            # blocks up to 1 GiB come from the reusable heap
+
+_done: dict = {}
+
+
+def keep_freed_memory() -> bool:
+    """Raise glibc's mmap and trim thresholds; return whether it was done.
+
+    Does nothing (returns False) with ``TINYSEG_SYSTEM_MALLOC=1`` or without glibc.
+    """
+    if os.environ.get("TINYSEG_SYSTEM_MALLOC") == "1" or not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    return bool(mallopt(M_MMAP_THRESHOLD, THRESHOLD)) and bool(mallopt(M_TRIM_THRESHOLD, 2 * THRESHOLD - 1))
+
+
+def tune_process(malloc: bool = True, omp: bool = True) -> dict:
+    """Tune this process for tinyseg's work (once; later calls return the first call's result).
+
+    Parameters
+    ----------
+    malloc : raise glibc's malloc thresholds (:func:`keep_freed_memory`)
+    omp : set ``OMP_WAIT_POLICY=PASSIVE`` unless the environment already sets it
+
+    Returns
+    -------
+    dict ``{"malloc": bool, "omp_wait_policy": str | None}``: what was done.
+    """
+    if not _done:
+        _done["malloc"] = keep_freed_memory() if malloc else False
+        if omp and "OMP_WAIT_POLICY" not in os.environ:
+            os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+            _done["omp_wait_policy"] = "PASSIVE"
+        else:
+            _done["omp_wait_policy"] = None
+    return dict(_done)
+
+
+def tuned() -> bool:
+    """Whether :func:`tune_process` has run in this process."""
+    return bool(_done)
