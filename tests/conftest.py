@@ -8,8 +8,9 @@ import pytest
 from hypothesis import settings
 
 # Property tests (tests/test_properties.py): no deadline (the first example compiles kernels), no
-# example database written into the working tree; each test sets its own number of examples.
-settings.register_profile("tinyseg", deadline=None, database=None)
+# example database written into the working tree, a failure printed with the blob that replays
+# it (@reproduce_failure); each test sets its own number of examples.
+settings.register_profile("tinyseg", deadline=None, database=None, print_blob=True)
 settings.load_profile("tinyseg")
 
 
