@@ -70,3 +70,46 @@ def require(module: str, install: str | None = None):
     except ImportError:
         top = module.split(".")[0]
         missing_oracle(f"module {module!r}", install or _INSTALL.get(top, f"pip install {top}"))
+
+
+# ----------------------------------------------------------------------------- the quick subset
+# `python -m pytest -m "not slow"` is the edit-test loop's subset. Besides the tests marked slow
+# in their modules (trainings that measure accuracy), these each cost about 2 CPU-seconds or
+# more (finite differences in float64, subprocesses, MPI jobs, the CUDA simulator); they are
+# marked here, by function (every parametrisation), so their modules stay as they are.
+SLOW = {
+    "test_walkthrough_crf_rnn.py": {"test_crf_rnn_walkthrough_checks_its_derivation_and_writes_the_figure"},
+    "test_walkthrough.py": {"test_walkthrough_runs_at_a_tiny_width_and_writes_its_figures"},
+    "test_winograd.py": {"test_winograd_dw_finite_differences", "test_winograd_dx_finite_differences",
+                         "test_cuda_winograd_matches_cpu"},
+    "test_cuda_compiles.py": {"test_every_cuda_kernel_compiles_for_sm90"},
+    "test_trainable_crf.py": {"test_fast_kernels_in_float64_match_finite_differences"},
+    "test_cuda_backend.py": {"test_fcn32s_training_step_on_cuda_matches_cpu"},
+    "test_mpi.py": {"test_two_rank_evaluation_equals_serial_exactly",
+                    "test_two_ranks_end_with_the_parameters_of_one_process",
+                    "test_killing_one_rank_ends_the_job_with_a_clear_error_and_the_checkpoint_loads"},
+    "test_distributed.py": {"test_two_ranks_sum_buckets_and_agree_on_errors"},
+    "test_crf_sparse_filters.py": {"test_kdtree_finds_exactly_the_neighbours",
+                                   "test_cluster_filter_matches_its_numpy_twin"},
+    "test_dilated_conv.py": {"test_dilated_conv_kernel_backward_finite_differences",
+                             "test_cuda_dilated_conv_matches_cpu"},
+    "test_gradients.py": {"test_conv_transpose2d_backward_finite_differences",
+                          "test_depthwise_conv_transpose2d_backward_finite_differences",
+                          "test_maxpool_backward_finite_differences"},
+    "test_cuda_trainable_crf.py": {"test_cuda_recurrence_matches_cpu"},
+    "test_cuda_crf.py": {"test_dense_crf_on_the_cuda_device_matches_the_cpu",
+                         "test_cuda_grid_filter_from_its_layout_and_its_transpose"},
+    "test_crf_rnn_recipe.py": {"test_warmup_freezes_the_network_exactly_then_releases_it"},
+    "test_crf_search.py": {"test_crf_search_in_parallel_equals_serial"},
+    "test_signals.py": {"test_a_signal_finishes_the_step_writes_the_checkpoint_and_exits"},
+    "test_crf_inference.py": {"test_label_compatibility_forms_agree"},
+    "test_pool3x3.py": {"test_pool3x3_backward_finite_differences"},
+    "test_model_ops.py": {"test_interp_backward_finite_differences"},
+    "test_conv_algorithm.py": {"test_the_demo_from_scratch_calls_no_winograd_kernel"},
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if getattr(item, "originalname", item.name) in SLOW.get(item.path.name, ()):
+            item.add_marker(pytest.mark.slow)
