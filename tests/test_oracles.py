@@ -1,5 +1,6 @@
 """The oracles (PyTorch, pydensecrf, mpi4py with mpiexec, tensorboardX) are skipped locally when
-missing but fail the suite under CI=true, so CI cannot go green without its comparisons."""
+missing but fail the suite under CI=true, so CI cannot go green without its comparisons; and the
+quick subset's list of slow tests (conftest.SLOW) names tests that exist."""
 import os
 import pathlib
 import re
@@ -74,3 +75,13 @@ def test_no_test_skips_an_oracle_past_require():
     CI=true turns every such skip into a failure."""
     offenders = [p.name for p in TESTS.glob("*.py") if ORACLE_IMPORTORSKIP.search(p.read_text())]
     assert offenders == []
+
+
+def test_every_test_listed_as_slow_exists():
+    """conftest.SLOW names tests by module and function: a renamed test must not drop out silently."""
+    from conftest import SLOW
+
+    for module, names in SLOW.items():
+        source = (TESTS / module).read_text()
+        for name in names:
+            assert re.search(rf"^def {name}\(", source, flags=re.M), f"{module}::{name}"
