@@ -13,6 +13,12 @@ from hypothesis import settings
 settings.register_profile("tinyseg", deadline=None, database=None, print_blob=True)
 settings.load_profile("tinyseg")
 
+# Numba's OpenMP workers spin after each parallel loop unless OMP_WAIT_POLICY=PASSIVE is set before
+# they start. The command line and the Trainer set it (tinyseg.tuning), but in the test process
+# an earlier test has started the workers by then: set it here, as a tuned process has it. Without
+# it a Trainer or command-line test costs tens of times its CPU time on 2 cores.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 
 @pytest.fixture
 def rng():
