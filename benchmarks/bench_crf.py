@@ -1,290 +1,301 @@
-"""Dense CRF: tinyseg vs pydensecrf -- time, agreement with the exact CRF, peak memory.
+"""Dense CRF: tinyseg vs pydensecrf, per core, on all cores, and throughput on a set of images.
 
-Every case runs the same script through each library's pydensecrf API (``DenseCRF2D`` +
-``addPairwiseGaussian`` + ``addPairwiseBilateral`` + ``inference``), from the unary to Q:
+Every case (the post's and DeepLab's parameters × 2, 5, 21 labels × 375×500 and 512×512; 10
+mean-field iterations) is timed set-up + inference, from the unary to Q, through each library's
+pydensecrf 2-D API (``DenseCRF2D`` + ``addPairwiseGaussian`` + ``addPairwiseBilateral`` +
+``inference``; tinyseg's is ``tinyseg.crf.compat``), on four photos from scikit-image
+(``_crf_inputs.CASE_PHOTOS``, resized) with network-like probabilities (SLIC superpixels, a class
+per segment, coarse noise, blurred softmax: ``_crf_inputs``). Three columns:
 
-* parameter sets: **seed** (spatial sxy 10, w 3; bilateral sxy 50, srgb 20, w 10) and **deeplab**
-  (spatial sxy 3, w 3; bilateral sxy 80, srgb 13, w 4 -- DeepLab's VOC setting), and DeepLab's
-  with small colour bandwidths, **srgb5**, **srgb3**, **srgb1**;
-* 2, 5 and 21 labels; 375×500 (scikit-image's ``chelsea`` resized, the seed's size) and 512×512
-  (``astronaut``); 10 mean-field iterations, and the seed's own 5 for 2 labels.
+(a) **per core**: one image, one thread each (tinyseg's worker pinned to 1 thread; pydensecrf is
+    single-threaded). tinyseg's one-call API ``dense_crf`` (probabilities in, same CRF) is timed
+    too, in the same 1-thread worker.
+(b) **all cores vs one**: one image, tinyseg on all ``--threads`` cores vs pydensecrf on its one
+    thread (labelled so in the table: not an equal-core comparison).
+(c) **throughput** on a set of 16 images (``_crf_inputs.SET_PHOTOS``, each as is and mirrored):
+    pydensecrf in a pool of ``--threads`` single-threaded processes (what its users do) vs
+    tinyseg's two ways to use the same cores: the same pool of single-threaded processes
+    (``tinyseg.crf.batch.CRFPool``), or one process with ``--threads`` threads, image after image.
+    The better one is reported and named. Each pool is started and warmed before timing; each
+    image is sent as arrays (probabilities in, labels out) to both pools alike.
 
-**time**: median of ``--repeat`` runs, tinyseg and pydensecrf alternating (after one untimed
-round, so Numba's compiled kernels are loaded), so that a shared machine's changing load falls on
-both alike. pydensecrf is single-threaded; tinyseg uses Numba's threads (printed). The load
-average is printed and stored: wall-clock ratios measured on a loaded machine favour the
-single-threaded peer, whose one thread is never left waiting for a descheduled sibling, so the
-CPU seconds (all threads, ``time.process_time``) and their ratio are recorded too.
+Every side runs in its own worker process (``_conditions``): the same allocator settings and
+environment in all of them, the thread count pinned in each and reported (the JSON's
+``workers``). Times are medians of ``--repeat`` runs alternating between the workers (the order
+rotating each round), summed over the photos for (a) and (b) (the ratio is the ratio of the total
+time on the four photos; per-photo medians are in the JSON).
 
-**accuracy**: labels after the iterations on small crops (about 60×90 / 64×64, where the exact
-CRF is affordable), compared with the exact CRF (brute-force O(N²) filtering, float64 sums): the
-share of pixels whose label differs, tinyseg's fast filters vs pydensecrf's permutohedral lattice.
-
-**memory**: peak RSS of a fresh process that runs one library's CRF at 512×512 with 21 labels and
-the deeplab parameters (``VmHWM`` of ``/proc/self/status``, each library in its own child process that loads
-the prepared inputs and runs a small warm-up CRF first); ``added`` is the peak minus the resident
-memory just before the measured run (the CRF's own working memory).
-
-"Coarse FCN-like probabilities": a binary mask (Otsu threshold of the grey image) averaged over
-32×32 blocks and upsampled bilinearly -- what FCN-32s's stride-32 output looks like -- then
-``p1 = sigmoid(4 (m - 1/2))``; with more labels the others get smooth random logits.
-
-Usage: ``python benchmarks/bench_crf.py [--json PATH] [--repeat 5] [--quick] [--skip-memory]``
+Usage: ``python benchmarks/bench_crf.py [--quick] [--json PATH] [--repeat 3] [--set-repeat 2]``
+(``--quick``: two cases, two photos, one throughput case; a few minutes). Accuracy against the
+exact CRF and peak memory: ``benchmarks/bench_crf_accuracy.py``.
 """
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import subprocess
+import statistics
 import sys
+import tempfile
 import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import alternating_medians, coarse_object_map, print_table, record, write_json  # noqa: E402
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from _common import print_table  # noqa: E402
+from _conditions import Run, Worker, add_condition_options, conditions_from_args, serve  # noqa: E402
+import _crf_inputs as inputs  # noqa: E402
 
-# (spatial sxy, spatial w, bilateral sxy, srgb, bilateral w)
-PARAMS = {
-    "seed": (10, 3, 50, 20, 10),
-    "deeplab": (3, 3, 80, 13, 4),
-    "srgb5": (3, 3, 80, 5, 4),
-    "srgb3": (3, 3, 80, 3, 4),
-    "srgb1": (3, 3, 80, 1, 4),
-}
+ITERATIONS = 10
 
 
-def load_average() -> float:
-    return os.getloadavg()[0]
-
-
-def images() -> dict:
-    from skimage import data, transform
-
-    def resized(img, shape):
-        return (transform.resize(img, shape, anti_aliasing=True) * 255).round().astype(np.uint8)
-
-    return {"375x500": resized(data.chelsea(), (375, 500)), "512x512": data.astronaut()}
-
-
-def coarse_probabilities(image: np.ndarray, n_labels: int = 2, seed: int = 0) -> np.ndarray:
-    """FCN-32s-like probabilities (H, W, C) float32 for ``image`` (see the module docstring)."""
-    from skimage import transform
-
-    h, w = image.shape[:2]
-    m, hb, wb = coarse_object_map(image)
-    p1 = 1.0 / (1.0 + np.exp(-4.0 * (m - 0.5)))
-    p = np.stack([1.0 - p1, p1], axis=-1)
-    if n_labels > 2:
-        rng = np.random.default_rng(seed)
-        extra = transform.resize(rng.normal(0, 1, (hb, wb, n_labels - 2)), (h, w), order=1)
-        logits = np.concatenate([np.log(p), extra - 1.0], axis=-1)
-        p = np.exp(logits - logits.max(-1, keepdims=True))
-        p /= p.sum(-1, keepdims=True)
-    return p.astype(np.float32)
-
-
-def unary_of(p: np.ndarray) -> np.ndarray:
-    """(H, W, C) probabilities -> (C, H*W) float32 unary, C-contiguous (pydensecrf's layout)."""
-    return np.ascontiguousarray(-np.log(np.maximum(p, 1e-8)).transpose(2, 0, 1).reshape(p.shape[2], -1),
-                                dtype=np.float32)
-
-
-def run_crf(module, image, unary, params="seed", iterations=10, **kw):
-    """One CRF through a pydensecrf-style ``module``; returns Q (C, N) as an array."""
-    gsxy, gw, bsxy, srgb, bw = PARAMS[params]
-    h, w = image.shape[:2]
-    d = module.DenseCRF2D(w, h, unary.shape[0], **kw)
-    d.setUnaryEnergy(unary)
-    d.addPairwiseGaussian(sxy=gsxy, compat=gw)
-    d.addPairwiseBilateral(sxy=bsxy, srgb=srgb, rgbim=image, compat=bw)
-    return np.asarray(d.inference(iterations))
-
-
-def peer_module():
-    try:
-        import pydensecrf.densecrf as dcrf
-    except ImportError:
-        return None
-    return dcrf
-
-
-def time_cases(quick: bool) -> list[tuple]:
-    """(params, labels, size, iterations) of the timed cases."""
+def cases(quick: bool, only: str = "") -> list[tuple]:
+    """(params, labels, size) of the timed cases (``only``: those whose name contains it)."""
     if quick:
-        return [("seed", 2, "375x500", 5), ("seed", 21, "375x500", 10),
-                ("deeplab", 21, "375x500", 10), ("srgb3", 21, "375x500", 10)]
-    cases = [("seed", 2, "375x500", 5)]
-    for params in ("seed", "deeplab"):
-        for labels in (2, 5, 21):
-            for size in ("375x500", "512x512"):
-                cases.append((params, labels, size, 10))
-    for params in ("srgb5", "srgb3", "srgb1"):
-        for labels in (2, 21):
-            cases.append((params, labels, "375x500", 10))
-    return cases
+        return [("deeplab", 21, "375x500"), ("post", 2, "375x500")]
+    return [(p, n, s) for p in ("post", "deeplab") for n in (2, 5, 21) for s in inputs.SIZES
+            if only in f"crf.{p}.{n}labels.{s}.{ITERATIONS}it"]
 
 
-def bench_time(repeat: int, quick: bool) -> list[dict]:
-    import numba
+# ----------------------------------------------------------------------------- worker side
+class _Worker:
+    """Handlers of one side's worker process (``tinyseg`` or ``pydensecrf``)."""
 
-    import tinyseg.crf.compat as tcrf
+    def __init__(self, side: str, threads: int):
+        self.side, self.threads = side, threads
+        self.cache, self.sets, self.pool = {}, {}, None
 
-    peer = peer_module()
-    threads = numba.get_num_threads()
-    imgs = images()
-    records = []
-    for params, labels, size, iterations in time_cases(quick):
-        image = np.ascontiguousarray(imgs[size])
-        unary = unary_of(coarse_probabilities(image, labels))
-        fns = {"tinyseg": lambda: run_crf(tcrf, image, unary, params, iterations)}
-        if peer is not None:
-            fns["peer"] = lambda: run_crf(peer, image, unary, params, iterations)
-        load = load_average()
-        t, cpu = alternating_medians(fns, repeat)
-        extra = dict(threads=threads, load=round(load, 2), tinyseg_cpu_s=cpu["tinyseg"])
-        if peer is not None:
-            a = run_crf(tcrf, image, unary, params, iterations).argmax(0)
-            b = run_crf(peer, image, unary, params, iterations).argmax(0)
-            extra.update(peer="pydensecrf", peer_s=t["peer"], peer_cpu_s=cpu["peer"],
-                         cpu_ratio=cpu["tinyseg"] / cpu["peer"],
-                         label_agreement_pct=100 * float(np.mean(a == b)))
-        name = f"crf.{params}.{labels}labels.{size}.{iterations}it"
-        records.append(record(name, t["tinyseg"], **extra))
-        print(f"  {name}: tinyseg {t['tinyseg']:.3f} s" + (
-            f", pydensecrf {t['peer']:.3f} s, ratio {t['tinyseg'] / t['peer']:.2f}, CPU ratio "
-            f"{cpu['tinyseg'] / cpu['peer']:.2f}" if peer else "") + f" (load {load:.1f})", flush=True)
-    return records
+    def setup(self):
+        if self.side == "tinyseg":
+            import tinyseg.crf.compat as module
+            from tinyseg.crf import dense_crf
+            self.dense_crf = dense_crf
+        else:
+            import pydensecrf.densecrf as module
+        self.module = module
 
+    def _arrays(self, path):
+        if path not in self.cache:
+            with np.load(path) as z:
+                self.cache[path] = {k: z[k] for k in z.files}
+        return self.cache[path]
 
-def bench_accuracy(quick: bool) -> list[dict]:
-    """Label disagreement with the exact CRF on small crops, tinyseg and pydensecrf."""
-    from skimage import data, transform
+    def warm(self, params, labels):
+        """Untimed runs on small crops: Numba's cached kernels loaded, first-call costs paid."""
+        rng = np.random.default_rng(0)
+        image = rng.integers(0, 256, (40, 50, 3)).astype(np.uint8)
+        for n in labels:
+            p = rng.random((40, 50, n)).astype(np.float32) + 0.1
+            p /= p.sum(-1, keepdims=True)
+            for name in params:
+                inputs.run_crf(self.module, image, inputs.unary_of(p), name, ITERATIONS)
+                if self.side == "tinyseg":
+                    self.dense_crf(image, p, **inputs.dense_crf_params(name, ITERATIONS))
+        return {"ok": True}
 
-    import tinyseg.crf.compat as tcrf
+    def time(self, path, params, iterations, api="compat"):
+        a = self._arrays(path)
+        t0, c0 = time.perf_counter(), time.process_time()
+        if api == "compat":
+            inputs.run_crf(self.module, a["image"], a["unary"], params, iterations)
+        else:
+            self.dense_crf(a["image"], a["probabilities"], **inputs.dense_crf_params(params, iterations))
+        return {"s": time.perf_counter() - t0, "cpu_s": time.process_time() - c0}
 
-    peer = peer_module()
-    crops = {"chelsea": (data.chelsea(), (60, 90)), "astronaut": (data.astronaut(), (64, 64)),
-             "coffee": (data.coffee(), (60, 90))}
-    if quick:
-        crops.pop("coffee")
-    settings = [("seed", 2, 5), ("seed", 21, 10), ("deeplab", 21, 10), ("srgb5", 21, 10),
-                ("srgb3", 21, 10), ("srgb1", 21, 10)]
-    records = []
-    for params, labels, iterations in settings:
-        for name, (full, shape) in crops.items():
-            small = (transform.resize(full, shape, anti_aliasing=True) * 255).round().astype(np.uint8)
-            p = transform.resize(coarse_probabilities(full, labels), shape, order=1,
-                                 anti_aliasing=False)
-            unary = unary_of((p / p.sum(-1, keepdims=True)).astype(np.float32))
-            exact = run_crf(tcrf, small, unary, params, iterations, method="exact").argmax(0)
-            t0 = time.perf_counter()
-            fast = run_crf(tcrf, small, unary, params, iterations).argmax(0)
-            t_fast = time.perf_counter() - t0
-            extra = dict(tinyseg_diff_pct=100 * float(np.mean(fast != exact)),
-                         crf_changed_pct=100 * float(np.mean(exact != unary.argmin(0))))
-            if peer is not None:
-                t0 = time.perf_counter()
-                theirs = run_crf(peer, small, unary, params, iterations).argmax(0)
-                extra.update(peer_crop_s=time.perf_counter() - t0,
-                             peer_diff_pct=100 * float(np.mean(theirs != exact)))
-            records.append(record(f"crf.vs-exact.{params}.{labels}labels.{name}-{shape[0]}x{shape[1]}",
-                                  t_fast, **extra))
-    return records
+    def _start_pool(self, workers, params, labels):
+        import multiprocessing as mp
 
+        rng = np.random.default_rng(0)
+        image = rng.integers(0, 256, (40, 50, 3)).astype(np.uint8)
+        warm = []
+        for n in labels:
+            p = rng.random((40, 50, n)).astype(np.float32) + 0.1
+            warm.append((image, p / p.sum(-1, keepdims=True)))
+        if self.side == "tinyseg":
+            from tinyseg.crf.batch import CRFPool
+            self.pool = CRFPool({}, workers)
+            for name in params:                     # every process gets work: 2 items per worker
+                list(self.pool.imap(warm * 2 * workers, inputs.dense_crf_params(name, ITERATIONS)))
+        else:
+            self.pool = mp.get_context("spawn").Pool(workers)
+            for name in params:
+                self.pool.starmap(inputs.pydensecrf_refine,
+                                  [(im, p, name, ITERATIONS) for im, p in warm * 2 * workers],
+                                  chunksize=1)
 
-_MEMORY_CHILD = r"""
-import json, sys, time
-import numpy as np
-sys.path.insert(0, {bench_dir!r})
-from bench_crf import run_crf
-if {which!r} == "tinyseg":
-    import tinyseg.crf.compat as module
-else:
-    import pydensecrf.densecrf as module
-image = np.load({image!r})
-unary = np.load({unary!r})
-small = np.ascontiguousarray(image[:32, :32])
-run_crf(module, small, np.ascontiguousarray(unary.reshape(21, 512, 512)[:, :32, :32].reshape(21, -1)),
-        "deeplab")                                                   # warm-up (JIT cache loaded)
-def status(key):       # this process's own figures (ru_maxrss may carry the parent's peak)
-    with open("/proc/self/status") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith(key)) / 1024
-rss_before, base = status("VmRSS:"), status("VmHWM:")
-t0 = time.perf_counter()
-q = run_crf(module, image, unary, "deeplab", 10)
-t = time.perf_counter() - t0
-peak = status("VmHWM:")
-print(json.dumps(dict(seconds=t, rss_before_mb=rss_before, peak_before_mb=base, peak_mb=peak)))
-"""
+    def throughput(self, path, params, iterations, mode, workers, warm_params, warm_labels):
+        if path not in self.sets:
+            with np.load(path) as z:
+                n = len([k for k in z.files if k.startswith("image")])
+                self.sets[path] = [(z[f"image{i}"], z[f"probabilities{i}"]) for i in range(n)]
+        items = self.sets[path]
+        if mode == "pool" and self.pool is None:
+            self._start_pool(workers, warm_params, warm_labels)
+        kw = inputs.dense_crf_params(params, iterations)
+        t0 = time.perf_counter()
+        if mode == "pool" and self.side == "tinyseg":
+            out = list(self.pool.imap(items, kw))
+        elif mode == "pool":
+            out = list(self.pool.starmap(inputs.pydensecrf_refine,
+                                         [(im, p, params, iterations) for im, p in items], chunksize=1))
+        elif self.side == "tinyseg":
+            out = [self.dense_crf(im, p, **kw)[0] for im, p in items]
+        else:
+            out = [inputs.pydensecrf_refine(im, p, params, iterations) for im, p in items]
+        seconds = time.perf_counter() - t0
+        return {"s": seconds, "images": len(out)}
 
 
-def bench_memory() -> list[dict]:
-    """Peak RSS of one CRF (512×512, 21 labels, deeplab, 10 iterations) in a fresh process per
-    library; the inputs are prepared here and loaded there, so that the child's peak is the CRF's."""
-    import tempfile
+def worker_main(side: str, threads: int) -> None:
+    w = _Worker(side, threads)
+    serve(side, threads, {"warm": w.warm, "time": w.time, "throughput": w.throughput}, setup=w.setup)
 
-    bench_dir = os.path.dirname(os.path.abspath(__file__))
-    out = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        image = np.ascontiguousarray(images()["512x512"])
-        np.save(os.path.join(tmp, "image.npy"), image)
-        np.save(os.path.join(tmp, "unary.npy"), unary_of(coarse_probabilities(image, 21)))
-        for which in ("tinyseg", "pydensecrf"):
-            if which == "pydensecrf" and peer_module() is None:
-                continue
-            code = _MEMORY_CHILD.format(bench_dir=bench_dir, which=which,
-                                        image=os.path.join(tmp, "image.npy"),
-                                        unary=os.path.join(tmp, "unary.npy"))
-            # tinyseg twice: the first run may fill Numba's on-disk cache, the second is measured
-            for _ in range(2 if which == "tinyseg" else 1):
-                res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                                     cwd=os.path.dirname(bench_dir))
-                if res.returncode != 0:
-                    raise RuntimeError(f"memory run of {which} failed:\n{res.stderr}")
-            out[which] = json.loads(res.stdout.strip().splitlines()[-1])
-    t = out["tinyseg"]
-    extra = dict(peak_rss_mb=t["peak_mb"], rss_before_mb=t["rss_before_mb"],
-                 added_mb=t["peak_mb"] - t["rss_before_mb"])
-    if "pydensecrf" in out:
-        p = out["pydensecrf"]
-        extra.update(peer="pydensecrf", peer_s=p["seconds"], peer_peak_rss_mb=p["peak_mb"],
-                     peer_rss_before_mb=p["rss_before_mb"],
-                     peer_added_mb=p["peak_mb"] - p["rss_before_mb"],
-                     peak_ratio=t["peak_mb"] / p["peak_mb"],
-                     added_ratio=(t["peak_mb"] - t["rss_before_mb"]) / (p["peak_mb"] - p["rss_before_mb"]))
-    return [record("crf.memory.deeplab.21labels.512x512.10it", t["seconds"], **extra)]
+
+# ----------------------------------------------------------------------------- driver side
+def prepare(tmp: str, chosen: list, n_photos: int) -> tuple[dict, dict]:
+    """Write every case's inputs to ``tmp``: {(labels, size, photo): path}, {(labels, size): set path}."""
+    case_files, set_files = {}, {}
+    photos = {name: inputs.photo(name) for name in inputs.SET_PHOTOS}
+    for labels, size in sorted({(n, s) for _, n, s in chosen}):
+        shape = inputs.SIZES[size]
+        for k, name in enumerate(inputs.CASE_PHOTOS[:n_photos]):
+            image = inputs.resized(photos[name], shape)
+            p = inputs.network_like_probabilities(image, labels, seed=k)
+            path = os.path.join(tmp, f"{name}.{labels}.{size}.npz")
+            np.savez(path, image=image, probabilities=p, unary=inputs.unary_of(p))
+            case_files[(labels, size, name)] = path
+        arrays = {}
+        for k, name in enumerate(inputs.SET_PHOTOS):
+            for m, mirror in enumerate((False, True)):
+                image = inputs.resized(photos[name][:, ::-1] if mirror else photos[name], shape)
+                i = 2 * k + m
+                arrays[f"image{i}"] = image
+                arrays[f"probabilities{i}"] = inputs.network_like_probabilities(image, labels, seed=100 + i)
+        set_files[(labels, size)] = os.path.join(tmp, f"set.{labels}.{size}.npz")
+        np.savez(set_files[(labels, size)], **arrays)
+        print(f"  inputs ready: {labels} labels, {size}", flush=True)
+    return case_files, set_files
+
+
+def alternate(calls: dict, repeat: int) -> dict:
+    """{name: median seconds} of ``calls`` (name -> () -> seconds), alternating, order rotating."""
+    names, times = list(calls), {name: [] for name in calls}
+    for r in range(repeat):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            times[name].append(calls[name]())
+    return {name: statistics.median(v) for name, v in times.items()}
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--json", metavar="PATH", help="write the records as JSON to PATH")
-    parser.add_argument("--repeat", type=int, default=5, help="timed runs per case (median)")
-    parser.add_argument("--quick", action="store_true", help="a few timing and accuracy cases")
-    parser.add_argument("--skip-time", action="store_true", help="skip the timing")
-    parser.add_argument("--skip-accuracy", action="store_true", help="skip the accuracy cases")
-    parser.add_argument("--skip-memory", action="store_true", help="skip the memory subprocesses")
+    parser.add_argument("--json", metavar="PATH", help="write the results as JSON to PATH")
+    parser.add_argument("--repeat", type=int, default=3, help="timed runs per photo and side (median)")
+    parser.add_argument("--set-repeat", type=int, default=2,
+                        help="timed runs of each throughput way per case (median)")
+    parser.add_argument("--quick", action="store_true", help="two cases, two photos, one set")
+    parser.add_argument("--no-set", action="store_true", help="skip column (c), the throughput")
+    parser.add_argument("--only", default="", metavar="SUBSTRING",
+                        help="the cases whose name contains this, e.g. 21labels or deeplab.5labels.512x512")
+    add_condition_options(parser)
+    parser.add_argument("--worker", choices=["tinyseg", "pydensecrf"], help=argparse.SUPPRESS)
+    parser.add_argument("--worker-threads", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-
-    import tinyseg.crf  # noqa: F401  (first: tinyseg sets OMP_WAIT_POLICY before Numba's threads start)
-    import numba
-
-    print(f"numba {numba.__version__}, {numba.get_num_threads()} threads, {os.cpu_count()} CPUs, "
-          f"load average {load_average():.2f}; pydensecrf {'present' if peer_module() else 'absent'}")
-    records = [] if args.skip_memory else bench_memory()      # first, while this process is small
-    if not args.skip_time:
-        records += bench_time(args.repeat, args.quick)
-    if not args.skip_accuracy:
-        records += bench_accuracy(args.quick)
-    print_table(records, ["name", "tinyseg_s", "peer_s", "ratio", "cpu_ratio", "load",
-                          "label_agreement_pct",
-                          "tinyseg_diff_pct", "peer_diff_pct", "crf_changed_pct",
-                          "peak_rss_mb", "peer_peak_rss_mb", "peak_ratio", "added_mb",
-                          "peer_added_mb", "added_ratio"])
-    print(f"load average at the end: {load_average():.2f}")
-    write_json(args.json, records)
+    if args.worker:
+        worker_main(args.worker, args.worker_threads)
+        return 0
+    if args.repeat < 1 or args.set_repeat < 1:
+        parser.error("--repeat and --set-repeat must be >= 1")
+    cond = conditions_from_args(args)
+    run = Run("bench_crf", cond)
+    if inputs.peer_module() is None:
+        print("pydensecrf is not installed (pip install pydensecrf2): nothing to compare", file=sys.stderr)
+        return 1
+    n = cond.threads
+    n_photos = 2 if args.quick else len(inputs.CASE_PHOTOS)
+    chosen = cases(args.quick, args.only)
+    if not chosen:
+        parser.error(f"--only {args.only!r} matches no case")
+    set_cases = set() if args.no_set else {chosen[0]} if args.quick else set(chosen)
+    records = []
+    with tempfile.TemporaryDirectory(prefix="bench-crf-") as tmp:
+        case_files, set_files = prepare(tmp, chosen, n_photos)
+        workers = {}
+        try:
+            workers["pydensecrf.1"] = run.add_worker(Worker(__file__, "pydensecrf", cond, 1))
+            workers["tinyseg.1"] = run.add_worker(Worker(__file__, "tinyseg", cond, 1))
+            workers[f"tinyseg.{n}"] = run.add_worker(Worker(__file__, "tinyseg", cond, n))
+            params_used = sorted({p for p, _, _ in chosen})
+            labels_used = sorted({c for _, c, _ in chosen})
+            for w in workers.values():
+                w.ask(cmd="warm", params=params_used, labels=labels_used)
+            said = ", ".join(f"{k} (numba {w.report.get('numba_threads')} threads)"
+                             for k, w in workers.items())
+            print(f"  workers: {said}", flush=True)
+            for params, labels, size in chosen:
+                records.append(measure_case(workers, n, params, labels, size, case_files, set_files,
+                                            args, (params, labels, size) in set_cases,
+                                            params_used, labels_used))
+        finally:
+            for w in workers.values():
+                w.close()
+    print(f"\n{cond.header()}")
+    print(f"(a) one thread each; (b) tinyseg on {n} threads vs pydensecrf on 1 (unequal cores); "
+          f"(c) {n} cores each, 16 images")
+    print_table(records, ["name", "tinyseg_1t_s", "peer_1t_s", "ratio_per_core", "dense_crf_1t_s",
+                          f"tinyseg_{n}t_s", "ratio_all_vs_1", "peer_pool_s", "tinyseg_best_s",
+                          "tinyseg_best_way", "ratio_throughput"])
+    run.write(args.json, records, columns={
+        "per_core": "one image, one thread each",
+        "all_cores": f"one image, tinyseg on {n} threads vs pydensecrf on 1 thread",
+        "throughput": f"16 images, {n} single-threaded pydensecrf processes vs tinyseg's best way on {n} cores"})
     return 0
+
+
+def measure_case(workers, n, params, labels, size, case_files, set_files, args, with_set,
+                 warm_params, warm_labels) -> dict:
+    it = ITERATIONS
+    peer, one, many = workers["pydensecrf.1"], workers["tinyseg.1"], workers[f"tinyseg.{n}"]
+    per_photo = {}
+    t_case = time.perf_counter()
+    for (c, s, photo), path in case_files.items():
+        if (c, s) != (labels, size):
+            continue
+        calls = {"peer_1t": lambda: peer.ask(cmd="time", path=path, params=params, iterations=it)["s"],
+                 "tinyseg_1t": lambda: one.ask(cmd="time", path=path, params=params, iterations=it)["s"],
+                 "dense_crf_1t": lambda: one.ask(cmd="time", path=path, params=params, iterations=it,
+                                                 api="dense_crf")["s"],
+                 f"tinyseg_{n}t": lambda: many.ask(cmd="time", path=path, params=params, iterations=it)["s"]}
+        per_photo[photo] = alternate(calls, args.repeat)
+    total = {k: sum(p[k] for p in per_photo.values()) for k in next(iter(per_photo.values()))}
+    rec = {"name": f"crf.{params}.{labels}labels.{size}.{it}it", "params": params, "labels": labels,
+           "size": size, "iterations": it, "photos": list(per_photo), "per_photo": per_photo,
+           "peer": "pydensecrf", **{f"{k}_s": v for k, v in total.items()},
+           "ratio_per_core": total["tinyseg_1t"] / total["peer_1t"],
+           "ratio_dense_crf_per_core": total["dense_crf_1t"] / total["peer_1t"],
+           "ratio_all_vs_1": total[f"tinyseg_{n}t"] / total["peer_1t"],
+           "per_photo_ratio_per_core": {k: v["tinyseg_1t"] / v["peer_1t"] for k, v in per_photo.items()},
+           "threads_all": n}
+    rec["ratio"] = rec["ratio_per_core"]
+    if with_set:
+        path = set_files[(labels, size)]
+        common = dict(cmd="throughput", path=path, params=params, iterations=it, workers=n,
+                      warm_params=warm_params, warm_labels=warm_labels)
+        calls = {"peer_pool": lambda: peer.ask(mode="pool", **common)["s"],
+                 "tinyseg_pool": lambda: one.ask(mode="pool", **common)["s"],
+                 "tinyseg_threads": lambda: many.ask(mode="threads", **common)["s"]}
+        t = alternate(calls, args.set_repeat)
+        best = min(("tinyseg_pool", "tinyseg_threads"), key=t.get)
+        rec.update(set_images=16, peer_pool_s=t["peer_pool"], tinyseg_pool_s=t["tinyseg_pool"],
+                   tinyseg_threads_s=t["tinyseg_threads"], tinyseg_best_s=t[best],
+                   tinyseg_best_way=(f"pool of {n} 1-thread processes" if best == "tinyseg_pool"
+                                     else f"1 process, {n} threads"),
+                   ratio_throughput=t[best] / t["peer_pool"],
+                   peer_images_per_s=16 / t["peer_pool"], tinyseg_images_per_s=16 / t[best])
+    print(f"  {rec['name']}: per core {rec['ratio_per_core']:.2f}, dense_crf {rec['ratio_dense_crf_per_core']:.2f}, "
+          f"{n} vs 1 {rec['ratio_all_vs_1']:.2f}" + (
+              f", throughput {rec['ratio_throughput']:.2f} ({rec['tinyseg_best_way']})" if with_set else "")
+          + f"  [{time.perf_counter() - t_case:.0f} s]", flush=True)
+    return rec
 
 
 if __name__ == "__main__":

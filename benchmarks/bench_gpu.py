@@ -2,7 +2,7 @@
 
 Four parts, all on the first CUDA device, float32:
 
-* ``gemm``: the hand-written shared-memory tiled GEMM (:mod:`tinyseg.backend.cuda.tiled_gemm`) in
+* ``gemm``: the hand-written shared-memory tiled GEMM (:mod:`tinyseg.backend.cuda.matmul`) in
   TFLOP/s on the convolution GEMM shapes of a 375×500 input — forward ``(M, K) @ (K, F)``, weight
   gradient ``(K, M) @ (M, F)`` (``trans_a``), input gradient ``(M, F) @ (F, K)`` (``trans_b``), with
   ``M = H·W``, ``K = kh·kw·C`` — plus square 1024³ and 4096³; each with the automatic choice and
@@ -127,7 +127,7 @@ def layer_shapes(H: int, W: int, scale: float = 1.0, n_classes: int = 21):
 def bench_gemm(timer, torch, smoke: bool):
     from numba import cuda
 
-    from tinyseg.backend.cuda import tiled_gemm as G
+    from tinyseg.backend.cuda import matmul as G
 
     rng = np.random.default_rng(0)
     if smoke:

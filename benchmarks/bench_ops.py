@@ -18,7 +18,13 @@ the peak extra memory of each convolution forward vs its full im2col buffer, and
 record, in a child process) the peak extra memory of ``tinyseg.predict.predict`` on a 375×500
 image with the full-width FCN-32s against "the two largest activations plus one workspace".
 
+Everything runs in one worker process, so tinyseg, NumPy's GEMM and PyTorch alternate under the
+same allocator and thread settings: the worker starts with ``_conditions``' environment (glibc
+malloc thresholds or none, OpenBLAS core type, ``OMP_WAIT_POLICY``) and pins ``--threads`` threads
+in Numba, PyTorch and the BLAS; what it then runs with is in the JSON's ``workers``.
+
     python benchmarks/bench_ops.py [--json PATH] [--repeat 5] [--only SUBSTRING] [--no-torch]
+                                   [--threads N] [--malloc thresholds|default]
 """
 from __future__ import annotations
 
@@ -32,7 +38,8 @@ import tracemalloc
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _common import print_table, record, write_json  # noqa: E402
+from _common import print_table, record  # noqa: E402
+from _conditions import Run, add_condition_options, conditions_from_args, pin_threads, worker_report  # noqa: E402
 
 from tinyseg import ops  # noqa: E402
 from tinyseg.ops.upsampling import get_kernel_size, upsample_filt  # noqa: E402
@@ -327,7 +334,9 @@ def main(argv=None):
     parser.add_argument("--only", default="", metavar="SUBSTRING",
                         help="run only the records whose name contains this (e.g. deeplab, conv4, "
                              "pool, predict, adam)")
+    add_condition_options(parser)
     parser.add_argument("--predict-memory-worker", metavar="HxWxC", help=argparse.SUPPRESS)
+    parser.add_argument("--worker-json", metavar="PATH", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.predict_memory_worker:                        # child process of bench_predict_memory
         import json
@@ -335,15 +344,18 @@ def main(argv=None):
         h, w, c = (int(v) for v in args.predict_memory_worker.split("x"))
         print(json.dumps(predict_memory_worker(h, w, c)))
         return
-    try:
-        import torch
-        torch.set_num_threads(2)
-    except ImportError:
-        torch = None
-    if args.no_torch:
-        torch = None
+    if not args.worker_json:                              # the driver: one worker does the work
+        return drive(args, argv)
+    torch = None
+    if not args.no_torch:
+        try:
+            import torch
+        except ImportError:
+            torch = None
+    pin_threads(args.threads)
     import numba
-    print(f"numba threads: {numba.get_num_threads()}, torch: {torch.__version__ if torch else 'not installed'}")
+    print(f"numba threads: {numba.get_num_threads()}, torch: "
+          f"{f'{torch.__version__}, {torch.get_num_threads()} threads' if torch else 'not used'}")
     rng = np.random.default_rng(0)
     only = args.only
 
@@ -360,7 +372,29 @@ def main(argv=None):
     print_table([r for r in records if "tinyseg_s" in r],
                 ["name", "tinyseg_s", "peer", "peer_s", "ratio", "gflops_per_s", "gemm_efficiency",
                  "torch_s", "ratio_vs_torch", "extra_memory_mb", "im2col_full_mb"])
-    write_json(args.json, records)
+    import json
+    with open(args.worker_json, "w") as f:
+        json.dump({"records": records, "worker": worker_report("tinyseg+numpy+torch")}, f)
+
+
+def drive(args, argv) -> None:
+    """Run this script as one worker under the chosen conditions and write its results."""
+    import json
+    import subprocess
+    import tempfile
+
+    cond = conditions_from_args(args)
+    run = Run("bench_ops", cond)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "ops.json")
+        argv = list(sys.argv[1:] if argv is None else argv)
+        subprocess.run([sys.executable, os.path.abspath(__file__), *argv, "--worker-json", path],
+                       env=cond.env(cond.threads), check=True)
+        with open(path) as f:
+            result = json.load(f)
+    run.workers.append(result["worker"])
+    print(cond.header())
+    run.write(args.json, result["records"])
 
 
 if __name__ == "__main__":

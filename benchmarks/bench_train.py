@@ -23,8 +23,10 @@ driver asks them for one run at a time, **alternating** tinyseg and PyTorch (the
 idle, on its pipe), so load from other jobs on a shared machine hits both alike. Every
 measurement starts with untimed warm-up runs — they absorb Numba's compilation (or loading its
 cache) and PyTorch's first-call allocations — then reports the median of ``--repeat`` timed runs,
-each timed inside its worker. Both use 2 threads (``torch.set_num_threads(2)``; Numba and
-OpenBLAS default to the 2 cores).
+each timed inside its worker. Both workers start with the same environment (``_conditions``:
+thread variables, glibc malloc thresholds or none, OpenBLAS core type, ``OMP_WAIT_POLICY``) and
+pin ``--threads`` threads (Numba, PyTorch, BLAS); each reports what it then runs with (the JSON's
+``workers``).
 
 For FCN-32s the PyTorch network is: NCHW float32, 3×3 convs with padding 1, ``ceil_mode=True``
 2×2 max pooling (tinyseg's SAME pooling), fc6 7×7 padding 3 (SAME), fc7/fc8 1×1, ReLU, dropout 0.5
@@ -37,7 +39,8 @@ RSS is reported in GB = 10⁹ bytes (``ru_maxrss`` KiB × 1024 / 10⁹).
 
     python benchmarks/bench_train.py [--model fcn32s|fcn16s|fcn8s|fcn8s-atonce|deeplab-largefov|all]
                                      [--json PATH] [--sizes 375x500,224x224] [--repeat 3]
-                                     [--classes 2,21] [--no-torch]
+                                     [--classes 2,21] [--no-torch] [--threads N]
+                                     [--malloc thresholds|default]
 """
 from __future__ import annotations
 
@@ -53,10 +56,10 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _common import print_table, record, write_json  # noqa: E402
+from _common import print_table, record  # noqa: E402
+from _conditions import Run, add_condition_options, conditions_from_args, pin_threads, worker_report  # noqa: E402
 
 PEER = "torch-2.13-cpu"
-THREADS = 2
 
 
 def peak_rss_gb() -> float:
@@ -105,7 +108,6 @@ def worker_torch(model_name, H, W, n_classes, shapes):
 
     from _torch_models import build
 
-    torch.set_num_threads(THREADS)
     params, net = build(model_name, shapes, n_classes)
     x_np, labels_np = inputs(H, W, n_classes)
     x = torch.from_numpy(x_np.transpose(0, 3, 1, 2).copy())  # (1, H, W, 3) -> (1, 3, H, W)
@@ -126,22 +128,24 @@ def worker_torch(model_name, H, W, n_classes, shapes):
     return forward, train_step, torch.get_num_threads()
 
 
-def serve(framework: str, model_name: str, H: int, W: int, n_classes: int, shapes=None) -> None:
+def serve(framework: str, model_name: str, H: int, W: int, n_classes: int, shapes=None,
+          threads: int = 1) -> None:
     """Worker loop: build the network, then answer one command per stdin line with a JSON line.
 
     ``forward`` / ``train_step``: run it once, reply ``{"s": seconds}``; ``rss``: reply
     ``{"peak_rss_gb": ...}``; ``quit`` (or end of input): exit.
     """
     if framework == "tinyseg":
-        forward, train_step, threads = worker_tinyseg(model_name, H, W, n_classes)
+        forward, train_step, _ = worker_tinyseg(model_name, H, W, n_classes)
     else:
-        forward, train_step, threads = worker_torch(model_name, H, W, n_classes, shapes)
+        forward, train_step, _ = worker_torch(model_name, H, W, n_classes, shapes)
+    pin_threads(threads)
     fns = {"forward": forward, "train_step": train_step}
 
     def reply(obj):
         print(json.dumps(obj), flush=True)
 
-    reply({"ready": True, "threads": threads, "peak_rss_gb": peak_rss_gb()})
+    reply({"ready": True, "peak_rss_gb": peak_rss_gb(), **worker_report(framework)})
     for line in sys.stdin:
         cmd = line.strip()
         if cmd in fns:
@@ -158,12 +162,14 @@ def serve(framework: str, model_name: str, H: int, W: int, n_classes: int, shape
 class Worker:
     """A ``--worker`` subprocess driven over its stdin/stdout, one command at a time."""
 
-    def __init__(self, framework: str, model_name: str, size: str, n_classes: int, shapes: dict):
+    def __init__(self, framework: str, model_name: str, size: str, n_classes: int, shapes: dict,
+                 conditions):
         self.framework = framework
         cmd = [sys.executable, os.path.abspath(__file__), "--worker", framework, "--model", model_name,
-               "--size", size, "--classes", str(n_classes), "--shapes", json.dumps(shapes)]
+               "--size", size, "--classes", str(n_classes), "--shapes", json.dumps(shapes),
+               "--threads", str(conditions.threads)]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                                     bufsize=1)
+                                     bufsize=1, env=conditions.env(conditions.threads))
 
     def ask(self, cmd: str | None = None) -> dict:
         """Send ``cmd`` (None: just read the next reply) and return the worker's JSON reply."""
@@ -220,6 +226,7 @@ def main(argv=None):
     parser.add_argument("--warmup", type=int, default=1,
                         help="untimed runs before timing (Numba compilation/cache load happens here)")
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch peer even if installed")
+    add_condition_options(parser)
     parser.add_argument("--worker", choices=["tinyseg", "torch"], help=argparse.SUPPRESS)
     parser.add_argument("--size", help=argparse.SUPPRESS)
     parser.add_argument("--shapes", help=argparse.SUPPRESS)
@@ -230,8 +237,9 @@ def main(argv=None):
     if args.worker:                                          # child process: one framework, one size
         H, W = parse_size(args.size)
         shapes = {k: tuple(v) for k, v in json.loads(args.shapes).items()}
-        serve(args.worker, args.model, H, W, int(args.classes), shapes)
+        serve(args.worker, args.model, H, W, int(args.classes), shapes, args.threads)
         return
+    cond = conditions_from_args(args)
 
     from tinyseg.models import MODELS
     names = list(MODELS) if args.model == "all" else [m for m in args.model.split(",") if m]
@@ -248,9 +256,9 @@ def main(argv=None):
             have_torch = importlib.util.find_spec("torch") is not None
         except ImportError:
             have_torch = False
-    print(f"{THREADS} threads, batch 1, full width, {args.warmup} warm-up + {args.repeat} timed runs "
-          f"(median; Numba compilation excluded), peer: {PEER if have_torch else 'none'}; "
-          f"load average {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}",
+    run = Run("bench_train", cond)
+    print(f"{cond.threads} threads each, batch 1, full width, {args.warmup} warm-up + {args.repeat} "
+          f"timed runs (median; Numba compilation excluded), peer: {PEER if have_torch else 'none'}",
           flush=True)
     runs = [(m, H, W, classes[0]) for m in names for H, W in sizes] + \
         [(m, sizes[0][0], sizes[0][1], c) for m in names for c in classes[1:]]
@@ -261,12 +269,14 @@ def main(argv=None):
         tag = model_name if C == 2 else f"{model_name}.c{C}"
         load = os.getloadavg()[0]
         shapes = MODELS[model_name].param_shapes(MODELS[model_name].config_class(n_classes=C))
-        workers = {"tinyseg": Worker("tinyseg", model_name, size, C, shapes)}
+        workers = {"tinyseg": Worker("tinyseg", model_name, size, C, shapes, cond)}
         if have_torch:
-            workers["torch"] = Worker("torch", model_name, size, C, shapes)
+            workers["torch"] = Worker("torch", model_name, size, C, shapes, cond)
         try:
             for w in workers.values():
-                w.ask()                                      # wait until it has built its network
+                ready = w.ask()                              # wait until it has built its network
+                ready.pop("ready", None)
+                run.workers.append({"model": model_name, "input": size, **ready})
             result = {}
             for kind in ("forward", "train_step"):
                 result[kind] = measure(workers, kind, args.repeat, args.warmup)
@@ -292,14 +302,16 @@ def main(argv=None):
                 extra.update(torch_peak_rss_gb=result[kind + "_rss"]["torch"], peer_runs_s=peer_all,
                              peer_min_s=min(peer_all), ratio_min=min(mine_all) / min(peer_all))
             records.append(record(f"{tag}.{kind}.{size}", mine, peer=PEER if have_torch else None,
-                                  peer_s=peer_s, model=model_name, n_classes=C, input=size, threads=THREADS,
+                                  peer_s=peer_s, model=model_name, n_classes=C, input=size,
+                                  threads=cond.threads,
                                   load_avg_1min=load, **extra))
     print(f"total {time.perf_counter() - t_start:.0f} s; load average now "
           f"{' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    print(cond.header())
     print_table(records, ["name", "tinyseg_s", "peer", "peer_s", "ratio",
                           "tinyseg_min_s", "peer_min_s", "ratio_min", "tinyseg_peak_rss_gb", "torch_peak_rss_gb",
                           "load_avg_1min"])
-    write_json(args.json, records)
+    run.write(args.json, records)
 
 
 if __name__ == "__main__":

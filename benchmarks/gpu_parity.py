@@ -48,7 +48,7 @@ class Checks:
 def check_gemm(checks: Checks, smoke: bool) -> None:
     from numba import cuda
 
-    from tinyseg.backend.cuda import tiled_gemm as G
+    from tinyseg.backend.cuda import matmul as G
 
     rng = np.random.default_rng(1)
     shapes = [(9, 7, 5)] if smoke else [(37, 27, 5), (1000, 577, 130), (4096, 64, 300),

@@ -1,7 +1,7 @@
 # %% [markdown]
 # # A trainable CRF: mean field as a recurrent layer (CRF-as-RNN)
 #
-# The seed post refines the network's output with a dense CRF *after* training, with
+# The post refines the network's output with a dense CRF *after* training, with
 # hand-picked parameters (a spatial kernel of weight 3, a bilateral kernel of weight 10, the
 # Potts label compatibility). Zheng et al. (*Conditional Random Fields as Recurrent Neural
 # Networks*, ICCV 2015) noticed that every step of mean-field inference is differentiable, so
@@ -45,6 +45,17 @@ parser.add_argument("--seed", type=int, default=0)
 args, _ = parser.parse_known_args()
 os.makedirs(args.out, exist_ok=True)
 H, W = (int(s) for s in args.size.lower().split("x"))
+
+
+def show(path):
+    """Inside Jupyter (and the docs build) display a figure written to ``path``; as a script, nothing."""
+    try:
+        from IPython import get_ipython
+        from IPython.display import Image, display
+    except ImportError:
+        return
+    if get_ipython() is not None:
+        display(Image(filename=path))
 rng = np.random.default_rng(args.seed)
 
 # %% [markdown]
@@ -64,7 +75,7 @@ rng = np.random.default_rng(args.seed)
 #     Q_t+1 = softmax(L_t+1)           normalising
 #
 # and the layer outputs `L_T`, whose softmax is `Q_T`. With Potts and `w = (3, 10)` this is
-# exactly the seed's dense CRF: `A μᵀ = w (K̃Q 1 − K̃Q)` and the first term is the same for every
+# exactly the post's dense CRF: `A μᵀ = w (K̃Q 1 − K̃Q)` and the first term is the same for every
 # label of a pixel, which softmax ignores. A tiny scene shows it:
 
 # %%
@@ -163,7 +174,7 @@ print("K̃ is symmetric:", bool(np.allclose(normalised_kernel(kernels[1]), norma
 # `params`/`grads` (`compat`, `w_spatial`, `w_bilateral`) that an optimizer updates like the
 # network's. We train a small FCN (stride 8, so its output is coarse) on synthetic textured
 # shapes with exact labels, twice from the same initialisation and batches: alone, then refined
-# after training by the dense CRF at the seed's parameters; and with CRF-as-RNN on top for the
+# after training by the dense CRF at the post's parameters; and with CRF-as-RNN on top for the
 # last iterations (as Zheng et al. fine-tuned FCN-8s). Both run the same number of iterations.
 
 # %%
@@ -190,3 +201,4 @@ print(f"  network + CRF-as-RNN (10 it)        {joint['crf_rnn_10']:.3f}")
 path = plot_crf_parameters(result["crf"], os.path.join(args.out, "crf_rnn_parameters.png"),
                            class_names=names, title="CRF-as-RNN: learned vs hand-picked")
 print(f"wrote {path}")
+show(path)

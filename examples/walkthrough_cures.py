@@ -1,14 +1,14 @@
 # %% [markdown]
 # # The two cures for coarse maps: skip connections (FCN-8s) and atrous convolution (DeepLab)
 #
-# The seed post (see `seed_walkthrough.py`) ends with FCN-32s's map looking coarse even on the
+# The post (see `post_walkthrough.py`) ends with FCN-32s's map looking coarse even on the
 # image it was trained on, and names two remedies: **skip connections** — FCN-16s and FCN-8s
 # (Long, Shelhamer & Darrell, 2015) predict from pool4 and pool3 too, where the stride is 16 and
 # 8 — and **atrous convolution with a fully connected CRF** — DeepLab-LargeFOV (Chen et al.,
 # 2015) removes the last two poolings' strides and dilates the layers after them, so the whole
 # network runs at stride 8. This chapter derives the geometry of both (where each score sits on
 # the image, what each filter sees), checks it numerically with tinyseg's layers, then trains
-# FCN-32s, FCN-8s and DeepLab-LargeFOV on the seed's image and measures what each cure buys
+# FCN-32s, FCN-8s and DeepLab-LargeFOV on the post's image and measures what each cure buys
 # where it matters: near object boundaries (DeepLab's "trimap" accuracy).
 #
 #     python examples/walkthrough_cures.py --out cures/                    # from scratch, CPU
@@ -35,6 +35,17 @@ parser.add_argument("--weights", default=None, help="imported VGG-16 weights (.n
 parser.add_argument("--out", default="cures_out", help="folder for the figures and tables (created)")
 args, _ = parser.parse_known_args()
 os.makedirs(args.out, exist_ok=True)
+
+
+def show(path):
+    """Inside Jupyter (and the docs build) display a figure written to ``path``; as a script, nothing."""
+    try:
+        from IPython import get_ipython
+        from IPython.display import Image, display
+    except ImportError:
+        return
+    if get_ipython() is not None:
+        display(Image(filename=path))
 
 # %% [markdown]
 # ## 1. Where a score sits: the alignment rule
@@ -161,13 +172,13 @@ print(f"interp ×8 of a delta at i=2: peak at row {int(interp.argmax())} (= 8·2
 # %% [markdown]
 # ## 3. What the cures buy: the same training for three networks
 #
-# `tinyseg.studies.cures` trains FCN-32s, FCN-8s and DeepLab-LargeFOV identically on the seed's image
-# (same initial backbone, iterations and Adam), predicts, refines with the seed's CRF, and scores
+# `tinyseg.studies.cures` trains FCN-32s, FCN-8s and DeepLab-LargeFOV identically on the post's image
+# (same initial backbone, iterations and Adam), predicts, refines with the post's CRF, and scores
 # mean IoU and **trimap** IoU — only pixels within ±w of the ground truth's boundaries
 # (`tinyseg.metrics.trimap_band`). Interiors are easy for every model; the band is where a
 # stride-32 map loses. The labels of alternate 30-row strips train the networks and the other
-# strips are scored: the seed scores the labels it trained on, which measures memorisation
-# (`data="chelsea-seed"` runs that protocol).
+# strips are scored: the post scores the labels it trained on, which measures memorisation
+# (`data="chelsea-post"` runs that protocol).
 
 # %%
 result = run_study(args.out, data="chelsea", weights=args.weights, width=args.width,
@@ -178,6 +189,8 @@ for name, scores in result["models"].items():
     print(f"{name}: mean trimap IoU at w=4 {scores['fcn']['trimap']['4']['mean_iou']:.3f} -> "
           f"with the CRF {scores['crf']['trimap']['4']['mean_iou']:.3f}")
 print(f"wrote {args.out}/compare.png, trimap.png, compare.csv, compare.json")
+show(os.path.join(args.out, "compare.png"))
+show(os.path.join(args.out, "trimap.png"))
 
 # %% [markdown]
 # `compare.png` shows the image and each model's map (top), the ground truth and each map after
@@ -186,6 +199,13 @@ print(f"wrote {args.out}/compare.png, trimap.png, compare.csv, compare.json")
 # stride 8 by dilation instead; and the CRF, which looks at the image's colours, sharpens all
 # three — most where the network is coarsest. The table is the mean over seeds 0–3: from
 # scratch on one image, a single run is mostly its initial weights (the second table shows every
-# seed). In the seed's protocol, where FCN-8s can fit its own training labels almost exactly,
+# seed). In the post's protocol, where FCN-8s can fit its own training labels almost exactly,
 # the CRF's gain for FCN-8s shrinks to nothing: it moves a near-exact boundary a pixel or two
 # off the annotation as often as it fixes one.
+#
+# Two cautions before generalising. The cat's ground truth was made by a colour-following random
+# walker (`tinyseg/assets/README.md`), so a CRF that follows colour edges is scored against an
+# outline drawn by following colour edges. And the synthetic shapes (`data="shapes"`) paint every
+# object in its own colours: their colour edges are their label edges, the CRF's best case.
+# `data="camouflage"` is the opposite case, where colour edges are not label edges; the study
+# page of the docs (`docs/studies/cures.md`) gives what the CRF does there.

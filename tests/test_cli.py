@@ -61,9 +61,12 @@ def test_bad_input_is_one_line_error_not_a_traceback(tmp_path, capsys):
     assert "nope.h5" in capsys.readouterr().err
 
 
-def test_demo_writes_figures_and_metrics(tmp_path):
+def test_demo_writes_figures_and_metrics(tmp_path, capsys):
     out = tmp_path / "demo"
-    assert main(["demo", "--out", str(out), "--width", "0.03125", "--iterations", "2", "--no-progress"]) == 0
+    assert main(["demo", "--out", str(out) + "/", "--width", "0.03125", "--iterations", "2",
+                 "--no-progress"]) == 0
+    printed = capsys.readouterr().out            # a trailing slash is no "demo//panel.png"
+    assert os.path.join(str(out), "panel.png") in printed and "//" not in printed, printed
     metrics = json.load(open(out / "metrics.json"))
     assert {"iou_fcn", "iou_crf", "seconds"} <= set(metrics)
     assert 0.0 <= metrics["iou_fcn"] <= 1.0 and len(metrics["losses"]) == 2

@@ -1,5 +1,5 @@
 """The command line with one's own data: masks that do not fit the classes are errors naming the file
-and the values (issue 12, item 1); N-class folders and VOC datasets with their class names; bad
+and the values; N-class folders and VOC datasets with their class names; bad
 input named before any work, nothing trained lost."""
 import json
 import os

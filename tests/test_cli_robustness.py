@@ -1,5 +1,5 @@
-"""Every subcommand given bad input: one line on stderr, exit code != 0, no traceback, nothing done
-(issue 12). `--debug` shows the traceback instead."""
+"""Every subcommand given bad input: one line on stderr, exit code != 0, no traceback, nothing done.
+`--debug` shows the traceback instead."""
 import os
 import subprocess
 import sys

@@ -66,7 +66,7 @@ def test_every_crf_option_has_help():
         assert action.help, action.dest
 
 
-# ---- issue 12: what a new user hit -------------------------------------------------------------
+# ---- what a new user hits ----------------------------------------------------------------------
 
 def _crf(files, probabilities, out="l.png", *extra):
     return main(["crf", "--image", str(files / "img.png"), "--probabilities", str(probabilities),

@@ -1,4 +1,4 @@
-"""The pydensecrf-compatible API: the seed's CRF cell, utils, and agreement with pydensecrf."""
+"""The pydensecrf-compatible API: the post's CRF cell, utils, and agreement with pydensecrf."""
 import matplotlib
 
 matplotlib.use("Agg")
@@ -13,7 +13,7 @@ from tinyseg.crf.filters import GridFilter, SeparableGaussianFilter  # noqa: E40
 from conftest import require  # noqa: E402
 
 
-def seed_inputs(rng, h=30, w=40):
+def post_inputs(rng, h=30, w=40):
     """An image with an object and the coarse two-class probabilities of an FCN (classes first)."""
     yy, xx = np.mgrid[:h, :w]
     obj = ((yy - h / 2) ** 2 / (h / 3) ** 2 + (xx - w / 2) ** 2 / (w / 3.5) ** 2) < 1
@@ -25,15 +25,15 @@ def seed_inputs(rng, h=30, w=40):
     return image, probs, obj
 
 
-def test_seed_crf_cell_runs_with_only_its_imports_changed(rng):
+def test_the_posts_crf_cell_runs_with_only_its_imports_changed(rng):
     import matplotlib.pyplot as plt
 
-    train_image, final_probabilities, train_annotation = seed_inputs(rng)
-    final_probabilities = final_probabilities[None]                      # (1, H, W, 2), as the seed
+    train_image, final_probabilities, train_annotation = post_inputs(rng)
+    final_probabilities = final_probabilities[None]                      # (1, H, W, 2), as the post
     processed_probabilities = final_probabilities.squeeze().transpose((2, 0, 1))   # (2, H, W)
     train_annotation = train_annotation.astype(np.uint8)
 
-    # ---- the seed's cell; only the two import lines differ ------------------------------
+    # ---- the post's cell; only the two import lines differ ------------------------------
     import sys
 
     path = "/home/dpakhom1/dense_crf_python/"
@@ -92,7 +92,7 @@ def test_seed_crf_cell_runs_with_only_its_imports_changed(rng):
     probability_graph = ax2.imshow(np.dstack((train_annotation,)*3)*100)
     ax2.set_title('Ground-Truth Annotation')
     plt.show()
-    # ---- end of the seed's cell ------------------------------------------------------------
+    # ---- end of the post's cell ------------------------------------------------------------
     plt.close(f)
     sys.path.remove(path)
 
@@ -112,7 +112,7 @@ def test_constants_have_pydensecrf_values():
 
 
 def test_dense_crf_2d_equals_dense_crf_with_features(rng):
-    image, probs, _ = seed_inputs(rng, 16, 21)
+    image, probs, _ = post_inputs(rng, 16, 21)
     h, w = image.shape[:2]
     unary = tutils.unary_from_softmax(probs.transpose(2, 0, 1))
     a = tcrf.DenseCRF2D(w, h, 2)
@@ -128,7 +128,7 @@ def test_dense_crf_2d_equals_dense_crf_with_features(rng):
 
 
 def test_step_inference_equals_inference(rng):
-    image, probs, _ = seed_inputs(rng, 12, 15)
+    image, probs, _ = post_inputs(rng, 12, 15)
     d = tcrf.DenseCRF2D(15, 12, 2)
     d.setUnaryEnergy(tutils.unary_from_softmax(probs.transpose(2, 0, 1)))
     d.addPairwiseBilateral(sxy=5, srgb=20, rgbim=image, compat=10)
@@ -190,7 +190,7 @@ def _both(h, w, unary, image, bilateral, iterations=5):
 
 @pytest.mark.parametrize("bilateral", [False, True], ids=["gaussian-only", "full"])
 def test_agrees_with_pydensecrf(rng, bilateral):
-    image, probs, _ = seed_inputs(rng, 48, 64)
+    image, probs, _ = post_inputs(rng, 48, 64)
     noisy = np.clip(probs + rng.normal(0, 0.15, probs.shape), 0.01, None)
     unary = tutils.unary_from_softmax((noisy / noisy.sum(-1, keepdims=True)).transpose(2, 0, 1))
     theirs, ours = _both(48, 64, unary, image, bilateral)

@@ -7,7 +7,8 @@ from tinyseg import ops
 from tinyseg.weights.checkpoint import load_checkpoint
 from tinyseg.cli import main
 from tinyseg.crf import CRFasRNN
-from tinyseg.models.crf_rnn import NetworkWithCRF, model_from_config
+from tinyseg.models import model_from_config
+from tinyseg.models.crf_rnn import NetworkWithCRF
 from tinyseg.data import preprocess
 from tinyseg.models import build_model
 from tinyseg.training.trainer import TrainConfig, Trainer

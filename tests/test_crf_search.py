@@ -60,7 +60,7 @@ def test_crf_search_writes_the_best_parameters(tmp_path, rng, capsys):
     assert params["iterations"] == 3
     stages = {s["stage"]: s["results"] for s in search["stages"]}
     assert len(stages["coarse"]) == 8 and 0 < len(stages["fine"]) <= 26
-    every = stages["coarse"] + stages["fine"]
+    every = [r for s in search["stages"] for r in s["results"]]         # coarse, widen, fine
     best = max(every, key=lambda r: r["mean_iou"])
     assert search["mean_iou"] == best["mean_iou"]
     assert (params["compat"], params["sdims"][0], params["schan"][0]) == (
@@ -114,15 +114,16 @@ def _parse(argv):
 
 
 def test_crf_params_precedence_seed_then_file_then_options(tmp_path):
-    from tinyseg.cli.crf_options import SEED_PARAMS, save_crf_params
+    from tinyseg.cli.crf_options import save_crf_params
+    from tinyseg.crf.refine import POST_CRF
 
-    assert _parse([]) == SEED_PARAMS
+    assert _parse([]) == POST_CRF
     f = tmp_path / "p.json"
     save_crf_params(str(f), dict(sdims=80, schan=13, compat=4, gaussian_sdims=3, iterations=10))
     got = _parse(["--crf-params", str(f), "--compat", "5"])
     assert got["sdims"] == (80.0, 80.0) and got["schan"] == (13.0,) * 3 and got["compat"] == 5.0
     assert got["gaussian_sdims"] == (3.0, 3.0) and got["iterations"] == 10
-    assert got["gaussian_compat"] == SEED_PARAMS["gaussian_compat"]
+    assert got["gaussian_compat"] == POST_CRF["gaussian_compat"]
 
 
 @pytest.mark.parametrize("content,match", [
@@ -158,14 +159,16 @@ def test_crf_command_takes_a_params_file(tmp_path, rng):
     p[:, :6] = (0.8, 0.2)
     p[:, 10:] = (0.3, 0.7)
     np.save(tmp_path / "p.npy", p)
-    save_crf_params(str(tmp_path / "c.json"), dict(sdims=5, gaussian_sdims=2, iterations=0))
+    # both kernels' weights 0: the mean field keeps the network's probabilities
+    save_crf_params(str(tmp_path / "c.json"), dict(sdims=5, gaussian_sdims=2, compat=0,
+                                                   gaussian_compat=0, iterations=2))
     rc = main(["crf", "--image", str(tmp_path / "img.png"), "--probabilities",
                str(tmp_path / "p.npy"), "--out", str(tmp_path / "l.png"), "--crf-params",
                str(tmp_path / "c.json"), "--quiet"])
     assert rc == 0
     from tinyseg.data import load_annotation
 
-    np.testing.assert_array_equal(load_annotation(tmp_path / "l.png"), p.argmax(2))   # 0 iterations
+    np.testing.assert_array_equal(load_annotation(tmp_path / "l.png"), p.argmax(2))   # no pairwise term
 
 
 def test_predict_evaluate_and_search_take_crf_params(tmp_path, rng, capsys):

@@ -117,7 +117,8 @@ def test_auto_filter_takes_the_grid_for_wide_and_the_cluster_for_narrow_bandwidt
 
 
 def test_sxy3_srgb1_runs_without_error_or_blow_up(rng):
-    """The issue's case: pydensecrf runs it, the old grid refused ("would span ... cells")."""
+    """Narrow bandwidths on noise (sxy 3, srgb 1), which pydensecrf runs: a dense grid would span
+    too many cells; the sparse filters run it in little memory and stay finite."""
     import tracemalloc
 
     from tinyseg.crf import dense_crf

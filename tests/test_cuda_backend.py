@@ -146,7 +146,7 @@ def test_gemm_split_k_equals_unsplit(gpu, rng, beta):
 @pytest.mark.parametrize("config,trans_a,trans_b", [("SMALL", False, False), ("LARGE", True, True)])
 def test_gemm_gpu_tile_configs_match_numpy(gpu, rng, config, trans_a, trans_b):
     """The GPU's 64×64 (4×4 per thread) and 128×64 (8×4 per thread) tiles, 256 threads, ragged."""
-    from tinyseg.backend.cuda import tiled_gemm
+    from tinyseg.backend.cuda import matmul as tiled_gemm
 
     cfg = getattr(tiled_gemm, config)
     M, N, K = 130, 9, 11

@@ -38,8 +38,8 @@ SCRIPT = textwrap.dedent('''
     from tinyseg.backend.cuda import accumulate, adam, conv, cropping
     from tinyseg.crf.cuda import filters as crf, inference as crf_inference, rnn as crf_rnn
     from tinyseg.crf.cuda import sparse as crf_sparse
-    from tinyseg.backend.cuda import elementwise, loss, pooling, sgd, tiled_gemm, transposed
-    from tinyseg.backend.cuda import fuse, winograd
+    from tinyseg.backend.cuda import elementwise, loss, pooling, sgd, matmul as tiled_gemm, transposed
+    from tinyseg.backend.cuda import fuse, winograd, winograd_grad
     i64 = np.zeros(1, np.int64)
 
     f1, f2 = np.zeros(1, np.float32), np.zeros((1, 1), np.float32)
@@ -65,8 +65,8 @@ SCRIPT = textwrap.dedent('''
         "winograd_weights": (winograd._weights_kernel, (f4, f3)),
         "winograd_input": (winograd._input_kernel, (f4, I, I, I, I, f3)),
         "winograd_output": (winograd._output_kernel, (f3, f1, I, I, I, I, f4)),
-        "winograd_output_grad": (winograd._output_grad_kernel, (f4, I, I, I, I, f3)),
-        "winograd_filter_grad": (winograd._filter_grad_kernel, (f4, f4)),
+        "winograd_output_grad": (winograd_grad._output_grad_kernel, (f4, I, I, I, I, f3)),
+        "winograd_filter_grad": (winograd_grad._filter_grad_kernel, (f4, f4)),
         "adam": (adam._adam_kernel, (f1, f1, f1, f1, F, F, F, F, F, F)),
         "sgd": (sgd._sgd_kernel, (f1, f1, f1, F, F, F, F)),
         "copy_into": (accumulate._copy_kernel, (f1, f1)),
@@ -97,7 +97,6 @@ SCRIPT = textwrap.dedent('''
         "crf_cluster_blur": (crf_sparse._cluster_blur_kernel, (f2, i64, i32, f1, f2)),
         "crf_cluster_slice": (crf_sparse._cluster_slice_kernel, (f2, i32, f2)),
         "crf_rnn_copy": (crf_rnn._copy_kernel, (f2, f2)),
-        "crf_rnn_softmax": (crf_rnn._softmax_kernel, (f2, f2)),
         "crf_rnn_combine": (crf_rnn._combine_kernel, (f2, f3, f2, f2, f2, f2)),
         "crf_rnn_scale_columns": (crf_rnn._scale_columns_kernel, (f2, f1, f2)),
         "crf_rnn_complete": (crf_rnn._complete_kernel, (f2, f1, f1, f2)),

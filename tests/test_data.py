@@ -127,7 +127,7 @@ def test_binary_labels_value_one_is_object_class_one():
     assert BINARY_CLASSES[1] == "object"
 
 
-def test_binary_labels_seed_mapping_without_ignore():
+def test_binary_labels_post_mapping_without_ignore():
     out = binary_labels(np.array([[1, 255, 3]]), keep_ignore=False)
     np.testing.assert_array_equal(out, [[1, 0, 0]])
 

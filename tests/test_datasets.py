@@ -31,7 +31,7 @@ def test_a_value_outside_the_classes_is_an_error_naming_file_values_and_hint():
         lm.to_labels(np.array([[0, 7, 9, 255]], np.uint8), path="m/a.png")
 
 
-def test_binary_map_rejects_values_the_seed_silently_called_background():
+def test_binary_map_rejects_values_the_post_silently_called_background():
     with pytest.raises(LabelError, match=r"\[7\]"):
         LabelMap.binary().to_labels(np.array([[0, 1, 7]], np.uint8))
 

@@ -1,4 +1,4 @@
-"""Figures: a legend names each colour's class, label overlays, the probability panel aligned (issue 12)."""
+"""Figures: a legend names each colour's class, label overlays, the probability panel aligned."""
 import numpy as np
 import pytest
 from PIL import Image

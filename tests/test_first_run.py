@@ -1,6 +1,6 @@
 """The first run (cold Numba cache): a notice; the helper process compiles the CRF's kernels, only
 those (never a kernel the training compiles at the same time: that corrupts Numba's cache), and the
-main process then loads them instead of compiling them (issue 12). One cold compilation of the
+main process then loads them instead of compiling them. One cold compilation of the
 CRF's kernels (a few CPU-seconds) in a private, empty NUMBA_CACHE_DIR."""
 import os
 import subprocess

@@ -21,7 +21,7 @@ def test_logits_have_the_input_size_for_any_h_w(H, W):
     assert set(model.grads) == set(model.params)
 
 
-def test_seed_size_375x500_is_covered_by_ceil_pooling_then_cropped():
+def test_the_posts_size_375x500_is_covered_by_ceil_pooling_then_cropped():
     model = FCN32s(FCN32sConfig(width=1 / 64, n_classes=2))
     x = np.zeros((1, 375, 500, 3), np.float32)
     logits = model.forward(x, train=True)                   # keeps fc8's input for backward

@@ -88,7 +88,7 @@ def test_evaluate_json_keeps_its_keys_and_adds_trimap_per_stage(tmp_path, data):
 
 
 def test_a_checkpoint_without_a_model_name_loads_and_resumes_as_fcn32s(tmp_path, data, capsys):
-    """Checkpoints written before tinyseg.models stored the FCN-32s config without "name"."""
+    """Older checkpoints stored the FCN-32s config without "name": they load and resume as FCN-32s."""
     model = build_model("fcn32s", 2, width=0.03125)
     old_config = {k: v for k, v in model.config_dict().items() if k != "name"}
     ckpt = str(tmp_path / "old.h5")

@@ -1,5 +1,5 @@
 """Ctrl-C (SIGINT) and SIGTERM during training: finish the step, save, one line, exit 130/143;
-a second signal aborts at once (issue 12). Real signals sent to a real `tinyseg train` process."""
+a second signal aborts at once. Real signals sent to a real `tinyseg train` process."""
 import csv
 import os
 import signal
@@ -45,7 +45,7 @@ def test_a_signal_finishes_the_step_writes_the_checkpoint_and_exits(tmp_path, si
     env = {**os.environ, "PYTHONPATH": ROOT}
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
-        # no --checkpoint-every: before the fix Ctrl-C lost everything and printed a traceback
+        # no --checkpoint-every: the checkpoint written on the signal is the only one
         wait_for(lambda: len(csv_rows(log)) >= 2 or proc.poll() is not None, 300, "two iterations")
         proc.send_signal(signum)
         t0 = time.monotonic()

@@ -61,8 +61,8 @@ def test_chelsea_study_data_trains_and_scores_disjoint_rows():
     assert (train_labels[scored] == 255).all()                            # no scored label trains
     assert np.array_equal(train_labels[~scored], labels[~scored])
     assert 0.4 < scored.mean() < 0.6 and set(np.unique(labels[scored])) == {0, 1, 255}
-    seed_train, seed_test, _ = study_data("chelsea-seed")
-    assert np.array_equal(seed_train[0][1], labels) and len(seed_test[0]) == 2
+    post_train, post_test, _ = study_data("chelsea-post")
+    assert np.array_equal(post_train[0][1], labels) and len(post_test[0]) == 2
 
 
 def test_scores_count_only_the_scored_pixels():

@@ -1,5 +1,5 @@
 """Nothing lost, nothing overwritten unasked: checkpoints of other runs, --resume conflicts, stale
-temporary files, the loss CSV after a resume, --tensorboard without tensorboardX (issue 12)."""
+temporary files, the loss CSV after a resume, --tensorboard without tensorboardX."""
 import csv
 import os
 import subprocess

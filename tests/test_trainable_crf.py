@@ -135,7 +135,7 @@ def test_compat_gradient_columns_sum_to_zero_and_potts_forms_agree(rng):
 @pytest.mark.parametrize("method", ["exact", "fast"])
 @pytest.mark.parametrize("n_labels", [2, 4])
 def test_potts_initialisation_reproduces_the_dense_crf(rng, method, n_labels):
-    """Potts ``1 - I`` with weights (3, 10) is the seed's dense_crf on softmax(logits)."""
+    """Potts ``1 - I`` with weights (3, 10) is the post's dense_crf on softmax(logits)."""
     h, w = 9, 11
     img = rng.integers(0, 256, (h, w, 3)).astype(np.uint8)
     img[:, 5:] //= 3

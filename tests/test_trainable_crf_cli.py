@@ -11,7 +11,8 @@ from tinyseg.weights.checkpoint import load_checkpoint
 from tinyseg.cli import main
 from tinyseg.cli.common import load_model
 from tinyseg.crf import CRFasRNN
-from tinyseg.models.crf_rnn import NetworkWithCRF, _image_from_input, model_from_config
+from tinyseg.models import model_from_config
+from tinyseg.models.crf_rnn import NetworkWithCRF, _image_from_input
 from tinyseg.data import preprocess
 from tinyseg.models import build_model
 from tinyseg.training.optim import Adam, AdamConfig

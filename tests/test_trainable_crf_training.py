@@ -1,8 +1,8 @@
-"""End-to-end training through CRF-as-RNN beats the post-hoc CRF at the seed's parameters.
+"""End-to-end training through CRF-as-RNN beats the post-hoc CRF at the post's parameters.
 
-The issue's acceptance test, in the setting of ``benchmarks/study_crf_rnn.py`` (whose defaults
-it uses): synthetic textured shapes with exact labels (4 classes, 64×96, 48 training and 24
-held-out images), a small stride-8 FCN (:class:`tinyseg.studies.crf_rnn.SmallFCN`), 400
+In the setting of ``benchmarks/study_crf_rnn.py`` (whose defaults it uses): synthetic textured
+shapes with exact labels (4 classes, 64×96, 48 training and 24 held-out images), a small stride-8
+FCN (:class:`tinyseg.models.small.SmallFCN`), 400
 iterations of Adam at batch 4 for both runs from the same initialisation and batches; the first
 200 train the network alone and are shared (as Zheng et al. fine-tuned FCN-8s with the CRF on
 top); then ``compare``'s defaults: network rate 3e-4 in both runs, the CRF alone for 50
@@ -10,12 +10,11 @@ iterations, then CE(CRF) + 3 CE(network logits).
 
 Over four datasets and initialisations (seeds 0-3), not one: a single run is not a measurement
 here. Training through the CRF is chaotic enough that a change of float rounding (the grid's
-slice summing its corners in another order) moved one run by 0.05 mIoU, and on smaller data
-(3 classes, 48×64, 32 images) the gain over the post-hoc CRF was -0.06 to +0.06 per seed, about
-0 on average. Measured in this setting (2 threads): gains +0.067, +0.093, -0.007, +0.073 at
-T = 5 (mean +0.057). With the recursive spatial filter instead of the exact FIR one, an earlier
-recipe reached only 0.64 where FIR reached 0.90, so CRF-as-RNN keeps the FIR filter (see
-``filters.auto``).
+slice summing its corners in another order) can move one run by 0.05 mIoU, and on smaller data
+(3 classes, 48×64, 32 images) the gain over the post-hoc CRF is -0.06 to +0.06 per seed, about
+0 on average. In this setting the gains at T = 5 are about +0.07, +0.09, -0.01, +0.07 (mean
++0.057; from ``benchmarks/study_crf_rnn.py``'s table). CRF-as-RNN keeps the exact FIR spatial
+filter rather than the recursive one, which trains it markedly worse (see ``filters.auto``).
 """
 import numpy as np
 import pytest

@@ -1,4 +1,4 @@
-"""The seed's upsampling helpers and ``upsample`` against scikit-image's bilinear ``rescale``."""
+"""The post's upsampling helpers and ``upsample`` against scikit-image's bilinear ``rescale``."""
 import numpy as np
 import pytest
 from skimage.transform import rescale
@@ -43,7 +43,7 @@ def test_upsample_equals_skimage_rescale_over_the_whole_image(rng, factor):
 
 
 @pytest.mark.parametrize("factor", [2, 3, 4, 7])
-def test_upsample_equals_the_seed_transposed_conv_with_full_weights(rng, factor):
+def test_upsample_equals_the_posts_transposed_conv_with_full_weights(rng, factor):
     x = rng.standard_normal((2, 3, 4, 3)).astype(np.float32)
     full, _ = ops.conv_transpose2d_forward(x, tinyseg.bilinear_upsample_weights(factor, 3), factor)
     np.testing.assert_allclose(tinyseg.upsample(x, factor), full, rtol=1e-6, atol=1e-6)

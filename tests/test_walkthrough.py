@@ -1,11 +1,11 @@
-"""examples/seed_walkthrough.py runs as a plain script: losses printed, the seed's figures written."""
+"""examples/post_walkthrough.py runs as a plain script: losses printed, the post's figures written."""
 import os
 import re
 import subprocess
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SCRIPT = os.path.join(ROOT, "examples", "seed_walkthrough.py")
+SCRIPT = os.path.join(ROOT, "examples", "post_walkthrough.py")
 FIGURES = ["upsampling_check.png", "image_and_annotation.png", "final_argmax_and_probability.png",
            "loss.png", "crf_vs_ground_truth.png", "before_after_crf.png"]
 

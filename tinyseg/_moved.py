@@ -15,6 +15,11 @@ The whole table of what moved is here, in one place:
   :func:`module_getattr` for their ``__getattr__``.
 * :data:`REMOVED` -- ``(module, name) -> what to use instead``, for names that are gone because
   they duplicated another: using one raises an ``AttributeError`` that says what replaced it.
+* :data:`VALUES` -- ``(option, old value) -> new value`` for renamed values of command-line
+  options (the blog post's recipe and dataset are "post", not "seed": "seed" means only a random
+  seed). The command line takes an old value through :func:`cli_value` (one line on stderr, then
+  the new value); Python functions through :func:`new_value` (a :class:`DeprecationWarning`);
+  files that stored an old value read it through :func:`new_value` with ``warn=False``.
 
 Remove the entries (and this module) one release after they were added.
 """
@@ -68,6 +73,9 @@ MODULES = {
     "tinyseg.backend.cuda.crf_inference": "tinyseg.crf.cuda.inference",
     "tinyseg.backend.cuda.crf_sparse": "tinyseg.crf.cuda.sparse",
     "tinyseg.backend.cuda.crf_rnn": "tinyseg.crf.cuda.rnn",
+    # the backends' files one to one
+    "tinyseg.backend.cpu.blas": "tinyseg.backend.cpu.matmul",
+    "tinyseg.backend.cuda.tiled_gemm": "tinyseg.backend.cuda.matmul",
     # studies
     "tinyseg.study": "tinyseg.studies.cures",
     "tinyseg.crf.rnn_study": "tinyseg.studies.crf_rnn",
@@ -92,6 +100,11 @@ NAMES = {
     ("tinyseg.model", "VGG16_BLOCKS"): "tinyseg.models.vgg:VGG16_BLOCKS",
     ("tinyseg.crf.rnn_study", "SmallFCN"): "tinyseg.models.small:SmallFCN",
     ("tinyseg.study", "SmallFCN"): "tinyseg.models.small:SmallFCN",
+    ("tinyseg.models.crf_rnn", "model_from_config"): "tinyseg.models:model_from_config",
+    ("tinyseg.crf.rnn_model", "model_from_config"): "tinyseg.models:model_from_config",
+    ("tinyseg.predict", "SEED_CRF"): "tinyseg.crf.refine:POST_CRF",
+    ("tinyseg.cli.crf_options", "SEED_PARAMS"): "tinyseg.crf.refine:POST_CRF",
+    ("tinyseg.crf.options", "SEED_PARAMS"): "tinyseg.crf.refine:POST_CRF",
     **{("tinyseg.reference", f"{name}_naive"): f"tinyseg.reference:{name}" for name in (
         "conv2d_forward", "conv2d_backward", "winograd_weights", "conv2d_winograd_forward",
         "conv2d_winograd_weight_grad", "maxpool_forward", "maxpool_backward",
@@ -100,6 +113,11 @@ NAMES = {
         "conv_transpose2d_forward", "conv_transpose2d_backward",
         "conv_transpose2d_depthwise_forward", "conv_transpose2d_depthwise_backward",
         "softmax", "softmax_cross_entropy", "adam_update")},
+    # the random walker's hand-drawn markers ("seed" means only a random seed)
+    ("tinyseg.assets.make_chelsea_annotation", "CAT_SEEDS"):
+        "tinyseg.assets.make_chelsea_annotation:CAT_MARKERS",
+    ("tinyseg.assets.make_chelsea_annotation", "BACKGROUND_SEEDS"):
+        "tinyseg.assets.make_chelsea_annotation:BACKGROUND_MARKERS",
 }
 
 #: (module, name) -> what replaced it (for names removed as duplicates)
@@ -107,9 +125,9 @@ REMOVED = {
     ("tinyseg.train", "build_model"): "tinyseg.models.build_model(name, n_classes, ...) "
                                       "(the model's name comes first)",
     ("tinyseg.backend.cpu", "crf_mean_field"): "tinyseg.crf.kernels.mean_field(\"cpu\", ...)",
-    ("tinyseg.backend.cpu", "crf_rnn_kernels"): "tinyseg.crf.kernels.rnn_kernels(\"cpu\")",
+    ("tinyseg.backend.cpu", "crf_rnn_kernels"): "tinyseg.crf.rnn.engine.rnn_kernels(\"cpu\")",
     ("tinyseg.backend.cuda", "crf_mean_field"): "tinyseg.crf.kernels.mean_field(\"cuda\", ...)",
-    ("tinyseg.backend.cuda", "crf_rnn_kernels"): "tinyseg.crf.kernels.rnn_kernels(\"cuda\")",
+    ("tinyseg.backend.cuda", "crf_rnn_kernels"): "tinyseg.crf.rnn.engine.rnn_kernels(\"cuda\")",
     ("tinyseg.model", "FC_CHANNELS"): "the model's config (fc6/fc7 have 4096 channels at width 1)",
 }
 
@@ -185,3 +203,32 @@ def install() -> None:
     """Put the finder for the old module paths first in ``sys.meta_path`` (once)."""
     if not any(isinstance(f, _OldPathFinder) for f in sys.meta_path):
         sys.meta_path.insert(0, _OldPathFinder())
+
+
+#: (option, old value) -> new value
+VALUES = {
+    ("--recipe", "seed"): "post",               # tinyseg train; a checkpoint's "recipe"
+    ("--data", "chelsea-seed"): "chelsea-post",  # tinyseg demo --compare; studies.cures.study_data
+}
+
+
+def new_value(option: str, value, warn: bool = True):
+    """``value`` of ``option`` under its current name; an old name warns (unless ``warn=False``)."""
+    new = VALUES.get((option, value))
+    if new is None:
+        return value
+    if warn:
+        warnings.warn(f"{value!r} ({option}) is deprecated; use {new!r} (the old value will be removed "
+                      "in the next release)", DeprecationWarning, stacklevel=3)
+    return new
+
+
+def cli_value(option: str):
+    """An argparse ``type=`` for ``option``: an old value prints one line on stderr, gives the new."""
+    def convert(text: str) -> str:
+        new = VALUES.get((option, text))
+        if new is None:
+            return text
+        print(f"{option} {text} is deprecated; use {option} {new}", file=sys.stderr)
+        return new
+    return convert

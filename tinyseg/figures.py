@@ -1,8 +1,8 @@
-"""The seed's figures as PNG files (matplotlib, Agg backend: no display needed).
+"""The post's figures as PNG files (matplotlib, Agg backend: no display needed).
 
 Every figure that shows labels carries a legend naming each colour's class. Two colourings:
 
-* the seed's binary view (its ``bwr`` colour map on ``labels != 1``): object blue, background
+* the post's binary view (its ``bwr`` colour map on ``labels != 1``): object blue, background
   red, ignored pixels (255) white;
 * overlays for any number of classes (:func:`label_overlay`): the image with each class's PASCAL
   VOC palette colour (the colours of the label PNGs) blended in; background left as it is.
@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 IGNORE = 255
-# The seed's view: imshow(labels != 1, cmap="bwr", vmin=-0.4, vmax=1.5); 0.55 (ignored) is white.
+# The post's view: imshow(labels != 1, cmap="bwr", vmin=-0.4, vmax=1.5); 0.55 (ignored) is white.
 _BWR = dict(vmin=-0.4, vmax=1.5, cmap="bwr")
 _VIEW_OBJECT, _VIEW_BACKGROUND, _VIEW_IGNORED = 0.0, 1.0, 0.55
 OVERLAY_ALPHA = 0.55                    # weight of the class colour in an overlay pixel
@@ -34,7 +34,7 @@ def _save(fig, path, dpi=80):
 
 
 def _binary_view(labels):
-    # As the seed: it shows ``labels != 1`` with the 'bwr' colour map, so the object is blue and the
+    # As the post: it shows ``labels != 1`` with the 'bwr' colour map, so the object is blue and the
     # background red; ignored pixels (255) are drawn white.
     return np.where(labels == IGNORE, _VIEW_IGNORED,
                     np.where(labels == 1, _VIEW_OBJECT, _VIEW_BACKGROUND)).astype(np.float32)
@@ -123,7 +123,7 @@ def overlay_figure(path, image, labels, class_names=None, title: str | None = No
 
 def prediction_figure(path, labels, probabilities, class_index: int = 1, title_prefix: str = "Final",
                       class_names=("background", "object")):
-    """The seed's "Final Argmax" next to "Final Probability of the Class" with a colour bar."""
+    """The post's "Final Argmax" next to "Final Probability of the Class" with a colour bar."""
     plt = _plt()
     fig, (ax1, ax2) = plt.subplots(1, 2, sharey=True, figsize=(12, 4.6))
     ax1.imshow(_binary_view(labels), **_BWR)
@@ -138,7 +138,7 @@ def prediction_figure(path, labels, probabilities, class_index: int = 1, title_p
 
 
 def crf_figure(path, crf_labels, ground_truth, class_names=("background", "object")):
-    """The seed's "Segmentation with CRF post-processing" next to the ground truth."""
+    """The post's "Segmentation with CRF post-processing" next to the ground truth."""
     plt = _plt()
     fig, (ax1, ax2) = plt.subplots(1, 2, sharey=True, figsize=(12, 4.6))
     ax1.imshow(_binary_view(crf_labels), **_BWR)

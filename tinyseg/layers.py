@@ -162,7 +162,7 @@ class Dropout(Layer):
 
 
 class BilinearUpsample(Layer):
-    """The seed's fixed transposed convolution: ×``factor`` with bilinear weights, not trained.
+    """The post's fixed transposed convolution: ×``factor`` with bilinear weights, not trained.
 
     Its weights are ``bilinear_upsample_weights(factor, C)``, diagonal, so it runs the depthwise
     kernel with the ``upsample_filt`` tent (same result, 1/C of the work).

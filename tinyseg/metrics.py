@@ -173,7 +173,7 @@ class ConfusionMatrix:
     Parameters
     ----------
     n_classes : int
-        Number of classes ``C`` (2 for the seed's binary task, 21 for PASCAL VOC).
+        Number of classes ``C`` (2 for the post's binary task, 21 for PASCAL VOC).
     ignore_index : int or None, optional
         Label left out of the counts (255 = void, as in the loss).
 

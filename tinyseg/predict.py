@@ -9,14 +9,10 @@ from typing import Iterable
 
 import numpy as np
 
+from .crf.refine import POST_CRF
 from .data import preprocess
 from .metrics import ConfusionMatrix, TrimapMeter
 from .models import predict_probabilities
-
-# The seed's CRF parameters (pydensecrf names): spatial Gaussian sdims 10, compat 3; bilateral
-# sdims 50, schan 20, compat 10; 5 mean-field iterations.
-SEED_CRF = dict(gaussian_sdims=(10, 10), gaussian_compat=3.0, sdims=(50, 50), schan=(20, 20, 20),
-                compat=10.0, iterations=5)
 
 
 def predict(model, image: np.ndarray):
@@ -26,18 +22,18 @@ def predict(model, image: np.ndarray):
 
 
 def refine(image: np.ndarray, probabilities: np.ndarray, **crf_params):
-    """Dense-CRF refinement of ``probabilities`` (seed parameters unless overridden) → labels, Q.
+    """Dense-CRF refinement of ``probabilities`` (the post's parameters unless overridden) → labels, Q.
 
     ``crf_params`` are :func:`tinyseg.crf.dense_crf`'s keywords (e.g. ``device="cuda"``).
     """
     from .crf import dense_crf
 
-    params = {**SEED_CRF, **crf_params}
+    params = {**POST_CRF, **crf_params}
     return dense_crf(image, probabilities, **params)
 
 
 def evaluate(model, samples: Iterable, n_classes: int, crf: bool = True, progress: bool = False,
-             trimap=None, **crf_params) -> dict:
+             trimap=None, crf_workers: int | None = None, **crf_params) -> dict:
     """Confusion matrices before (``"fcn"``) and after (``"crf"``) the CRF over all ``samples``.
 
     ``samples`` yields ``(image uint8 H×W×3, labels int H×W)`` pairs, labels 255 = ignore. With
@@ -46,7 +42,12 @@ def evaluate(model, samples: Iterable, n_classes: int, crf: bool = True, progres
     only within ±w pixels of the ground truth's boundaries. A model trained with CRF-as-RNN
     (:class:`tinyseg.models.crf_rnn.NetworkWithCRF`) adds ``"crf_rnn"``, its own output; ``"fcn"``
     and ``"crf"`` are then its network alone and the post-hoc CRF on that.
+
+    The CRF runs in ``crf_workers`` single-threaded processes (default: the usable cores; see
+    :func:`tinyseg.crf.batch.refine_stream`), a few images at a time, with labels identical to
+    refining one image at a time.
     """
+    from .crf.batch import refine_stream
     from .models.crf_rnn import is_crf_rnn, predict_with_crf_rnn
 
     result = {"fcn": ConfusionMatrix(n_classes)}
@@ -62,20 +63,34 @@ def evaluate(model, samples: Iterable, n_classes: int, crf: bool = True, progres
     if progress:
         from tqdm.auto import tqdm
         items = tqdm(samples, desc="evaluate", unit="image")
-    for image, labels in items:
-        if is_crf_rnn(model):
-            pred, probs, rnn_labels, _ = predict_with_crf_rnn(model, image)
-            result["crf_rnn"].update(rnn_labels, labels)
+
+    def network():                              # (image, labels, probabilities), image by image
+        for image, labels in items:
+            if is_crf_rnn(model):
+                pred, probs, rnn_labels, _ = predict_with_crf_rnn(model, image)
+                result["crf_rnn"].update(rnn_labels, labels)
+                if bands:
+                    bands["crf_rnn"].update(rnn_labels, labels)
+            else:
+                pred, probs = predict(model, image)
+            result["fcn"].update(pred, labels)
             if bands:
-                bands["crf_rnn"].update(rnn_labels, labels)
-        else:
-            pred, probs = predict(model, image)
-        result["fcn"].update(pred, labels)
+                bands["fcn"].update(pred, labels)
+            yield image, labels, probs
+
+    if not crf:
+        for _ in network():
+            pass
+        return result
+    params = {**SEED_CRF, **crf_params}
+    for (_, labels, _), crf_labels in refine_stream(network(), params, workers=crf_workers,
+                                                     item=lambda r: (r[0], r[2])):
+        result["crf"].update(crf_labels, labels)
         if bands:
-            bands["fcn"].update(pred, labels)
-        if crf:
-            crf_labels, _ = refine(image, probs, **crf_params)
-            result["crf"].update(crf_labels, labels)
-            if bands:
-                bands["crf"].update(crf_labels, labels)
+            bands["crf"].update(crf_labels, labels)
     return result
+
+
+from ._moved import module_getattr as _module_getattr  # noqa: E402
+
+__getattr__ = _module_getattr(__name__)   # the old names (see tinyseg._moved)

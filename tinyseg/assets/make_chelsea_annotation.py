@@ -7,7 +7,7 @@ outline that loss and metrics ignore.
 
 How it is made (semi-automatic, deterministic):
 
-1. **Seeds chosen by hand** (the polygons below, in (x, y) pixel coordinates): one large "cat"
+1. **Markers chosen by hand** (the polygons below, in (x, y) pixel coordinates): one large "cat"
    polygon well inside the head and body plus one inside the right ear, and two "background"
    polygons, one over the blurred room on the right and one over the pale wall top left. They stay
    5-25 px away from the visible outline, so only the outline itself is left to the algorithm.
@@ -16,8 +16,8 @@ How it is made (semi-automatic, deterministic):
    is in focus, the background strongly blurred); each scaled, then smoothed with a Gaussian of
    sigma 1.5 px.
 3. **Random walker** segmentation (Grady 2006; ``skimage.segmentation.random_walker``, beta=30,
-   conjugate gradient with Jacobi preconditioner, tol 1e-4) from those seeds; a pixel is cat where
-   its probability of reaching a cat seed first is > 0.5. (beta=120 gave nearly the same outline;
+   conjugate gradient with Jacobi preconditioner, tol 1e-4) from those markers; a pixel is cat where
+   its probability of reaching a cat marker first is > 0.5. (beta=120 gave nearly the same outline;
    beta=400 cut into the right cheek beside the eye.)
 4. **Clean-up**: keep the largest cat component, fill holes, morphological opening then closing
    with a disk of radius 2 to smooth pixel noise.
@@ -49,15 +49,15 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_OUT = os.path.join(HERE, "chelsea_annotation.png")
 
-# Seeds, (x, y) polygon vertices in pixels of the 451x300 image.
-CAT_SEEDS = [
+# Markers, (x, y) polygon vertices in pixels of the 451x300 image.
+CAT_MARKERS = [
     # head and body: well inside the outline
     [(55, 5), (345, 5), (340, 70), (338, 140), (318, 190), (300, 235), (285, 299),
      (0, 299), (0, 150), (25, 130), (45, 100), (50, 40)],
     # the blurred right ear
     [(350, 0), (392, 0), (374, 30), (362, 55), (345, 55)],
 ]
-BACKGROUND_SEEDS = [
+BACKGROUND_MARKERS = [
     # the room right of the head
     [(412, 0), (450, 0), (450, 299), (350, 299), (345, 270), (355, 230), (375, 200),
      (385, 150), (385, 90), (386, 62), (390, 35), (405, 8)],
@@ -88,8 +88,8 @@ def make_annotation(image):
 
     H, W = image.shape[:2]
     markers = np.zeros((H, W), dtype=np.int32)
-    markers[_polygons_mask(BACKGROUND_SEEDS, (H, W))] = 2
-    markers[_polygons_mask(CAT_SEEDS, (H, W))] = 1
+    markers[_polygons_mask(BACKGROUND_MARKERS, (H, W))] = 2
+    markers[_polygons_mask(CAT_MARKERS, (H, W))] = 1
 
     lab = color.rgb2lab(image)                             # (H, W, 3) L in 0..100, a/b ~ -30..60
     gray = color.rgb2gray(image)
@@ -170,6 +170,11 @@ def main(argv=None):
         io.imsave(args.overlay, overlay(image, annotation, cat), check_contrast=False)
         print(f"wrote {args.overlay}")
     return 0
+
+
+from tinyseg._moved import module_getattr as _module_getattr  # noqa: E402
+
+__getattr__ = _module_getattr(__name__)   # the old names (see tinyseg._moved)
 
 
 if __name__ == "__main__":

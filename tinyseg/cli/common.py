@@ -26,7 +26,7 @@ def load_model(checkpoint: str, device: str = "cpu"):
     """The model stored in a training checkpoint (its config names it; none named: FCN-32s; with
     ``"crf_rnn"`` in it: the network with its trained CRF-as-RNN on top)."""
     from ..weights.checkpoint import load_checkpoint
-    from ..models.crf_rnn import model_from_config
+    from ..models import model_from_config
 
     ckpt = load_checkpoint(checkpoint)
     return model_from_config(ckpt.config["model"], backend=device, params=ckpt.params)

@@ -10,7 +10,8 @@ import numpy as np
 
 from .crf_options import add_crf_options, crf_params_from_args
 
-__all__ = ["register", "run", "load_probabilities", "check_label_output"]
+__all__ = ["register", "run", "run_folder", "match_folder", "load_probabilities",
+           "check_label_output"]
 
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _NPY_MAGIC = b"\x93NUMPY"
@@ -25,16 +26,22 @@ def register(subparsers) -> argparse.ArgumentParser:
         description=(
             "Refine per-pixel class probabilities (e.g. FCN-32s softmax output) with a fully "
             "connected CRF: unary -log p, a spatial Gaussian kernel and a bilateral (position + "
-            "colour) kernel, mean-field inference. Defaults are the seed's pydensecrf settings; "
+            "colour) kernel, mean-field inference. Defaults are the post's pydensecrf settings; "
             "a probability of exactly 0 keeps its class out of that pixel."),
     )
-    p.add_argument("--image", required=True, help="RGB image file (JPEG, PNG, ...)")
+    p.add_argument("--image", required=True,
+                   help="RGB image file (JPEG, PNG, ...), or a folder of them: then --probabilities "
+                   "is a folder of STEM.npy matched by file stem and --out a folder that gets STEM.png")
     p.add_argument("--probabilities", required=True,
                    help="class probabilities: a .npy file (H×W×C; also C×H×W or 1×H×W×C), or a "
-                   ".npz holding one such array")
+                   ".npz holding one such array (a folder of .npy with a folder of images)")
     p.add_argument("--out", required=True,
                    help="output label PNG (palette PNG whose pixel values are the class indices; "
-                   "label maps are kept lossless, so the name must end in .png)")
+                   "label maps are kept lossless, so the name must end in .png); with a folder of "
+                   "images, the output folder (created if its parent exists)")
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="folder of images: single-threaded worker processes refining one image each "
+                   "(default: the usable cores; under mpiexec the ranks share the images instead)")
     add_crf_options(p, iterations_flag="--iterations")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
                    help="where the mean field runs: cpu (Numba @njit) or cuda (numba.cuda); default cpu")
@@ -138,6 +145,12 @@ def run(args) -> int:
     from ..crf.refine import dense_crf
 
     params = crf_params_from_args(args)
+    if params["iterations"] < 1:
+        where = f"--crf-params {args.crf_params}" if args.crf_iterations is None else "--iterations"
+        raise ValueError(f"{where}: mean-field iterations must be a positive integer, got "
+                         f"{params['iterations']} (0 would leave the probabilities as they are)")
+    if os.path.isdir(args.image):
+        return run_folder(args, params)
     check_label_output(args.out)
     if args.save_q:
         folder = os.path.dirname(os.path.abspath(args.save_q))
@@ -145,6 +158,9 @@ def run(args) -> int:
             raise FileNotFoundError(f"--save-q {args.save_q!r}: folder {folder!r} does not exist")
     image = load_image(args.image)
     probabilities = load_probabilities(args.probabilities, image.shape[:2])
+    if probabilities.shape[2] < 2:
+        raise ValueError(f"--probabilities {args.probabilities}: {probabilities.shape[2]} class; a CRF "
+                         "needs at least 2 classes to choose between (give H×W×C with C >= 2)")
     progress = _Progress(params["iterations"], enabled=not args.quiet)
     t0 = time.perf_counter()
     try:
@@ -164,4 +180,106 @@ def run(args) -> int:
     print(f"crf: {image.shape[0]}×{image.shape[1]}, {q.shape[2]} classes, {params['iterations']} "
           f"iterations in {seconds:.3f} s; {100 * changed:.2f}% of the labels changed; "
           f"wrote {args.out}")
+    return 0
+
+
+def _probability_shape(path: str) -> tuple:
+    """The array shape in a .npy file's header, without reading the data."""
+    try:
+        return np.load(path, mmap_mode="r", allow_pickle=False).shape
+    except (ValueError, OSError) as exc:
+        raise ValueError(f"cannot read probabilities file {path!r}: {exc}") from None
+
+
+def match_folder(image_dir: str, prob_dir: str) -> list[tuple[str, str, str]]:
+    """``[(stem, image path, probabilities path)]`` of two folders matched by file stem, sorted.
+
+    Checked before any work: both folders exist, every image has a ``STEM.npy`` and every
+    ``.npy`` an image, stems are unique, and each array's shape is H×W×C (or C×H×W, 1×H×W×C) for
+    its image's H×W. Each problem is one error that names the files.
+    """
+    from PIL import Image
+
+    from ..data.datasets import IMAGE_EXTENSIONS
+
+    if not os.path.isdir(prob_dir):
+        raise FileNotFoundError(f"--probabilities {prob_dir!r}: with a folder of images, give a "
+                                "folder of probabilities (STEM.npy per image)")
+    images = {}
+    for name in sorted(os.listdir(image_dir)):
+        stem, ext = os.path.splitext(name)
+        if name.startswith(".") or ext.lower() not in IMAGE_EXTENSIONS:
+            continue
+        if stem in images:
+            raise ValueError(f"--image {image_dir!r} has several images named {stem!r} (outputs are "
+                             "named by file stem)")
+        images[stem] = os.path.join(image_dir, name)
+    if not images:
+        raise ValueError(f"--image: folder {image_dir!r} holds no images ({', '.join(IMAGE_EXTENSIONS)})")
+    probs = {os.path.splitext(n)[0]: os.path.join(prob_dir, n) for n in sorted(os.listdir(prob_dir))
+             if n.endswith(".npy") and not n.startswith(".")}
+    no_probs = sorted(set(images) - set(probs))
+    no_image = sorted(set(probs) - set(images))
+    if no_probs or no_image:
+        parts = []
+        if no_probs:
+            parts.append(f"{len(no_probs)} image(s) without STEM.npy in {prob_dir!r} (e.g. "
+                         f"{', '.join(no_probs[:3])})")
+        if no_image:
+            parts.append(f"{len(no_image)} .npy file(s) without an image in {image_dir!r} (e.g. "
+                         f"{', '.join(no_image[:3])})")
+        raise ValueError("unmatched file stems: " + "; ".join(parts))
+    pairs = []
+    for stem in sorted(images):
+        try:
+            with Image.open(images[stem]) as im:
+                w, h = im.size
+        except Exception as exc:  # PIL raises many types
+            raise ValueError(f"cannot read image file {images[stem]!r}: {exc}") from None
+        shape = _probability_shape(probs[stem])
+        if shape[:1] == (1,) and len(shape) == 4:
+            shape = shape[1:]
+        if len(shape) != 3 or (shape[:2] != (h, w) and shape[1:] != (h, w)):
+            raise ValueError(f"probabilities {probs[stem]!r} have shape {shape} but the image "
+                             f"{images[stem]!r} is {h}×{w}: expected H×W×C (or C×H×W)")
+        pairs.append((stem, images[stem], probs[stem]))
+    return pairs
+
+
+def run_folder(args, params: dict) -> int:
+    """``tinyseg crf`` on a folder: every image refined (on every core), labels as OUT/STEM.png."""
+    from ..data import save_label_png
+    from ..crf.batch import default_workers, mpi_world_size, refine_many
+
+    if args.save_q:
+        raise ValueError("--save-q takes one image; with a folder of images leave it out")
+    if args.device != "cpu":
+        raise ValueError("a folder of images is refined on the CPU's cores; --device cuda takes "
+                         "one image")
+    if args.workers is not None and args.workers < 1:
+        raise ValueError(f"--workers must be >= 1, got {args.workers}")
+    parent = os.path.dirname(os.path.abspath(args.out))
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise ValueError(f"--out {args.out!r} is a file: with a folder of images give an output folder")
+    if not os.path.isdir(parent):
+        raise FileNotFoundError(f"--out {args.out!r}: folder {parent!r} does not exist")
+    pairs = match_folder(args.image, args.probabilities)
+    os.makedirs(args.out, exist_ok=True)
+    workers = default_workers() if args.workers is None else args.workers
+    t0 = time.perf_counter()
+    kw = dict(params, method=args.method, force=args.force)
+    try:
+        labels = refine_many([(img, prob) for _, img, prob in pairs], kw, workers=workers,
+                             progress=not args.quiet, reader=load_probabilities)
+    except KeyboardInterrupt:
+        print("tinyseg crf: interrupted; nothing written", file=sys.stderr)
+        return 130
+    if labels is None:                                # an MPI rank other than 0
+        return 0
+    for (stem, _, _), lab in zip(pairs, labels):
+        save_label_png(os.path.join(args.out, f"{stem}.png"), lab)
+    how = (f"{mpi_world_size()} MPI ranks" if mpi_world_size() > 1
+           else f"{min(workers, len(pairs))} worker process(es)")
+    print(f"crf: {len(pairs)} images, {params['iterations']} iterations, {how}, in "
+          f"{time.perf_counter() - t0:.2f} s; wrote {args.out}/STEM.png")
     return 0

@@ -8,7 +8,7 @@ object with :func:`tinyseg.crf.dense_crf`'s keyword names::
      "gaussian_sdims": [3, 3], "gaussian_compat": 3.0, "iterations": 10}
 
 Any subset may be given; ``crf-search`` adds its findings under other keys (``"search"``), which
-are ignored here. Precedence: the seed's defaults, then the file, then explicit options.
+are ignored here. Precedence: the post's defaults, then the file, then explicit options.
 """
 from __future__ import annotations
 
@@ -17,12 +17,9 @@ import json
 import math
 import os
 
-__all__ = ["SEED_PARAMS", "PARAM_NAMES", "add_crf_options", "crf_params_from_args", "crf_options_given",
+__all__ = ["PARAM_NAMES", "add_crf_options", "crf_params_from_args", "crf_options_given",
            "load_crf_params", "check_crf_params", "save_crf_params"]
 
-#: The seed's CRF (pydensecrf parameters of the blog post).
-SEED_PARAMS = dict(sdims=(50.0, 50.0), schan=(20.0, 20.0, 20.0), compat=10.0,
-                   gaussian_sdims=(10.0, 10.0), gaussian_compat=3.0, iterations=5)
 #: How many numbers each parameter has (1 = a scalar).
 PARAM_NAMES = {"sdims": 2, "schan": 3, "compat": 1, "gaussian_sdims": 2, "gaussian_compat": 1,
                "iterations": 1}
@@ -103,7 +100,7 @@ def save_crf_params(path: str, params: dict, **extra) -> None:
 
 
 def add_crf_options(parser: argparse.ArgumentParser, *, iterations_flag: str = "--crf-iterations",
-                    title: str = "dense CRF (defaults: the seed's; see also --crf-params)"):
+                    title: str = "dense CRF (defaults: the post's; see also --crf-params)"):
     """Add ``--crf-params FILE`` and one option per CRF parameter (default: unset)."""
     g = parser.add_argument_group(title)
     g.add_argument("--crf-params", metavar="FILE",
@@ -111,25 +108,28 @@ def add_crf_options(parser: argparse.ArgumentParser, *, iterations_flag: str = "
                    "explicit options below override it")
     g.add_argument("--sdims", type=float, nargs="+", metavar="S",
                    help="bilateral kernel: spatial standard deviation(s) in pixels (row, col); "
-                   "seed 50, DeepLab 80")
+                   "the post 50, DeepLab 80")
     g.add_argument("--schan", type=float, nargs="+", metavar="S",
                    help="bilateral kernel: colour standard deviation(s) in 0-255 units (r, g, b); "
-                   "seed 20, DeepLab 13")
+                   "the post 20, DeepLab 13")
     g.add_argument("--compat", type=float, metavar="W",
-                   help="bilateral kernel: Potts weight (0 drops the kernel); seed 10, DeepLab 4")
+                   help="bilateral kernel: Potts weight (0 drops the kernel); the post 10, DeepLab 4")
     g.add_argument("--gaussian-sdims", type=float, nargs="+", metavar="S",
-                   help="spatial Gaussian kernel: standard deviation(s) in pixels; seed 10, DeepLab 3")
+                   help="spatial Gaussian kernel: standard deviation(s) in pixels; the post 10, DeepLab 3")
     g.add_argument("--gaussian-compat", type=float, metavar="W",
-                   help="spatial Gaussian kernel: Potts weight (0 drops the kernel); seed and DeepLab 3")
+                   help="spatial Gaussian kernel: Potts weight (0 drops the kernel); the post and DeepLab 3")
     g.add_argument(iterations_flag, dest="crf_iterations", type=int, metavar="N",
-                   help="mean-field iterations; seed 5, DeepLab 10")
+                   help="mean-field iterations; the post 5, DeepLab 10")
     return g
 
 
 def crf_params_from_args(args) -> dict:
     """:func:`tinyseg.crf.dense_crf` keywords from the options of :func:`add_crf_options`:
-    the seed's defaults, overridden by ``--crf-params``, overridden by explicit options."""
-    params = dict(SEED_PARAMS)
+    the post's defaults (:data:`tinyseg.crf.POST_CRF`), overridden by ``--crf-params``, overridden
+    by explicit options."""
+    from ..crf.refine import POST_CRF
+
+    params = dict(POST_CRF)
     if getattr(args, "crf_params", None):
         params.update(load_crf_params(args.crf_params))
     explicit = {"sdims": args.sdims, "schan": args.schan, "compat": args.compat,
@@ -147,3 +147,8 @@ def crf_options_given(args) -> bool:
     return any(getattr(args, k, None) is not None for k in
                ("crf_params", "sdims", "schan", "compat", "gaussian_sdims", "gaussian_compat",
                 "crf_iterations"))
+
+
+from .._moved import module_getattr as _module_getattr  # noqa: E402
+
+__getattr__ = _module_getattr(__name__)   # the old names (see tinyseg._moved)

@@ -5,9 +5,8 @@ Sources: ``--image IMG --annotation PNG`` (one image), ``--voc ROOT`` (the PASCA
 ``--data ROOT`` (the VOC layout or ``images/`` + ``masks/`` folders matched by file stem; splits
 are sub-folders ``ROOT/<split>/`` or lists ``ROOT/<split>.txt``).
 
-Classes, in this order of precedence: ``--classes N|classes.txt`` and ``--mask-values v0,v1,..``;
-``--labels binary|voc``; the checkpoint's (evaluate, predict); ``ROOT/classes.txt`` if the dataset
-has one; else the seed's binary task for ``--image`` and VOC's 21 classes for ``--voc``.
+Classes and mask values: one rule for every command, :func:`tinyseg.data.classes.resolve_classes`
+(its words, :data:`tinyseg.data.classes.RULE`, are the help of the class options).
 """
 from __future__ import annotations
 
@@ -18,6 +17,8 @@ __all__ = ["add_data", "add_validation", "label_map_from_args", "saved_label_map
 
 
 def add_data(p, split_default, *, annotation_required=True):
+    from ..data.classes import RULE
+
     g = p.add_argument_group("data (one image, a PASCAL VOC folder, or images/ + masks/ folders)")
     g.add_argument("--image", help="an RGB image file (JPEG/PNG)")
     g.add_argument("--annotation", help="its annotation (mask) PNG: grayscale or palette values")
@@ -29,13 +30,14 @@ def add_data(p, split_default, *, annotation_required=True):
     g.add_argument("--split", default=None, help=f"the split to use (default: {split_default}; a "
                    "folders dataset without splits uses all its images)")
     g.add_argument("--classes", metavar="N|FILE", help="the number of classes, or a text file whose "
-                   "line k names class k (default: ROOT/classes.txt if present, else the --labels set)")
+                   "line k names class k (default: ROOT/classes.txt if present; see 'classes' below)")
     g.add_argument("--mask-values", metavar="V0,V1,...", help="the mask value of each class in class "
-                   "order, e.g. 0,255 for black/white masks (default: value k is class k; 255 is "
-                   "ignored unless listed)")
+                   "order, e.g. 0,255 for black/white masks; the names stay those of --classes FILE or "
+                   "ROOT/classes.txt (default: value k is class k; 255 is ignored unless listed)")
     g.add_argument("--labels", choices=["binary", "voc"], default=None,
-                   help="a named class set: 'binary' (the seed: 0 background, 1 object, 255 ignored) "
+                   help="a named class set: 'binary' (the post: 0 background, 1 object, 255 ignored) "
                    "or 'voc' (21 classes, 255 ignored). Default: binary for --image, voc for --voc")
+    p.add_argument_group("classes", RULE)
     p.set_defaults(split_default=split_default)
 
 
@@ -64,26 +66,28 @@ def saved_label_map(config: dict):
     return LabelMap.binary() if n == 2 else LabelMap.voc() if n == 21 else LabelMap.numbered(n)
 
 
-def label_map_from_args(args, saved=None):
-    """The :class:`~tinyseg.data.LabelMap` of the options; ``saved`` is a checkpoint's (a dict)."""
+def label_map_from_args(args, saved=None, saved_from: str = "the checkpoint"):
+    """The :class:`~tinyseg.data.LabelMap` of the options; ``saved`` is a checkpoint's (a dict or a
+    LabelMap), ``saved_from`` how errors name it. The rule: :data:`tinyseg.data.classes.RULE`."""
     from ..data import LabelMap
+    from ..data.classes import resolve_classes
 
-    if args.classes is not None or args.mask_values is not None:
-        return LabelMap.from_options(args.classes, args.mask_values)
-    if args.labels is not None:
-        return LabelMap.binary() if args.labels == "binary" else LabelMap.voc()
-    if saved is not None:
-        return saved if isinstance(saved, LabelMap) else LabelMap.from_dict(saved)
-    root = args.voc or args.data
-    if root and os.path.isfile(os.path.join(root, "classes.txt")):
-        return LabelMap.from_options(os.path.join(root, "classes.txt"))
     source = _source(args)
-    if source == "image":
-        return LabelMap.binary()
-    if source == "voc" or _layout(root) == "voc":
-        return LabelMap.voc()
-    raise ValueError(f"the classes of {root} are not known: give --classes N or --classes "
-                     "classes.txt (or put a classes.txt in the dataset folder)")
+    root = args.voc or args.data
+    found = os.path.join(root, "classes.txt") if root else None
+    if found is None or not os.path.isfile(found):
+        found = None
+    fallback = (LabelMap.binary() if source == "image" else
+                LabelMap.voc() if source == "voc" or (os.path.isdir(root) and _layout(root) == "voc")
+                else None)
+    try:
+        return resolve_classes(classes=args.classes, mask_values=args.mask_values, labels=args.labels,
+                               found=found, saved=saved, saved_from=saved_from, fallback=fallback)
+    except ValueError as exc:
+        if "not known" not in str(exc):
+            raise
+        raise ValueError(f"the classes of {root} are not known: give --classes N or --classes "
+                         "classes.txt (or put a classes.txt in the dataset folder)") from None
 
 
 def _layout(root):

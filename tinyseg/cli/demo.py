@@ -1,10 +1,10 @@
-"""``tinyseg demo``: the seed's experiment on scikit-image's cat, end to end.
+"""``tinyseg demo``: the post's experiment on scikit-image's cat, end to end.
 
 Train FCN-32s on one image (chelsea, with the annotation tinyseg ships), predict on that same
-image, refine with the dense CRF, and write the seed's figures, the loss curve and
-``metrics.json``. With ``--weights`` (imported VGG-16) it runs the seed's setting exactly: full
+image, refine with the dense CRF, and write the post's figures, the loss curve and
+``metrics.json``. With ``--weights`` (imported VGG-16) it runs the post's setting exactly: full
 width, 10 iterations, Adam 1e-4. Without weights it trains a narrower VGG from scratch with a
-setting chosen to finish in a few minutes on 2 cores and still tell the seed's story: a coarse
+setting chosen to finish in a few minutes on 2 cores and still tell the post's story: a coarse
 FCN map that the CRF sharpens.
 """
 from __future__ import annotations
@@ -16,13 +16,14 @@ import sys
 import time
 
 from . import argcheck
+from .._moved import cli_value
 from ..training.interrupt import signal_name
 
-# From scratch: VGG-16 at 1/4 width (1/16 of the compute), the seed's Adam 1e-4, 30 iterations
-# (the seed's 10 start from ImageNet weights). Longer or faster training fits the cat so well
+# From scratch: VGG-16 at 1/4 width (1/16 of the compute), the post's Adam 1e-4, 30 iterations
+# (the post's 10 start from ImageNet weights). Longer or faster training fits the cat so well
 # that little is left for the CRF: 60 iterations at 1e-3 gave a cat IoU of 0.996 before the CRF.
 SCRATCH = dict(width=0.25, iterations=30, lr=1e-4)
-# With pretrained weights: the seed exactly.
+# With pretrained weights: the post exactly.
 PRETRAINED = dict(width=1.0, iterations=10, lr=1e-4)
 CLASS_NAMES = ("background", "cat")      # chelsea's annotation: 1 = the cat
 
@@ -119,13 +120,13 @@ def run_demo(out: str, weights: str | None = None, width: float | None = None,
         f"{metrics['mean_iou_fcn']:.3f} → {metrics['mean_iou_crf']:.3f}; pixel accuracy "
         f"{metrics['pixel_accuracy_fcn']:.3f} → {metrics['pixel_accuracy_crf']:.3f}")
     say(f"time: {seconds:.1f} s (train {train_s:.1f} s, predict {predict_s:.2f} s, CRF {crf_s:.2f} s)")
-    say(f"wrote {out}/panel.png, fcn_prediction.png, crf_vs_ground_truth.png, loss.png, "
+    say(f"wrote {os.path.join(out, 'panel.png')}, fcn_prediction.png, crf_vs_ground_truth.png, loss.png, "
         f"fcn_labels.png, crf_labels.png (+ _overlay.png), loss.csv, metrics.json")
     return metrics
 
 
 def _test_loss(model, image, labels):
-    """The summed loss in test mode (dropout off), as the seed's "Final Loss"."""
+    """The summed loss in test mode (dropout off), as the post's "Final Loss"."""
     from .. import ops
     from ..data import preprocess
 
@@ -139,12 +140,12 @@ def register(subparsers) -> argparse.ArgumentParser:
     from ..studies.cures import STUDY_DATA, STUDY_SEEDS
 
     p = subparsers.add_parser(
-        "demo", help="the seed's experiment on scikit-image's cat: train, predict, CRF, figures",
+        "demo", help="the post's experiment on scikit-image's cat: train, predict, CRF, figures",
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="demo", help="folder for the figures, loss.csv and metrics.json "
                    "(default: %(default)s)")
     p.add_argument("--weights", help="imported VGG-16 weights (.npz from `tinyseg import-weights`, or "
-                   "the Keras .h5); runs the seed's exact setting")
+                   "the Keras .h5); runs the post's exact setting")
     p.add_argument("--no-verify", action="store_true",
                    help="skip the MD5 check of a Keras .h5 --weights file (for a file you trust)")
     p.add_argument("--width", type=argcheck.positive_float, help=f"VGG channel multiplier (default {SCRATCH['width']} "
@@ -158,9 +159,10 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--compare", action="store_true", help="the comparison study instead (tinyseg.studies.cures): "
                    "FCN-32s, FCN-8s and DeepLab-LargeFOV, each before/after the CRF, figure and trimap table")
-    p.add_argument("--data", choices=STUDY_DATA,
+    p.add_argument("--data", type=cli_value("--data"), choices=STUDY_DATA,
                    help="with --compare: the cat scored on held-out rows (chelsea, the default), on its "
-                   "training labels as the seed does (chelsea-seed), or synthetic shapes with held-out images")
+                   "training labels as the post does (chelsea-post), or synthetic shapes with held-out images: "
+                   "shapes (colour edges are label edges) or camouflage (they are not)")
     p.add_argument("--seeds", type=argcheck.positive_int,
                    help="with --compare: train each model from this many seeds (--seed, --seed + 1, …) and "
                    f"report the mean scores (default {len(STUDY_SEEDS)})")

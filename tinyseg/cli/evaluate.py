@@ -2,7 +2,8 @@
 
 The classes (names, mask values) are the checkpoint's unless data options say otherwise. Under
 ``mpiexec -n R`` the ranks share the images and sum their confusion matrices (integers: exactly
-the serial result); rank 0 prints and writes.
+the serial result); rank 0 prints and writes. The CRF runs on every core of the process (or of
+the rank): single-threaded worker processes, a few images at a time (``tinyseg.crf.batch``).
 """
 from __future__ import annotations
 
@@ -41,7 +42,7 @@ def _evaluate(args) -> int:
     from ..predict import evaluate
 
     world = World.detect()
-    configure_threads(world)
+    threads = configure_threads(world)          # per rank under mpiexec, 0 for one process
     widths = _trimap_widths(args.trimap)
     argcheck.existing_file(args.checkpoint, "--checkpoint")
     if args.json:
@@ -49,7 +50,7 @@ def _evaluate(args) -> int:
     argcheck.device_available(args.device)
     crf_params = crf_params_from_args(args)
     config, _ = read_checkpoint_config(args.checkpoint)
-    label_map = label_map_from_args(args, saved_label_map(config))
+    label_map = label_map_from_args(args, saved_label_map(config), f"checkpoint {args.checkpoint}")
     n_classes = config.get("model", {}).get("n_classes", label_map.n_classes)
     if label_map.n_classes != n_classes:
         raise ValueError(f"the data options give {label_map.n_classes} classes but the checkpoint's "
@@ -60,7 +61,7 @@ def _evaluate(args) -> int:
     model = load_model(args.checkpoint, args.device)
     mine = Subset(dataset, world.share(range(len(dataset))))
     result = evaluate(model, mine, n_classes, crf=not args.no_crf, progress=world.is_root,
-                      trimap=widths, device=args.device, **crf_params)
+                      trimap=widths, device=args.device, crf_workers=threads or None, **crf_params)
     bands = result.pop("trimap", {})
     for cm in [*result.values(), *(m for meter in bands.values() for m in meter.matrices.values())]:
         cm.matrix = world.sum_int(cm.matrix)                  # integers: exactly the serial sums

@@ -21,7 +21,7 @@ def register(subparsers):
                               "with the dense CRF; write label PNGs (VOC palette; pixel values are the "
                               "classes), the same labels as colour overlays on the image with a legend "
                               "of the class names (*_overlay.png), the probabilities (.npy) and, for "
-                              "two classes, the seed's figures. A folder of images gives "
+                              "two classes, the post's figures. A folder of images gives "
                               "OUT/NAME.png, OUT/NAME_overlay.png (and OUT/NAME_crf*.png) per image.")
     p.add_argument("--checkpoint", required=True, help="a checkpoint written by `tinyseg train`")
     p.add_argument("--image", required=True, help="the RGB image to segment, or a folder of images")
@@ -61,11 +61,12 @@ def _predict(args) -> int:
     from ..data import load_image, save_label_png
     from ..training.distributed import World, configure_threads
     from ..figures import overlay_figure, prediction_figure
-    from ..predict import predict, refine
+    from ..crf.batch import refine_stream
+    from ..predict import predict
     from .dataopts import saved_label_map
 
     world = World.detect()
-    configure_threads(world)
+    threads = configure_threads(world)          # per rank under mpiexec, 0 for one process
     argcheck.existing_file(args.checkpoint, "--checkpoint")
     folder = os.path.isdir(args.image)
     if not folder:
@@ -86,16 +87,21 @@ def _predict(args) -> int:
         from tqdm.auto import tqdm
         mine = tqdm(mine, desc="predict", unit="image")
     written = []
-    for path in mine:
+
+    def network():                              # the network's outputs, image by image
+        for path in mine:
+            yield (path, *_network_outputs(path))
+
+    def _network_outputs(path):
         image = load_image(path)
         labels, probs = predict(model, image)
-        counts += np.bincount(labels.ravel(), minlength=len(names))
+        np.add(counts, np.bincount(labels.ravel(), minlength=len(names)), out=counts)
         stem = os.path.splitext(os.path.basename(path))[0] if folder else "labels"
         out = lambda suffix: os.path.join(args.out, f"{stem}{suffix}")      # noqa: E731
         save_label_png(out(".png"), labels)
         overlay_figure(out("_overlay.png"), image, labels, names,
                        "network + CRF-as-RNN" if hasattr(model, "crf") else "network")
-        written += [out(".png"), out("_overlay.png")]
+        written.extend([out(".png"), out("_overlay.png")])
         if not folder or args.save_probabilities:
             npy = out(".npy") if folder else os.path.join(args.out, "probabilities.npy")
             np.save(npy, probs)
@@ -103,13 +109,23 @@ def _predict(args) -> int:
         if not folder and probs.shape[-1] == 2:
             prediction_figure(os.path.join(args.out, "prediction.png"), labels, probs, class_names=names)
             written.append(os.path.join(args.out, "prediction.png"))
-        if args.crf:
-            crf_labels, _ = refine(image, probs, device=args.device, **crf_params)
-            crf = lambda suffix: out(f"_crf{suffix}") if folder else os.path.join(  # noqa: E731
-                args.out, f"crf_labels{suffix}")
-            save_label_png(crf(".png"), crf_labels)
-            overlay_figure(crf("_overlay.png"), image, crf_labels, names, "dense CRF")
-            written += [crf(".png"), crf("_overlay.png")]
+        return image, probs, out
+
+    # The CRF of a folder runs on every core (single-threaded worker processes, a few images at
+    # a time; labels identical to one image at a time), of this process or of this rank.
+    stream = network()
+    if args.crf:
+        stream = refine_stream(stream, dict(crf_params, device=args.device),
+                               workers=(threads or None) if folder else 1, item=lambda r: (r[1], r[2]))
+    for record in stream:
+        if not args.crf:
+            continue
+        (path, image, probs, out), crf_labels = record
+        crf = lambda suffix: out(f"_crf{suffix}") if folder else os.path.join(  # noqa: E731
+            args.out, f"crf_labels{suffix}")
+        save_label_png(crf(".png"), crf_labels)
+        overlay_figure(crf("_overlay.png"), image, crf_labels, names, "dense CRF")
+        written += [crf(".png"), crf("_overlay.png")]
     counts = world.sum_int(counts)
     if world.is_root:
         if folder:

@@ -6,8 +6,8 @@ recipe      what it is
 scratch     the default without ``--weights``: Adam 1e-3 with 50 steps of warm-up and the poly
             schedule, mean loss, batch 2, flips and scales 0.75–1.25, no dropout; found to train a
             normalisation-free VGG from scratch on a small dataset (README, "Training on your own data")
-seed        the seed's: Adam 1e-4, loss summed over pixels, batch 1, no augmentation; the default
-            with ``--weights`` (a pretrained VGG-16)
+post        the post's: Adam 1e-4, loss summed over pixels, batch 1, no augmentation; the default
+            with ``--weights`` (a pretrained VGG-16); ``seed`` is its old name
 fcn         FCN (Long, Shelhamer & Darrell): SGD, momentum 0.99, weight decay 5e-4, loss summed over
             pixels, batch 1, lr 1e-10 (their FCN-32s rate for ~500×500 images and pretrained VGG)
 deeplab     DeepLab (Chen et al.): SGD, momentum 0.9, weight decay 5e-4, mean loss, batch 10, lr 1e-3
@@ -15,6 +15,8 @@ deeplab     DeepLab (Chen et al.): SGD, momentum 0.9, weight decay 5e-4, mean lo
 ==========  ==========================================================================================
 """
 from __future__ import annotations
+
+from .._moved import cli_value, new_value
 
 __all__ = ["RECIPES", "add_recipe_options", "resolve_recipe"]
 
@@ -26,7 +28,7 @@ RECIPES = {
     "scratch": {**_BASE, "optimizer": "adam", "lr": 1e-3, "reduction": "mean", "batch": 2,
                 "lr_schedule": "poly", "warmup": 50, "flip": True, "scale_range": (0.75, 1.25),
                 "dropout": 0.0, "iterations": 1000},
-    "seed": dict(_BASE),
+    "post": dict(_BASE),
     "fcn": {**_BASE, "optimizer": "sgd", "lr": 1e-10, "momentum": 0.99, "weight_decay": 5e-4},
     "deeplab": {**_BASE, "optimizer": "sgd", "lr": 1e-3, "momentum": 0.9, "weight_decay": 5e-4,
                 "reduction": "mean", "batch": 10, "lr_schedule": "poly", "flip": True,
@@ -52,8 +54,8 @@ def _pair(kind, name):
 def add_recipe_options(p, positive_int, positive_float):
     """The recipe and the options that override it (all default to the recipe's value)."""
     g = p.add_argument_group("recipe (each option overrides the recipe's value)")
-    g.add_argument("--recipe", choices=sorted(RECIPES), default=None,
-                   help="named defaults: scratch (default from scratch), seed (default with --weights), "
+    g.add_argument("--recipe", type=cli_value("--recipe"), choices=sorted(RECIPES), default=None,
+                   help="named defaults: scratch (default from scratch), post (default with --weights), "
                    "fcn, deeplab")
     g.add_argument("--batch", type=positive_int, default=None, metavar="B",
                    help="images per step (global: under R ranks each takes B/R), by gradient accumulation")
@@ -80,9 +82,9 @@ def resolve_recipe(args, from_scratch: bool, saved: dict | None = None) -> dict:
 
     ``saved`` is a resumed checkpoint's ``config["train"]``: its values come before the recipe's.
     """
-    name = args.recipe or ("scratch" if from_scratch else "seed")
-    if saved is not None:      # a resumed run: the recipe it was written with (older files: the seed's)
-        name = saved.get("recipe", "seed")
+    name = args.recipe or ("scratch" if from_scratch else "post")
+    if saved is not None:      # a resumed run: the recipe it was written with (older files: the post's)
+        name = new_value("--recipe", saved.get("recipe", "post"), warn=False)
     values = dict(RECIPES[name])
     if saved:
         values.update({k: v for k, v in saved.items() if k in values})

@@ -36,14 +36,14 @@ def register(subparsers):
                               description="Train on one image, a PASCAL VOC folder or images/ + masks/ "
                               "folders with N classes. From scratch the default recipe is 'scratch' "
                               "(Adam, mean loss, batches, augmentation, poly schedule); with --weights "
-                              "it is the seed's (Adam 1e-4, summed loss, batch 1). Ctrl-C (or SIGTERM) "
+                              "it is the post's (Adam 1e-4, summed loss, batch 1). Ctrl-C (or SIGTERM) "
                               "finishes the current iteration, writes the checkpoint and exits (code "
                               "130/143); a second Ctrl-C aborts at once. Under `mpiexec -n R` the ranks "
                               "share each batch.")
     add_data(p, "train")
     add_validation(p)
     p.add_argument("--model", choices=list(MODELS), default=None,
-                   help="the network: fcn32s (the seed; default), fcn16s / fcn8s (skips from pool4 / "
+                   help="the network: fcn32s (the post; default), fcn16s / fcn8s (skips from pool4 / "
                    "pool3), fcn8s-atonce (FCN-8s from VGG in one run, skips scaled 0.01 / 0.0001), "
                    "deeplab-largefov (atrous VGG at stride 8); with --resume: the checkpoint's")
     p.add_argument("--weights", help="imported VGG-16 weights (.npz or Keras .h5); default: from scratch")
@@ -54,7 +54,7 @@ def register(subparsers):
                    "defaults to the checkpoint's")
     p.add_argument("--crf-rnn", action="store_true",
                    help="train end to end with a CRF-as-RNN on top (Zheng et al. 2015: mean field as a "
-                   "recurrent layer, 5 iterations in training, 10 at test; initialised to the seed's "
+                   "recurrent layer, 5 iterations in training, 10 at test; initialised to the post's "
                    "dense CRF: Potts, weights 3 and 10); the checkpoint holds its parameters and "
                    "predict/evaluate use it; with --resume: the checkpoint's")
     p.add_argument("--crf-lr", type=argcheck.positive_float, default=None, metavar="LR",
@@ -79,7 +79,7 @@ def register(subparsers):
     p.add_argument("--lr", type=argcheck.positive_float, default=None,
                    help="base learning rate (default: the recipe's; with --resume: the checkpoint's)")
     p.add_argument("--reduction", choices=["sum", "mean"], default=None,
-                   help="sum the pixel losses (seed, fcn) or average them over the batch's labelled "
+                   help="sum the pixel losses (post, fcn) or average them over the batch's labelled "
                    "pixels (scratch, deeplab)")
     p.add_argument("--dropout", type=argcheck.dropout_rate, default=None,
                    help="drop probability after fc6/fc7 (default: the recipe's, 0 for scratch and 0.5 for "
@@ -151,7 +151,7 @@ def check_train_args(args) -> dict | None:
                          f"the checkpoint {ckpt}")
     config, step = read_checkpoint_config(ckpt)
     model = config.get("model", {})
-    saved_name = model.get("name", "fcn32s")                  # unnamed: before tinyseg.models
+    saved_name = model.get("name", "fcn32s")                  # no name: an FCN-32s checkpoint
     if args.model is not None and args.model != saved_name:
         raise ValueError(f"--resume: --model {args.model} differs from the checkpoint's model "
                          f"{saved_name} ({ckpt}); drop --model, or start a new run with --overwrite")
@@ -182,11 +182,11 @@ def _recipe(args, resumed):
     from ..training.augment import AugmentConfig
 
     saved = dict(resumed.get("train", {})) if resumed else None
-    if saved is not None and "lr" not in saved:          # checkpoints of the seed's trainer
+    if saved is not None and "lr" not in saved:          # older checkpoints: the rate only in "adam"
         saved["lr"] = resumed.get("adam", {}).get("lr", 1e-4)
     if saved is not None:
         saved["optimizer"] = resumed.get("optimizer", "adam")
-        saved["recipe"] = resumed.get("recipe", "seed")
+        saved["recipe"] = resumed.get("recipe", "post")
     r = resolve_recipe(args, from_scratch=not args.weights, saved=saved)
     if args.iterations is None and saved is None and args.max_minutes and r["recipe"] == "scratch":
         r["iterations"] = 0                               # as many as fit in the time
@@ -232,7 +232,8 @@ def _train(args) -> int:
     configure_threads(world)
     say = print if world.is_root else (lambda *a, **k: None)
     resumed = check_train_args(args)
-    label_map = label_map_from_args(args, resumed.get("classes") if resumed else None)
+    label_map = label_map_from_args(args, resumed.get("classes") if resumed else None,
+                                    f"checkpoint {args.checkpoint}")
     dataset = dataset_from_args(args, label_map)
     check_dataset(dataset, world, training=True)
     val = None

@@ -176,7 +176,7 @@ def _compile(part: str) -> None:
         rows, cols = np.mgrid[0:192, 0:256]
         image = np.stack([rows, cols, (rows + cols) // 2], -1).astype(np.uint8)   # (192, 256, 3)
         p = rng.random((192, 256, 2), dtype=np.float32)
-        refine(image, p / p.sum(-1, keepdims=True))             # the seed's CRF, as demo/predict
+        refine(image, p / p.sum(-1, keepdims=True))             # the post's CRF, as demo/predict
     else:
         raise ValueError(f"unknown part {part!r}; a helper compiles some of {list(HELPER_PARTS)}")
 

@@ -13,7 +13,7 @@
 from .features import bilateral_features, spatial_features
 from .filters import ExactFilter, GridFilter, SeparableGaussianFilter
 from .inference import MeanField, PairwiseTerm, mean_field
-from .refine import PROBABILITY_CLIP, bilateral_filter, dense_crf, spatial_filter
+from .refine import POST_CRF, PROBABILITY_CLIP, bilateral_filter, dense_crf, spatial_filter
 from .rnn import CRFasRNN, CRFasRNNConfig
 
 __all__ = [
@@ -29,6 +29,7 @@ __all__ = [
     "spatial_filter",
     "bilateral_filter",
     "PROBABILITY_CLIP",
+    "POST_CRF",
     "CRFasRNN",
     "CRFasRNNConfig",
 ]

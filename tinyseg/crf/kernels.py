@@ -1,14 +1,15 @@
-"""The CRF's kernels for a backend, picked by the backend's name.
+"""The dense CRF's mean field on a backend, picked by the backend's name.
 
-The CRF owns its kernels: the CPU ones are :class:`~tinyseg.crf.inference.MeanField` (over
-:mod:`tinyseg.crf.mean_field_kernels`) and :mod:`tinyseg.crf.rnn.kernels`; the CUDA ones are in
-:mod:`tinyseg.crf.cuda`. The backend registry (:mod:`tinyseg.backend`) knows nothing of the CRF.
+The CRF owns its kernels: on the CPU :class:`~tinyseg.crf.inference.MeanField` (over
+:mod:`tinyseg.crf.mean_field_kernels`), on the GPU :mod:`tinyseg.crf.cuda`; CRF-as-RNN picks its
+own the same way (:func:`tinyseg.crf.rnn.engine.rnn_kernels`). The backend registry
+(:mod:`tinyseg.backend`) knows nothing of the CRF.
 """
 from __future__ import annotations
 
 from ..backend import get_backend
 
-__all__ = ["mean_field", "rnn_kernels"]
+__all__ = ["mean_field"]
 
 
 def mean_field(device: str, unary, terms, iterations: int, callback=None):
@@ -24,15 +25,3 @@ def mean_field(device: str, unary, terms, iterations: int, callback=None):
     from .inference import MeanField
 
     return MeanField(unary, terms).run(iterations, callback=callback)
-
-
-def rnn_kernels(device: str):
-    """The CRF-as-RNN kernels of ``device`` (a module; the CPU's and the GPU's have the same names)."""
-    get_backend(device)
-    if device == "cuda":
-        from .cuda import rnn
-
-        return rnn
-    from .rnn import kernels
-
-    return kernels

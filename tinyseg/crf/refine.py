@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..backend import get_backend
 
 from .features import as_pair, as_triple, bilateral_features, spatial_features
 from .filters import ExactFilter, auto_filter, spatial_gaussian
@@ -11,7 +10,14 @@ from .inference import PairwiseTerm
 from .kernels import mean_field as mean_field_on
 
 __all__ = ["dense_crf", "unary_from_probabilities", "spatial_filter", "bilateral_filter",
-           "METHODS", "PROBABILITY_CLIP"]
+           "METHODS", "PROBABILITY_CLIP", "POST_CRF"]
+
+#: The post's CRF, in pydensecrf's parameter names: a spatial Gaussian (``gaussian_sdims`` 10
+#: pixels, weight ``gaussian_compat`` 3) and a bilateral kernel (``sdims`` 50 pixels, ``schan`` 20
+#: colour levels, weight ``compat`` 10), 5 mean-field iterations. Every default in tinyseg that
+#: means "the post's CRF" reads this dict.
+POST_CRF = dict(sdims=(50.0, 50.0), schan=(20.0, 20.0, 20.0), compat=10.0,
+                gaussian_sdims=(10.0, 10.0), gaussian_compat=3.0, iterations=5)
 
 #: Filtering methods: "fast" -- the spatial Gaussian separable (or recursive, for large sdims),
 #: the bilateral kernel on the sparse grid (or, for small bandwidths, the cluster filter; see
@@ -89,17 +95,19 @@ def unary_from_probabilities(probabilities: np.ndarray, clip: float | None = Non
         return (-np.log(p.astype(np.float32))).astype(np.float32)
 
 
-def dense_crf(image: np.ndarray, probabilities: np.ndarray, *, sdims=(50, 50), schan=(20, 20, 20),
-              compat: float = 10.0, gaussian_sdims=(10, 10), gaussian_compat: float = 3.0,
-              iterations: int = 5, method: str = "fast", clip: float | None = None,
+def dense_crf(image: np.ndarray, probabilities: np.ndarray, *, sdims=POST_CRF["sdims"],
+              schan=POST_CRF["schan"], compat: float = POST_CRF["compat"],
+              gaussian_sdims=POST_CRF["gaussian_sdims"],
+              gaussian_compat: float = POST_CRF["gaussian_compat"],
+              iterations: int = POST_CRF["iterations"], method: str = "fast", clip: float | None = None,
               device: str = "cpu", force: bool = False,
               progress=None) -> tuple[np.ndarray, np.ndarray]:
     """Refine per-pixel class probabilities with a fully connected CRF (mean field).
 
-    The model is the seed's: unary ``-log p``; a spatial Gaussian kernel
+    The model is the post's: unary ``-log p``; a spatial Gaussian kernel
     ``exp(-(dr²/gs_r² + dc²/gs_c²)/2)`` with Potts weight ``gaussian_compat``; a bilateral kernel
     ``exp(-(dr²/s_r² + dc²/s_c²)/2 - |ΔRGB / schan|²/2)`` with Potts weight ``compat``; both
-    symmetrically normalised. Defaults are the seed's (pydensecrf's names and meaning).
+    symmetrically normalised. Defaults are the post's (pydensecrf's names and meaning).
 
     Parameters
     ----------

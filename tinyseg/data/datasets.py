@@ -156,7 +156,7 @@ class VOCDataset(SegmentationDataset):
     split : str, optional
         Name of the id list, e.g. ``"train"``, ``"val"`` or ``"trainval"``.
     labels : {"voc", "binary"} or LabelMap, optional
-        ``"voc"``: the 21 VOC classes; ``"binary"``: the seed's task (mask value 1 = object,
+        ``"voc"``: the 21 VOC classes; ``"binary"``: the post's task (mask value 1 = object,
         0 = background, 255 ignored, any other value an error); or any :class:`LabelMap`.
 
     Examples

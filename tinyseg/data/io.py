@@ -6,7 +6,7 @@
   decides how they look, so tinyseg reads the indices and never the colours. How values become
   class indices is :mod:`tinyseg.data.labels`' job.
 * The network input is ``float32`` ``(H, W, 3)`` (batched ``(N, H, W, 3)``, NHWC): the RGB image
-  minus the VGG RGB means ``(123.68, 116.779, 103.939)`` (the seed's ``_mean_image_subtraction``
+  minus the VGG RGB means ``(123.68, 116.779, 103.939)`` (the post's ``_mean_image_subtraction``
   with ``[_R_MEAN, _G_MEAN, _B_MEAN]``). There is no scaling to ``[0, 1]``.
 """
 from __future__ import annotations
@@ -191,7 +191,7 @@ def preprocess(image):
     """Turn an RGB ``uint8`` image into the network input: float32 minus the VGG RGB means.
 
     ``x[..., c] = float32(image[..., c]) - VGG_MEAN_RGB[c]`` with ``VGG_MEAN_RGB = (123.68,
-    116.779, 103.939)`` for (R, G, B), as the seed's ``_mean_image_subtraction``.
+    116.779, 103.939)`` for (R, G, B), as the post's ``_mean_image_subtraction``.
 
     Parameters
     ----------

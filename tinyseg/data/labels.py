@@ -13,9 +13,9 @@ remapped, and so is a mask with no labelled pixel at all.
 
 Label sets provided:
 
-* the seed's **binary** mapping (:func:`binary_labels`, :data:`BINARY_CLASSES`): annotation value
+* the post's **binary** mapping (:func:`binary_labels`, :data:`BINARY_CLASSES`): annotation value
   1 is the object, class index **1**; every other value is background, class index **0**. (The
-  seed's one-hot put the object in *column 0*; tinyseg uses index 1 = object so that a label map
+  post's one-hot put the object in *column 0*; tinyseg uses index 1 = object so that a label map
   *is* the object mask.) :meth:`LabelMap.binary` is its checked form: only 0, 1 and 255 allowed.
 * PASCAL VOC's 21 classes (:func:`voc_labels`, :data:`VOC_CLASSES`, :meth:`LabelMap.voc`).
 * any ``N`` classes, named by a ``classes.txt`` (line ``k`` names class ``k``) or numbered.
@@ -39,7 +39,7 @@ VOC_CLASSES = (
     "sheep", "sofa", "train", "tvmonitor",
 )
 
-#: Class names of the seed's binary task: index 0 = background, index 1 = object.
+#: Class names of the post's binary task: index 0 = background, index 1 = object.
 BINARY_CLASSES = ("background", "object")
 
 #: What to do about a mask that does not fit the classes (appended to the errors).
@@ -107,7 +107,7 @@ class LabelMap:
 
     @classmethod
     def binary(cls) -> "LabelMap":
-        """The seed's task: mask value 0 = background, 1 = object, 255 ignored; others are errors."""
+        """The post's task: mask value 0 = background, 1 = object, 255 ignored; others are errors."""
         return cls(BINARY_CLASSES, values=(0, 1))
 
     @classmethod
@@ -115,32 +115,13 @@ class LabelMap:
         """The map given by the command line's ``--classes N|FILE`` and ``--mask-values v0,v1,..``.
 
         ``classes`` is a class count (int or digit string) or a ``classes.txt`` path; ``mask_values``
-        a comma-separated string or a sequence of ints. With only ``mask_values``, two values are
-        named background/object and more are numbered. With neither, ``default`` is returned.
+        a comma-separated string or a sequence of ints; ``default`` is used when neither is given
+        (and keeps its names when the count agrees). The rule is
+        :func:`tinyseg.data.classes.resolve_classes`'s.
         """
-        values = _parse_values(mask_values) if mask_values is not None else None
-        names = None
-        if classes is not None:
-            text = str(classes).strip()
-            if text.isdigit():
-                n = int(text)
-                if not 1 <= n <= 255:
-                    raise ValueError(f"--classes must be 1..255 classes (255 is the ignore label); got {n}")
-                names = cls.numbered(n).names
-            else:
-                names = read_class_names(text)
-        if values is not None:
-            if names is None:
-                names = BINARY_CLASSES if len(values) == 2 else cls.numbered(len(values)).names
-            elif len(names) != len(values):
-                raise ValueError(f"--mask-values gives {len(values)} values but --classes names "
-                                 f"{len(names)} classes: give one mask value per class")
-            return cls(names, values)
-        if names is not None:
-            return cls(names)
-        if default is None:
-            raise ValueError("the classes are not known: " + MASK_HINT)
-        return default
+        from .classes import resolve_classes
+
+        return resolve_classes(classes=classes, mask_values=mask_values, fallback=default)
 
     # ------------------------------------------------------------------ use
     @property
@@ -167,10 +148,8 @@ class LabelMap:
         bad = [int(v) for v in present if int(v) not in known and int(v) != IGNORE_LABEL]
         if bad:
             shown = bad[:8] + (["..."] if len(bad) > 8 else [])
-            chosen = (f"{self.n_classes} classes (values 0..{self.n_classes - 1})" if self.values is None
-                      else f"{self.n_classes} classes with mask values {list(self.values)}")
-            raise LabelError(f"{_where(path)} has value(s) {shown} that are no class: {chosen} and "
-                             f"{IGNORE_LABEL} (ignore) were chosen; {MASK_HINT}")
+            raise LabelError(f"{_where(path)} has value(s) {shown} that are no class: "
+                             f"{self.describe_values()}; {MASK_HINT}")
         ignored = IGNORE_LABEL not in known
         if ignored and annotation.size and set(int(v) for v in present) <= {IGNORE_LABEL}:
             raise LabelError(f"{_where(path)} has no labelled pixel: every pixel is "
@@ -180,6 +159,18 @@ class LabelMap:
         lut = np.full(max(int(present.max()) + 1, 256), IGNORE_LABEL, np.int32)  # value -> class
         lut[list(self.values)] = np.arange(self.n_classes, dtype=np.int32)
         return lut[annotation]
+
+    def describe_values(self, limit: int = 12) -> str:
+        """Which mask value is which class, and whether 255 is ignored, in words:
+        ``"the classes' mask values are 0 (background), 255 (coin); no value is ignored (255 is a
+        class)"``."""
+        values = self.values if self.values is not None else range(self.n_classes)
+        pairs = [f"{v} ({n})" for v, n in zip(values, self.names)]
+        if len(pairs) > limit:
+            pairs = pairs[:limit - 1] + ["...", pairs[-1]]
+        ignore = (f"no value is ignored ({IGNORE_LABEL} is a class)" if IGNORE_LABEL in values
+                  else f"{IGNORE_LABEL} is ignored")
+        return f"the classes' mask values are {', '.join(pairs)}; {ignore}"
 
     def to_dict(self) -> dict:
         """JSON form for checkpoints: ``{"names": [...], "values": [...] or None}``."""
@@ -228,13 +219,13 @@ def read_class_names(path) -> tuple:
 
 
 def binary_labels(annotation, *, keep_ignore=True):
-    """Map an annotation to the seed's binary labels: 1 = object, 0 = background.
+    """Map an annotation to the post's binary labels: 1 = object, 0 = background.
 
-    The seed's mapping is ``object = (annotation == 1)``, ``background = (annotation != 1)``:
+    The post's mapping is ``object = (annotation == 1)``, ``background = (annotation != 1)``:
     **every** other value becomes background (use :meth:`LabelMap.binary` to reject values other
     than 0, 1 and 255 instead). tinyseg keeps the PASCAL VOC void value 255 as ``255`` = ignore by
     default, so the uncertain border band is left out of the loss and the metrics. Pass
-    ``keep_ignore=False`` for the seed's exact mapping (255 becomes background).
+    ``keep_ignore=False`` for the post's exact mapping (255 becomes background).
 
     Parameters
     ----------

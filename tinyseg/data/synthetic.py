@@ -13,6 +13,10 @@ ignore band).
 :func:`write_dataset` writes a dataset to disk in the VOC layout or the folders layout (with a
 ``classes.txt``), for the tests, the benchmarks and ``tinyseg synthetic``. Everything is a pure
 function of ``seed``.
+
+In these images every label edge is also a strong colour edge and the textures are fine: the
+dense CRF's best case. :func:`camouflage_sample` draws the opposite case, where colour edges and
+label edges disagree.
 """
 from __future__ import annotations
 
@@ -22,7 +26,8 @@ import numpy as np
 
 from .io import save_label_png
 
-__all__ = ["SHAPES", "TEXTURES", "class_names", "synthetic_sample", "synthetic_dataset", "write_dataset"]
+__all__ = ["SHAPES", "TEXTURES", "class_names", "synthetic_sample", "synthetic_dataset", "write_dataset",
+           "camouflage_sample", "camouflage_dataset"]
 
 #: Shape and texture of class k (k >= 1) are SHAPES[k-1] and TEXTURES[k-1].
 SHAPES = ("disc", "square", "triangle", "ring", "cross")
@@ -158,6 +163,53 @@ def synthetic_sample(seed, size=(160, 224), n_classes: int = 4, max_objects: int
 def synthetic_dataset(n: int, size=(160, 224), n_classes: int = 4, seed: int = 0, max_objects: int = 4):
     """``n`` samples ``[(image, labels), ...]``; sample ``i`` is ``synthetic_sample((seed, i), ...)``."""
     return [synthetic_sample((seed, i), size, n_classes, max_objects) for i in range(int(n))]
+
+
+def _patchwork(rng, palette, yy, xx, n_cells):
+    """Index into ``palette`` of every pixel of a Voronoi patchwork of ``n_cells`` random cells."""
+    H, W = yy.shape
+    centres = rng.uniform((0, 0), (H, W), (n_cells, 2))                       # (n_cells, 2)
+    d2 = (yy[..., None] - centres[:, 0]) ** 2 + (xx[..., None] - centres[:, 1]) ** 2  # (H, W, n_cells)
+    return rng.integers(0, len(palette), n_cells)[np.argmin(d2, axis=-1)]    # (H, W)
+
+
+def camouflage_sample(seed, size=(160, 224), n_classes: int = 4, max_objects: int = 4):
+    """One image whose colour edges are not its label edges, and its exact labels.
+
+    The counter-example to :func:`synthetic_sample`. An image has a palette of four random colours
+    (pairwise at least 60 apart). The background is a patchwork of 8–16 Voronoi cells, each one
+    palette colour: strong colour edges where no label changes. Object ``k`` is shape
+    ``SHAPES[k-1]`` painted in two palette colours with texture ``TEXTURES[k-1]`` at a coarse
+    period (8–16 px, thresholded to a hard two-colour pattern): strong colour edges inside the
+    object. Object and background share the palette, so along a label edge the two sides often
+    have the same colour. Only shape and texture layout tell the classes apart; a colour-following
+    CRF has nothing right to follow. Parameters and returns as :func:`synthetic_sample`.
+    """
+    class_names(n_classes)  # validates
+    H, W = (int(s) for s in size)
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:H, 0:W].astype(np.float64) + 0.5      # pixel centres, (H, W) each
+    while True:
+        palette = rng.uniform(0, 255, (4, 3))
+        gaps = np.linalg.norm(palette[:, None] - palette[None], axis=-1)   # (4, 4)
+        if gaps[np.triu_indices(4, 1)].min() > 60:
+            break
+    image = palette[_patchwork(rng, palette, yy, xx, int(rng.integers(8, 17)))]  # (H, W, 3)
+    labels = np.zeros((H, W), np.int32)
+    for _ in range(int(rng.integers(1, max_objects + 1))):
+        k = int(rng.integers(1, n_classes))
+        mask = _shape_mask(SHAPES[k - 1], rng, yy, xx, H, W)
+        i, j = rng.choice(4, 2, replace=False)
+        pattern = _texture(TEXTURES[k - 1], rng, yy / 1.8, xx / 1.8) > 0.5         # period 9–16 px
+        image = np.where(mask[..., None], np.where(pattern[..., None], palette[i], palette[j]), image)
+        labels[mask] = k
+    image = image + rng.normal(0.0, 6.0, image.shape)                      # sensor grain
+    return np.clip(np.rint(image), 0, 255).astype(np.uint8), labels
+
+
+def camouflage_dataset(n: int, size=(160, 224), n_classes: int = 4, seed: int = 0, max_objects: int = 4):
+    """``n`` samples of :func:`camouflage_sample`; sample ``i`` is ``camouflage_sample((seed, i), ...)``."""
+    return [camouflage_sample((seed, i), size, n_classes, max_objects) for i in range(int(n))]
 
 
 def write_dataset(root, splits=None, layout: str = "voc", size=(160, 224), n_classes: int = 4,

@@ -14,14 +14,20 @@ name                   class                         output stride  upsampling t
 ``fcn8s-atonce``       :class:`FCN8sAtOnce`          8              as fcn8s; skips scaled
 ``deeplab-largefov``   :class:`DeepLabLargeFOV`      8 (atrous)     ×8 fixed bilinear (interp)
 =====================  ============================  =============  ==============================
+
+Beside them: :class:`~tinyseg.models.crf_rnn.NetworkWithCRF` (any of these with a trainable
+CRF-as-RNN on top) and :class:`~tinyseg.models.small.SmallFCN` (a small network for studies and
+tests).
 """
 from __future__ import annotations
 
 from .base import SegmentationModel, copy_params_from, predict_probabilities
+from .crf_rnn import NetworkWithCRF
 from .deeplab import DeepLabConfig, DeepLabLargeFOV
 from .fcn8s import FCN8s, FCN8sAtOnce, FCN8sConfig, copy_params_from_fcn16s
 from .fcn16s import FCN16s, FCN16sConfig, copy_params_from_fcn32s
 from .fcn32s import FCN32s, FCN32sConfig
+from .small import SmallFCN
 
 MODELS = {
     "fcn32s": FCN32s,
@@ -35,7 +41,7 @@ __all__ = [
     "MODELS", "build_model", "model_from_config", "init_from_checkpoint", "SegmentationModel",
     "FCN32s", "FCN32sConfig", "FCN16s", "FCN16sConfig", "FCN8s", "FCN8sAtOnce", "FCN8sConfig",
     "DeepLabLargeFOV", "DeepLabConfig", "copy_params_from", "copy_params_from_fcn32s",
-    "copy_params_from_fcn16s", "predict_probabilities",
+    "copy_params_from_fcn16s", "predict_probabilities", "NetworkWithCRF", "SmallFCN",
 ]
 
 
@@ -74,9 +80,14 @@ def build_model(name: str, n_classes: int, width: float = 1.0, seed: int = 0, we
 def model_from_config(config: dict, backend: str = "cpu", params=None):
     """Rebuild a model from ``config_dict()`` (a checkpoint's ``config["model"]``).
 
-    A config without ``"name"`` (checkpoints written before the models package) is FCN-32s.
+    A config without ``"name"`` (checkpoints written before the models package) is FCN-32s; one
+    with ``"crf_rnn"`` is a network with a CRF-as-RNN on top (:class:`~.crf_rnn.NetworkWithCRF`).
     """
     values = dict(config)
+    if "crf_rnn" in values:
+        from .crf_rnn import network_with_crf_from_config
+
+        return network_with_crf_from_config(values, backend=backend, params=params)
     cls = model_class(values.pop("name", "fcn32s"))
     return cls(cls.config_from_dict(values), backend=backend, params=params)
 

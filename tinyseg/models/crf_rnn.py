@@ -13,7 +13,7 @@ them as one model::
   parameters are O(1)-O(10) numbers, the network's O(0.01); the optimizers multiply their rate by
   it (:attr:`tinyseg.training.optim.Adam.lr_scale`), and the trainer hands it to them;
 * ``config_dict()``: the network's, plus ``"crf_rnn"`` (the CRF's config and ``lr_mult``);
-  :func:`model_from_config` rebuilds either kind from a checkpoint's config;
+  :func:`tinyseg.models.model_from_config` rebuilds either kind from a checkpoint's config;
 * the study's fine-tuning recipe (:mod:`tinyseg.studies.crf_rnn`), both off by default:
   ``crf_warmup`` -- iterations ``t < crf_warmup`` train the CRF alone (the trainer calls
   ``begin_iteration(t)``; the network's backward is skipped, its gradients read as zeros and
@@ -37,7 +37,7 @@ from .. import ops
 from ..ops import add_into, scale_into
 from ..crf.rnn.layer import CRFasRNN
 
-__all__ = ["NetworkWithCRF", "model_from_config", "is_crf_rnn", "predict_with_crf_rnn",
+__all__ = ["NetworkWithCRF", "network_with_crf_from_config", "is_crf_rnn", "predict_with_crf_rnn",
            "CRF_PREFIX", "default_crf_lr"]
 
 CRF_PREFIX = "crf."
@@ -205,14 +205,15 @@ class NetworkWithCRF:
         return f"{inner}\n{self.crf!r}"
 
 
-def model_from_config(config: dict, backend: str = "cpu", params=None):
-    """A checkpoint's model: the network of ``config`` and, if it has ``"crf_rnn"``, the CRF."""
+def network_with_crf_from_config(config: dict, backend: str = "cpu", params=None):
+    """A :class:`NetworkWithCRF` from its ``config_dict()`` (the network's config plus ``"crf_rnn"``).
+
+    :func:`tinyseg.models.model_from_config` calls this for a config with ``"crf_rnn"``.
+    """
     from . import model_from_config as network_from_config
 
     values = dict(config)
-    crf_config = values.pop("crf_rnn", None)
-    if crf_config is None:
-        return network_from_config(values, backend=backend, params=params)
+    crf_config = values.pop("crf_rnn")
     net_params = None if params is None else \
         {k: v for k, v in params.items() if not k.startswith(CRF_PREFIX)}
     network = network_from_config(values, backend=backend, params=net_params)
@@ -245,3 +246,7 @@ def predict_with_crf_rnn(model: NetworkWithCRF, image: np.ndarray):
     model.clear()
     return probs.argmax(-1).astype(np.int32), probs, labels[0], q[0]
 
+
+from .._moved import module_getattr as _module_getattr  # noqa: E402
+
+__getattr__ = _module_getattr(__name__)   # the old names (see tinyseg._moved)

@@ -57,7 +57,7 @@ FC_DECIMATION = 4                 # 4096 -> 1024 channels
 
 @dataclass
 class DeepLabConfig:
-    n_classes: int = 2         # background (0) and object (1), as the seed
+    n_classes: int = 2         # background (0) and object (1), as the post
     width: float = 1.0         # channel multiplier (convs, fc6, fc7; 1.0 is DeepLab's 1024-wide fc6/fc7)
     dropout: float = 0.5       # after fc6 and fc7, training only
     seed: int = 0              # parameter initialisation; dropout masks derive from it and the step

@@ -1,4 +1,4 @@
-"""FCN-32s on VGG-16 (the seed's network): one ×32 bilinear upsampling of the fc8 scores.
+"""FCN-32s on VGG-16 (the post's network): one ×32 bilinear upsampling of the fc8 scores.
 
 ::
 
@@ -17,7 +17,7 @@ the input pixel for pixel and only its bottom/right overhang (``32⌈H/32⌉ −
 ``width`` scales every channel count (conv, fc6, fc7; not the classes), for training a narrower
 VGG on a CPU. Parameters are He-initialised (``N(0, 2/fan_in)``, zero biases, fc8 zero) from
 ``seed``, or loaded from pretrained VGG-16 weights (everything but fc8). The ×32 upsampling is
-fixed, as in the seed and the FCN paper.
+fixed, as in the post and the FCN paper.
 """
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ UPSAMPLE_FACTOR = 32
 
 @dataclass
 class FCN32sConfig:
-    n_classes: int = 2         # the seed's binary task: background (0) and object (1)
+    n_classes: int = 2         # the post's binary task: background (0) and object (1)
     width: float = 1.0         # channel multiplier: 1.0 is VGG-16, 0.25 trains 16× faster on a CPU
     dropout: float = 0.5       # after fc6 and fc7, training only
     fc6_kernel: int = 7        # fc6 is VGG's first fully connected layer recast as a 7×7 conv

@@ -12,7 +12,7 @@
 
 Two variants (:class:`VGGVariant`):
 
-* **FCN** (the seed's VGG-16): 2×2/2 SAME max pools (stride 32 at pool5), fc6 a 7×7 conv with
+* **FCN** (the post's VGG-16): 2×2/2 SAME max pools (stride 32 at pool5), fc6 a 7×7 conv with
   4096 channels (VGG's fc1 recast as a convolution), fc7 1×1 4096.
 * **DeepLab-LargeFOV**: 3×3 max pools with padding 1, strides 2, 2, 2, 1, 1 (stride 8 at pool5),
   conv5 dilated by 2 (it sees the same input spacing it saw at stride 16), a 3×3 stride-1
@@ -20,7 +20,7 @@ Two variants (:class:`VGGVariant`):
 
 ``width`` scales every channel count (convs, fc6, fc7) for training a narrower net on a CPU.
 Dropout masks are drawn from ``(seed, step, layer index)``: layer indices count this list, so
-FCN-32s draws exactly the masks it drew before the models package existed.
+FCN-32s, FCN-16s and FCN-8s on the same seed draw the same masks at every step.
 """
 from __future__ import annotations
 

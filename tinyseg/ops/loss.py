@@ -21,7 +21,7 @@ def softmax_cross_entropy(logits, labels, reduction: str = "sum", ignore_label: 
     """Pixel-wise softmax cross-entropy and its gradient.
 
     ``loss = Σ_pixels (log Σ_c exp z_c − z_label)`` over pixels whose label is not
-    ``ignore_label`` (``reduction="sum"``, the seed's loss), or that sum divided by the number of
+    ``ignore_label`` (``reduction="sum"``, the post's loss), or that sum divided by the number of
     such pixels (``"mean"``; 0 when every pixel is ignored).
 
     Parameters

@@ -1,6 +1,6 @@
-"""Bilinear upsampling by a transposed convolution, as in the seed post.
+"""Bilinear upsampling by a transposed convolution, as in the post.
 
-The seed builds the weights of a transposed convolution ("deconvolution") so that upsampling a
+The post builds the weights of a transposed convolution ("deconvolution") so that upsampling a
 coarse score map by an integer ``factor`` is exactly bilinear interpolation:
 
 * ``get_kernel_size(f) = 2f - f mod 2``  (4 for f=2, 5 for f=3, 64 for f=32);
@@ -29,7 +29,7 @@ def get_kernel_size(factor: int) -> int:
 
 
 def upsample_filt(size: int) -> np.ndarray:
-    """The 2-D bilinear (tent) kernel of shape ``(size, size)``, float64, as in the seed."""
+    """The 2-D bilinear (tent) kernel of shape ``(size, size)``, float64, as in the post."""
     if isinstance(size, (bool, np.bool_)) or not isinstance(size, (int, np.integer)) or size < 1:
         raise ValueError(f"`size` must be a positive integer, got {size!r}")
     factor = (size + 1) // 2
@@ -59,7 +59,7 @@ def bilinear_upsample_weights(factor: int, number_of_classes: int) -> np.ndarray
 def upsample(x, factor: int):
     """Upsample an ``N×H×W×C`` float32 array by ``factor`` → ``N×fH×fW×C`` (bilinear, zeros outside).
 
-    This is the seed's transposed convolution with ``bilinear_upsample_weights``; because those
+    This is the post's transposed convolution with ``bilinear_upsample_weights``; because those
     weights are diagonal it runs the per-channel (depthwise) transposed-convolution kernel, which
     gives the same result as the full ``(k, k, C, C)`` kernel at ``1/C`` of the cost.
     """

@@ -4,7 +4,7 @@ look at what the CRF learned.
 * :func:`train_segmenter` -- a plain loop (Adam, mean cross-entropy, fixed batches), with or
   without a :class:`~tinyseg.crf.CRFasRNN` on top from a given iteration on;
 * :func:`evaluate` -- held-out mean IoU of the network's argmax, of the post-hoc dense CRF
-  (:func:`~tinyseg.crf.dense_crf`, the seed's parameters) and of the CRF-as-RNN;
+  (:func:`~tinyseg.crf.dense_crf`, the post's parameters) and of the CRF-as-RNN;
 * :func:`compare` -- Zheng et al.'s comparison (their Table 1): the same network, from the same
   initialisation and the same batches, trained alone and then refined by the post-hoc CRF, or
   trained end to end with CRF-as-RNN, for the same number of iterations. As in the paper the
@@ -96,7 +96,7 @@ def train_segmenter(model, samples, *, iterations: int, batch: int = 1, lr: floa
 
 def evaluate(model, samples, n_classes: int, *, crf=None, posthoc: bool = True,
              crf_iterations=(None,)) -> dict:
-    """Held-out mean IoU: ``network`` (argmax), ``posthoc_crf`` (dense_crf at the seed's
+    """Held-out mean IoU: ``network`` (argmax), ``posthoc_crf`` (dense_crf at the post's
     parameters on the network's softmax, 5 iterations) and, with ``crf``, ``crf_rnn`` at each
     count of ``crf_iterations`` (None: the layer's test count; keys ``crf_rnn`` / ``crf_rnn_T``)."""
     meters = {"network": ConfusionMatrix(n_classes)}
@@ -133,7 +133,7 @@ def compare(make_model, make_crf, train_samples, test_samples, n_classes: int, *
     supervision; the network-alone run's loss is CE(logits) as ever).
 
     Why the defaults (3e-4, 50, 3; Zheng et al. had none of them: their CRF joined FCN-8s at
-    the hand-picked parameters with plain SGD): a CRF at the seed's parameters first raises the
+    the hand-picked parameters with plain SGD): a CRF at the post's parameters first raises the
     loss (0.13 -> 0.53 on seed 2's first joint batch; its 50-pixel bilateral kernel spans a
     64x96 image) and its gradient into the logits is concentrated (seed 0: 91% of the squared
     norm on 1% of the pixels) and nearly orthogonal to the network's own (cosine 0.2); the

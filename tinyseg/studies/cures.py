@@ -1,10 +1,10 @@
 """The comparison study: FCN-32s, FCN-8s and DeepLab-LargeFOV on the same data, before and after
 the dense CRF, scored by mean IoU and by boundary accuracy (DeepLab's trimap).
 
-The seed post ends by naming two cures for FCN-32s's coarse maps: skip connections (FCN-8s) and
+The post ends by naming two cures for FCN-32s's coarse maps: skip connections (FCN-8s) and
 atrous convolution with a fully connected CRF (DeepLab). This module trains each model the same
 way (same data, initial backbone — the same seed draws the same VGG weights —, iterations and
-Adam), predicts, refines with the seed's CRF, and measures what each cure buys near object
+Adam), predicts, refines with the post's CRF, and measures what each cure buys near object
 boundaries: IoU within ±w pixels of the ground-truth boundaries for w = 2 … 20
 (:func:`tinyseg.metrics.trimap_band`).
 
@@ -14,12 +14,16 @@ Three datasets:
   labels, with **held-out rows**: the labels of alternate 30-row strips (rows 0–29, 60–89, …)
   train the network, the other strips are scored. The network sees the whole image but never the
   labels it is scored on;
-* ``"chelsea-seed"`` — the seed's own protocol: trained on and scored on the same labels. It
+* ``"chelsea-post"`` — the post's own protocol: trained on and scored on the same labels. It
   measures how well a network memorises its one image: from scratch FCN-8s can fit the cat almost
   exactly, and then no post-processing can improve it — the CRF's colour term moves that near-exact
   boundary a pixel or two off the annotation;
 * ``"shapes"`` — :func:`tinyseg.data.synthetic.synthetic_dataset`: textured shapes of 3 classes
   on a textured ground, 128×160, exact ground truth, trained on 16 images and scored on 6 others.
+  Every label edge is a strong colour edge there: the CRF's best case;
+* ``"camouflage"`` — :func:`tinyseg.data.synthetic.camouflage_dataset`, the same sizes and
+  classes, but colour edges are not label edges: a patchwork background and coarsely patterned
+  objects in one shared palette.
 
 A test sample is ``(image, labels)`` or ``(image, labels, scored)``: ``scored`` (bool H×W) names
 the pixels that count; trimap bands still follow every boundary of ``labels``.
@@ -43,10 +47,12 @@ import time
 
 import numpy as np
 
+from .._moved import new_value
+
 STUDY_MODELS = ("fcn32s", "fcn8s", "deeplab-largefov")
 STUDY_WIDTHS = (2, 4, 8, 12, 16, 20)          # trimap band half-widths of the table (pixels)
 STUDY_SEEDS = (0, 1, 2, 3)                    # initialisations averaged by the study
-STUDY_DATA = ("chelsea", "chelsea-seed", "shapes")
+STUDY_DATA = ("chelsea", "chelsea-post", "shapes", "camouflage")
 HELD_OUT_STRIP = 30                           # rows per strip of chelsea's train / scored split
 TITLES = {"fcn32s": "FCN-32s", "fcn16s": "FCN-16s", "fcn8s": "FCN-8s", "fcn8s-atonce": "FCN-8s at once",
           "deeplab-largefov": "DeepLab-LargeFOV"}
@@ -58,16 +64,18 @@ SETTINGS = {
     "shapes": {"scratch": dict(width=0.125, iterations=300, lr=3e-4, reduction="mean"),
                "pretrained": dict(width=1.0, iterations=100, lr=1e-4, reduction="mean")},
 }
-SETTINGS["chelsea-seed"] = SETTINGS["chelsea"]          # the same training, scored as the seed does
+SETTINGS["chelsea-post"] = SETTINGS["chelsea"]          # the same training, scored as the post does
+SETTINGS["camouflage"] = SETTINGS["shapes"]
 
 
 def study_data(data: str, shapes_train: int = 16, shapes_test: int = 6):
     """``(train samples, test samples, n_classes)`` of a study dataset (see the module docstring)."""
-    if data in ("chelsea", "chelsea-seed"):
+    data = new_value("--data", data)                    # "chelsea-seed" is chelsea-post's old name
+    if data in ("chelsea", "chelsea-post"):
         from ..data import binary_labels, chelsea
         image, annotation = chelsea()
         labels = binary_labels(annotation)
-        if data == "chelsea-seed":
+        if data == "chelsea-post":
             return [(image, labels)], [(image, labels)], 2
         scored = held_out_rows(labels.shape)
         return [(image, np.where(scored, 255, labels).astype(labels.dtype))], [(image, labels, scored)], 2
@@ -75,6 +83,10 @@ def study_data(data: str, shapes_train: int = 16, shapes_test: int = 6):
         from ..data.synthetic import synthetic_dataset
         return (synthetic_dataset(shapes_train, size=(128, 160), seed=1),
                 synthetic_dataset(shapes_test, size=(128, 160), seed=2), 4)
+    if data == "camouflage":
+        from ..data.synthetic import camouflage_dataset
+        return (camouflage_dataset(shapes_train, size=(128, 160), seed=1),
+                camouflage_dataset(shapes_test, size=(128, 160), seed=2), 4)
     raise ValueError(f"`data` must be one of {', '.join(STUDY_DATA)}; got {data!r}")
 
 
@@ -85,7 +97,7 @@ def held_out_rows(shape, strip: int = HELD_OUT_STRIP):
 
 
 def score_model(model, samples, n_classes: int, widths=STUDY_WIDTHS, device: str = "cpu"):
-    """Predict, refine with the seed's CRF, and score: ``(scores, maps of the first sample)``.
+    """Predict, refine with the post's CRF, and score: ``(scores, maps of the first sample)``.
 
     ``samples`` hold ``(image, labels)`` or ``(image, labels, scored)`` (see the module docstring).
     ``scores = {"fcn"|"crf": {"mean_iou", "pixel_accuracy", "trimap": {"w": {...}}}}``.
@@ -164,6 +176,7 @@ def run_study(out: str, data: str = "chelsea", models=STUDY_MODELS, weights: str
     figure ``compare.png`` the maps of the first seed.
     """
     say = print if verbose else (lambda *a, **k: None)
+    data = new_value("--data", data)
     seeds = [int(seed) for seed in seeds]
     if not seeds:
         raise ValueError("`seeds` must name at least one seed")
@@ -196,7 +209,7 @@ def run_study(out: str, data: str = "chelsea", models=STUDY_MODELS, weights: str
     say(format_table(result))
     if len(seeds) > 1:
         say(format_seed_table(result))
-    say(f"wrote {out}/compare.png (seed {seeds[0]}), trimap.png, compare.csv, compare.json")
+    say(f"wrote {os.path.join(out, 'compare.png')} (seed {seeds[0]}), trimap.png, compare.csv, compare.json")
     return result
 
 
@@ -258,7 +271,7 @@ def write_tables(out: str, result: dict) -> None:
 def _colour(labels, n_classes):
     from ..data import voc_colormap
     cmap = voc_colormap()
-    if n_classes == 2:                                  # the seed's view: object blue, background red
+    if n_classes == 2:                                  # the post's view: object blue, background red
         cmap = cmap.copy()
         cmap[0], cmap[1] = (200, 60, 50), (40, 70, 200)
     return cmap[np.asarray(labels, np.int64) % 256]

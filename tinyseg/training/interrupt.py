@@ -51,13 +51,25 @@ class TrainingInterrupted(Exception):
         return 128 + self.signum
 
 
+def _after_abort(saved) -> str:
+    """What a second signal would leave: ``saved()`` is ``(path, iteration)`` or ``None``."""
+    if saved is None:
+        return ""
+    last = saved()
+    if last is None:
+        return "; no checkpoint is written yet"
+    return f"; the last checkpoint, {last[0]}, holds iteration {last[1]}"
+
+
 @contextmanager
-def stop_on_signals(what: str = "work", enabled: bool = True):
+def stop_on_signals(what: str = "work", enabled: bool = True, saved=None):
     """Within the block, SIGINT/SIGTERM set the yielded :class:`StopRequest` instead of raising.
 
     On the first signal a one-line notice goes to stderr and both signals get their default
-    action back, so a second one ends the process at once. The previous handlers are restored
-    when the block exits. Outside the main thread (where Python cannot install handlers) or with
+    action back, so a second one ends the process at once. No Python runs after that second
+    signal, so the notice says beforehand what it would leave: ``saved``, a callable returning
+    ``(checkpoint path, iteration it holds)`` or ``None`` (nothing written yet). The previous
+    handlers are restored when the block exits. Outside the main thread (where Python cannot install handlers) or with
     ``enabled=False`` nothing is installed and the request never fires.
     """
     request = StopRequest()
@@ -71,7 +83,7 @@ def stop_on_signals(what: str = "work", enabled: bool = True):
         for s in SIGNALS:
             signal.signal(s, signal.SIG_DFL)
         print(f"\ntinyseg: {signal_name(signum)} received: finishing the current {what} step "
-              f"(signal again to abort at once)", file=sys.stderr, flush=True)
+              f"(signal again to abort at once{_after_abort(saved)})", file=sys.stderr, flush=True)
 
     for s in SIGNALS:
         signal.signal(s, ask_to_stop)

@@ -1,6 +1,6 @@
 """Optimizers and learning-rate schedules: the papers' recipes.
 
-* :class:`Adam` — the seed's: TensorFlow's formulation (see :func:`tinyseg.ops.adam_update`).
+* :class:`Adam` — the post's: TensorFlow's formulation (see :func:`tinyseg.ops.adam_update`).
 * :class:`SGD` — FCN's: momentum 0.99, weight decay 5e-4, on a loss summed over pixels;
   PyTorch's formulation (see :func:`tinyseg.ops.sgd_update`).
 * :class:`LRSchedule` — constant, or DeepLab's "poly" ``lr·(1 − t/T)^0.9``, with an optional
@@ -30,7 +30,7 @@ __all__ = ["AdamConfig", "Adam", "SGDConfig", "SGD", "LRSchedule", "make_optimiz
 # ----------------------------------------------------------------------------- optimizers
 @dataclass
 class AdamConfig:
-    lr: float = 1e-4        # the seed's learning rate (TensorFlow's default is 1e-3)
+    lr: float = 1e-4        # the post's learning rate (TensorFlow's default is 1e-3)
     beta1: float = 0.9      # decay of the first-moment (mean) estimate
     beta2: float = 0.999    # decay of the second-moment (uncentred variance) estimate
     eps: float = 1e-8       # added to sqrt(v), TensorFlow's placement (PyTorch adds it to sqrt(v̂))

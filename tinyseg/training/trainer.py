@@ -1,6 +1,6 @@
 """Training: batches by gradient accumulation, the papers' recipes, validation, MPI ranks.
 
-One step ``t`` over a global batch of ``B`` images (``B = 1``, Adam and a summed loss is the seed)::
+One step ``t`` over a global batch of ``B`` images (``B = 1``, Adam and a summed loss is the post)::
 
     for each image j of the batch that is this rank's:   # rank r takes j = r, r+R, …
         image, labels = augment(samples[order(t·B + j)], seed, t, j)
@@ -53,16 +53,16 @@ class TrainingDiverged(RuntimeError):
 
 @dataclass
 class TrainConfig:
-    iterations: int = 10                # optimizer steps in total (the seed: 10); 0: as many as fit
+    iterations: int = 10                # optimizer steps in total (the post: 10); 0: as many as fit
                                         # in max_minutes, fixed after the warm-up and saved
     batch: int = 1                      # images per step (global over ranks), by gradient accumulation
-    optimizer: str = "adam"             # "adam" (the seed) or "sgd" (FCN: momentum, weight decay)
-    lr: float = 1e-4                    # base learning rate; the seed's Adam rate
+    optimizer: str = "adam"             # "adam" (the post) or "sgd" (FCN: momentum, weight decay)
+    lr: float = 1e-4                    # base learning rate; the post's Adam rate
     momentum: float = 0.99              # SGD only: FCN's momentum for batch 1
     weight_decay: float = 5e-4          # SGD only: FCN's L2 penalty
     lr_schedule: str = "constant"       # "constant" or DeepLab's "poly" (1 − t/iterations)^0.9
     warmup: int = 0                     # steps of linear learning-rate warm-up
-    reduction: str = "sum"              # "sum" over pixels (the seed, FCN) or "mean" (DeepLab)
+    reduction: str = "sum"              # "sum" over pixels (the post, FCN) or "mean" (DeepLab)
     shuffle_seed: int = 0               # order of the samples in each epoch, and augmentation
     augment: AugmentConfig = field(default_factory=AugmentConfig)   # flip/scale/crop; none by default
     val_every: int = 0                  # validate every k iterations (and at the end) if val data given
@@ -138,6 +138,7 @@ class Trainer:
         self._announces = "grad_ready" in inspect.signature(model.backward).parameters
         self._owned = set()             # checkpoint files this trainer resumed from or wrote
         self._stop_reason = None
+        self._last_saved = None         # (checkpoint path, the iteration it holds), for a signal's notice
         self.stopped_early = None       # why run() returned before its iterations were done
 
     @property
@@ -250,7 +251,8 @@ class Trainer:
         deadline = start + 60 * c.max_minutes if c.max_minutes else None
         step_times, error = [], None
         try:
-            with stop_on_signals("training", enabled=c.handle_signals) as stop:
+            with stop_on_signals("training", enabled=c.handle_signals,
+                                 saved=(lambda: self._last_saved) if c.checkpoint else None) as stop:
                 while not last() or self.iteration < last():
                     t0 = time.monotonic()
                     loss = self.step()
@@ -368,11 +370,13 @@ class Trainer:
                          "adam": asdict(self.optimizer.config), "train": self.config.recipe(),
                          **self.metadata},
                         extra=asdict(self.state))
+        if path == self.config.checkpoint:          # not NAME.best.h5
+            self._last_saved = (path, self.iteration)
 
     def resume(self, path: str) -> None:
         """Continue from a checkpoint written by :meth:`save` (same model config required)."""
         ckpt = load_checkpoint(path)
-        saved = {"name": "fcn32s", **ckpt.config.get("model", {})}   # unnamed: before tinyseg.models
+        saved = {"name": "fcn32s", **ckpt.config.get("model", {})}   # no name: an FCN-32s checkpoint
         mine = self.model.config_dict()
         if saved != mine:
             raise ValueError(f"checkpoint {path} was written for model config {saved}, "
@@ -386,6 +390,7 @@ class Trainer:
         known = {k: extra[k] for k in asdict(TrainState()) if k in extra}
         self.state = TrainState(**known)
         self._owned.add(os.path.abspath(path))
+        self._last_saved = (path, self.iteration)
         if self.config.checkpoint:
             self._owned.add(os.path.abspath(self.config.best_checkpoint or best_path(self.config.checkpoint)))
 

@@ -178,9 +178,13 @@ def load_checkpoint(path):
     """
     path = os.fspath(path)
     with _open_checked(path) as f:
-        params = {k: np.asarray(f["params"][k][()]) for k in f["params"]}
-        m = {k: np.asarray(f["adam/m"][k][()]) for k in f["adam/m"]}
-        v = {k: np.asarray(f["adam/v"][k][()]) for k in f["adam/v"]}
+        try:
+            params = {k: np.asarray(f["params"][k][()]) for k in f["params"]}
+            m = {k: np.asarray(f["adam/m"][k][()]) for k in f["adam/m"]}
+            v = {k: np.asarray(f["adam/v"][k][()]) for k in f["adam/v"]}
+        except (OSError, KeyError) as exc:      # a cut in the arrays' data
+            raise ValueError(f"{path!r} is a damaged checkpoint: its arrays cannot be read "
+                             f"({exc}); copy it again completely or use another checkpoint") from exc
         for k in (set(m) ^ set(v)) if v else ():
             which = "v" if k in m else "m"
             raise ValueError(f"{path!r} is an incomplete checkpoint: array '/adam/{which}/{k}' is missing")
@@ -203,7 +207,7 @@ def _open_checked(path):
     try:
         f = h5py.File(path, "r")
     except OSError as exc:
-        raise ValueError(f"{path!r} is not a tinyseg checkpoint (not an HDF5 file)") from exc
+        raise _unreadable(path, exc) from exc
     try:
         fmt = f.attrs.get("format")
         if isinstance(fmt, bytes):
@@ -227,6 +231,24 @@ def _open_checked(path):
         f.close()
         raise
     return f
+
+
+#: The first bytes of an HDF5 file (its superblock signature, at offset 0 for tinyseg's files).
+_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
+def _unreadable(path, exc) -> ValueError:
+    """The error for a file h5py cannot open: a foreign file, or an HDF5 file cut short or damaged
+    (a copy or a download that stopped; tinyseg's own writes are atomic)."""
+    with open(path, "rb") as f:
+        head = f.read(len(_HDF5_SIGNATURE))
+    if head != _HDF5_SIGNATURE:
+        return ValueError(f"{path!r} is not a tinyseg checkpoint (not an HDF5 file)")
+    detail = str(exc).split("(", 1)[-1].rstrip(")") if "(" in str(exc) else str(exc)
+    size = os.path.getsize(path)
+    what = "truncated" if "truncated" in detail else "damaged"
+    return ValueError(f"{path!r} is a {what} checkpoint: an HDF5 file of {size} bytes that cannot "
+                      f"be read ({detail}); copy it again completely or use another checkpoint")
 
 
 def read_checkpoint_config(path):

@@ -11,9 +11,11 @@ from .accumulate import add_into, copy_into, scale_into
 from .adam import adam_update
 from .conv import (column_sums, conv2d_backward, conv2d_forward, conv2d_forward_blocks,
                    conv2d_weight_grad_blocks)
+from .cropping import crop, uncrop
 from .elementwise import dropout_backward, dropout_forward, relu_backward, relu_forward
 from .fuse import box3x3, crop_add, interp, interp_backward, scale
 from .loss import softmax, softmax_cross_entropy
+from .matmul import gemm
 from .pooling import (maxpool2x2_backward, maxpool2x2_forward, maxpool3x3_backward,
                       maxpool3x3_forward)
 from .sgd import sgd_update
@@ -28,6 +30,21 @@ from .winograd import WINOGRAD_BLOCK_BYTES, conv2d_winograd, parallel_workers, w
 from .winograd_grad import winograd_filter_grad, winograd_weight_grad
 
 name = "cpu"
+
+__all__ = [
+    "name", "CONV_WORKSPACE_BYTES", "empty", "zeros", "asarray", "to_numpy", "owns",
+    "synchronize", "check_available", "is_simulator", "gemm", "crop", "uncrop",
+    "conv2d_forward", "conv2d_backward", "conv2d_forward_blocks", "conv2d_weight_grad_blocks",
+    "maxpool2x2_forward", "maxpool2x2_backward", "maxpool3x3_forward", "maxpool3x3_backward",
+    "winograd_weights", "conv2d_winograd", "parallel_workers", "WINOGRAD_BLOCK_BYTES",
+    "winograd_weight_grad", "winograd_filter_grad", "column_sums",
+    "relu_forward", "relu_backward", "dropout_forward", "dropout_backward",
+    "conv_transpose2d_forward", "conv_transpose2d_backward_input",
+    "conv_transpose2d_backward_weights", "conv_transpose2d_depthwise_forward",
+    "conv_transpose2d_depthwise_backward_input", "softmax", "softmax_cross_entropy",
+    "adam_update", "sgd_update", "copy_into", "add_into", "scale_into",
+    "crop_add", "scale", "box3x3", "interp", "interp_backward",
+]
 
 # Bytes of the im2col block buffer a convolution may use (see tinyseg.backend.cpu.conv).
 CONV_WORKSPACE_BYTES = 8 * 2**20
@@ -54,18 +71,17 @@ def owns(array) -> bool:
     return isinstance(array, np.ndarray)
 
 
-def crop(x, H, W):
-    """A contiguous copy of the top-left ``H × W`` of an ``(N, H', W', C)`` array."""
-    return np.ascontiguousarray(x[:, :H, :W, :])
-
-
-def uncrop(dout, dx):
-    """Write ``dout (N, H, W, C)`` into the top-left of the zeroed ``dx (N, H', W', C)``."""
-    dx[:, :dout.shape[1], :dout.shape[2], :] = dout
-
-
 def synchronize():
     """Nothing to wait for on the CPU; the CUDA backend waits for its stream here."""
+
+
+def is_simulator() -> bool:
+    """False: the CPU backend is never numba's CUDA simulator (the CUDA backend's question)."""
+    return False
+
+
+def check_available() -> None:
+    """The CPU backend is always available (the CUDA backend raises here without a GPU)."""
 
 
 from ..._moved import module_getattr as _module_getattr  # noqa: E402

@@ -30,7 +30,7 @@ A 1×1 kernel needs no im2col: ``x`` viewed as ``(N·H·W, C)`` already is ``col
 import numpy as np
 from numba import njit, prange
 
-from .blas import single_threaded
+from .matmul import single_threaded
 
 
 @njit(inline="always")

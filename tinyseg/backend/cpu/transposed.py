@@ -14,7 +14,7 @@ element. Backward:
     dw[ky, kx, o, c] = Σ_{n, i, j} x[n, i, j, c] · dout[n, f·i + ky − pad, f·j + kx − pad, o]
 
 The depthwise variants take one ``(k, k)`` kernel applied to every channel on its own; with the
-seed's diagonal bilinear weights they equal the full kernel at 1/C of the work.
+post's diagonal bilinear weights they equal the full kernel at 1/C of the work.
 """
 import numpy as np
 from numba import njit, prange

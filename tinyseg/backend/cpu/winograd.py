@@ -34,7 +34,7 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from .blas import single_threaded
+from .matmul import single_threaded
 
 # Bytes of one worker's block of tiles (V and M) that the wrapper aims at: small enough to stay in
 # the 1 MB L2 cache where it can, while a block still has at least 128 tiles for an efficient GEMM

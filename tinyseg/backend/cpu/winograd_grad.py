@@ -16,7 +16,7 @@ partial sums and applies ``Gᵀ · G``.
 import numpy as np
 from numba import njit, prange
 
-from .blas import single_threaded
+from .matmul import single_threaded
 from .winograd import anchor, anchors, winograd_input
 
 

@@ -6,7 +6,7 @@ validation, allocation or raising inside kernels). Arrays are ``numba.cuda`` dev
 data stays on the GPU between layers; :func:`asarray` / :func:`to_numpy` cross to and from the host.
 
 Convolutions are an im2col kernel, a hand-written shared-memory tiled GEMM
-(:mod:`tinyseg.backend.cuda.tiled_gemm`) and a col2im kernel; everything else is one thread per
+(:mod:`tinyseg.backend.cuda.matmul`) and a col2im kernel; everything else is one thread per
 output element. The dense CRF's CUDA kernels belong to the CRF (:mod:`tinyseg.crf.cuda`).
 
 The module imports without a GPU; :func:`check_available` (called by
@@ -31,7 +31,7 @@ from .loss import softmax, softmax_cross_entropy
 from .pooling import (maxpool2x2_backward, maxpool2x2_forward, maxpool3x3_backward,
                       maxpool3x3_forward)
 from .sgd import sgd_update
-from .tiled_gemm import gemm
+from .matmul import gemm
 from .transposed import (
     conv_transpose2d_backward_input,
     conv_transpose2d_backward_weights,
@@ -39,8 +39,8 @@ from .transposed import (
     conv_transpose2d_depthwise_forward,
     conv_transpose2d_forward,
 )
-from .winograd import (WINOGRAD_BLOCK_BYTES, conv2d_winograd, parallel_workers, winograd_filter_grad, winograd_weight_grad,
-                       winograd_weights)
+from .winograd import WINOGRAD_BLOCK_BYTES, conv2d_winograd, parallel_workers, winograd_weights
+from .winograd_grad import winograd_filter_grad, winograd_weight_grad
 
 name = "cuda"
 

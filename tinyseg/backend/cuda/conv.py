@@ -8,7 +8,7 @@ with ``ph = d·(kh - 1)/2``, ``pw = d·(kw - 1)/2``.
 
 For each block of image rows, :func:`_im2col_kernel` writes the ``(rows·W, kh·kw·C)`` im2col
 matrix (one thread per element, so consecutive threads write consecutive addresses), and
-:func:`tinyseg.backend.cuda.tiled_gemm.gemm` multiplies it by ``w`` viewed as ``(K, F)`` with the bias
+:func:`tinyseg.backend.cuda.matmul.gemm` multiplies it by ``w`` viewed as ``(K, F)`` with the bias
 fused into its epilogue. Backward, per block: ``dw (+)= colᵀ @ dout`` (the GEMM's ``trans_a`` and
 ``beta = 1`` accumulate, so ``dw_tmp`` is not needed), ``dcol = dout @ wᵀ`` (``trans_b``) into the
 same buffer, then :func:`_col2im_add_kernel` gathers each ``dx`` pixel's windows (one thread per
@@ -21,7 +21,7 @@ import numpy as np
 from numba import cuda
 
 from ._launch import SIMULATOR, launch_1d, scratch
-from .tiled_gemm import gemm
+from .matmul import gemm
 
 # Row chunks of the first pass of the column sum (partials per column).
 _SUM_CHUNKS = 4 if SIMULATOR else 256

@@ -2,7 +2,7 @@
 
 Drop-in names for ``from pydensecrf.utils import ...``: :func:`unary_from_softmax`,
 :func:`unary_from_labels`, :func:`create_pairwise_gaussian`, :func:`create_pairwise_bilateral`,
-and the older :func:`softmax_to_unary` and :func:`compute_unary` that the seed uses. Layouts are
+and the older :func:`softmax_to_unary` and :func:`compute_unary` that the post uses. Layouts are
 pydensecrf's: classes first (``C × ...``), features ``D × N``.
 """
 from __future__ import annotations

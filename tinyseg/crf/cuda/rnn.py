@@ -16,6 +16,7 @@ import numpy as np
 from numba import cuda
 
 from ...backend.cuda._launch import launch_1d
+from ...backend.cuda.loss import softmax  # q = softmax(z) row-wise: the backend's kernel
 from .convert import to_cuda_filter
 
 __all__ = ["partials", "pairwise_scratch_shape", "device_filter", "copy", "softmax", "combine",
@@ -50,30 +51,6 @@ def _copy_kernel(src, dst):
 def copy(src, dst):
     """dst = src; (N, C) arrays."""
     launch_1d(_copy_kernel, src.shape[0], src, dst)
-
-
-@cuda.jit
-def _softmax_kernel(z, q):
-    i = cuda.grid(1)
-    n, c = z.shape
-    if i < n:
-        mx = z[i, 0]
-        for l in range(1, c):
-            if z[i, l] > mx:
-                mx = z[i, l]
-        tot = np.float32(0.0)
-        for l in range(c):
-            e = math.exp(z[i, l] - mx)
-            q[i, l] = e
-            tot += e
-        inv = np.float32(1.0) / tot
-        for l in range(c):
-            q[i, l] *= inv
-
-
-def softmax(z, q):
-    """q = softmax(z) row-wise; z, q (N, C)."""
-    launch_1d(_softmax_kernel, z.shape[0], z, q)
 
 
 @cuda.jit

@@ -30,6 +30,7 @@ def grid_filter_reference(features: np.ndarray, values: np.ndarray, *, cell: flo
        corners of its cell (multilinear), ``g = (f - min f) / cell``;
     2. blur: convolve the grid along each axis with :func:`grid_blur_taps` (zeros outside);
     3. slice: read every point back with the same multilinear weights.
+
     features (N, D), values (N, M) -> (N, M).
     """
     from scipy.ndimage import correlate1d

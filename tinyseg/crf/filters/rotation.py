@@ -48,7 +48,7 @@ def _rotate_kernel(features, axes, basis, out):
 def rotate_to_principal_axes(features: np.ndarray, axes) -> np.ndarray:
     """Turn the given feature axes onto the principal axes of the points, (N, D) -> (N, D) float32.
 
-    An orthogonal change of basis leaves every distance |f_i - f_j|, hence the Gaussian kernel,
+    An orthogonal change of basis leaves every distance ``|f_i - f_j|``, hence the Gaussian kernel,
     unchanged. Natural images' colours lie near the grey diagonal; turned onto their principal
     axes they fill a flat box instead of a diagonal one, and the grid's bounding box and the
     cells its blur has to compute shrink (set-up ~2x faster on the seed's cat).

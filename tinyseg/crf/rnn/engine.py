@@ -2,7 +2,7 @@
 
 :class:`MeanFieldRNN` runs the recurrence of :mod:`tinyseg.crf.rnn.reference` over filter
 objects (anything with ``n_points``, ``apply`` and ``apply_transpose``, see
-:mod:`tinyseg.crf.filters`) and the kernels of a backend (:func:`tinyseg.crf.kernels.rnn_kernels`:
+:mod:`tinyseg.crf.filters`) and the kernels of a backend (:func:`rnn_kernels`:
 :mod:`tinyseg.crf.rnn.kernels` on the CPU, :mod:`tinyseg.crf.cuda.rnn` on the GPU). It
 knows nothing of how the filters filter, as :class:`~tinyseg.crf.inference.MeanField` does not.
 
@@ -24,9 +24,21 @@ from __future__ import annotations
 import numpy as np
 
 from ...backend import get_backend
-from ..kernels import rnn_kernels
 
-__all__ = ["MeanFieldRNN", "NORMALISATION_EPS"]
+__all__ = ["MeanFieldRNN", "NORMALISATION_EPS", "rnn_kernels"]
+
+
+def rnn_kernels(device: str):
+    """The CRF-as-RNN kernels of ``device`` (a module; the CPU's and the GPU's have the same names)."""
+    get_backend(device)                     # an unknown or unavailable device fails here, clearly
+    if device == "cuda":
+        from ..cuda import rnn
+
+        return rnn
+    from . import kernels
+
+    return kernels
+
 
 #: Added to ``D = K 1`` before ``D^-1/2``, as :class:`~tinyseg.crf.inference.MeanField` (and
 #: pydensecrf) does.

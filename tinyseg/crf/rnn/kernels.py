@@ -27,6 +27,7 @@ import numpy as np
 from numba import njit, prange, types
 from numba.extending import overload
 
+from ...backend.cpu.loss import softmax  # q = softmax(z) row-wise: the one row-softmax kernel
 from ..mean_field_kernels import exp32
 
 __all__ = ["BLOCK", "partials", "pairwise_scratch_shape", "device_filter", "copy", "combine",
@@ -72,24 +73,6 @@ def copy(src, dst):
     for i in prange(n):
         for l in range(c):
             dst[i, l] = src[i, l]
-
-
-@njit(parallel=True, cache=True)
-def softmax(z, q):
-    """q = softmax(z) row-wise (stabilised by the row maximum); z, q (N, C)."""
-    n, c = z.shape
-    for i in prange(n):
-        mx = z[i, 0]
-        for l in range(1, c):
-            mx = max(mx, z[i, l])
-        for l in range(c):                  # its own loop, without the sum: it vectorises
-            q[i, l] = _exp(z[i, l] - mx)
-        tot = 0.0
-        for l in range(c):
-            tot += q[i, l]
-        inv = 1.0 / tot
-        for l in range(c):
-            q[i, l] *= inv
 
 
 @njit(parallel=True, cache=True)

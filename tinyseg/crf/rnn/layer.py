@@ -2,7 +2,7 @@
 
 ::
 
-    crf = CRFasRNN(n_labels=21)                      # the seed's kernels, Potts, T = 5 / 10
+    crf = CRFasRNN(n_labels=21)                      # the post's kernels, Potts, T = 5 / 10
     logits = model.forward(x, train=True)            # (N, H, W, C)
     out = crf.forward(logits, images, train=True)    # (N, H, W, C), softmax(out) = Q_T
     loss, dout = ops.softmax_cross_entropy(out, labels)
@@ -22,7 +22,7 @@ Parameters (``params``; ``grads`` has the same keys and shapes after ``backward`
   ignores per-pixel constants), so for a loss of ``Q_T`` such as cross-entropy its gradient's
   columns sum to zero.
 * ``"w_spatial"``, ``"w_bilateral"``: the kernel weights, one per label (``per_class=True``, the
-  paper's) or one per kernel (shape (1,)), initialised to the seed's ``gaussian_compat = 3`` and
+  paper's) or one per kernel (shape (1,)), initialised to the post's ``gaussian_compat = 3`` and
   ``compat = 10``. With these initial values the layer computes exactly
   ``dense_crf(image, softmax(logits), iterations=T)``'s ``Q`` (up to float rounding).
 
@@ -39,7 +39,7 @@ import numpy as np
 
 from ...backend import get_backend
 from ..features import as_pair, as_triple
-from ..refine import METHODS, bilateral_filter, spatial_filter
+from ..refine import METHODS, POST_CRF, bilateral_filter, spatial_filter
 from .engine import MeanFieldRNN
 
 __all__ = ["CRFasRNN", "CRFasRNNConfig", "KERNELS"]
@@ -53,12 +53,12 @@ class CRFasRNNConfig:
     n_labels: int                              # C
     iterations: int = 5                        # T of a training-mode forward (Zheng et al.: 5)
     test_iterations: int = 10                  # T of a test-mode forward (Zheng et al.: 10)
-    sdims: tuple = (50.0, 50.0)                # bilateral spatial std (pixels), the seed's
-    schan: tuple = (20.0, 20.0, 20.0)          # bilateral colour std (0-255 units), the seed's
-    gaussian_sdims: tuple = (10.0, 10.0)       # spatial kernel std (pixels), the seed's
+    sdims: tuple = POST_CRF["sdims"]           # bilateral spatial std (pixels), the post's
+    schan: tuple = POST_CRF["schan"]           # bilateral colour std (0-255 units), the post's
+    gaussian_sdims: tuple = POST_CRF["gaussian_sdims"]   # spatial kernel std (pixels), the post's
     method: str = "fast"                       # "fast" (separable + grid) or "exact" (brute force)
-    w_spatial: float = 3.0                     # initial spatial weight (the seed's gaussian_compat)
-    w_bilateral: float = 10.0                  # initial bilateral weight (the seed's compat)
+    w_spatial: float = POST_CRF["gaussian_compat"]   # initial spatial weight (the post's)
+    w_bilateral: float = POST_CRF["compat"]          # initial bilateral weight (the post's)
     per_class: bool = True                     # one weight per label and kernel (the paper)
 
 
@@ -84,9 +84,11 @@ class CRFasRNN:
         that backend's arrays; the images are host uint8 arrays).
     """
 
-    def __init__(self, n_labels: int, *, iterations: int = 5, sdims=(50, 50), schan=(20, 20, 20),
-                 gaussian_sdims=(10, 10), method: str = "fast", test_iterations: int = 10,
-                 w_spatial: float = 3.0, w_bilateral: float = 10.0, per_class: bool = True,
+    def __init__(self, n_labels: int, *, iterations: int = 5, sdims=POST_CRF["sdims"],
+                 schan=POST_CRF["schan"], gaussian_sdims=POST_CRF["gaussian_sdims"],
+                 method: str = "fast", test_iterations: int = 10,
+                 w_spatial: float = POST_CRF["gaussian_compat"],
+                 w_bilateral: float = POST_CRF["compat"], per_class: bool = True,
                  backend: str = "cpu"):
         if isinstance(n_labels, bool) or int(n_labels) != n_labels or n_labels < 2:
             raise ValueError(f"`n_labels` must be an integer >= 2, got {n_labels!r}")

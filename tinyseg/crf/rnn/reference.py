@@ -31,7 +31,7 @@ pixel ``i``, and softmax ignores a per-pixel constant, so ``mu = 1 - I`` and ``m
 same ``Q`` -- and the same gradient: adding a constant to a column of ``mu`` changes no ``Q_t``,
 so for any loss of ``Q_T`` (cross-entropy: the rows of ``dout`` sum to zero) ``d mu`` has columns
 that sum to zero. With ``w = (3, 10)`` (spatial, bilateral) and Potts
-``mu`` the recurrence is the seed's dense CRF (:func:`tinyseg.crf.dense_crf`).
+``mu`` the recurrence is the post's dense CRF (:func:`tinyseg.crf.dense_crf`).
 
 Backward. With ``G_t = dloss/dL_t`` and ``G_T = dout`` (the gradient of the output logits)::
 

@@ -1,5 +1,5 @@
 # %% [markdown]
-# # Image segmentation with FCN-32s and a fully connected CRF — the seed post, with tinyseg
+# # Image segmentation with FCN-32s and a fully connected CRF — the post, with tinyseg
 #
 # This file follows Daniil Pakhomov's post *"Image Segmentation with Tensorflow using CNNs and
 # Conditional Random Fields"* (Dec 2016) cell by cell, with tinyseg calls where the post used
@@ -19,8 +19,8 @@
 # Run it as a script (figures go to `--out`, nothing is shown) or cell by cell in an editor that
 # understands `# %%` cells (VS Code, Spyder, Jupytext):
 #
-#     python examples/seed_walkthrough.py --out walkthrough/                  # from scratch, CPU
-#     python examples/seed_walkthrough.py --weights vgg16.npz --out walkthrough/   # the post's setting
+#     python examples/post_walkthrough.py --out walkthrough/                  # from scratch, CPU
+#     python examples/post_walkthrough.py --weights vgg16.npz --out walkthrough/   # the post's setting
 #
 # Without `--weights` the network starts from random (He) weights at width 0.25 — a VGG-16 with
 # a quarter of the channels, 1/16 of the compute — and trains 30 iterations (the post's 10 start
@@ -47,7 +47,7 @@ from tinyseg.metrics import ConfusionMatrix  # noqa: E402
 from tinyseg.models import FCN32s, FCN32sConfig  # noqa: E402
 from tinyseg.training.optim import Adam, AdamConfig  # noqa: E402
 
-parser = argparse.ArgumentParser(description="The seed post, cell by cell, with tinyseg.")
+parser = argparse.ArgumentParser(description="The post, cell by cell, with tinyseg.")
 parser.add_argument("--width", type=float, default=None,
                     help="VGG channel multiplier (default 1.0 with --weights, else 0.25)")
 parser.add_argument("--iterations", type=int, default=None,
@@ -67,12 +67,24 @@ plt.rcParams["figure.figsize"] = fig_size
 warnings.filterwarnings("ignore", message=".*non-interactive.*")
 
 
+def show(path):
+    """Inside Jupyter (and the docs build) display a figure written to ``path``; as a script, nothing."""
+    try:
+        from IPython import get_ipython
+        from IPython.display import Image, display
+    except ImportError:
+        return
+    if get_ipython() is not None:
+        display(Image(filename=path))
+
+
 def save_figure(name):
     """Where the post calls plt.show(): write the current figure to OUT/name and close it."""
     path = os.path.join(args.out, name)
     plt.gcf().savefig(path, dpi=80, bbox_inches="tight")
     plt.close("all")
     print(f"wrote {path}")
+    show(path)
 
 
 # %% [markdown]

@@ -1,4 +1,7 @@
-"""The BLAS behind Numba's ``np.dot``: scipy's OpenBLAS, and a switch to run it single-threaded.
+"""Matrix products on the CPU: :func:`gemm` by BLAS, and a switch to run that BLAS single-threaded.
+
+The CPU's GEMM is BLAS (NumPy's ``@``; inside kernels Numba's ``np.dot``); the CUDA backend's
+file of the same name holds a hand-written tiled GEMM with the same :func:`gemm` signature.
 
 Numba's ``np.dot`` calls ``scipy.linalg.cython_blas``, whose OpenBLAS keeps its own thread pool.
 A kernel that runs its own parallel loop and calls ``np.dot`` inside it (each worker multiplying
@@ -12,6 +15,8 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import threading
+
+import numpy as np
 
 _lock = threading.Lock()
 _functions: list = []          # [get_num_threads, set_num_threads] once found ([None, None]: none)
@@ -48,3 +53,20 @@ def single_threaded():
             yield
         finally:
             set_(before)
+
+
+def gemm(a, b, c, *, trans_a: bool = False, trans_b: bool = False, beta: float = 0.0,
+         bias=None, config=None, split_k=None) -> None:
+    """``c = op(a) @ op(b) + beta·c (+ bias)`` on NumPy arrays, by BLAS.
+
+    Same arguments as the CUDA backend's tiled :func:`tinyseg.backend.cuda.matmul.gemm`
+    (``config`` and ``split_k``, the CUDA kernel's tiling, are ignored: BLAS tiles for itself).
+    a : (M, K), or (K, M) with ``trans_a``; b : (K, N), or (N, K) with ``trans_b``;
+    c : (M, N), written in place; bias : (N,) or None, added to every row.
+    """
+    product = (a.T if trans_a else a) @ (b.T if trans_b else b)     # (M, K) @ (K, N) -> (M, N)
+    if beta != 0.0:
+        product += np.float32(beta) * c
+    if bias is not None:
+        product += bias
+    c[...] = product

@@ -1,0 +1,284 @@
+"""Refine many images with the dense CRF on every core: ``refine_many(items, params)``.
+
+One image's mean field is a chain of filterings whose parallel parts are short; a set of images
+is better spread one image per core. :func:`refine_many` runs a pool of single-threaded worker
+processes (each with ``NUMBA_NUM_THREADS = OMP_NUM_THREADS = ... = 1``), one image per task, and
+yields the labels in input order. Every worker runs the same :func:`tinyseg.crf.dense_crf` as a
+call in this process would, so the labels are those of one image at a time.
+
+Under an MPI launcher with more than one rank (``mpiexec -n R``), each rank refines every R-th
+image (``items[rank::R]``, in this process, with the rank's own threads) and rank 0 gathers all
+labels; ``mpi4py`` is imported only then.
+
+An item is ``(image, probabilities)``: ``image`` an H×W×3 uint8 array or an image file's path,
+``probabilities`` an H×W×C float array or a ``.npy`` path (read by ``reader(path, (H, W))``,
+default :func:`read_probabilities`; the command line passes its own, which also takes ``.npz``
+and C×H×W). Paths are read by the worker, so only names cross the process boundary.
+"""
+from __future__ import annotations
+
+import itertools
+import multiprocessing as mp
+import os
+import sys
+from contextlib import contextmanager
+from typing import Iterable, Iterator
+
+import numpy as np
+
+__all__ = ["refine_many", "refine_stream", "CRFPool", "default_workers", "mpi_world_size",
+           "single_threaded_children", "read_probabilities"]
+
+# Environment variables through which MPI launchers announce the number of ranks (read before
+# mpi4py is imported; the same list as tinyseg's data-parallel training reads).
+_MPI_SIZE_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE", "PMIX_SIZE")
+# Thread pools a worker pins to one thread (read when each library loads, so set before spawning).
+_THREAD_VARIABLES = ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
+                     "OPENBLAS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
+
+
+def default_workers() -> int:
+    """The cores this process may use (its CPU affinity), at least 1."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
+
+
+def mpi_world_size(environ=os.environ) -> int:
+    """The number of ranks an MPI launcher started (1 without one)."""
+    for name in _MPI_SIZE_VARIABLES:
+        value = environ.get(name, "")
+        if value.isdigit() and int(value) > 0:
+            return int(value)
+    return 1
+
+
+def read_probabilities(path: str, shape) -> np.ndarray:
+    """An H×W×C float array from a ``.npy`` file, for an image of ``shape`` (H, W)."""
+    p = np.load(path, allow_pickle=False)
+    if p.ndim != 3 or p.shape[:2] != tuple(shape) or not np.issubdtype(p.dtype, np.floating):
+        raise ValueError(f"probabilities in {path!r} have shape {p.shape} and dtype {p.dtype}: "
+                         f"expected H×W×C floats for the {shape[0]}×{shape[1]} image")
+    return p
+
+
+def _load(image, probabilities, reader=None):
+    """An item's arrays: paths are read here (in the worker), arrays pass through."""
+    if isinstance(image, (str, os.PathLike)):
+        from ..data import load_image
+        image = load_image(os.fspath(image))
+    if isinstance(probabilities, (str, os.PathLike)):
+        probabilities = (reader or read_probabilities)(os.fspath(probabilities),
+                                                      np.asarray(image).shape[:2])
+    return image, probabilities
+
+
+_PARAMS: dict = {}
+_WITH_Q = False
+_READER = None
+
+
+def _init_worker(params: dict, with_q: bool, reader=None) -> None:
+    global _PARAMS, _WITH_Q, _READER
+    import numba
+
+    numba.set_num_threads(1)                    # the processes are the parallelism
+    _PARAMS, _WITH_Q, _READER = params, with_q, reader
+
+
+def _refine(item, params: dict, with_q: bool, reader=None):
+    from .refine import dense_crf
+
+    image, probabilities = _load(*item, reader)
+    labels, q = dense_crf(image, probabilities, **params)
+    return (labels, q) if with_q else labels
+
+
+def _refine_task(task):
+    index, item, params = task
+    return index, _refine(item, _PARAMS if params is None else params, _WITH_Q, _READER)
+
+
+@contextmanager
+def single_threaded_children():
+    """Children spawned inside this block start with every thread pool at one thread."""
+    saved = {name: os.environ.get(name) for name in _THREAD_VARIABLES}
+    try:
+        for name in _THREAD_VARIABLES:
+            os.environ[name] = "1"
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+class CRFPool:
+    """A pool of ``workers`` single-threaded processes that refine images with fixed ``params``.
+
+    Keep one open to refine several sets without starting processes again::
+
+        with CRFPool(params, workers=2) as pool:
+            labels = list(pool.imap(items))
+    """
+
+    def __init__(self, params: dict, workers: int | None = None, *, with_q: bool = False,
+                 reader=None, start_method: str = "spawn"):
+        self.workers = default_workers() if workers is None else int(workers)
+        if self.workers < 1:
+            raise ValueError(f"`workers` must be >= 1, got {workers}")
+        self.params, self.with_q = dict(params), with_q
+        with single_threaded_children():
+            self._pool = mp.get_context(start_method).Pool(
+                self.workers, initializer=_init_worker, initargs=(self.params, with_q, reader))
+
+    def imap(self, items: Iterable, params: dict | None = None) -> Iterator:
+        """Labels (or ``(labels, Q)``) of each item, in input order, as they are ready;
+        ``params`` (default: the pool's) are sent with every task."""
+        tasks = ((i, item, params) for i, item in enumerate(items))
+        for _, result in self._pool.imap(_refine_task, tasks, chunksize=1):
+            yield result
+
+    def close(self) -> None:
+        self._pool.close()
+        self._pool.join()
+
+    def terminate(self) -> None:
+        self._pool.terminate()
+        self._pool.join()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, value, tb):
+        if kind is None:
+            self.close()
+        else:
+            self.terminate()
+
+
+def refine_many(items, params: dict | None = None, *, workers: int | None = None,
+                progress: bool = False, with_q: bool = False, desc: str = "crf",
+                reader=None) -> list:
+    """Refine every ``(image, probabilities)`` item with :func:`tinyseg.crf.dense_crf`.
+
+    Parameters
+    ----------
+    items : sequence of ``(image, probabilities)``: arrays (H×W×3 uint8, H×W×C float) or paths.
+    params : :func:`tinyseg.crf.dense_crf`'s keywords (``sdims``, ``schan``, ``compat``,
+        ``gaussian_sdims``, ``gaussian_compat``, ``iterations``, ``method``, ``clip``); default
+        its defaults (the post's parameters).
+    workers : processes; default :func:`default_workers`. With 1 (or one item) the images are
+        refined here, one after the other, with this process's threads.
+    progress : show a tqdm bar (on stderr).
+    with_q : return ``(labels, Q)`` per item instead of labels.
+    reader : ``reader(path, (H, W)) -> (H, W, C)`` for probabilities given as paths (a
+        module-level function: the workers receive it by name); default :func:`read_probabilities`.
+
+    Returns
+    -------
+    A list, in input order, of labels ``(H, W) int32`` (or ``(labels, Q (H, W, C) float32)``).
+    Under MPI with several ranks: that list on rank 0, ``None`` on the others.
+    """
+    params = dict(params or {})
+    if params.get("device", "cpu") != "cpu":
+        raise ValueError("refine_many runs on the CPU; use dense_crf(device=...) per image")
+    items = list(items)
+    if mpi_world_size() > 1:
+        return _refine_mpi(items, params, progress, with_q, desc, reader)
+    n = default_workers() if workers is None else int(workers)
+    if n < 1:
+        raise ValueError(f"`workers` must be >= 1, got {workers}")
+    bar = _bar(len(items), progress, desc)
+    out = []
+    try:
+        if n == 1 or len(items) <= 1:
+            for item in items:
+                out.append(_refine(item, params, with_q, reader))
+                bar.update(1)
+        else:
+            with CRFPool(params, min(n, len(items)), with_q=with_q, reader=reader) as pool:
+                for result in pool.imap(items):
+                    out.append(result)
+                    bar.update(1)
+    finally:
+        bar.close()
+    return out
+
+
+def refine_stream(records: Iterable, params: dict | None = None, *, workers: int | None = None,
+                  chunk: int | None = None, item=lambda record: record) -> Iterator:
+    """``(record, labels)`` for each record of a (lazy) iterable, in order, refined on every core.
+
+    For loops that make their inputs as they go (a network's probabilities, image after image):
+    ``chunk`` records (default ``2 * workers``) are drawn from ``records`` -- running whatever
+    produces them, in this process -- then refined together by one :class:`CRFPool` that stays
+    open for the whole stream, so only a chunk's arrays are held at a time. ``item(record)``
+    gives the record's ``(image, probabilities)``. With one worker, or ``device`` other than
+    ``"cpu"`` in ``params``, each record is refined here as it comes. No MPI here: a caller that
+    runs under ``mpiexec`` shards its records itself.
+    """
+    params = dict(params or {})
+    n = default_workers() if workers is None else int(workers)
+    if n < 1:
+        raise ValueError(f"`workers` must be >= 1, got {workers}")
+    if n == 1 or params.get("device", "cpu") != "cpu":
+        for record in records:
+            yield record, _refine(item(record), params, False)
+        return
+    chunk = chunk or 2 * n
+    records, pool = iter(records), None
+    try:
+        while True:
+            batch = list(itertools.islice(records, chunk))
+            if not batch:
+                break
+            if pool is None:
+                pool = CRFPool(params, n)
+            yield from zip(batch, pool.imap([item(r) for r in batch]))
+    except BaseException:
+        if pool is not None:
+            pool.terminate()
+            pool = None
+        raise
+    finally:
+        if pool is not None:
+            pool.close()
+
+
+def _bar(total: int, enabled: bool, desc: str):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="image", file=sys.stderr, disable=not enabled)
+
+
+def _refine_mpi(items: list, params: dict, progress: bool, with_q: bool, desc: str, reader):
+    """Rank r refines items[r::R]; rank 0 gathers and orders them."""
+    from mpi4py import MPI
+
+    comm = MPI.COMM_WORLD
+    rank, size = comm.Get_rank(), comm.Get_size()
+    mine = list(range(len(items)))[rank::size]
+    bar = _bar(len(mine), progress and rank == 0, desc)
+    results, error = [], None
+    try:
+        for i in mine:
+            results.append((i, _refine(items[i], params, with_q, reader)))
+            bar.update(1)
+    except Exception as exc:                 # every rank must reach the gather below
+        error = f"{type(exc).__name__}: {exc}"
+    finally:
+        bar.close()
+    gathered = comm.gather((results, error), root=0)
+    if rank != 0:
+        return None
+    errors = [e for _, e in gathered if e]
+    if errors:
+        raise RuntimeError(f"refine_many: a rank failed: {errors[0]}")
+    ordered = [None] * len(items)
+    for part, _ in gathered:
+        for i, result in part:
+            ordered[i] = result
+    return ordered
