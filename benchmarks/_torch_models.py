@@ -20,7 +20,7 @@ BLOCKS = [(1, 2), (2, 2), (3, 3), (4, 3), (5, 3)]
 
 
 def tent(k: int) -> np.ndarray:
-    """The bilinear kernel of size k (the seed's ``upsample_filt``)."""
+    """The bilinear kernel of size k (the post's ``upsample_filt``)."""
     f = (k + 1) // 2
     c = f - 1 if k % 2 == 1 else f - 0.5
     t = 1 - np.abs(np.arange(k) - c) / f

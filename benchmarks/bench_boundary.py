@@ -1,19 +1,20 @@
 """Boundary accuracy of the two cures, measured: FCN-32s vs FCN-8s vs DeepLab-LargeFOV, each
-before and after the seed's dense CRF, on the bundled image and on the synthetic shapes.
+before and after the post's dense CRF, on the bundled image and on synthetic shapes.
 
 Runs :func:`tinyseg.studies.cures.run_study` on each dataset (``chelsea``: the bundled cat, binary,
-trained on the labels of alternate 30-row strips and scored on the others; ``chelsea-seed``: the
-seed's protocol, trained and scored on the same labels; ``shapes``: 16 training and 6 held-out
-images of textured shapes, 4 classes, exact ground truth) and prints, per dataset, the table of
-mean IoU and trimap IoU (w = 2 … 20) as means over seeds 0–3 (``--seed``, ``--seeds``), then the
-issue's checks for every w ≤ 8 on those means: FCN-8s above FCN-32s, and the CRF above the
-network for each model, each with the number of seeds on which it also holds alone. The figures
-and tables of each study go to ``--out/<dataset>/``. Nothing is asserted: the checks are printed
-and stored as measured.
+trained on the labels of alternate 30-row strips and scored on the others; ``chelsea-post``: the
+post's protocol, trained and scored on the same labels; ``shapes``: 16 training and 6 held-out
+images of textured shapes, 4 classes, exact ground truth, every label edge a colour edge;
+``camouflage``: the same sizes and classes, but colour edges are not label edges) and prints, per
+dataset, the table of mean IoU and trimap IoU (w = 2 … 20) as means over seeds 0–3 (``--seed``,
+``--seeds``), then two checks for every w ≤ 8 on those means: FCN-8s above FCN-32s, and the CRF
+above the network for each model, each with the number of seeds on which it also holds alone. The
+figures and tables of each study go to ``--out/<dataset>/``. Nothing is asserted: the checks are
+printed and stored as measured.
 
-    python benchmarks/bench_boundary.py [--data chelsea,chelsea-seed,shapes] [--out boundary/]
-                                        [--json PATH] [--width W] [--iterations N]
-                                        [--weights vgg16.npz] [--seed 0] [--seeds 4]
+    python benchmarks/bench_boundary.py [--data chelsea,chelsea-post,shapes,camouflage]
+                                        [--out boundary/] [--json PATH] [--width W]
+                                        [--iterations N] [--weights vgg16.npz] [--seed 0] [--seeds 4]
 """
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def checks(models: dict, widths, max_w: int = 8) -> dict:
-    """The issue's claims for every trimap w ≤ ``max_w``: ``{claim: bool}`` as measured.
+    """The two cures' claims for every trimap w ≤ ``max_w``: ``{claim: bool}`` as measured.
 
     ``models`` maps each model to its ``{"fcn": scores, "crf": scores}`` (the means over seeds, or
     one seed's).
@@ -54,10 +55,12 @@ def seed_counts(result: dict, max_w: int = 8) -> dict:
 
 
 def main(argv=None):
-    from tinyseg.studies.cures import STUDY_SEEDS, run_study
+    from tinyseg._moved import cli_value
+    from tinyseg.studies.cures import STUDY_DATA, STUDY_SEEDS, run_study
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", default="chelsea,chelsea-seed,shapes", help="datasets (default: %(default)s)")
+    parser.add_argument("--data", default=",".join(STUDY_DATA),
+                        help="comma-separated datasets (default: %(default)s)")
     parser.add_argument("--out", default="boundary", help="folder for each study's figures and tables")
     parser.add_argument("--json", metavar="PATH", help="write every study and its checks as JSON")
     parser.add_argument("--width", type=float, help="channel multiplier (default: the study's per dataset)")
@@ -67,9 +70,14 @@ def main(argv=None):
     parser.add_argument("--seeds", type=int, default=len(STUDY_SEEDS), help="number of seeds averaged "
                         "(default %(default)s)")
     args = parser.parse_args(argv)
+    datasets = [cli_value("--data")(d) for d in args.data.split(",") if d]
+    unknown = [d for d in datasets if d not in STUDY_DATA]
+    if unknown or not datasets:
+        parser.error(f"--data: unknown dataset {', '.join(unknown) or '(none given)'}; "
+                     f"choose from {', '.join(STUDY_DATA)}")
 
     report = {}
-    for data in [d for d in args.data.split(",") if d]:
+    for data in datasets:
         t0 = time.perf_counter()
         load = os.getloadavg()[0]
         result = run_study(os.path.join(args.out, data), data=data, weights=args.weights, width=args.width,

@@ -1,13 +1,13 @@
 """CRF-as-RNN: forward and backward at 375×500 (2 and 21 labels), and a training step with it.
 
-* **backward vs forward** (``crf_rnn.backward.*``): one image's recurrence at the seed's kernel
+* **backward vs forward** (``crf_rnn.backward.*``): one image's recurrence at the post's kernel
   parameters, T = 5, chelsea resized to 375×500, FCN-like coarse logits; ``tinyseg_s`` is the
   backward pass (gradients of the logits, the kernel weights and the compatibility), ``peer_s``
   the training-mode forward of the same T iterations (which keeps the messages), ``ratio`` their
-  quotient (the issue asks for at most 2). Neither includes the filters' set-up (shown as
+  quotient (the target: at most 2). Neither includes the filters' set-up (shown as
   ``setup_s``). Both run with a warm workspace, as in training after the first step.
 * **forward vs pydensecrf** (``crf_rnn.forward+setup.*``): the layer's test-mode forward (set-up
-  + T = 5 iterations, Potts initialisation, i.e. the seed's dense CRF) against pydensecrf's
+  + T = 5 iterations, Potts initialisation, i.e. the post's dense CRF) against pydensecrf's
   set-up + ``inference(5)``; skipped when pydensecrf is not installed.
 * **training step** (``train_step.*``): FCN-8s + CRF-as-RNN (forward, loss, backward of both,
   Adam on both) against FCN-8s alone, at ``--size`` and ``--width`` (FCN-32s when
@@ -32,8 +32,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import alternating_medians, coarse_object_map, print_table, record, write_json  # noqa: E402
 
 
-def seed_image() -> np.ndarray:
-    """scikit-image's chelsea resized to the seed's 375×500, uint8."""
+def post_image() -> np.ndarray:
+    """scikit-image's chelsea resized to the post's 375×500, uint8."""
     from skimage import data, transform
 
     img = transform.resize(data.chelsea(), (375, 500), anti_aliasing=True)
@@ -55,11 +55,14 @@ def coarse_logits(image: np.ndarray, n_labels: int, seed: int = 0) -> np.ndarray
 
 
 def pydensecrf_run(image, logits, iterations=5):
-    """The seed's CRF in pydensecrf (set-up + inference), or None when it is not installed."""
+    """The post's CRF (:data:`tinyseg.crf.refine.POST_CRF`) in pydensecrf (set-up + inference), or
+    None when pydensecrf is not installed."""
     try:
         import pydensecrf.densecrf as dcrf
     except ImportError:
         return None
+    from tinyseg.crf.refine import POST_CRF
+
     h, w, c = logits.shape
     z = logits - logits.max(-1, keepdims=True)
     unary = np.ascontiguousarray((np.log(np.exp(z).sum(-1, keepdims=True)) - z)
@@ -68,8 +71,9 @@ def pydensecrf_run(image, logits, iterations=5):
     def run():
         d = dcrf.DenseCRF2D(w, h, c)
         d.setUnaryEnergy(unary)
-        d.addPairwiseGaussian(sxy=10, compat=3)
-        d.addPairwiseBilateral(sxy=50, srgb=20, rgbim=image, compat=10)
+        d.addPairwiseGaussian(sxy=POST_CRF["gaussian_sdims"], compat=POST_CRF["gaussian_compat"])
+        d.addPairwiseBilateral(sxy=POST_CRF["sdims"], srgb=POST_CRF["schan"], rgbim=image,
+                               compat=POST_CRF["compat"])
         return d.inference(iterations)
     return run
 
@@ -78,7 +82,7 @@ def bench_recurrence(repeat: int, labels=(2, 21)) -> list[dict]:
     from tinyseg.crf import CRFasRNN
     from tinyseg.crf.rnn.engine import MeanFieldRNN
 
-    image = seed_image()
+    image = post_image()
     h, w = image.shape[:2]
     records = []
     for c in labels:
@@ -134,7 +138,7 @@ def bench_train_step(repeat: int, width: float, size, n_classes: int) -> list[di
     from tinyseg.data import preprocess
     from tinyseg.training.optim import Adam, AdamConfig
 
-    image = seed_image()
+    image = post_image()
     if tuple(size) != image.shape[:2]:
         from skimage import transform
         image = (transform.resize(image, size, anti_aliasing=True) * 255).round().astype(np.uint8)

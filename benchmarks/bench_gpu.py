@@ -13,7 +13,7 @@ Four parts, all on the first CUDA device, float32:
   arrays (conv, max pooling, ReLU, dropout, the ×32 bilinear upsampling, softmax
   cross-entropy, Adam over all VGG-16 parameters) at batch 1 × 375×500 and batch 8 × 224×224,
   against the matching ``torch.nn.functional`` call (NCHW) where there is one.
-* ``crf``: the seed's dense CRF (five mean-field iterations; spatial 10 px / 3, bilateral 50 px,
+* ``crf``: the post's dense CRF (five mean-field iterations; spatial 10 px / 3, bilateral 50 px,
   20 levels / 10) at 375×500 with 2 and 21 labels, ``dense_crf(device="cuda")`` against
   ``device="cpu"``, set-up included.
 * ``train``: one full-width FCN-32s training step (forward with dropout, summed softmax
@@ -359,7 +359,7 @@ def bench_train(timer, torch, N, H, W, smoke: bool):
 
 # ----------------------------------------------------------------------------- dense CRF
 def bench_crf(timer, H: int, W: int, n_labels: int, iterations: int = 5):
-    """``dense_crf`` with the seed's parameters, ``device="cuda"`` vs ``device="cpu"`` (set-up included)."""
+    """``dense_crf`` with the post's parameters, ``device="cuda"`` vs ``device="cpu"`` (set-up included)."""
     from tinyseg.crf import dense_crf
 
     rng = np.random.default_rng(0)

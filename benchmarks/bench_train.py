@@ -5,11 +5,11 @@
 network built from PyTorch's functional ops (``benchmarks/_torch_models.py``). Record names are
 ``<model>.<forward|train_step>.<H>x<W>`` (``<model>.c21.…`` for 21 classes).
 
-For each input size (default 375×500, the seed's PASCAL VOC image, and 224×224):
+For each input size (default 375×500, the post's PASCAL VOC image, and 224×224):
 
 * ``forward``: test-mode forward, preprocessed image → logits ``(1, H, W, C)`` (dropout off);
   PyTorch runs it under ``torch.no_grad()``.
-* ``train_step``: one seed iteration — forward with dropout 0.5, summed pixel-wise softmax
+* ``train_step``: one training iteration of the post's recipe — forward with dropout 0.5, summed pixel-wise softmax
   cross-entropy, backward, Adam (PyTorch: ``torch.optim.Adam(fused=True)``).
 * peak RSS (``ru_maxrss``) of the process after the forward runs and after the training steps.
 
@@ -220,7 +220,7 @@ def main(argv=None):
     parser.add_argument("--sizes", default="375x500,224x224",
                         help="comma-separated HxW input sizes (default: 375x500,224x224)")
     parser.add_argument("--classes", default="2,21",
-                        help="comma-separated class counts (default: 2,21 — the seed's binary task "
+                        help="comma-separated class counts (default: 2,21 — the post's binary task "
                              "and PASCAL VOC; 21 only at the first size)")
     parser.add_argument("--repeat", type=int, default=3, help="timed runs per measurement (median reported)")
     parser.add_argument("--warmup", type=int, default=1,

@@ -9,7 +9,7 @@ CPU backend's on the same inputs:
   NumPy in float64, relative error ≤ 1e-4 of the largest entry;
 * ``fcn32s``: an FCN-32s (width 1/8, 21 classes, 2 × 93×125) — test-mode logits, then one
   training step: loss, every parameter gradient and every parameter after Adam;
-* ``crf``: the dense CRF with the seed's parameters at 2 and 21 labels on a 120×160 image:
+* ``crf``: the dense CRF with the post's parameters at 2 and 21 labels on a 120×160 image:
   labels agree on ≥ 99.9 % of pixels and Q to 1e-3.
 
     python benchmarks/gpu_parity.py [--json PATH]

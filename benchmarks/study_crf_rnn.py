@@ -4,7 +4,7 @@ For each seed: a synthetic dataset (textured shapes with exact labels, ``tinyseg
 the same network trained twice from the same initialisation and batches for ``--iterations``
 (the first ``--pretrain`` of them shared, network alone; then the network's rate drops to
 ``--finetune-lr`` in both runs): (a) alone, then refined after training
-by the dense CRF at the seed post's parameters (Potts, weights 3 and 10, 5 iterations); (b) with
+by the dense CRF at the post's parameters (Potts, weights 3 and 10, 5 iterations); (b) with
 CRF-as-RNN on top (initialised to those parameters, trained with T = 5; its first
 ``--crf-warmup`` iterations train the CRF alone, then both learn from CE(CRF output) +
 ``--aux-weight`` CE(network logits)). Held-out mean IoU of the

@@ -62,7 +62,10 @@ myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence", "deflist"]
 myst_heading_anchors = 3
 
 source_suffix = {".rst": "restructuredtext", ".md": "myst-nb", ".ipynb": "myst-nb", ".py": "myst-nb"}
-exclude_patterns = ["_build", "_ext", "conf.py", "**.ipynb_checkpoints", "README.md"]
+# benchmarks_summary.md is the README's short table (benchmarks/report.py writes it, its links are
+# relative to the repository root); the site has the whole report, benchmarks.md.
+exclude_patterns = ["_build", "_ext", "conf.py", "**.ipynb_checkpoints", "README.md",
+                    "benchmarks_summary.md"]
 # index.md's toctree ends with the glob "*": every top-level page not listed before it —
 # architecture.md, benchmarks.md (written by benchmarks/report.py), contributing.md.
 suppress_warnings = ["mystnb.unknown_mime_type"]

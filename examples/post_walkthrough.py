@@ -174,7 +174,7 @@ save_figure("image_and_annotation.png")
 # In tinyseg `FCN32s` is that whole network as an explicit list of layers, each with its
 # `forward` and `backward`. Its pooling is SAME (ceil), so a 300×451 image gives a ⌈300/32⌉ ×
 # ⌈451/32⌉ = 10×15 score map, upsampled to 320×480 and cropped back to 300×451, pixel-aligned
-# (see `tinyseg/model.py`). `width` scales the number of channels.
+# (see `tinyseg/models/fcn32s.py`). `width` scales the number of channels.
 
 # %%
 params = None

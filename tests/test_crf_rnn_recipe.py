@@ -75,7 +75,7 @@ def test_recipe_is_recorded_and_old_configs_load():
     assert config["crf_rnn"]["crf_warmup"] == 5 and config["crf_rnn"]["aux_weight"] == 0.5
     rebuilt = model_from_config(config)
     assert (rebuilt.crf_warmup, rebuilt.aux_weight) == (5, 0.5)
-    old = small_model().config_dict()                   # what checkpoints held before the options
+    old = small_model().config_dict()                   # without the options, as older checkpoints
     assert "crf_warmup" not in old["crf_rnn"] and "aux_weight" not in old["crf_rnn"]
     assert (model_from_config(old).crf_warmup, model_from_config(old).aux_weight) == (0, 0.0)
     with pytest.raises(ValueError, match="crf_warmup"):

@@ -113,7 +113,7 @@ def _parse(argv):
     return crf_params_from_args(p.parse_args(argv))
 
 
-def test_crf_params_precedence_seed_then_file_then_options(tmp_path):
+def test_crf_params_precedence_post_then_file_then_options(tmp_path):
     from tinyseg.cli.crf_options import save_crf_params
     from tinyseg.crf.refine import POST_CRF
 

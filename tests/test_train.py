@@ -76,7 +76,7 @@ def test_loss_csv_has_one_row_per_iteration(tmp_path):
     log = tmp_path / "loss.csv"
     Trainer(FCN32s(CONFIG), toy_samples(1), TrainConfig(iterations=3, progress=False, log_csv=str(log))).run()
     rows = list(csv.reader(open(log)))
-    assert rows[0] == ["iteration", "loss"] and [r[0] for r in rows[1:]] == ["1", "2", "3"]
+    assert rows[0] == ["iteration", "loss", "val_miou"] and [r[0] for r in rows[1:]] == ["1", "2", "3"]
     assert all(float(r[1]) > 0 for r in rows[1:])
 
 

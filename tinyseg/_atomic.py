@@ -4,12 +4,18 @@ The temporary file of ``DIR/NAME`` is ``DIR/.NAME.tinyseg-tmp-PID-XXXXXXXX.tmp``
 process, X: random). A process killed mid-write (``kill -9``, power loss) leaves that file behind;
 the next write of ``DIR/NAME`` removes every such file whose process no longer exists, and
 nothing else: the name must match that pattern exactly, for this ``NAME``, with a dead PID.
+
+The temporary file is created with ``os.open(O_CREAT | O_EXCL, 0o666)``, so the kernel applies the
+process umask as it does for ``open(path, "w")``: the output gets ``0o666 & ~umask`` (0644 under
+umask 022). ``tempfile.mkstemp`` would create it 0600, and reading the umask with ``os.umask``
+would briefly change it for every thread.
 """
 from __future__ import annotations
 
 import os
 import re
-import tempfile
+import secrets
+import string
 from contextlib import contextmanager
 
 __all__ = ["atomic_output", "temp_prefix", "stale_temp_files"]
@@ -20,6 +26,23 @@ _MARK = "tinyseg-tmp"
 def temp_prefix(path) -> str:
     """The start of this process's temporary names for ``path``: ``.NAME.tinyseg-tmp-PID-``."""
     return f".{os.path.basename(os.fspath(path))}.{_MARK}-{os.getpid()}-"
+
+
+_LETTERS = string.ascii_lowercase + string.digits + "_"
+
+
+def _create_temp(folder: str, prefix: str) -> str:
+    """Create an empty ``prefix + 8 random letters + .tmp`` in ``folder``, mode ``0o666 & ~umask``."""
+    for _ in range(100):
+        name = prefix + "".join(secrets.choice(_LETTERS) for _ in range(8)) + ".tmp"
+        tmp = os.path.join(folder, name)
+        try:
+            fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
+        except FileExistsError:
+            continue
+        os.close(fd)
+        return tmp
+    raise FileExistsError(f"no free temporary name {prefix}XXXXXXXX.tmp in {folder!r}")
 
 
 def _pid_is_running(pid: int) -> bool:
@@ -71,11 +94,10 @@ def atomic_output(path, what: str = "output"):
         except FileNotFoundError:
             pass                        # another writer removed it first
     try:
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=temp_prefix(path), suffix=".tmp")
+        tmp = _create_temp(folder, temp_prefix(path))
     except OSError as exc:
         raise type(exc)(f"cannot write {what} {path!r}: {exc.strerror or exc} "
                         f"(in folder {folder!r})") from None
-    os.close(fd)
     try:
         yield tmp
         with open(tmp, "rb+") as fh:

@@ -82,7 +82,7 @@ def evaluate(model, samples: Iterable, n_classes: int, crf: bool = True, progres
         for _ in network():
             pass
         return result
-    params = {**SEED_CRF, **crf_params}
+    params = {**POST_CRF, **crf_params}
     for (_, labels, _), crf_labels in refine_stream(network(), params, workers=crf_workers,
                                                      item=lambda r: (r[0], r[2])):
         result["crf"].update(crf_labels, labels)

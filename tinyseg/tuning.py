@@ -29,7 +29,13 @@ import ctypes
 import os
 import sys
 
-__all__ = ["tune_process", "keep_freed_memory", "tuned"]
+__all__ = ["tune_process", "keep_freed_memory", "tuned", "FAST_FLOATS"]
+
+#: LLVM fast-math flags of the hot float32 loops: ``reassoc`` lets the compiler vectorise sums and
+#: maxima over labels and reorder additions, ``contract`` fuses multiply-adds, ``nsz`` and ``arcp``
+#: drop the sign of zero and allow reciprocals. NaN and infinity stay honoured (no ``nnan``/``ninf``):
+#: an infinite unary is a hard constraint, and ``exp32(-inf) = 0`` depends on comparing with it.
+FAST_FLOATS = {"reassoc", "contract", "nsz", "arcp"}
 
 M_TRIM_THRESHOLD = -1          # glibc's mallopt parameter numbers (malloc.h)
 M_MMAP_THRESHOLD = -3

@@ -12,6 +12,7 @@ import json
 from .crf_options import add_crf_options, crf_params_from_args
 from . import argcheck
 from .common import add_device, load_model
+from .memcheck import check_forward
 from .dataopts import Subset, add_data, check_dataset, dataset_from_args, label_map_from_args, saved_label_map
 
 
@@ -58,6 +59,7 @@ def _evaluate(args) -> int:
                          "to use the checkpoint's)")
     dataset = dataset_from_args(args, label_map)
     check_dataset(dataset, world, training=False)
+    check_forward(config.get("model", {}), dataset)
     model = load_model(args.checkpoint, args.device)
     mine = Subset(dataset, world.share(range(len(dataset))))
     result = evaluate(model, mine, n_classes, crf=not args.no_crf, progress=world.is_root,

@@ -12,6 +12,7 @@ import numpy as np
 from .crf_options import add_crf_options, crf_options_given, crf_params_from_args
 from . import argcheck
 from .common import add_device, load_model
+from .memcheck import check_forward
 
 
 def register(subparsers):
@@ -77,6 +78,7 @@ def _predict(args) -> int:
     crf_params = crf_params_from_args(args)
     names = saved_label_map(read_checkpoint_config(args.checkpoint)[0]).names
     paths = _folder_images(args.image) if folder else [args.image]
+    check_forward(read_checkpoint_config(args.checkpoint)[0].get("model", {}), paths)
     # No background compile here (tinyseg.cli.warmup): the network of a checkpoint may itself run
     # CRF kernels (CRF-as-RNN), and two processes must never compile the same kernel at once.
     model = load_model(args.checkpoint, args.device)

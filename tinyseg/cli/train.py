@@ -23,6 +23,7 @@ from ..models import MODELS
 from . import argcheck
 from .common import add_device, load_model
 from .dataopts import add_data, add_validation, check_dataset, dataset_from_args, label_map_from_args
+from .memcheck import check_training
 from .recipe import add_recipe_options, resolve_recipe
 
 # Options that define the model: (option dest, key in the checkpoint's "model" config, default of a
@@ -51,7 +52,9 @@ def register(subparsers):
                    help="staged training (the FCN paper): start from a coarser FCN's checkpoint, e.g. "
                    "--model fcn16s --init-from fcn32s.h5: its parameters are copied, the new "
                    "score_pool* start at zero and upscore* bilinear, Adam starts afresh; --width "
-                   "defaults to the checkpoint's")
+                   "defaults to the checkpoint's; with --crf-rnn: a trained network of any model "
+                   "(--model defaults to its), the CRF-as-RNN put on top. With --val-split the "
+                   "starting model is validated too (iteration 0) and can be NAME.best.h5")
     p.add_argument("--crf-rnn", action="store_true",
                    help="train end to end with a CRF-as-RNN on top (Zheng et al. 2015: mean field as a "
                    "recurrent layer, 5 iterations in training, 10 at test; initialised to the post's "
@@ -97,8 +100,9 @@ def register(subparsers):
                        help="continue from --checkpoint exactly (its model, classes and recipe)")
     again.add_argument("--overwrite", action="store_true",
                        help="start a new run even if --checkpoint exists, replacing it")
-    p.add_argument("--log-csv", help="'iteration,loss' rows (a new run starts the file afresh; "
-                   "--resume keeps the rows up to the checkpoint's iteration)")
+    p.add_argument("--log-csv", help="'iteration,loss,val_miou' rows, val_miou empty without a "
+                   "validation (a new run starts the file afresh; --resume keeps the rows up to the "
+                   "checkpoint's iteration)")
     p.add_argument("--tensorboard", metavar="DIR",
                    help="TensorBoard scalars and gradient histograms (needs tinyseg[tensorboard])")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -209,7 +213,9 @@ def _check_init_from(args) -> None:
     argcheck.existing_file(args.init_from, "--init-from")
     source = read_checkpoint_config(args.init_from)[0].get("model", {})
     name = source.get("name", "fcn32s")
-    if not name.startswith("fcn") or (args.model or "fcn32s") in ("fcn32s", "deeplab-largefov"):
+    if args.crf_rnn and "crf_rnn" not in source and (args.model or name) == name:
+        args.model = name                   # a CRF-as-RNN on top of a trained network of any kind
+    elif not name.startswith("fcn") or (args.model or "fcn32s") in ("fcn32s", "deeplab-largefov"):
         raise ValueError(f"--init-from: staged training starts an fcn16s or fcn8s (--model) from a "
                          f"coarser FCN checkpoint; got --model {args.model or 'fcn32s'} from a {name} "
                          f"({args.init_from})")
@@ -245,10 +251,12 @@ def _train(args) -> int:
         raise ValueError(f"--resume: the data has {label_map.n_classes} classes but the checkpoint "
                          f"{args.checkpoint} was trained for {saved_classes}; choose --classes to match")
     recipe, fields = _recipe(args, resumed)
+    check_training(args, args.model, label_map.n_classes, dataset, fields["augment"], fields["optimizer"],
+                   fields["batch"], world.size, args.crf_rnn or "crf_rnn" in (resumed or {}).get("model", {}))
     val_every = args.val_every if args.val_every is not None else \
         max(1, len(dataset) // fields["batch"]) if val is not None else 0
     config = TrainConfig(**fields, shuffle_seed=(resumed or {}).get("train", {}).get("shuffle_seed", args.seed),
-                         val_every=val_every, max_minutes=args.max_minutes, clock_start=started,
+                         val_every=val_every, validate_start=bool(args.init_from or args.crf_rnn), max_minutes=args.max_minutes, clock_start=started,
                          checkpoint=args.checkpoint, checkpoint_every=args.checkpoint_every,
                          overwrite=args.overwrite, log_csv=args.log_csv,
                          tensorboard=args.tensorboard, progress=not args.no_progress)
@@ -298,4 +306,25 @@ def _train(args) -> int:
             f"{trainer.state.best_iteration}" if trainer.state.best_miou is not None else "")
     last = f"last loss {losses[-1]:.6g}; " if losses else ""
     say(f"iterations {trainer.iteration}: {last}checkpoint {args.checkpoint}{best}")
+    verdict = crf_rnn_verdict(trainer.state)
+    if verdict:
+        say(f"tinyseg train: warning: {verdict}", file=sys.stderr)
     return 0
+
+
+def crf_rnn_verdict(state) -> str | None:
+    """A warning when a CRF-as-RNN run's best validated output is below its starting network alone.
+
+    ``state``: the trainer's :class:`~tinyseg.training.trainer.TrainState`; its ``network_validations`` (the
+    network alone's mean IoU) start at iteration 0, the network the run started from. ``None``
+    when there is nothing to warn about (or no such validation).
+    """
+    if not state.network_validations or state.best_miou is None:
+        return None
+    first, start = state.network_validations[0]
+    if first != 0 or state.best_miou >= start:
+        return None
+    return (f"the CRF-as-RNN made things worse on validation: its best mean IoU {state.best_miou:.4f} "
+            f"(iteration {state.best_iteration}) is below the starting network alone, "
+            f"{start:.4f}; keep using the starting checkpoint (--init-from) without the CRF-as-RNN "
+            "(`tinyseg evaluate` also scores it with the post-hoc dense CRF)")

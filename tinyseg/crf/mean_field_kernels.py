@@ -20,6 +20,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 from numba import njit, prange, types
+from ..tuning import FAST_FLOATS
 from numba.extending import intrinsic
 
 __all__ = ["exp32", "exp32_reference", "softmax", "softmax_reference", "softmax_and_scale",
@@ -108,7 +109,7 @@ def _softmax_row(logits, out):
         out[l] *= inv
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, fastmath=FAST_FLOATS)
 def _softmax_kernel(logits, out):
     """out[i] = softmax(logits[i]) row by row; (N, C) float32 (out may be logits)."""
     for i in prange(logits.shape[0]):
@@ -123,7 +124,7 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return out
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, fastmath=FAST_FLOATS)
 def softmax_and_scale(logits, q, pre, scaled):
     """q[i] = softmax(logits[i]); scaled[t, i, l] = pre[t, i] q[i, l] for l < scaled.shape[2].
 
@@ -147,7 +148,7 @@ def softmax_and_scale_reference(logits, pre, n_cols):
     return q, np.asarray(pre, np.float64)[:, :, None] * q[None, :, :n_cols]
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, fastmath=FAST_FLOATS)
 def accumulate_potts(filtered, post, k1, weight, logits):
     """logits += weight * K̃Q (Potts: ``-compat(P) = w P``), K̃Q completed from C-1 channels.
 
@@ -170,7 +171,7 @@ def _add_potts_row(f, p, k1, weight, row):
     row[c - 1] += weight * (k1 - s)
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, fastmath=FAST_FLOATS)
 def accumulate_matrix(filtered, post, k1, a, kq, logits):
     """logits += K̃Q @ a for a (C, C) matrix (``a = -M^T`` for a compatibility M); kq (N, C) is
     scratch that receives K̃Q (completed as in :func:`accumulate_potts`)."""
@@ -208,7 +209,7 @@ def potts_scratch(n_labels: int) -> np.ndarray:
     return np.empty((numba.config.NUMBA_NUM_THREADS, UPDATE_BLOCK, int(n_labels)), np.float32)
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, fastmath=FAST_FLOATS)
 def potts_update(neg_unary, filtered, post, k1, weights, pre, scaled, scratch, q):
     """One whole mean-field update for Potts terms: accumulate, softmax and scale, fused.
 

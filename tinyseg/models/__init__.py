@@ -80,7 +80,7 @@ def build_model(name: str, n_classes: int, width: float = 1.0, seed: int = 0, we
 def model_from_config(config: dict, backend: str = "cpu", params=None):
     """Rebuild a model from ``config_dict()`` (a checkpoint's ``config["model"]``).
 
-    A config without ``"name"`` (checkpoints written before the models package) is FCN-32s; one
+    A config without ``"name"`` (an older checkpoint's) is FCN-32s; one
     with ``"crf_rnn"`` is a network with a CRF-as-RNN on top (:class:`~.crf_rnn.NetworkWithCRF`).
     """
     values = dict(config)

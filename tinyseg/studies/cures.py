@@ -70,7 +70,7 @@ SETTINGS["camouflage"] = SETTINGS["shapes"]
 
 def study_data(data: str, shapes_train: int = 16, shapes_test: int = 6):
     """``(train samples, test samples, n_classes)`` of a study dataset (see the module docstring)."""
-    data = new_value("--data", data)                    # "chelsea-seed" is chelsea-post's old name
+    data = new_value("--data", data)                    # an old name gives the new (tinyseg._moved)
     if data in ("chelsea", "chelsea-post"):
         from ..data import binary_labels, chelsea
         image, annotation = chelsea()

@@ -21,7 +21,9 @@ that resumed from it or wrote it (or with ``overwrite=True``); SIGINT (Ctrl-C) o
 time budget (``max_minutes``) or a bad data file finish at a step boundary, write the checkpoint
 (rank 0 alone writes, atomically) and stop; the loss CSV keeps exactly the rows of the iterations
 done. With a validation set, every ``val_every`` iterations and at the end the mean IoU is
-measured and the best model so far is kept in ``best_checkpoint`` beside the last one.
+measured and the best model so far is kept in ``best_checkpoint`` beside the last one; with
+``validate_start`` the starting model (iteration 0) is measured too and can be that best. A
+CRF-as-RNN model is scored by its output (network + CRF); its network alone is measured beside.
 """
 from __future__ import annotations
 
@@ -66,13 +68,15 @@ class TrainConfig:
     shuffle_seed: int = 0               # order of the samples in each epoch, and augmentation
     augment: AugmentConfig = field(default_factory=AugmentConfig)   # flip/scale/crop; none by default
     val_every: int = 0                  # validate every k iterations (and at the end) if val data given
+    validate_start: bool = False        # also validate the starting model (iteration 0): it can be the best
     max_minutes: float | None = None    # stop at a step boundary when this much time has passed
     clock_start: float | None = None    # time.monotonic() max_minutes counts from (default: run())
     checkpoint: str | None = None       # HDF5 checkpoint path, written atomically
     best_checkpoint: str | None = None  # where the best-mIoU model goes (default: NAME.best.h5)
     checkpoint_every: int = 0           # also save every k iterations (0: only at the end)
     overwrite: bool = False             # may replace a checkpoint file this run did not resume/write
-    log_csv: str | None = None          # "iteration,loss" rows; rows past the resumed iteration dropped
+    log_csv: str | None = None          # "iteration,loss,val_miou" rows; rows past the resumed
+                                        # iteration dropped (see tinyseg.trainlog)
     tensorboard: str | None = None      # a log folder for TensorBoard (needs tensorboardX)
     progress: bool = True               # show a tqdm progress bar with the loss
     handle_signals: bool = True         # SIGINT/SIGTERM: finish the step, save, TrainingInterrupted
@@ -91,6 +95,7 @@ class TrainState:
     best_miou: float | None = None                # best validation mean IoU so far
     best_iteration: int = 0                       # the iteration that reached it
     validations: list = field(default_factory=list)   # [iteration, mean IoU] of every validation
+    network_validations: list = field(default_factory=list)   # CRF-as-RNN: the network alone's
 
 
 def best_path(checkpoint: str) -> str:
@@ -247,6 +252,8 @@ class Trainer:
         self._stop_reason = self.stopped_early = None
         self.log.start(self.iteration, last() or None)
         self.world.broadcast_params(self.model.params, self.model.backend)
+        if c.validate_start and self.iteration == 0:
+            self._maybe_validate(final=False, force=True)
         start = c.clock_start if c.clock_start is not None else time.monotonic()
         deadline = start + 60 * c.max_minutes if c.max_minutes else None
         step_times, error = [], None
@@ -274,10 +281,13 @@ class Trainer:
         except (OSError, ValueError) as exc:      # a bad data file: keep what is trained, then report
             error = exc
         finally:
-            self.log.close()
+            self.log.close_bar()
         reason = self._stop_reason
-        if error is None and reason in (None, "time"):
-            self._maybe_validate(final=True)
+        try:
+            if error is None and reason in (None, "time"):
+                self._maybe_validate(final=True)
+        finally:
+            self.log.close()
         if c.checkpoint and self.iteration > 0:
             self.save(c.checkpoint)
         if error is None and not self.world.same_on_all_ranks(self.model.params, self.model.backend):
@@ -341,23 +351,28 @@ class Trainer:
         miou = self.validate()
         self._validation_s = time.monotonic() - t0
         self.state.validations.append([self.iteration, miou])
-        self.log.validation(self.iteration, miou)
-        if self.state.best_miou is None or miou > self.state.best_miou:
+        network = self._network_miou
+        if network is not None:
+            self.state.network_validations.append([self.iteration, network])
+        improved = self.state.best_miou is None or miou > self.state.best_miou
+        if improved:
             self.state.best_miou, self.state.best_iteration = miou, self.iteration
-            if c.checkpoint:
-                self.save(c.best_checkpoint or best_path(c.checkpoint))
+        self.log.validation(self.iteration, miou, self.state.best_miou, self.state.best_iteration, network)
+        if improved and c.checkpoint:
+            self.save(c.best_checkpoint or best_path(c.checkpoint))
+
+    _network_miou = None
 
     def validate(self) -> float:
-        """Mean IoU on the validation samples (test mode), images sharded over the ranks."""
-        from ..metrics import ConfusionMatrix
-        from ..predict import predict
+        """Mean IoU on the validation samples (test mode), images sharded over the ranks.
 
-        cm = ConfusionMatrix(self.model.config.n_classes)
-        for i in self.world.share(range(len(self.val_samples))):
-            image, labels = self.val_samples[i]
-            cm.update(predict(self.model, image)[0], labels)
-        cm.matrix = self.world.sum_int(cm.matrix)
-        return float(cm.mean_iou())
+        For a CRF-as-RNN model, the mean IoU of its output (network + CRF); that of its network
+        alone is kept in ``_network_miou`` (else ``None``). See :func:`tinyseg.training.validation.mean_ious`.
+        """
+        from .validation import mean_ious
+
+        miou, self._network_miou = mean_ious(self.model, self.val_samples, self.world)
+        return miou
 
     # ------------------------------------------------------------------ checkpoints
     def save(self, path: str) -> None:
@@ -365,6 +380,7 @@ class Trainer:
         self._owned.add(os.path.abspath(path))
         if not self.world.is_root:
             return
+        self.log.flush_row()
         save_checkpoint(path, self.model.host_params(), self.optimizer.state(),
                         {"model": self.model.config_dict(), "optimizer": self.optimizer.name,
                          "adam": asdict(self.optimizer.config), "train": self.config.recipe(),

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..filters import (ClusterFilter, ExactFilter, GridFilter, RecursiveGaussianFilter,
-                       SeparableGaussianFilter)
+                       SeparableGaussianFilter, SpatialGridFilter)
 from .filters import CudaExactFilter, CudaGridFilter, CudaSeparableGaussianFilter
 from .sparse import CudaClusterFilter, CudaRecursiveGaussianFilter
 
@@ -22,6 +22,8 @@ def to_cuda_filter(filt):
         return CudaRecursiveGaussianFilter(filt.shape, filt.sdims)
     if isinstance(filt, GridFilter):
         return CudaGridFilter(filt)
+    if isinstance(filt, SpatialGridFilter):              # the same grid, described generally
+        return CudaGridFilter(filt.describe())
     if isinstance(filt, ClusterFilter):
         return CudaClusterFilter(filt)
     raise TypeError(f"no CUDA version of the filter {type(filt).__name__}")

@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["Filter", "check_values", "check_features"]
+from ...tuning import FAST_FLOATS  # noqa: F401 (the filters' kernels import it from here)
+
+__all__ = ["Filter", "check_values", "check_features", "FAST_FLOATS"]
+
 
 
 def check_values(values: np.ndarray, n_points: int) -> np.ndarray:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass
 
 import numba
 import numpy as np
@@ -22,68 +21,13 @@ from .grid_kernels import (_blur_pass_kernel, _reduce_kernel, blur_pass_rows,
 from .grid_rows import _slice_rows_kernel as _slice_image_rows
 from .grid_rows import _splat_rows_kernel as _splat_image_rows
 from .grid_rows import _plain_from_rows, check_image_features, row_tables
+from .grid_layout import GridLayout, grid_blur_taps
 from .grid_setup import (_corner_index_kernel, _grid_coords_kernel, _mark_corners_kernel,
                          _min_max_kernel, _neighbour_kernel, dilate, group_weights)
 from .rotation import blur_order, rotate_to_principal_axes
 
 __all__ = ["GridFilter", "GridLayout", "grid_filter_reference", "layout_filter_reference",
            "grid_blur_taps"]
-
-
-def grid_blur_taps(cell: float, truncate: float) -> np.ndarray:
-    """1-D blur taps of the grid, in cells, float32.
-
-    Multilinear splatting and slicing each add a tent of width ``cell`` (variance ``cell^2/6``), so
-    the blur gets the rest of the unit variance: ``sigma_b^2 = (1 - cell^2/3) / cell^2`` cells^2.
-    Taps reach ``ceil(truncate * sigma_b)`` cells and are scaled so that splat-blur-slice keeps the
-    mass of the continuous Gaussian (``sqrt(2 pi)`` per unit of feature), hence ``K[i, i] ~ 1``.
-    """
-    var = 1.0 - cell * cell / 3.0
-    if var <= 0:
-        raise ValueError(f"`cell` must be below sqrt(3) standard deviations, got {cell}")
-    sigma_b = math.sqrt(var) / cell
-    radius = max(1, int(math.ceil(truncate * sigma_b)))
-    t = np.arange(-radius, radius + 1, dtype=np.float64)
-    taps = np.exp(-0.5 * (t / sigma_b) ** 2)
-    taps *= math.sqrt(2.0 * math.pi) / (cell * taps.sum())
-    return taps.astype(np.float32)
-
-
-@dataclass(frozen=True)
-class GridLayout:
-    """Public description of a built sparse grid: ``K @ v = slice(blur_{D-1}(... blur_0(splat(v))))``.
-
-    * splat: point ``i`` adds ``pair_weights[i, j] * (1 - frac_last[i]) * v[i]`` to grid row
-      ``corner_pairs[i, j]`` and ``pair_weights[i, j] * frac_last[i] * v[i]`` to the row after it
-      (the two corners of pair ``j`` are one cell apart along the last axis), for every pair ``j``;
-      the grid has ``n_cells`` rows (the occupied cells).
-    * blur pass ``p`` (along one feature axis): ``out[k] = sum_t taps[t] * src[passes[p][k, t]]``,
-      where ``src`` is the previous grid with one extra row of zeros at index ``len(src)``
-      (entries equal to ``len(src)`` mean "no cell there"). The last pass's output rows are the
-      occupied cells again, in the same order.
-    * slice: ``out[i] = sum_j pair_weights[i, j] ((1 - frac_last[i]) g[corner_pairs[i, j]] +
-      frac_last[i] g[corner_pairs[i, j] + 1])``, the transpose of splat.
-
-    Attributes
-    ----------
-    n_points, n_dims, n_cells : N, D and the number of occupied cells.
-    cell : cell width in standard deviations.
-    taps : (2r+1,) float32 blur taps (symmetric).
-    corner_pairs : (N, 2^(D-1)) int32 grid rows of the lower corner of each pair.
-    pair_weights : (N, 2^(D-1)) float32 multilinear weights over the first D-1 axes.
-    frac_last : (N,) float32 fractional position along the last axis.
-    passes : D int32 gather tables, pass ``p`` of shape (cells after pass p, 2r+1).
-    """
-
-    n_points: int
-    n_dims: int
-    n_cells: int
-    cell: float
-    taps: np.ndarray
-    corner_pairs: np.ndarray
-    pair_weights: np.ndarray
-    frac_last: np.ndarray
-    passes: tuple
 
 
 #: The coarser cells (standard deviations) that ``max_occupied`` tries, in order.
@@ -141,6 +85,9 @@ class GridFilter(Filter):
     def __init__(self, features: np.ndarray, *, cell: float = 0.75, truncate: float = 2.0,
                  order=None, rotate=None, max_cells: int = 1 << 25,
                  max_occupied: float | None = None, image_shape=None):
+        """The build, step by step: the cells (:meth:`_choose_cells`), the points' weights and
+        corner numbers (:meth:`_point_tables`), the image-row tables (:meth:`_row_tables`), the
+        pruned blur passes (:meth:`_blur_passes`)."""
         features = np.ascontiguousarray(check_features(features), dtype=np.float32)
         if rotate is not None and len(rotate) > 1:
             features = rotate_to_principal_axes(features, rotate)
@@ -150,7 +97,31 @@ class GridFilter(Filter):
         d = self.n_dims
         if d > 12:
             raise ValueError(f"`features` has {d} dimensions; the grid filter supports at most 12")
+        if order is None:
+            order = blur_order(d, rotate if rotate is not None else ())
+        self.order = tuple(int(a) for a in order)
+        if sorted(self.order) != list(range(d)):
+            raise ValueError(f"`order` must be a permutation of range({d}), got {order}")
+        geometry = self._choose_cells(features, cell, max_cells, max_occupied)
+        self.cell = float(geometry["cell"])
+        self.truncate = float(truncate)
+        self.taps = grid_blur_taps(self.cell, self.truncate)
+        self.sizes = tuple(int(s) for s in geometry["sizes"])
+        self.n_cells = geometry["total"]
+        cell_map = self._point_tables(geometry)
+        self._rows = None
+        if image_shape is not None and d == 5:
+            self._row_tables(features, image_shape, geometry["frac"])
+        self._blur_passes(geometry, cell_map)
+        self.n_chunks = max(1, min(numba.get_num_threads(), self.n_points // 16384))
+        self._transposed = None          # the transposed passes' tables, built when first needed
 
+    # -- build steps ------------------------------------------------------------------------------
+    def _choose_cells(self, features, cell, max_cells, max_occupied) -> dict:
+        """Step 1: the cell width and the points' cells (see the class's ``max_cells`` and
+        ``max_occupied``): a dict with cell, sizes, total, strides, offsets, base_index, frac,
+        occupied (:meth:`_cells`)."""
+        d = self.n_dims
         lo = np.empty(d, dtype=np.float64)
         hi = np.empty(d, dtype=np.float64)
         _min_max_kernel(features, lo, hi)
@@ -184,7 +155,7 @@ class GridFilter(Filter):
             warnings.warn(
                 f"bilateral grid: cells of {cell} standard deviations would need "
                 f"{grid_sizes(cell)[1]} cells (max_cells={max_cells}); using {coarse:.2f}, which is "
-                "less accurate", RuntimeWarning, stacklevel=2)
+                "less accurate", RuntimeWarning, stacklevel=3)
             cell = coarse
         while True:
             strides, offsets, base_index, frac, occupied = self._cells(features, lo, sizes, cell)
@@ -201,56 +172,62 @@ class GridFilter(Filter):
                     break
             else:
                 break
-        self.cell = float(cell)
-        self.truncate = float(truncate)
-        self.taps = grid_blur_taps(self.cell, self.truncate)
-        radius = (self.taps.shape[0] - 1) // 2
-        self.sizes = tuple(int(s) for s in sizes)
-        self.n_cells = total
-        # Factorised weights: axes 0..g-1 (w_a), g..D-2 (w_b), D-1 (f_last).
+        return dict(cell=cell, sizes=sizes, total=total, strides=strides, offsets=offsets,
+                    base_index=base_index, frac=frac, occupied=occupied)
+
+    def _point_tables(self, geometry) -> np.ndarray:
+        """Step 2: per point the factorised weights (``w_a``, ``w_b``, ``f_last``: axes
+        0..g-1, g..D-2 and D-1) and its corner pairs' compact numbers (``pair_base`` +
+        ``pair_delta``); returns ``cell_map`` (cell -> compact number of the occupied cells)."""
+        d, frac, occupied = self.n_dims, geometry["frac"], geometry["occupied"]
         g = (d - 1) // 2
         self.w_a = group_weights(frac, list(range(g)))
         self.w_b = group_weights(frac, list(range(g, d - 1)))
         self.f_last = np.ascontiguousarray(frac[:, d - 1])
+        cells = np.flatnonzero(occupied)
+        cell_map = np.full(geometry["total"], -1, dtype=np.int32)
+        cell_map[cells] = np.arange(cells.shape[0], dtype=np.int32)
+        self.n_occupied = int(cells.shape[0])
+        # The corner pairs' compact numbers, as the point's lowest corner + deltas: uint16 deltas
+        # (enough unless the grid is huge) cut the memory traffic of splat and slice.
+        pair_offsets = np.ascontiguousarray(geometry["offsets"][::2])
+        self.pair_base = np.empty(self.n_points, dtype=np.int32)
+        self.pair_delta = np.empty((self.n_points, 2 ** (d - 1)), dtype=np.uint16)
+        largest = _corner_index_kernel(geometry["base_index"], pair_offsets, cell_map,
+                                       self.pair_base, self.pair_delta)
+        if largest >= self._uint16_cells:                 # did not fit: redo in int32
+            self.pair_delta = np.empty((self.n_points, 2 ** (d - 1)), dtype=np.int32)
+            _corner_index_kernel(geometry["base_index"], pair_offsets, cell_map, self.pair_base,
+                                 self.pair_delta)
+        return cell_map
 
-        if order is None:
-            order = blur_order(d, rotate if rotate is not None else ())
-        self.order = tuple(int(a) for a in order)
-        if sorted(self.order) != list(range(d)):
-            raise ValueError(f"`order` must be a permutation of range({d}), got {order}")
-        # needed[p]: cells whose value after pass p reaches an occupied cell through passes > p.
+    def _row_tables(self, features, image_shape, frac) -> None:
+        """Step 3 (image pixels only): the image-row tables of :mod:`.grid_rows`. The plain
+        tables follow from them: dropped (memory), rebuilt by :meth:`_plain_tables` on demand."""
+        check_image_features(features, image_shape)
+        h, w = int(image_shape[0]), int(image_shape[1])
+        tables = row_tables((h, w), self.pair_base, self.pair_delta, self.n_occupied)
+        self._rows = (w, np.ascontiguousarray(frac[::w, 0]), *tables,
+                      np.ascontiguousarray(frac[:, 1]), self.w_b, self.f_last)
+        del self.pair_base, self.pair_delta, self.w_a
+
+    def _blur_passes(self, geometry, cell_map) -> None:
+        """Step 4: the cells each blur pass computes and its gather table (``neighbours``).
+
+        ``needed[p]``: cells whose value after pass p reaches an occupied cell through the passes
+        after p; ``reach``: cells that can be non-zero after pass p. Pass p computes
+        ``reach & needed``, numbered compactly in sorted order.
+        """
+        d, occupied = self.n_dims, geometry["occupied"]
+        strides, sizes = geometry["strides"], geometry["sizes"]
+        radius = (self.taps.shape[0] - 1) // 2
         needed = [None] * (d + 1)
         needed[d] = occupied
         for p in range(d, 0, -1):
             axis = self.order[p - 1]
             needed[p - 1] = np.empty_like(occupied)
             dilate(needed[p], strides[axis], sizes[axis], radius, needed[p - 1])
-        # reach: cells that can be non-zero after pass p; pass p computes reach & needed.
         cells_prev = np.flatnonzero(occupied)
-        cell_map = np.full(total, -1, dtype=np.int32)
-        cell_map[cells_prev] = np.arange(cells_prev.shape[0], dtype=np.int32)
-        # The corner pairs' compact numbers, as the point's lowest corner + deltas: uint16 deltas
-        # (enough unless the grid is huge) cut the memory traffic of splat and slice.
-        pair_offsets = np.ascontiguousarray(offsets[::2])
-        self.pair_base = np.empty(self.n_points, dtype=np.int32)
-        self.pair_delta = np.empty((self.n_points, 2 ** (d - 1)), dtype=np.uint16)
-        largest = _corner_index_kernel(base_index, pair_offsets, cell_map, self.pair_base,
-                                       self.pair_delta)
-        if largest >= self._uint16_cells:                 # did not fit: redo in int32
-            self.pair_delta = np.empty((self.n_points, 2 ** (d - 1)), dtype=np.int32)
-            _corner_index_kernel(base_index, pair_offsets, cell_map, self.pair_base,
-                                 self.pair_delta)
-        self.n_occupied = int(cells_prev.shape[0])
-        self._rows = None
-        if image_shape is not None and d == 5:
-            check_image_features(features, image_shape)
-            h, w = int(image_shape[0]), int(image_shape[1])
-            tables = row_tables((h, w), self.pair_base, self.pair_delta, self.n_occupied)
-            self._rows = (w, np.ascontiguousarray(frac[::w, 0]), *tables,
-                          np.ascontiguousarray(frac[:, 1]), self.w_b, self.f_last)
-            # The plain tables follow from the row tables: dropped now (memory), rebuilt when
-            # first needed (one channel, describe()).
-            del self.pair_base, self.pair_delta, self.w_a
         self.neighbours = []
         reach = occupied
         for p in range(1, d + 1):
@@ -272,20 +249,24 @@ class GridFilter(Filter):
         self.active_counts = [self.n_occupied] + [nb.shape[0] for nb in self.neighbours]
         # The last pass computes exactly the occupied cells, in the same (sorted) order.
         assert self.active_counts[-1] == self.n_occupied
-        self.n_chunks = max(1, min(numba.get_num_threads(), self.n_points // 16384))
-        self._transposed = None          # the transposed passes' tables, built when first needed
+
+    def _plain_tables(self) -> None:
+        """``pair_base``, ``pair_delta`` and ``w_a`` rebuilt from the row tables (:meth:`_row_tables`
+        dropped them): the one-channel kernels and :meth:`describe` need them."""
+        n = self.n_points
+        self.pair_base = np.empty(n, dtype=np.int32)
+        self.pair_delta = np.empty((n, 16), dtype=np.int64)
+        self.w_a = np.empty((n, 4), dtype=np.float32)
+        _plain_from_rows(*self._rows[:7], self.pair_base, self.pair_delta, self.w_a)
+        small = self.pair_delta.max(initial=0) < self._uint16_cells
+        self.pair_delta = self.pair_delta.astype(np.uint16 if small else np.int32)
 
     def __getattr__(self, name):
-        """``pair_base``, ``pair_delta`` and ``w_a``, rebuilt from the row tables when dropped."""
+        """Only ``pair_base``, ``pair_delta`` and ``w_a`` may be missing (dropped by
+        :meth:`_row_tables`): :meth:`_plain_tables` rebuilds them on first use."""
         if name in ("pair_base", "pair_delta", "w_a") and self.__dict__.get("_rows") is not None:
-            n = self.n_points
-            self.pair_base = np.empty(n, dtype=np.int32)
-            self.pair_delta = np.empty((n, 16), dtype=np.int64)
-            self.w_a = np.empty((n, 4), dtype=np.float32)
-            _plain_from_rows(*self._rows[:7], self.pair_base, self.pair_delta, self.w_a)
-            small = self.pair_delta.max(initial=0) < self._uint16_cells
-            self.pair_delta = self.pair_delta.astype(np.uint16 if small else np.int32)
-            return getattr(self, name)
+            self._plain_tables()
+            return self.__dict__[name]
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def _cells(self, features, lo, sizes, cell):

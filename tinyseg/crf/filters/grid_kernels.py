@@ -90,7 +90,7 @@ def layout_filter_reference(layout, values: np.ndarray, *,
 
 
 def _blur_taps(cell, truncate):
-    from .grid import grid_blur_taps
+    from .grid_layout import grid_blur_taps
 
     return grid_blur_taps(cell, truncate)
 

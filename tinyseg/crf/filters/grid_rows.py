@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 from numba import njit, prange
+from ._base import FAST_FLOATS
 
 __all__ = ["row_tables", "check_image_features"]
 
@@ -80,7 +81,7 @@ def row_tables(shape, pair_base, pair_delta, n_cells):
     return row_start, low[:count].copy(), high[:count].copy(), local
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, fastmath=FAST_FLOATS)
 def _slice_rows_kernel(grid, w, fy, row_start, low, high, local, fx, w_b, f_last, out):
     """out (N, M) from grid (cells + 1, M); see the module."""
     h = fy.shape[0]
@@ -121,7 +122,7 @@ def _slice_rows_kernel(grid, w, fy, row_start, low, high, local, fx, w_b, f_last
                                    + l2 * a2[c] + h2 * b2[c] + l3 * a3[c] + h3 * b3[c])
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, fastmath=FAST_FLOATS)
 def _splat_rows_kernel(values, w, fy, row_start, low, high, local, fx, w_b, f_last, partial):
     """partial[p] (P, cells + 1, M) = the splat of the p-th band of image rows; see the module."""
     h = fy.shape[0]

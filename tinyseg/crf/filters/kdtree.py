@@ -3,6 +3,12 @@
 Built once (median splits along the widest axis, leaves of at most ``leaf_size`` points, a
 bounding box per node); queried in parallel, one point per task, pruning every node whose box
 lies farther than the query radius. Kernels write into preallocated outputs.
+
+Why not ``scipy.spatial.cKDTree``: on the cluster filter's own queries (cell means of 375×500
+photos at srgb 1-3, 115 000-145 000 cells, one radius per cell, 7-21 million pairs), building
+the tree, renumbering the cells in leaf order and getting the CSR neighbour lists take about a
+third of the time that ``cKDTree`` + ``query_ball_point`` (per-point radii) + the conversion of
+its lists to CSR take, on one thread.
 """
 from __future__ import annotations
 

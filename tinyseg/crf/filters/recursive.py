@@ -22,7 +22,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from ._base import Filter, check_values
+from ._base import FAST_FLOATS, Filter, check_values
 
 __all__ = ["RecursiveGaussianFilter", "deriche_sections", "recursive_gaussian_reference"]
 
@@ -47,7 +47,7 @@ def deriche_sections(sigma: float) -> np.ndarray:
     return out
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, fastmath=FAST_FLOATS)
 def _along_rows_kernel(src, sec, dst):
     """Both sections, both directions, along axis 0 of src (H, L) into dst (H, L).
 
@@ -101,7 +101,7 @@ def _along_rows_kernel(src, sec, dst):
                 out[j] += a + b
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, fastmath=FAST_FLOATS)
 def _along_cols_kernel(src, sec, dst):
     """Both sections, both directions, along axis 1 of src (H, W, M) into dst: one row per task,
     the M channels of a pixel in the innermost loops."""

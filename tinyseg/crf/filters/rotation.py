@@ -51,7 +51,7 @@ def rotate_to_principal_axes(features: np.ndarray, axes) -> np.ndarray:
     An orthogonal change of basis leaves every distance ``|f_i - f_j|``, hence the Gaussian kernel,
     unchanged. Natural images' colours lie near the grey diagonal; turned onto their principal
     axes they fill a flat box instead of a diagonal one, and the grid's bounding box and the
-    cells its blur has to compute shrink (set-up ~2x faster on the seed's cat).
+    cells its blur has to compute shrink (set-up ~2x faster on the post's cat).
     """
     features = np.ascontiguousarray(features, dtype=np.float32)
     axes = np.asarray(axes, dtype=np.int64)
