@@ -1,20 +1,21 @@
-"""Running tinyseg under ``mpiexec`` from the tests (skipped cleanly without mpi4py/mpiexec)."""
+"""Running tinyseg under ``mpiexec`` from the tests (skipped without mpi4py/mpiexec, failed under
+CI=true)."""
 import os
 import shutil
 import subprocess
 import sys
 
-import pytest
+from conftest import missing_oracle, require
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def mpiexec_or_skip() -> list:
     """The launcher command, e.g. ``["mpiexec"]`` (Open MPI gets its as-root/oversubscribe flags)."""
-    pytest.importorskip("mpi4py")
+    require("mpi4py")
     exe = shutil.which("mpiexec")
     if exe is None:
-        pytest.skip("mpiexec not found (pip install 'tinyseg[mpi]')")
+        missing_oracle("mpiexec", "pip install 'tinyseg[mpi]'")
     version = subprocess.run([exe, "--version"], capture_output=True, text=True).stdout
     if "Open MPI" in version or "OpenRTE" in version:
         return [exe, "--allow-run-as-root", "--oversubscribe"]

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from tinyseg import ops
+from conftest import require
 
 
 def tf_adam_scalar(theta, grad_fn, steps, lr, b1=0.9, b2=0.999, eps=1e-8):
@@ -43,7 +44,7 @@ def test_adam_defaults_are_tensorflows():
 def test_adam_equals_torch_adam(rng, eps):
     """torch adds ε to sqrt(v̂) = sqrt(v)/sqrt(1−β2ᵗ); TF adds it to sqrt(v). Setting torch's
     ε_t = ε / sqrt(1 − β2ᵗ) at every step makes the two formulas identical."""
-    torch = pytest.importorskip("torch")
+    torch = require("torch")
     shape = (3, 3, 4, 5)
     theta = rng.standard_normal(shape).astype(np.float32)
     p_torch = torch.nn.Parameter(torch.tensor(theta.copy()))

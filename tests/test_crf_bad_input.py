@@ -5,6 +5,7 @@ import pytest
 import tinyseg.crf.compat as dcrf
 from tinyseg.crf import PROBABILITY_CLIP, dense_crf
 from tinyseg.crf.compat.utils import unary_from_softmax
+from conftest import require
 
 
 @pytest.fixture
@@ -68,7 +69,7 @@ def test_zero_probabilities_are_hard_constraints(image, probs):
 
 
 def test_zero_probabilities_agree_with_pydensecrf():
-    dcrf_peer = pytest.importorskip("pydensecrf.densecrf")
+    dcrf_peer = require("pydensecrf.densecrf")
     img, p = _constrained_scene()
     with np.errstate(divide="ignore"):
         u = np.ascontiguousarray((-np.log(p)).transpose(2, 0, 1).reshape(2, -1), dtype=np.float32)

@@ -10,6 +10,7 @@ from scipy.ndimage import gaussian_filter  # noqa: E402
 import tinyseg.crf.compat as tcrf  # noqa: E402
 from tinyseg.crf.compat import utils as tutils  # noqa: E402
 from tinyseg.crf.filters import GridFilter, SeparableGaussianFilter  # noqa: E402
+from conftest import require  # noqa: E402
 
 
 def post_inputs(rng, h=30, w=40):
@@ -154,7 +155,7 @@ def test_unary_and_label_utils(rng):
 
 
 def test_utils_match_pydensecrf(rng):
-    pu = pytest.importorskip("pydensecrf.utils")
+    pu = require("pydensecrf.utils")
     img = rng.integers(0, 256, (7, 9, 3), dtype=np.uint8)
     sm = rng.dirichlet(np.ones(3), size=(7, 9)).transpose(2, 0, 1).astype(np.float32)
     labels = rng.integers(0, 4, (7, 9))
@@ -175,7 +176,7 @@ def test_utils_match_pydensecrf(rng):
 
 
 def _both(h, w, unary, image, bilateral, iterations=5):
-    dcrf = pytest.importorskip("pydensecrf.densecrf")
+    dcrf = require("pydensecrf.densecrf")
     out = []
     for module in (dcrf, tcrf):
         d = module.DenseCRF2D(w, h, unary.shape[0])
@@ -215,8 +216,8 @@ def test_agrees_with_pydensecrf_on_many_labels(rng):
 def test_pydensecrf_inference_example_procedure_agrees(rng, use_2d):
     """pydensecrf's examples/inference.py, step by step, on a synthetic image and a scribbled
     annotation (0 = unknown, as the example's black): >= 99.5% of the labels as pydensecrf's."""
-    peer = pytest.importorskip("pydensecrf.densecrf")
-    peer_utils = pytest.importorskip("pydensecrf.utils")
+    peer = require("pydensecrf.densecrf")
+    peer_utils = require("pydensecrf.utils")
     h, w = 90, 120
     yy, xx = np.mgrid[:h, :w]
     regions = (xx > 40).astype(int) + ((yy - 45) ** 2 + (xx - 85) ** 2 < 25 ** 2)   # 0, 1, 2

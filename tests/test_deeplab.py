@@ -6,6 +6,7 @@ import pytest
 
 from tinyseg.weights.checkpoint import load_checkpoint, save_checkpoint
 from tinyseg.models import DeepLabLargeFOV, build_model, model_from_config
+from conftest import require
 
 TINY = dict(n_classes=3, width=0.0625, seed=1, dropout=0.0)        # 4..32 channels, fc6/fc7 64
 
@@ -30,7 +31,7 @@ def test_architecture_is_deeplab_largefov():
 
 
 def test_forward_and_every_gradient_equal_an_independent_pytorch_build():
-    pytest.importorskip("torch")
+    require("torch")
     from torch_nets import assert_equals_torch
 
     rng = np.random.default_rng(0)

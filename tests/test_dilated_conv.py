@@ -11,6 +11,7 @@ from tinyseg import ops, reference as ref
 from tinyseg.backend import get_backend
 from tinyseg.layers import Conv2D
 from finite_differences import numerical_grad
+from conftest import require
 
 cpu = get_backend("cpu")
 # (N, H, W, C, F, k, dilation)
@@ -116,7 +117,7 @@ def test_dilated_reference_backward_finite_differences(rng):
 # ----------------------------------------------------------------------------- PyTorch
 @pytest.mark.parametrize("N,H,W,C,F,k,d", CASES)
 def test_dilated_conv_equals_torch(rng, N, H, W, C, F, k, d):
-    torch = pytest.importorskip("torch")
+    torch = require("torch")
     x, w, b = rand(rng, N, H, W, C), rand(rng, k, k, C, F), rand(rng, F)
     out, cache = ops.conv2d_forward(x, w, b, dilation=d)
     xt = torch.tensor(x.transpose(0, 3, 1, 2).astype(np.float64), requires_grad=True)

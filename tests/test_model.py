@@ -6,6 +6,7 @@ import pytest
 
 from tinyseg import ops
 from tinyseg.models import FCN32s, FCN32sConfig
+from conftest import require
 
 TINY = FCN32sConfig(width=1 / 32, n_classes=3, seed=1)     # 2..16 channels, fc6/fc7 128
 
@@ -88,7 +89,7 @@ def test_dropout_masks_depend_on_the_step_and_repeat_for_the_same_step():
 
 def torch_fcn32s(params, config):
     """The same network in PyTorch (NCHW, ceil pooling, same SAME padding, same crop)."""
-    torch = pytest.importorskip("torch")
+    torch = require("torch")
     F = torch.nn.functional
     tp = {k: torch.tensor(v.astype(np.float64), requires_grad=True) for k, v in params.items()}
 
@@ -115,7 +116,7 @@ def torch_fcn32s(params, config):
 
 
 def test_forward_and_backward_equal_pytorch():
-    torch = pytest.importorskip("torch")
+    torch = require("torch")
     rng = np.random.default_rng(0)
     config = dataclasses.replace(TINY, dropout=0.0)         # train=True keeps activations, no dropout
     model = with_random_fc8(FCN32s(config), rng)              # fc8 = 0 would zero every other grad

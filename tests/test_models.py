@@ -6,6 +6,7 @@ import pytest
 from tinyseg.weights.checkpoint import load_checkpoint, save_checkpoint
 from tinyseg.models import (MODELS, FCN8s, FCN16s, FCN32s, build_model, copy_params_from_fcn16s,
                             copy_params_from_fcn32s, init_from_checkpoint, model_from_config)
+from conftest import require
 
 FCN_NAMES = ["fcn32s", "fcn16s", "fcn8s", "fcn8s-atonce"]
 TINY = dict(n_classes=3, width=0.0625, seed=1, dropout=0.0)     # 4..32 channels, fc6/fc7 256
@@ -22,7 +23,7 @@ def randomised(model, rng, scale=0.1):
 
 @pytest.mark.parametrize("name", FCN_NAMES)
 def test_forward_and_every_gradient_equal_an_independent_pytorch_build(name):
-    pytest.importorskip("torch")
+    require("torch")
     from torch_nets import assert_equals_torch
 
     rng = np.random.default_rng(0)

@@ -7,6 +7,7 @@ import pytest
 from tinyseg import reference
 from tinyseg.ops import add_into, copy_into, scale_into, sgd_update
 from tinyseg.training.optim import SGD, Adam, AdamConfig, LRSchedule, SGDConfig, make_optimizer
+from conftest import require
 
 
 def test_sgd_kernel_equals_its_numpy_twin(rng):
@@ -24,7 +25,7 @@ def test_sgd_kernel_equals_its_numpy_twin(rng):
 
 @pytest.mark.parametrize("momentum,weight_decay", [(0.99, 5e-4), (0.9, 0.0), (0.0, 1e-2)])
 def test_sgd_equals_torch_sgd_with_poly_schedule(rng, momentum, weight_decay):
-    torch = pytest.importorskip("torch")
+    torch = require("torch")
     shapes = {"a.w": (3, 3, 2, 4), "a.b": (4,)}
     params = {k: rng.standard_normal(s).astype(np.float32) for k, s in shapes.items()}
     tparams = [torch.nn.Parameter(torch.tensor(v.copy())) for v in params.values()]

@@ -11,6 +11,7 @@ from tinyseg import ops, reference as ref
 from tinyseg.backend import get_backend
 from tinyseg.layers import MaxPool3x3
 from finite_differences import numerical_grad
+from conftest import require
 
 cpu = get_backend("cpu")
 SHAPES = [(1, 1, 1), (1, 2, 3), (2, 5, 7), (1, 6, 4), (2, 9, 8), (1, 47, 63)]   # (N, H, W)
@@ -89,7 +90,7 @@ def test_pool3x3_backward_finite_differences(rng, stride, H, W):
 @pytest.mark.parametrize("N,H,W", SHAPES)
 @pytest.mark.parametrize("stride", [1, 2])
 def test_pool3x3_equals_torch(rng, N, H, W, stride):
-    torch = pytest.importorskip("torch")
+    torch = require("torch")
     x = rand(rng, N, H, W, 3)
     x[..., 0] = np.round(x[..., 0])                   # many ties in channel 0
     out, cache = ops.maxpool3x3_forward(x, stride)
@@ -103,7 +104,7 @@ def test_pool3x3_equals_torch(rng, N, H, W, stride):
 
 
 def test_pool3x3_nan_wins_as_in_torch():
-    torch = pytest.importorskip("torch")
+    torch = require("torch")
     x = np.arange(1 * 4 * 5 * 1, dtype=np.float32).reshape(1, 4, 5, 1)
     x[0, 1, 1, 0] = np.nan
     x[0, 2, 3, 0] = np.nan

@@ -6,6 +6,7 @@ import pytest
 
 from tinyseg.models import FCN32s, FCN32sConfig
 from tinyseg.training.trainer import TrainConfig, Trainer, TrainingDiverged
+from conftest import require
 
 CONFIG = FCN32sConfig(width=1 / 32, n_classes=2, seed=3)
 
@@ -94,7 +95,7 @@ def test_every_sample_is_visited_once_per_epoch():
 
 
 def test_tensorboard_logs_loss_and_gradient_histograms(tmp_path):
-    pytest.importorskip("tensorboardX")
+    require("tensorboardX")
     logdir = tmp_path / "tb"
     Trainer(FCN32s(CONFIG), toy_samples(1), TrainConfig(iterations=2, progress=False,
                                                          tensorboard=str(logdir))).run()

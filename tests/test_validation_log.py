@@ -11,6 +11,7 @@ import pytest
 from tinyseg.weights.checkpoint import load_checkpoint
 from tinyseg.cli import main
 from tinyseg.data.synthetic import write_dataset
+from conftest import require
 
 LINE = re.compile(r"^iteration (\d+): validation mean IoU (\d\.\d{4}) \(best (\d\.\d{4}) at iteration (\d+)\)$")
 
@@ -88,7 +89,7 @@ def tensorboard_scalars(folder):
 
 
 def test_val_miou_goes_to_tensorboard(tmp_path, dataset):
-    pytest.importorskip("tensorboardX")
+    require("tensorboardX")
     ckpt, tb = str(tmp_path / "c.h5"), tmp_path / "tb"
     assert main(["train", *dataset, "--checkpoint", ckpt, "--iterations", "3", "--val-every", "2",
                  "--tensorboard", str(tb)]) == 0

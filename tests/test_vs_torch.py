@@ -1,10 +1,12 @@
-"""Layers against PyTorch (an independent implementation), forward and backward; skipped without torch."""
+"""Layers against PyTorch (an independent implementation), forward and backward; skipped without
+torch, failed under CI=true."""
 import numpy as np
 import pytest
 
 from tinyseg import ops
+from conftest import require
 
-torch = pytest.importorskip("torch")
+torch = require("torch")
 F = torch.nn.functional
 
 

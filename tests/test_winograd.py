@@ -13,6 +13,7 @@ from tinyseg.backend import get_backend
 from tinyseg.backend.cpu import winograd as cpu_winograd
 from tinyseg.ops import conv as conv_ops
 from finite_differences import numerical_grad
+from conftest import require
 
 cpu = get_backend("cpu")
 # (N, H, W, C, F, dilation)
@@ -173,7 +174,7 @@ def test_winograd_dw_finite_differences(rng, d, workers):
 # ----------------------------------------------------------------------------- PyTorch
 @pytest.mark.parametrize("d", [1, 2, 12])
 def test_winograd_equals_torch_on_a_vgg_like_layer(rng, d):
-    torch = pytest.importorskip("torch")
+    torch = require("torch")
     x, w, b = rand(rng, 1, 15, 13, 32), rand(rng, 3, 3, 32, 24) * 0.1, rand(rng, 24)
     out, cache = ops.conv2d_forward(x, w, b, dilation=d)          # auto: Winograd
     xt = torch.tensor(x.transpose(0, 3, 1, 2).astype(np.float64), requires_grad=True)
