@@ -300,8 +300,9 @@ def bench_ops(timer, torch, N: int, H: int, W: int, smoke: bool):
 # ----------------------------------------------------------------------------- training step
 def torch_train_step(torch, shapes: dict, N, H, W, n_classes, device: str = "cuda"):
     """The FCN-32s training step in PyTorch CUDA: bench_train.py's peer network
-    (``_torch_models.build``) on the GPU, summed cross-entropy, fused Adam."""
-    from _torch_models import build
+    (``tests/torch_nets.build``) on the GPU, summed cross-entropy, fused Adam."""
+    sys.path.append(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
+    from torch_nets import build
 
     F = torch.nn.functional
     params, net = build("fcn32s", shapes, n_classes, device=device)

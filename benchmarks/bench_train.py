@@ -2,7 +2,7 @@
 
 ``--model NAME`` picks the network (``fcn32s``, the default, ``fcn16s``, ``fcn8s``, ``fcn8s-atonce``,
 ``deeplab-largefov``; a comma-separated list or ``all`` runs several); the PyTorch peer is the same
-network built from PyTorch's functional ops (``benchmarks/_torch_models.py``). Record names are
+network built from PyTorch's functional ops (``tests/torch_nets.py``, the one the model tests compare with). Record names are
 ``<model>.<forward|train_step>.<H>x<W>`` (``<model>.c21.…`` for 21 classes).
 
 For each input size (default 375×500, the post's PASCAL VOC image, and 224×224):
@@ -106,7 +106,8 @@ def worker_torch(model_name, H, W, n_classes, shapes):
     import torch
     import torch.nn.functional as F
 
-    from _torch_models import build
+    sys.path.append(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
+    from torch_nets import build
 
     params, net = build(model_name, shapes, n_classes)
     x_np, labels_np = inputs(H, W, n_classes)

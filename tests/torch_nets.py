@@ -1,15 +1,27 @@
-"""Independent PyTorch builds of tinyseg's models (NCHW, float64), for the whole-network tests.
+"""Independent PyTorch builds of tinyseg's models (NCHW), for the whole-network tests and the
+training benchmarks' peer networks.
 
 Written from the papers' descriptions with PyTorch's own layers — ``F.conv2d`` (padding,
 dilation), ``F.max_pool2d`` (ceil mode for FCN's 2×2, padding 1 for DeepLab's 3×3),
-``F.avg_pool2d``, ``F.conv_transpose2d`` then an explicit crop — sharing no code with tinyseg but
-the parameter values, which are copied in from tinyseg's layouts. :func:`assert_equals_torch` is
-the comparison the model tests run with them.
+``F.avg_pool2d`` (pool5a, padding counted), fc6 7×7 (FCN) or 3×3 dilation 12 (DeepLab), optional
+dropout after fc6/fc7 in training, and the heads: FCN's fixed bilinear
+``conv_transpose2d(groups=C)`` ×32/×16/×8 with the TF-SAME crop ``(k − f) // 2``, the learnt ×2
+transposed convolutions (4×4, no bias, crop 1) and crop-and-add fusions, DeepLab's ×8
+interpolation as a depthwise transposed convolution with the 15×15 tent cropped by 7. No code is
+shared with tinyseg.
+
+- :func:`make_net` is the network over parameters already in PyTorch's layouts;
+- :class:`TorchNet` (float64) takes parameter values copied from tinyseg's layouts, and
+  :func:`assert_equals_torch` is the comparison the model tests run with it;
+- :func:`build` gives a float32 network with He-initialised parameters of tinyseg's shapes, for
+  the benchmarks (values differ from tinyseg's; speed does not depend on them).
+
+Imports only torch and numpy at module level (``tinyseg`` and ``pytest`` only inside
+:func:`assert_equals_torch`), so a benchmark worker process carries neither Numba nor tinyseg.
 """
 from __future__ import annotations
 
 import numpy as np
-import pytest
 import torch
 import torch.nn.functional as F
 
@@ -24,77 +36,112 @@ def tent(k: int) -> np.ndarray:
     return np.outer(t, t)
 
 
+def to_torch_layout(key: str, v):
+    """A tinyseg parameter in PyTorch's layout: conv ``(kh, kw, ci, co) -> (co, ci, kh, kw)``,
+    learnt upsampling ``(k, k, co, ci) -> (ci, co, k, k)`` (both ``permute(3, 2, 0, 1)``), bias as is."""
+    return v if key.endswith(".b") else v.permute(3, 2, 0, 1)
+
+
+def make_net(name: str, p: dict, n_classes: int, dtype=torch.float32, device="cpu", dropout: float = 0.0):
+    """``net(x (N, 3, H, W), train) -> logits (N, C, H, W)`` over ``p`` (name -> tensor, PyTorch
+    layouts); ``dropout`` is applied after fc6 and fc7 when ``train``."""
+    deeplab = name == "deeplab-largefov"
+    C = n_classes
+
+    def depthwise(k):
+        return torch.tensor(np.repeat(tent(k)[None, None], C, axis=0), dtype=dtype, device=device)
+
+    fixed = {f: depthwise(2 * f - f % 2) for f in (8, 16, 32)}     # (C, 1, k, k)
+    interp = depthwise(15)
+
+    def conv(x, layer, dilation=1):
+        w = p[f"{layer}.w"]
+        return F.conv2d(x, w, p[f"{layer}.b"], padding=dilation * (w.shape[-1] // 2), dilation=dilation)
+
+    def up_fixed(x, f):
+        """Bilinear transposed conv ×f per channel, TensorFlow-SAME crop (k − f) // 2."""
+        k, h, w = 2 * f - f % 2, x.shape[2], x.shape[3]
+        pad = (k - f) // 2
+        return F.conv_transpose2d(x, fixed[f], stride=f, groups=C)[:, :, pad:pad + f * h, pad:pad + f * w]
+
+    def up_learnt(x, layer):
+        """Trainable ×2 transposed conv (4×4, no bias), TF-SAME crop 1."""
+        h, w = x.shape[2:]
+        return F.conv_transpose2d(x, p[f"{layer}.w"], stride=2)[:, :, 1:1 + 2 * h, 1:1 + 2 * w]
+
+    def net(x, train):
+        H, W = x.shape[2:]
+        taps = {}
+        for block, n in BLOCKS:
+            for i in range(1, n + 1):
+                x = F.relu(conv(x, f"conv{block}_{i}", 2 if deeplab and block == 5 else 1))
+            x = F.max_pool2d(x, 3, 2 if block <= 3 else 1, 1) if deeplab else F.max_pool2d(x, 2, 2, ceil_mode=True)
+            taps[block] = x
+        if deeplab:
+            x = F.avg_pool2d(x, 3, 1, 1)                            # pool5a, padding counted
+        x = F.relu(conv(x, "fc6", 12 if deeplab else 1))
+        if dropout:
+            x = F.dropout(x, dropout, training=train)
+        x = F.relu(conv(x, "fc7"))
+        if dropout:
+            x = F.dropout(x, dropout, training=train)
+        score = conv(x, "fc8")
+        if deeplab:
+            return F.conv_transpose2d(score, interp, stride=8, groups=C)[:, :, 7:7 + H, 7:7 + W]
+        if name == "fcn32s":
+            return up_fixed(score, 32)[:, :, :H, :W]
+        at_once = name == "fcn8s-atonce"
+        s4 = conv(taps[4] * 0.01 if at_once else taps[4], "score_pool4")
+        fuse = up_learnt(score, "upscore2")[:, :, :s4.shape[2], :s4.shape[3]] + s4
+        if name == "fcn16s":
+            return up_fixed(fuse, 16)[:, :, :H, :W]
+        s3 = conv(taps[3] * 0.0001 if at_once else taps[3], "score_pool3")
+        fuse = up_learnt(fuse, "upscore_pool4")[:, :, :s3.shape[2], :s3.shape[3]] + s3
+        return up_fixed(fuse, 8)[:, :, :H, :W]
+
+    return net
+
+
 class TorchNet:
-    """``net.run(x_nhwc) -> logits (N, C, H, W)``; ``net.tp[name].grad`` after ``backward``."""
+    """``net.run(x_nhwc) -> logits (N, C, H, W)`` in float64; ``net.tp[name].grad`` (tinyseg's
+    layout) after ``backward``."""
 
     def __init__(self, name: str, params: dict):
         self.name = name
         self.tp = {k: torch.tensor(v.astype(np.float64), requires_grad=True) for k, v in params.items()}
-        self.deeplab = name == "deeplab-largefov"
-
-    def conv(self, x, layer, dilation=1):
-        w = self.tp[f"{layer}.w"].permute(3, 2, 0, 1)             # (kh, kw, ci, co) -> (co, ci, kh, kw)
-        k = w.shape[-1]
-        return F.conv2d(x, w, self.tp[f"{layer}.b"], padding=dilation * (k // 2), dilation=dilation)
-
-    def fixed_upsample(self, x, f):
-        """Bilinear transposed conv ×f per channel, TensorFlow-SAME crop (k − f) // 2."""
-        C, h, w = x.shape[1:]
-        k = 2 * f - f % 2
-        weight = torch.tensor(np.repeat(tent(k)[None, None], C, axis=0))   # (C, 1, k, k)
-        full = F.conv_transpose2d(x, weight, stride=f, groups=C)
-        p = (k - f) // 2
-        return full[:, :, p:p + f * h, p:p + f * w]
-
-    def learnt_upsample(self, x, layer):
-        """Trainable ×2 transposed conv (4×4, no bias), TF-SAME crop 1."""
-        w = self.tp[f"{layer}.w"].permute(3, 2, 0, 1)             # (k, k, co, ci) -> (ci, co, k, k)
-        h, ww = x.shape[2:]
-        return F.conv_transpose2d(x, w, stride=2)[:, :, 1:1 + 2 * h, 1:1 + 2 * ww]
-
-    def backbone(self, x):
-        taps = {}
-        for block, n in BLOCKS:
-            dilation = 2 if (self.deeplab and block == 5) else 1
-            for i in range(1, n + 1):
-                x = F.relu(self.conv(x, f"conv{block}_{i}", dilation))
-            if self.deeplab:
-                x = F.max_pool2d(x, 3, 2 if block <= 3 else 1, 1)
-            else:
-                x = F.max_pool2d(x, 2, 2, ceil_mode=True)
-            taps[f"pool{block}"] = x
-        if self.deeplab:
-            x = F.avg_pool2d(x, 3, 1, 1)                            # pool5a, padding counted
-        x = F.relu(self.conv(x, "fc6", 12 if self.deeplab else 1))
-        x = F.relu(self.conv(x, "fc7"))
-        return x, taps
 
     def run(self, x_nhwc):
         x = torch.tensor(x_nhwc.transpose(0, 3, 1, 2).astype(np.float64))
-        H, W = x.shape[2:]
-        fc7, taps = self.backbone(x)
-        score = self.conv(fc7, "fc8")
-        if self.name == "fcn32s":
-            return self.fixed_upsample(score, 32)[:, :, :H, :W]
-        if self.deeplab:
-            C = score.shape[1]
-            weight = torch.tensor(np.repeat(tent(15)[None, None], C, axis=0))
-            return F.conv_transpose2d(score, weight, stride=8, groups=C)[:, :, 7:7 + H, 7:7 + W]
-        at_once = self.name == "fcn8s-atonce"
-        up = self.learnt_upsample(score, "upscore2")
-        s4 = self.conv(taps["pool4"] * (0.01 if at_once else 1.0), "score_pool4")
-        fuse = up[:, :, :s4.shape[2], :s4.shape[3]] + s4
-        if self.name == "fcn16s":
-            return self.fixed_upsample(fuse, 16)[:, :, :H, :W]
-        up = self.learnt_upsample(fuse, "upscore_pool4")
-        s3 = self.conv(taps["pool3"] * (0.0001 if at_once else 1.0), "score_pool3")
-        fuse = up[:, :, :s3.shape[2], :s3.shape[3]] + s3
-        return self.fixed_upsample(fuse, 8)[:, :, :H, :W]
+        p = {k: to_torch_layout(k, v) for k, v in self.tp.items()}
+        n_classes = p["fc8.w"].shape[0]
+        return make_net(self.name, p, n_classes, dtype=torch.float64)(x, train=True)
+
+
+def build(name: str, shapes: dict, n_classes: int, device: str = "cpu", dropout: float = 0.5):
+    """``(parameters, net)`` in float32 on ``device``: He-initialised convs (seed 0), zero biases,
+    learnt upsamplings started at the bilinear tent; ``shapes`` are tinyseg's (name -> shape)."""
+    torch.manual_seed(0)
+    p = {}
+    for key, shape in shapes.items():
+        if key.endswith(".b"):
+            p[key] = torch.zeros(shape[0], device=device, requires_grad=True)
+        elif key.split(".")[0].startswith("upscore"):                 # (k, k, co, ci) -> (ci, co, k, k)
+            k = shape[0]
+            w = np.zeros((shape[3], shape[2], k, k), np.float32)
+            w[range(shape[3]), range(shape[2])] = tent(k)
+            p[key] = torch.tensor(w, device=device, requires_grad=True)
+        else:                                                          # (kh, kw, ci, co) -> (co, ci, kh, kw)
+            kh, kw, ci, co = shape
+            w = torch.randn(co, ci, kh, kw, device=device) * (2.0 / (kh * kw * ci)) ** 0.5
+            p[key] = w.requires_grad_()
+    return list(p.values()), make_net(name, p, n_classes, device=device, dropout=dropout)
 
 
 def assert_equals_torch(name: str, model, params: dict, rng) -> None:
     """A training-mode forward and backward of ``model`` on a 37×45 input from ``rng`` give the
     logits, the summed cross-entropy and every parameter gradient of ``TorchNet(name, params)``."""
+    import pytest
+
     from tinyseg import ops
 
     x = (rng.standard_normal((1, 37, 45, 3)) * 50).astype(np.float32)
