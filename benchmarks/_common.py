@@ -27,6 +27,28 @@ def median_seconds(fn: Callable[[], object], repeat: int = 5, warmup: int = 1) -
     return statistics.median(times)
 
 
+def tinyseg_steps(model, adam, x, labels):
+    """``(forward, train_step)`` over a tinyseg ``model``: a test-mode forward of ``x``, and one
+    training iteration — ``Trainer.step`` without its bookkeeping: forward with dropout, summed
+    softmax cross-entropy against ``labels``, backward, ``adam.step`` — returning the loss."""
+    from tinyseg import ops
+
+    def forward():
+        model.forward(x, train=False)
+        model.clear()
+
+    def train_step():
+        logits = model.forward(x, train=True, step=adam.t)
+        loss, dlogits = ops.softmax_cross_entropy(logits, labels, reduction="sum")
+        del logits
+        model.backward(dlogits)
+        adam.step(model.params, model.grads)
+        model.clear()
+        return loss
+
+    return forward, train_step
+
+
 def alternating_medians(fns: dict, repeat: int) -> tuple[dict, dict]:
     """Median wall and CPU seconds (all threads) of each callable, timed round-robin after one
     untimed round (so that a shared machine's changing load falls on all of them alike)."""

@@ -45,7 +45,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _common import print_table, record, write_json  # noqa: E402
+from _common import print_table, record, tinyseg_steps, write_json  # noqa: E402
 
 VGG16 = [(2, 64), (2, 128), (3, 256), (3, 512), (3, 512)]   # (convs per block, channels)
 FC = 4096
@@ -320,7 +320,6 @@ def torch_train_step(torch, shapes: dict, N, H, W, n_classes, device: str = "cud
 
 
 def bench_train(timer, torch, N, H, W, smoke: bool):
-    from tinyseg import ops
     from tinyseg.models import FCN32s, FCN32sConfig
     from tinyseg.training.optim import Adam
 
@@ -332,19 +331,7 @@ def bench_train(timer, torch, N, H, W, smoke: bool):
     rng = np.random.default_rng(0)
     x = be.asarray((rng.random((N, H, W, 3), dtype=np.float32) * 255 - 120).astype(np.float32))
     labels = be.asarray(rng.integers(0, n_classes, size=(N, H, W)).astype(np.int32))
-
-    def forward():
-        model.forward(x, train=False)
-        model.clear()
-
-    def step():
-        logits = model.forward(x, train=True, step=adam.t)
-        loss, dlogits = ops.softmax_cross_entropy(logits, labels, reduction="sum")
-        del logits
-        model.backward(dlogits)
-        adam.step(model.params, model.grads)
-        model.clear()
-        return loss
+    forward, step = tinyseg_steps(model, adam, x, labels)
 
     tag = f"{N}x{H}x{W}"
     t_fwd = timer(forward)

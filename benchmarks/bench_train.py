@@ -56,7 +56,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _common import print_table, record  # noqa: E402
+from _common import print_table, record, tinyseg_steps  # noqa: E402
 from _conditions import Run, add_condition_options, conditions_from_args, pin_threads, worker_report  # noqa: E402
 
 PEER = "torch-2.13-cpu"
@@ -77,26 +77,13 @@ def inputs(H: int, W: int, n_classes: int):
 
 # ----------------------------------------------------------------------------- workers
 def worker_tinyseg(model_name, H, W, n_classes):
-    from tinyseg import ops
     from tinyseg.models import build_model
     from tinyseg.training.optim import Adam
 
     model = build_model(model_name, n_classes, width=1.0, seed=0)
     adam = Adam()
     x, labels = inputs(H, W, n_classes)
-
-    def forward():
-        model.forward(x, train=False)
-        model.clear()
-
-    def train_step():                        # Trainer.step without its bookkeeping
-        logits = model.forward(x, train=True, step=adam.t)
-        loss, dlogits = ops.softmax_cross_entropy(logits, labels, reduction="sum")
-        del logits
-        model.backward(dlogits)
-        adam.step(model.params, model.grads)
-        model.clear()
-        return loss
+    forward, train_step = tinyseg_steps(model, adam, x, labels)
 
     import numba
     return forward, train_step, numba.get_num_threads()

@@ -39,6 +39,14 @@ if "NUMBA_ENABLE_CUDASIM" not in os.environ and not _nvidia_gpu_present():
     os.environ["NUMBA_ENABLE_CUDASIM"] = "1"
 
 
+@pytest.fixture(scope="module")
+def gpu():
+    """The CUDA backend (raises if neither a GPU nor the simulator is present)."""
+    from tinyseg.backend import get_backend
+
+    return get_backend("cuda")
+
+
 # ----------------------------------------------------------------------------- oracles
 # PyTorch, pydensecrf, mpi4py with its mpiexec and tensorboardX are the independent
 # implementations some tests compare with. Locally a missing one skips those tests; under CI=true

@@ -13,21 +13,9 @@ import numpy as np
 import pytest
 
 from tinyseg.models import build_model
+from helpers import load_mirror_symmetric_params
 
 FCN_NAMES = ["fcn32s", "fcn16s", "fcn8s", "fcn8s-atonce"]
-
-
-def symmetric(model, rng):
-    """Random parameters, every kernel made symmetric under vertical and horizontal flips."""
-    params = {}
-    for k, v in model.host_params().items():
-        a = rng.standard_normal(v.shape) * np.sqrt(2.0 / max(1, np.prod(v.shape[:-1])))
-        if a.ndim == 4:
-            a = (a + a[::-1] + a[:, ::-1] + a[::-1, ::-1]) / 4
-        if k.startswith("upscore"):
-            a = np.abs(a) + v                  # learnt ×2 kernels: bilinear plus symmetric noise
-        params[k] = a.astype(np.float32)
-    model.load_params(params)
 
 
 def assert_flip_equivariant(model, x, axis):
@@ -40,7 +28,7 @@ def assert_flip_equivariant(model, x, axis):
 def test_fcn_scores_are_centred_on_their_blocks_for_h_multiple_of_32(name):
     rng = np.random.default_rng(0)
     model = build_model(name, n_classes=2, width=1 / 32)
-    symmetric(model, rng)
+    load_mirror_symmetric_params(model, rng)
     x = rng.standard_normal((1, 64, 96, 3)).astype(np.float32)
     assert_flip_equivariant(model, x, 1)
     assert_flip_equivariant(model, x, 2)
@@ -51,7 +39,7 @@ def test_fcn_grid_is_not_symmetric_on_other_sizes(name):
     """The same check fails where the grid is not symmetric: the test can tell offsets apart."""
     rng = np.random.default_rng(0)
     model = build_model(name, n_classes=2, width=1 / 32)
-    symmetric(model, rng)
+    load_mirror_symmetric_params(model, rng)
     x = rng.standard_normal((1, 64 + 8, 64, 3)).astype(np.float32)
     with pytest.raises(AssertionError):
         assert_flip_equivariant(model, x, 1)

@@ -7,6 +7,7 @@ import pytest
 from PIL import Image
 
 from tinyseg.cli import main
+from helpers import save_image_and_annotation  # noqa: E402
 
 SUBCOMMANDS = ["demo", "train", "predict", "evaluate", "import-weights", "crf"]
 
@@ -21,14 +22,7 @@ def test_every_subcommand_has_help(command, capsys):
 
 @pytest.fixture
 def image_and_annotation(tmp_path):
-    rng = np.random.default_rng(0)
-    image = rng.integers(0, 256, size=(40, 50, 3), dtype=np.uint8)
-    annotation = np.zeros((40, 50), np.uint8)
-    annotation[10:30, 12:40] = 1
-    image[annotation == 1] = (220, 200, 40)
-    Image.fromarray(image).save(tmp_path / "img.png")
-    Image.fromarray(annotation).save(tmp_path / "ann.png")
-    return str(tmp_path / "img.png"), str(tmp_path / "ann.png")
+    return save_image_and_annotation(tmp_path, (40, 50), (10, 30, 12, 40), colour=(220, 200, 40))
 
 
 def test_train_resume_predict_evaluate(tmp_path, image_and_annotation, capsys):

@@ -10,6 +10,7 @@ from PIL import Image
 
 from tinyseg.weights.checkpoint import load_checkpoint
 from tinyseg.cli import main
+from helpers import one_line_error  # noqa: E402
 from tinyseg.data import save_label_png
 from tinyseg.data.synthetic import write_dataset
 
@@ -29,14 +30,6 @@ def _mask(tmp_path, values):
     path = tmp_path / "mask.png"
     Image.fromarray(mask).save(path)
     return str(path)
-
-
-def one_line_error(capsys, *needles):
-    err = capsys.readouterr().err
-    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
-    for needle in needles:
-        assert needle in err, err
-    return err
 
 
 def test_a_0_255_mask_is_an_error_with_a_hint_not_background_only(tmp_path, image, capsys):

@@ -3,18 +3,9 @@ import numpy as np
 import pytest
 
 from tinyseg import ops
-from tinyseg.backend import get_backend
+from helpers import rand
 
 pytestmark = pytest.mark.cuda
-
-
-@pytest.fixture(scope="module")
-def gpu():
-    return get_backend("cuda")
-
-
-def rand(rng, *shape):
-    return rng.standard_normal(shape).astype(np.float32)
 
 
 def close(gpu, got, want):

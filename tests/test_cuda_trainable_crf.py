@@ -14,11 +14,6 @@ from tinyseg.training.optim import Adam, AdamConfig
 pytestmark = pytest.mark.cuda
 
 
-@pytest.fixture(scope="module")
-def gpu():
-    return get_backend("cuda")       # raises if neither a GPU nor the simulator is present
-
-
 def test_cuda_kernels_match_cpu(gpu, rng):
     from tinyseg.crf.cuda import rnn as cuda
     n, k, c = 13, 2, 3

@@ -7,6 +7,7 @@ import pytest
 from tinyseg.weights.checkpoint import load_checkpoint, save_checkpoint
 from tinyseg.models import DeepLabLargeFOV, build_model, model_from_config
 from conftest import require
+from helpers import load_mirror_symmetric_params
 
 TINY = dict(n_classes=3, width=0.0625, seed=1, dropout=0.0)        # 4..32 channels, fc6/fc7 64
 
@@ -50,14 +51,6 @@ def test_logits_have_the_input_size_for_any_h_w(H, W):
     assert set(model.grads) == set(model.params)
 
 
-def symmetric(model, rng):
-    params = {}
-    for k, v in model.host_params().items():
-        a = rng.standard_normal(v.shape) * np.sqrt(2.0 / max(1, np.prod(v.shape[:-1])))
-        if a.ndim == 4:
-            a = (a + a[::-1] + a[:, ::-1] + a[::-1, ::-1]) / 4
-        params[k] = a.astype(np.float32)
-    model.load_params(params)
 
 
 @pytest.mark.parametrize("H,W", [(41, 57), (33, 33)])
@@ -66,7 +59,7 @@ def test_scores_sit_on_pixels_8i_so_the_net_commutes_with_flips_on_8k_plus_1_siz
     the image flips the logits exactly. FCN's ``8i + 3.5`` grid would not be."""
     rng = np.random.default_rng(0)
     model = build_model("deeplab-largefov", n_classes=2, width=1 / 32)
-    symmetric(model, rng)
+    load_mirror_symmetric_params(model, rng)      # DeepLab has no upscore layers
     x = rng.standard_normal((1, H, W, 3)).astype(np.float32)
     a = model.forward(x)
     for axis in (1, 2):

@@ -12,15 +12,12 @@ from tinyseg.backend import get_backend
 from tinyseg.layers import Conv2D
 from finite_differences import numerical_grad
 from conftest import require
+from helpers import rand
 
 cpu = get_backend("cpu")
 # (N, H, W, C, F, k, dilation)
 CASES = [(1, 7, 9, 3, 4, 3, 2), (2, 5, 7, 2, 3, 3, 12), (1, 9, 8, 3, 2, 3, 1), (1, 11, 13, 2, 3, 3, 4),
          (2, 6, 5, 3, 2, 5, 2), (1, 1, 1, 2, 2, 3, 12), (1, 30, 27, 2, 3, 3, 12)]
-
-
-def rand(rng, *shape):
-    return rng.standard_normal(shape).astype(np.float32)
 
 
 @pytest.mark.parametrize("N,H,W,C,F,k,d", CASES)

@@ -3,12 +3,9 @@ import numpy as np
 import pytest
 
 from tinyseg import ops, reference as ref
+from helpers import rand
 
 SHAPES = [(1, 1, 1), (1, 5, 7), (2, 6, 4), (1, 9, 8), (2, 3, 11)]   # (N, H, W)
-
-
-def rand(rng, *shape):
-    return rng.standard_normal(shape).astype(np.float32)
 
 
 @pytest.mark.parametrize("N,H,W", SHAPES)

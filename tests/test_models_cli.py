@@ -4,10 +4,10 @@ import json
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from tinyseg.weights.checkpoint import load_checkpoint, save_checkpoint
 from tinyseg.cli import main
+from helpers import save_image_and_annotation  # noqa: E402
 from tinyseg.cli.common import load_model
 from tinyseg.models import DeepLabLargeFOV, FCN8s, FCN16s, FCN32s, build_model
 
@@ -16,14 +16,8 @@ TINY = ["--width", "0.03125", "--iterations", "2", "--lr", "1e-3", "--no-progres
 
 @pytest.fixture
 def data(tmp_path):
-    rng = np.random.default_rng(0)
-    image = rng.integers(0, 256, size=(37, 45, 3), dtype=np.uint8)
-    annotation = np.zeros((37, 45), np.uint8)
-    annotation[9:29, 11:38] = 1
-    image[annotation == 1] = (220, 200, 40)
-    Image.fromarray(image).save(tmp_path / "img.png")
-    Image.fromarray(annotation).save(tmp_path / "ann.png")
-    return ["--image", str(tmp_path / "img.png"), "--annotation", str(tmp_path / "ann.png")]
+    img, ann = save_image_and_annotation(tmp_path, (37, 45), (9, 29, 11, 38), colour=(220, 200, 40))
+    return ["--image", img, "--annotation", ann]
 
 
 def test_train_each_fcn_and_predict_reads_the_model_from_the_checkpoint(tmp_path, data):

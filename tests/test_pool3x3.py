@@ -12,13 +12,10 @@ from tinyseg.backend import get_backend
 from tinyseg.layers import MaxPool3x3
 from finite_differences import numerical_grad
 from conftest import require
+from helpers import rand
 
 cpu = get_backend("cpu")
 SHAPES = [(1, 1, 1), (1, 2, 3), (2, 5, 7), (1, 6, 4), (2, 9, 8), (1, 47, 63)]   # (N, H, W)
-
-
-def rand(rng, *shape):
-    return rng.standard_normal(shape).astype(np.float32)
 
 
 @pytest.mark.parametrize("N,H,W", SHAPES)

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from tinyseg import ops, reference
 from tinyseg.models import MODELS, build_model
 from conftest import require
+from helpers import load_mirror_symmetric_params
 
 FCN_NAMES = ["fcn32s", "fcn16s", "fcn8s", "fcn8s-atonce"]
 few = settings(max_examples=6, deadline=None)
@@ -32,16 +33,7 @@ def tiny(name):
 def mirror_symmetric(name):
     """A tiny model whose every kernel is symmetric under vertical and horizontal flips."""
     model = build_model(name, n_classes=2, width=1 / 32)
-    rng = np.random.default_rng(0)
-    params = {}
-    for k, v in model.host_params().items():
-        a = rng.standard_normal(v.shape) * np.sqrt(2.0 / max(1, np.prod(v.shape[:-1])))
-        if a.ndim == 4:
-            a = (a + a[::-1] + a[:, ::-1] + a[::-1, ::-1]) / 4
-        if k.startswith("upscore"):
-            a = np.abs(a) + v                  # learnt ×2 kernels: bilinear plus symmetric noise
-        params[k] = a.astype(np.float32)
-    model.load_params(params)
+    load_mirror_symmetric_params(model, np.random.default_rng(0))
     return model
 
 

@@ -2,10 +2,10 @@
 names work, the old ones still work for one release and say what replaced them."""
 import numpy as np
 import pytest
-from PIL import Image
 
 from tinyseg import _moved
 from tinyseg.cli import main
+from helpers import save_image_and_annotation  # noqa: E402
 from tinyseg.cli.recipe import RECIPES
 from tinyseg.weights.checkpoint import load_checkpoint, save_checkpoint
 
@@ -14,13 +14,8 @@ TINY = ["--width", "0.03125", "--iterations", "1", "--no-progress"]
 
 @pytest.fixture
 def data(tmp_path):
-    rng = np.random.default_rng(0)
-    image = rng.integers(0, 256, size=(33, 41, 3), dtype=np.uint8)
-    annotation = np.zeros((33, 41), np.uint8)
-    annotation[8:25, 10:30] = 1
-    Image.fromarray(image).save(tmp_path / "img.png")
-    Image.fromarray(annotation).save(tmp_path / "ann.png")
-    return ["--image", str(tmp_path / "img.png"), "--annotation", str(tmp_path / "ann.png")]
+    img, ann = save_image_and_annotation(tmp_path, (33, 41), (8, 25, 10, 30))
+    return ["--image", img, "--annotation", ann]
 
 
 def test_every_old_value_maps_to_a_current_one():

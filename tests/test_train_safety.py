@@ -7,10 +7,10 @@ import sys
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from tinyseg.weights.checkpoint import load_checkpoint, read_checkpoint_config, save_checkpoint
 from tinyseg.cli import main
+from helpers import one_line_error, save_image_and_annotation  # noqa: E402
 from tinyseg.models import FCN32s, FCN32sConfig
 from tinyseg.training.trainer import TrainConfig, Trainer
 
@@ -20,21 +20,8 @@ TINY = ["--width", "0.03125", "--no-progress"]
 
 @pytest.fixture
 def data(tmp_path):
-    rng = np.random.default_rng(0)
-    image = rng.integers(0, 256, size=(24, 30, 3), dtype=np.uint8)
-    annotation = np.zeros((24, 30), np.uint8)
-    annotation[6:18, 8:22] = 1
-    Image.fromarray(image).save(tmp_path / "img.png")
-    Image.fromarray(annotation).save(tmp_path / "ann.png")
-    return ["--image", str(tmp_path / "img.png"), "--annotation", str(tmp_path / "ann.png")]
-
-
-def one_line_error(capsys, *needles):
-    err = capsys.readouterr().err
-    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
-    for needle in needles:
-        assert needle in err, err
-    return err
+    img, ann = save_image_and_annotation(tmp_path, (24, 30), (6, 18, 8, 22))
+    return ["--image", img, "--annotation", ann]
 
 
 # ----------------------------------------------------------------------------- another run's checkpoint

@@ -12,17 +12,10 @@ import pytest
 from PIL import Image
 
 from tinyseg.cli import main
+from helpers import one_line_error  # noqa: E402
 from tinyseg.data import LabelMap
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def one_line_error(capsys, *needles):
-    err = capsys.readouterr().err
-    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
-    for needle in needles:
-        assert needle in err, err
-    return err
 
 
 @pytest.fixture

@@ -14,15 +14,12 @@ from tinyseg.backend.cpu import winograd as cpu_winograd
 from tinyseg.ops import conv as conv_ops
 from finite_differences import numerical_grad
 from conftest import require
+from helpers import rand
 
 cpu = get_backend("cpu")
 # (N, H, W, C, F, dilation)
 CASES = [(1, 5, 7, 3, 4, 1), (2, 6, 9, 2, 3, 1), (1, 1, 1, 2, 2, 1), (1, 7, 9, 3, 2, 2),
          (1, 5, 7, 2, 3, 12), (1, 30, 27, 2, 3, 12), (1, 13, 11, 4, 5, 3), (2, 4, 4, 1, 1, 2)]
-
-
-def rand(rng, *shape):
-    return rng.standard_normal(shape).astype(np.float32)
 
 
 def test_reference_winograd_equals_the_direct_convolution(rng):

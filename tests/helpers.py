@@ -1,0 +1,51 @@
+"""Small helpers several test modules share: random float32 arrays, the one-line-error check of
+the command line, a synthetic image/annotation pair written as PNGs, and mirror-symmetric model parameters."""
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+
+def rand(rng, *shape):
+    """Standard-normal float32 values of ``shape`` from ``rng``."""
+    return rng.standard_normal(shape).astype(np.float32)
+
+
+def one_line_error(capsys, *needles):
+    """The captured stderr is one line, no traceback, containing every needle; returns it."""
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    for needle in needles:
+        assert needle in err, err
+    return err
+
+
+def save_image_and_annotation(tmp_path, shape, box, colour=None):
+    """``img.png`` (random uint8 RGB from seed 0, shape ``(H, W)``) and ``ann.png`` (class 1 in
+    ``box = (y0, y1, x0, x1)``, 0 elsewhere) under ``tmp_path``; the box painted ``colour`` in the
+    image when given. Returns the two paths as strings."""
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, size=(*shape, 3), dtype=np.uint8)
+    annotation = np.zeros(shape, np.uint8)
+    y0, y1, x0, x1 = box
+    annotation[y0:y1, x0:x1] = 1
+    if colour is not None:
+        image[annotation == 1] = colour
+    Image.fromarray(image).save(tmp_path / "img.png")
+    Image.fromarray(annotation).save(tmp_path / "ann.png")
+    return str(tmp_path / "img.png"), str(tmp_path / "ann.png")
+
+
+def load_mirror_symmetric_params(model, rng) -> None:
+    """Random He-scaled parameters into ``model``, every 4-D kernel made symmetric under vertical
+    and horizontal flips (``(a + a[::-1] + a[:, ::-1] + a[::-1, ::-1]) / 4``); a learnt ×2
+    upsampling (``upscore*``) becomes its bilinear start plus symmetric noise."""
+    params = {}
+    for k, v in model.host_params().items():
+        a = rng.standard_normal(v.shape) * np.sqrt(2.0 / max(1, np.prod(v.shape[:-1])))
+        if a.ndim == 4:
+            a = (a + a[::-1] + a[:, ::-1] + a[::-1, ::-1]) / 4
+        if k.startswith("upscore"):
+            a = np.abs(a) + v                  # learnt ×2 kernels: bilinear plus symmetric noise
+        params[k] = a.astype(np.float32)
+    model.load_params(params)
