@@ -72,25 +72,18 @@ def chelsea():
 
 
 @pytest.mark.parametrize("w", BAND)
-def test_synthetic_fcn8s_beats_fcn32s_near_boundaries(synthetic, w):
-    assert trimap(synthetic, "fcn8s", "fcn", w) > trimap(synthetic, "fcn32s", "fcn", w)
+@pytest.mark.parametrize("dataset", ["synthetic", "chelsea"])
+def test_fcn8s_beats_fcn32s_near_boundaries(request, dataset, w):
+    scores = request.getfixturevalue(dataset)
+    assert trimap(scores, "fcn8s", "fcn", w) > trimap(scores, "fcn32s", "fcn", w)
 
 
 @pytest.mark.parametrize("name", MODELS)
-def test_synthetic_crf_raises_boundary_iou_of_each_model(synthetic, name):
+@pytest.mark.parametrize("dataset", ["synthetic", "chelsea"])
+def test_crf_raises_boundary_iou_of_each_model(request, dataset, name):
+    scores = request.getfixturevalue(dataset)
     for w in BAND:
-        assert trimap(synthetic, name, "crf", w) > trimap(synthetic, name, "fcn", w), w
-
-
-@pytest.mark.parametrize("w", BAND)
-def test_chelsea_fcn8s_beats_fcn32s_near_boundaries(chelsea, w):
-    assert trimap(chelsea, "fcn8s", "fcn", w) > trimap(chelsea, "fcn32s", "fcn", w)
-
-
-@pytest.mark.parametrize("name", MODELS)
-def test_chelsea_crf_raises_boundary_iou_of_each_model(chelsea, name):
-    for w in BAND:
-        assert trimap(chelsea, name, "crf", w) > trimap(chelsea, name, "fcn", w), w
+        assert trimap(scores, name, "crf", w) > trimap(scores, name, "fcn", w), w
 
 
 def test_chelsea_scores_are_means_over_the_four_seeds(chelsea):

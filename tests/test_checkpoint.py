@@ -119,21 +119,14 @@ def test_foreign_hdf5_is_not_a_checkpoint(tmp_path):
         load_checkpoint(path)
 
 
-def test_missing_moment_array_is_named(tmp_path):
+@pytest.mark.parametrize("member,named", [("adam/v/fc8.w", r"'/adam/v/fc8\.w'"),   # a moment array
+                                           ("params", r"'/params'")])              # a whole group
+def test_missing_member_is_named(tmp_path, member, named):
     path = tmp_path / "ckpt.h5"
     save_checkpoint(path, *_state(), CONFIG)
     with h5py.File(path, "a") as f:
-        del f["adam/v/fc8.w"]
-    with pytest.raises(ValueError, match=r"ckpt\.h5.*'/adam/v/fc8\.w' is missing"):
-        load_checkpoint(path)
-
-
-def test_missing_group_is_named(tmp_path):
-    path = tmp_path / "ckpt.h5"
-    save_checkpoint(path, *_state(), CONFIG)
-    with h5py.File(path, "a") as f:
-        del f["params"]
-    with pytest.raises(ValueError, match=r"ckpt\.h5.*'/params' is missing"):
+        del f[member]
+    with pytest.raises(ValueError, match=r"ckpt\.h5.*" + named + " is missing"):
         load_checkpoint(path)
 
 

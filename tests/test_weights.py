@@ -174,33 +174,31 @@ def test_missing_dataset_error_names_file_and_dataset(tmp_path):
         load_vgg16_keras(path, verify_md5=False, strict_shapes=False)
 
 
+def _assert_load_fails(path, arrays, match):
+    """``arrays`` written as a Keras file at ``path`` do not load: a ValueError matching ``match``."""
+    _write_keras_h5(path, arrays)
+    with pytest.raises(ValueError, match=match):
+        load_vgg16_keras(path, verify_md5=False, strict_shapes=False)
+
+
 def test_missing_layer_group_error_names_layer(tmp_path):
     arrays = _small_keras_arrays()
     del arrays["block4_conv2"]
-    path = tmp_path / "nolayer.h5"
-    _write_keras_h5(path, arrays)
-    with pytest.raises(ValueError, match=r"nolayer\.h5.*'block4_conv2'"):
-        load_vgg16_keras(path, verify_md5=False, strict_shapes=False)
+    _assert_load_fails(tmp_path / "nolayer.h5", arrays, r"nolayer\.h5.*'block4_conv2'")
 
 
 def test_wrong_channel_chain_error_names_layer(tmp_path):
     arrays = _small_keras_arrays()
     w, b = arrays["block3_conv1"]
     arrays["block3_conv1"] = (w[:, :, :2, :], b)  # 2 input channels instead of 3
-    path = tmp_path / "chain.h5"
-    _write_keras_h5(path, arrays)
-    with pytest.raises(ValueError, match=r"chain\.h5.*conv3_1 \(block3_conv1\)"):
-        load_vgg16_keras(path, verify_md5=False, strict_shapes=False)
+    _assert_load_fails(tmp_path / "chain.h5", arrays, r"chain\.h5.*conv3_1 \(block3_conv1\)")
 
 
 def test_fc1_rows_not_a_square_window_error_names_dataset(tmp_path):
     arrays = _small_keras_arrays()
     w, b = arrays["fc1"]
     arrays["fc1"] = (w[:-1], b)
-    path = tmp_path / "fc1.h5"
-    _write_keras_h5(path, arrays)
-    with pytest.raises(ValueError, match=r"fc1\.h5.*fc1/fc1_W_1:0"):
-        load_vgg16_keras(path, verify_md5=False, strict_shapes=False)
+    _assert_load_fails(tmp_path / "fc1.h5", arrays, r"fc1\.h5.*fc1/fc1_W_1:0")
 
 
 def test_non_keras_hdf5_error_names_layer_names(tmp_path):
