@@ -47,6 +47,10 @@ def _host(d):
     return {k: backend_for(a).to_numpy(a) for k, a in d.items()}
 
 
+def _device(d, backend):
+    return {k: backend.asarray(np.asarray(a, np.float32)) for k, a in d.items()}
+
+
 class _Optimizer:
     """Shared bookkeeping: step count ``t`` and a check that every parameter has a gradient."""
 
@@ -54,11 +58,20 @@ class _Optimizer:
         self.t = 0
         self.lr_scale: dict = {}    # per-parameter rate multipliers (Caffe's lr_mult), e.g. a CRF's
 
-    def _begin(self, params, grads):
+    def _begin(self, params, grads, lr):
+        """Check the gradients, count the step; the rate to use (``lr``, else the config's)."""
         missing = set(params) - set(grads)
         if missing:
             raise ValueError(f"no gradient for parameter(s) {sorted(missing)}")
         self.t += 1
+        return self.config.lr if lr is None else lr
+
+    @staticmethod
+    def _slot(store: dict, name: str, p):
+        """``store[name]``, created as float32 zeros of ``p``'s shape on ``p``'s backend."""
+        if name not in store:
+            store[name] = backend_for(p).zeros(p.shape, np.float32)
+        return store[name]
 
 
 class Adam(_Optimizer):
@@ -78,18 +91,13 @@ class Adam(_Optimizer):
         self.v: dict = {}
 
     def step(self, params: dict, grads: dict, lr: float | None = None, grad_scale: float = 1.0) -> None:
-        self._begin(params, grads)
+        lr = self._begin(params, grads, lr)
         c = self.config
-        lr = c.lr if lr is None else lr
         for name, p in params.items():
-            if name not in self.m:
-                be = backend_for(p)
-                self.m[name] = be.zeros(p.shape, np.float32)
-                self.v[name] = be.zeros(p.shape, np.float32)
             g = grads[name]
             if grad_scale != 1.0:
                 ops.scale_into(g, grad_scale)
-            ops.adam_update(p, g, self.m[name], self.v[name], self.t,
+            ops.adam_update(p, g, self._slot(self.m, name, p), self._slot(self.v, name, p), self.t,
                             lr=lr * self.lr_scale.get(name, 1.0), beta1=c.beta1, beta2=c.beta2,
                             eps=c.eps)
 
@@ -98,8 +106,8 @@ class Adam(_Optimizer):
         return {"m": _host(self.m), "v": _host(self.v), "step": self.t}
 
     def load_state(self, state: dict, backend) -> None:
-        self.m = {k: backend.asarray(np.asarray(a, np.float32)) for k, a in state["m"].items()}
-        self.v = {k: backend.asarray(np.asarray(a, np.float32)) for k, a in state["v"].items()}
+        self.m = _device(state["m"], backend)
+        self.v = _device(state["v"], backend)
         self.t = int(state["step"])
 
 
@@ -114,20 +122,17 @@ class SGD(_Optimizer):
         self.m: dict = {}
 
     def step(self, params: dict, grads: dict, lr: float | None = None, grad_scale: float = 1.0) -> None:
-        self._begin(params, grads)
+        lr = self._begin(params, grads, lr)
         c = self.config
-        lr = c.lr if lr is None else lr
         for name, p in params.items():
-            if name not in self.m:
-                self.m[name] = backend_for(p).zeros(p.shape, np.float32)
-            ops.sgd_update(p, grads[name], self.m[name], lr * self.lr_scale.get(name, 1.0), c.momentum,
+            ops.sgd_update(p, grads[name], self._slot(self.m, name, p), lr * self.lr_scale.get(name, 1.0), c.momentum,
                        c.weight_decay, grad_scale)
 
     def state(self) -> dict:
         return {"m": _host(self.m), "v": {}, "step": self.t}
 
     def load_state(self, state: dict, backend) -> None:
-        self.m = {k: backend.asarray(np.asarray(a, np.float32)) for k, a in state["m"].items()}
+        self.m = _device(state["m"], backend)
         self.t = int(state["step"])
 
 
