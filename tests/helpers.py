@@ -1,5 +1,5 @@
 """Small helpers several test modules share: random float32 arrays, the one-line-error check of
-the command line, a synthetic image/annotation pair written as PNGs, and mirror-symmetric model parameters."""
+the command line, a synthetic image/annotation pair and CRF inputs written to files, and mirror-symmetric model parameters."""
 from __future__ import annotations
 
 import numpy as np
@@ -34,6 +34,19 @@ def save_image_and_annotation(tmp_path, shape, box, colour=None):
     Image.fromarray(image).save(tmp_path / "img.png")
     Image.fromarray(annotation).save(tmp_path / "ann.png")
     return str(tmp_path / "img.png"), str(tmp_path / "ann.png")
+
+
+def save_crf_inputs(tmp_path):
+    """``img.png`` (12×16, its right half coloured) and ``p.npy``: two-class probabilities
+    ``(12, 16, 2)``, 0.5 but for a confident left (0.8, 0.2) and right (0.3, 0.7) band. Returns p."""
+    img = np.zeros((12, 16, 3), np.uint8)
+    img[:, 8:] = (220, 200, 40)
+    Image.fromarray(img).save(tmp_path / "img.png")
+    p = np.full((12, 16, 2), 0.5, np.float32)
+    p[:, :6] = (0.8, 0.2)
+    p[:, 10:] = (0.3, 0.7)
+    np.save(tmp_path / "p.npy", p)
+    return p
 
 
 def load_mirror_symmetric_params(model, rng) -> None:

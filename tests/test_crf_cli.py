@@ -5,19 +5,12 @@ import numpy as np
 import pytest
 
 from tinyseg.cli import build_parser, main
+from helpers import save_crf_inputs
 
 
 @pytest.fixture
 def files(tmp_path, rng):
-    from PIL import Image
-
-    img = np.zeros((12, 16, 3), np.uint8)
-    img[:, 8:] = (220, 200, 40)
-    Image.fromarray(img).save(tmp_path / "img.png")
-    p = np.full((12, 16, 2), 0.5, np.float32)
-    p[:, :6] = (0.8, 0.2)
-    p[:, 10:] = (0.3, 0.7)
-    np.save(tmp_path / "p.npy", p)
+    p = save_crf_inputs(tmp_path)
     np.save(tmp_path / "p_chw.npy", p.transpose(2, 0, 1))
     return tmp_path
 

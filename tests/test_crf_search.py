@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from tinyseg.cli import main
+from helpers import save_crf_inputs
 
 
 def _voc(root, rng, n=3, h=20, w=28, classes=(0, 8, 15), n_classes=21):
@@ -148,17 +149,9 @@ def test_bad_crf_options_are_named():
 
 
 def test_crf_command_takes_a_params_file(tmp_path, rng):
-    from PIL import Image
-
     from tinyseg.cli.crf_options import save_crf_params
 
-    img = np.zeros((12, 16, 3), np.uint8)
-    img[:, 8:] = (220, 200, 40)
-    Image.fromarray(img).save(tmp_path / "img.png")
-    p = np.full((12, 16, 2), 0.5, np.float32)
-    p[:, :6] = (0.8, 0.2)
-    p[:, 10:] = (0.3, 0.7)
-    np.save(tmp_path / "p.npy", p)
+    p = save_crf_inputs(tmp_path)
     # both kernels' weights 0: the mean field keeps the network's probabilities
     save_crf_params(str(tmp_path / "c.json"), dict(sdims=5, gaussian_sdims=2, compat=0,
                                                    gaussian_compat=0, iterations=2))

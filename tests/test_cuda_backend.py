@@ -154,17 +154,15 @@ def test_gemm_gpu_tile_configs_match_numpy(gpu, rng, config, trans_a, trans_b):
 @pytest.mark.parametrize("k", [1, 3])
 def test_conv2d_matches_cpu(gpu, rng, N, H, W, k):
     C, F = 2, 3
-    x, w, b = rand(rng, N, H, W, C), rand(rng, k, k, C, F), rand(rng, F)
-    out, cache = ops.conv2d_forward(x, w, b)
-    dout_, dcache = ops.conv2d_forward(gpu.asarray(x), gpu.asarray(w), gpu.asarray(b))
-    assert_close(gpu, dout_, out)
-    g = rand(rng, *out.shape)
-    for got, want in zip(ops.conv2d_backward(gpu.asarray(g), dcache), ops.conv2d_backward(g, cache)):
-        assert_close(gpu, got, want)
+    check_conv2d(gpu, rng, rand(rng, N, H, W, C), rand(rng, k, k, C, F), rand(rng, F))
 
 
 def test_conv2d_5x5_kernel_wider_than_image_matches_cpu(gpu, rng):
-    x, w, b = rand(rng, 1, 2, 3, 1), rand(rng, 5, 5, 1, 2), rand(rng, 2)
+    check_conv2d(gpu, rng, rand(rng, 1, 2, 3, 1), rand(rng, 5, 5, 1, 2), rand(rng, 2))
+
+
+def check_conv2d(gpu, rng, x, w, b):
+    """conv2d forward and backward on the device equal the CPU's."""
     out, cache = ops.conv2d_forward(x, w, b)
     dout_, dcache = ops.conv2d_forward(gpu.asarray(x), gpu.asarray(w), gpu.asarray(b))
     assert_close(gpu, dout_, out)

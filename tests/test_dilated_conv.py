@@ -114,20 +114,10 @@ def test_dilated_reference_backward_finite_differences(rng):
 # ----------------------------------------------------------------------------- PyTorch
 @pytest.mark.parametrize("N,H,W,C,F,k,d", CASES)
 def test_dilated_conv_equals_torch(rng, N, H, W, C, F, k, d):
-    torch = require("torch")
-    x, w, b = rand(rng, N, H, W, C), rand(rng, k, k, C, F), rand(rng, F)
-    out, cache = ops.conv2d_forward(x, w, b, dilation=d)
-    xt = torch.tensor(x.transpose(0, 3, 1, 2).astype(np.float64), requires_grad=True)
-    wt = torch.tensor(w.transpose(3, 2, 0, 1).astype(np.float64), requires_grad=True)  # (F, C, kh, kw)
-    bt = torch.tensor(b.astype(np.float64), requires_grad=True)
-    ot = torch.nn.functional.conv2d(xt, wt, bt, padding=d * (k - 1) // 2, dilation=d)
-    np.testing.assert_allclose(out, ot.detach().numpy().transpose(0, 2, 3, 1), rtol=1e-4, atol=1e-4)
-    dout = rand(rng, *out.shape)
-    ot.backward(torch.tensor(dout.transpose(0, 3, 1, 2).astype(np.float64)))
-    dx, dw, db = ops.conv2d_backward(dout, cache)
-    np.testing.assert_allclose(dx, xt.grad.numpy().transpose(0, 2, 3, 1), rtol=1e-4, atol=1e-4)
-    np.testing.assert_allclose(dw, wt.grad.numpy().transpose(2, 3, 1, 0), rtol=1e-4, atol=1e-4)
-    np.testing.assert_allclose(db, bt.grad.numpy(), rtol=1e-4, atol=1e-4)
+    require("torch")
+    from torch_nets import assert_conv2d_equals_torch
+
+    assert_conv2d_equals_torch(rng, rand(rng, N, H, W, C), rand(rng, k, k, C, F), rand(rng, F), d)
 
 
 # ----------------------------------------------------------------------------- layer

@@ -137,6 +137,26 @@ def build(name: str, shapes: dict, n_classes: int, device: str = "cpu", dropout:
     return list(p.values()), make_net(name, p, n_classes, device=device, dropout=dropout)
 
 
+def assert_conv2d_equals_torch(rng, x, w, b, dilation: int, dw_atol: float = 1e-4) -> None:
+    """tinyseg's conv2d (SAME, ``dilation``) of NHWC ``x`` with HWIO ``w`` and its backward for a
+    random ``dout`` from ``rng`` equal ``F.conv2d`` in float64 (rtol 1e-4, atol 1e-4; ``dw_atol`` for dw)."""
+    from tinyseg import ops
+
+    k = w.shape[0]
+    out, cache = ops.conv2d_forward(x, w, b, dilation=dilation)
+    xt = torch.tensor(x.transpose(0, 3, 1, 2).astype(np.float64), requires_grad=True)
+    wt = torch.tensor(w.transpose(3, 2, 0, 1).astype(np.float64), requires_grad=True)  # (F, C, kh, kw)
+    bt = torch.tensor(b.astype(np.float64), requires_grad=True)
+    ot = F.conv2d(xt, wt, bt, padding=dilation * (k - 1) // 2, dilation=dilation)
+    np.testing.assert_allclose(out, ot.detach().numpy().transpose(0, 2, 3, 1), rtol=1e-4, atol=1e-4)
+    dout = rng.standard_normal(out.shape).astype(np.float32)
+    ot.backward(torch.tensor(dout.transpose(0, 3, 1, 2).astype(np.float64)))
+    dx, dw, db = ops.conv2d_backward(dout, cache)
+    np.testing.assert_allclose(dx, xt.grad.numpy().transpose(0, 2, 3, 1), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(dw, wt.grad.numpy().transpose(2, 3, 1, 0), rtol=1e-4, atol=dw_atol)
+    np.testing.assert_allclose(db, bt.grad.numpy(), rtol=1e-4, atol=1e-4)
+
+
 def assert_equals_torch(name: str, model, params: dict, rng) -> None:
     """A training-mode forward and backward of ``model`` on a 37×45 input from ``rng`` give the
     logits, the summed cross-entropy and every parameter gradient of ``TorchNet(name, params)``."""
