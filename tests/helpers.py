@@ -36,6 +36,22 @@ def save_image_and_annotation(tmp_path, shape, box, colour=None):
     return str(tmp_path / "img.png"), str(tmp_path / "ann.png")
 
 
+def assert_maxpool3x3_equals_twin(x, stride: int, make_dout) -> None:
+    """The 3×3/pad-1 max pool of ``x`` has the ceil size ``⌈H/s⌉ × ⌈W/s⌉``, its output and argmax
+    cache equal the NumPy twin's exactly, and its backward of ``make_dout(out.shape)`` the twin's."""
+    from tinyseg import ops, reference
+
+    N, H, W, C = x.shape
+    out, cache = ops.maxpool3x3_forward(x, stride)
+    want, want_cache = reference.maxpool3x3_forward(x, stride)
+    assert out.shape == (N, -(-H // stride), -(-W // stride), C)
+    np.testing.assert_array_equal(out, want)
+    np.testing.assert_array_equal(cache[1], want_cache[1])
+    dout = make_dout(out.shape)
+    np.testing.assert_allclose(ops.maxpool3x3_backward(dout, cache),
+                               reference.maxpool3x3_backward(dout, want_cache), rtol=1e-6, atol=1e-6)
+
+
 def save_crf_inputs(tmp_path):
     """``img.png`` (12×16, its right half coloured) and ``p.npy``: two-class probabilities
     ``(12, 16, 2)``, 0.5 but for a confident left (0.8, 0.2) and right (0.3, 0.7) band. Returns p."""

@@ -7,12 +7,12 @@ the ``dout`` of every overlapping window a pixel won.
 import numpy as np
 import pytest
 
-from tinyseg import ops, reference as ref
+from tinyseg import ops
 from tinyseg.backend import get_backend
 from tinyseg.layers import MaxPool3x3
 from finite_differences import numerical_grad
 from conftest import require
-from helpers import rand
+from helpers import assert_maxpool3x3_equals_twin, rand
 
 cpu = get_backend("cpu")
 SHAPES = [(1, 1, 1), (1, 2, 3), (2, 5, 7), (1, 6, 4), (2, 9, 8), (1, 47, 63)]   # (N, H, W)
@@ -22,15 +22,7 @@ SHAPES = [(1, 1, 1), (1, 2, 3), (2, 5, 7), (1, 6, 4), (2, 9, 8), (1, 47, 63)]   
 @pytest.mark.parametrize("stride", [1, 2])
 @pytest.mark.parametrize("C", [1, 3])
 def test_pool3x3_matches_reference(rng, N, H, W, stride, C):
-    x = rand(rng, N, H, W, C)
-    out, cache = ops.maxpool3x3_forward(x, stride)
-    out_ref, cache_ref = ref.maxpool3x3_forward(x, stride)
-    assert out.shape == (N, -(-H // stride), -(-W // stride), C)
-    np.testing.assert_array_equal(out, out_ref)
-    np.testing.assert_array_equal(cache[1], cache_ref[1])
-    dout = rand(rng, *out.shape)
-    np.testing.assert_allclose(ops.maxpool3x3_backward(dout, cache),
-                               ref.maxpool3x3_backward(dout, cache_ref), rtol=1e-6, atol=1e-6)
+    assert_maxpool3x3_equals_twin(rand(rng, N, H, W, C), stride, lambda shape: rand(rng, *shape))
 
 
 @pytest.mark.parametrize("stride", [1, 2])

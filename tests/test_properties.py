@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from tinyseg import ops, reference
 from tinyseg.models import MODELS, build_model
 from conftest import require
-from helpers import load_mirror_symmetric_params
+from helpers import assert_maxpool3x3_equals_twin, load_mirror_symmetric_params
 
 FCN_NAMES = ["fcn32s", "fcn16s", "fcn8s", "fcn8s-atonce"]
 few = settings(max_examples=6, deadline=None)
@@ -117,16 +117,7 @@ def test_maxpool2x2_has_ceil_half_size_and_equals_its_twin(N, H, W, C, seed):
 @given(N=st.integers(1, 2), H=sizes, W=sizes, C=st.integers(1, 3), stride=st.sampled_from([1, 2]),
        seed=st.integers(0, 2 ** 16))
 def test_maxpool3x3_has_ceil_size_and_equals_its_twin(N, H, W, C, stride, seed):
-    x = rand(seed, N, H, W, C)
-    out, cache = ops.maxpool3x3_forward(x, stride)
-    want, want_cache = reference.maxpool3x3_forward(x, stride)
-    assert out.shape == (N, -(-H // stride), -(-W // stride), C)
-    np.testing.assert_array_equal(out, want)
-    np.testing.assert_array_equal(cache[1], want_cache[1])
-    dout = rand(seed + 1, *out.shape)
-    np.testing.assert_allclose(ops.maxpool3x3_backward(dout, cache),
-                               reference.maxpool3x3_backward(dout, want_cache),
-                               rtol=1e-6, atol=1e-6)
+    assert_maxpool3x3_equals_twin(rand(seed, N, H, W, C), stride, lambda shape: rand(seed + 1, *shape))
 
 
 @some
