@@ -92,22 +92,19 @@ class World:
 
     def sum_int(self, array: np.ndarray) -> np.ndarray:
         """Collective: the element-wise sum over the ranks of an integer array (exact)."""
-        array = np.ascontiguousarray(array, dtype=np.int64)
+        return self._sum(np.ascontiguousarray(array, dtype=np.int64))
+
+    def sum_float(self, values) -> np.ndarray:
+        """Collective: the element-wise float64 sum over the ranks."""
+        return self._sum(np.ascontiguousarray(values, dtype=np.float64))
+
+    def _sum(self, array: np.ndarray) -> np.ndarray:
+        """Allreduce-sum of a contiguous array (itself on a single process)."""
         if self.comm is None:
             return array
         from mpi4py import MPI
         out = np.empty_like(array)
         self.comm.Allreduce(array, out, op=MPI.SUM)
-        return out
-
-    def sum_float(self, values) -> np.ndarray:
-        """Collective: the element-wise float64 sum over the ranks."""
-        values = np.ascontiguousarray(values, dtype=np.float64)
-        if self.comm is None:
-            return values
-        from mpi4py import MPI
-        out = np.empty_like(values)
-        self.comm.Allreduce(values, out, op=MPI.SUM)
         return out
 
     def broadcast_params(self, params: dict, backend) -> None:
