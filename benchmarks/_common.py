@@ -49,6 +49,26 @@ def tinyseg_steps(model, adam, x, labels):
     return forward, train_step
 
 
+def adam_sweep(shapes, zeros, full):
+    """``(step, n_params, params, grads)`` for timing Adam: ``step()`` runs one ``ops.adam_update``
+    per array of ``shapes`` (parameters and moments ``zeros(shape)``, gradients ``full(shape)``),
+    the step count advancing each call."""
+    from tinyseg import ops
+
+    params = [zeros(s) for s in shapes]
+    grads = [full(s) for s in shapes]
+    ms = [zeros(s) for s in shapes]
+    vs = [zeros(s) for s in shapes]
+    t = [0]
+
+    def step():
+        t[0] += 1
+        for p, g, m, v in zip(params, grads, ms, vs):
+            ops.adam_update(p, g, m, v, t[0])
+
+    return step, sum(p.size for p in params), params, grads
+
+
 def alternating_medians(fns: dict, repeat: int) -> tuple[dict, dict]:
     """Median wall and CPU seconds (all threads) of each callable, timed round-robin after one
     untimed round (so that a shared machine's changing load falls on all of them alike)."""

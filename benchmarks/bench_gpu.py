@@ -45,7 +45,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _common import print_table, record, tinyseg_steps, write_json  # noqa: E402
+from _common import adam_sweep, print_table, record, tinyseg_steps, write_json  # noqa: E402
 
 VGG16 = [(2, 64), (2, 128), (3, 256), (3, 512), (3, 512)]   # (convs per block, channels)
 FC = 4096
@@ -272,17 +272,8 @@ def bench_ops(timer, torch, N: int, H: int, W: int, smoke: bool):
     if N == 1:   # Adam does not depend on the batch: once
         shapes = [sh for _, _, _, k, cin, cout in layer_shapes(H, W, scale)
                   for sh in ((k, k, cin, cout), (cout,))]                  # VGG-16 + fc6..fc8
-        params = [be.zeros(sh) for sh in shapes]
-        grads = [be.asarray(np.full(sh, 0.01, np.float32)) for sh in shapes]
-        ms = [be.zeros(sh) for sh in shapes]
-        vs = [be.zeros(sh) for sh in shapes]
-        n = sum(p.size for p in params)
-        step = [0]
-
-        def adam():
-            step[0] += 1
-            for p, g, m, v in zip(params, grads, ms, vs):
-                ops.adam_update(p, g, m, v, step[0])
+        adam, n, params, grads = adam_sweep(shapes, be.zeros,
+                                             lambda sh: be.asarray(np.full(sh, 0.01, np.float32)))
         ta = None
         if torch is not None:
             tparams = [torch.nn.Parameter(torch.zeros(sh, device="cuda")) for sh in shapes]
@@ -293,7 +284,7 @@ def bench_ops(timer, torch, N: int, H: int, W: int, smoke: bool):
         t = timer(adam)
         records.append(record("adam.vgg16-sized", t, peer="torch-adam-fused" if ta else None,
                               peer_s=ta, part="op", n_params=n, gb_per_s=n * 4 * 7 / t / 1e9))
-        del params, grads, ms, vs
+        del adam, params, grads
     return records
 
 

@@ -38,7 +38,7 @@ import tracemalloc
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _common import print_table, record  # noqa: E402
+from _common import adam_sweep, print_table, record  # noqa: E402
 from _conditions import Run, add_condition_options, conditions_from_args, pin_threads, worker_report  # noqa: E402
 
 from tinyseg import ops  # noqa: E402
@@ -241,18 +241,8 @@ def vgg16_fcn32s_shapes(n_classes=21):
 
 def bench_adam(rng, repeat, torch):
     shapes = vgg16_fcn32s_shapes()
-    params = [np.zeros(s, np.float32) for s in shapes]
-    grads = [np.full(s, 0.01, np.float32) for s in shapes]
-    ms = [np.zeros(s, np.float32) for s in shapes]
-    vs = [np.zeros(s, np.float32) for s in shapes]
-    n = sum(p.size for p in params)
-    step = [0]
-
-    def tinyseg_adam():
-        step[0] += 1
-        for p, g, m, v in zip(params, grads, ms, vs):
-            ops.adam_update(p, g, m, v, step[0])
-
+    tinyseg_adam, n, params, grads = adam_sweep(shapes, lambda s: np.zeros(s, np.float32),
+                                                lambda s: np.full(s, 0.01, np.float32))
     fns = {"adam": tinyseg_adam}
     if torch is not None:
         tparams = [torch.nn.Parameter(torch.from_numpy(p.copy())) for p in params]
