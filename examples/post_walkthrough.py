@@ -43,6 +43,7 @@ import numpy as np  # noqa: E402
 import tinyseg  # noqa: E402
 from tinyseg import ops  # noqa: E402
 from tinyseg.data import binary_labels, chelsea, preprocess  # noqa: E402
+from tinyseg.figures import show  # noqa: E402
 from tinyseg.metrics import ConfusionMatrix  # noqa: E402
 from tinyseg.models import FCN32s, FCN32sConfig  # noqa: E402
 from tinyseg.training.optim import Adam, AdamConfig  # noqa: E402
@@ -65,17 +66,6 @@ fig_size = [15, 4]
 plt.rcParams["figure.figsize"] = fig_size
 # plt.show() is a no-op under Agg; the cells below keep it where the post has it.
 warnings.filterwarnings("ignore", message=".*non-interactive.*")
-
-
-def show(path):
-    """Inside Jupyter (and the docs build) display a figure written to ``path``; as a script, nothing."""
-    try:
-        from IPython import get_ipython
-        from IPython.display import Image, display
-    except ImportError:
-        return
-    if get_ipython() is not None:
-        display(Image(filename=path))
 
 
 def save_figure(name):

@@ -29,6 +29,7 @@ from tinyseg.crf.features import bilateral_features, spatial_features  # noqa: E
 from tinyseg.crf.filters import GridFilter, exact_filter_reference  # noqa: E402
 from tinyseg.crf.rnn.reference import (crf_rnn_backward_reference,  # noqa: E402
                                        crf_rnn_forward_reference, normalised_kernel, potts_compat)
+from tinyseg.figures import show  # noqa: E402
 from tinyseg.models.small import SmallFCN  # noqa: E402
 from tinyseg.studies.crf_rnn import compare, plot_crf_parameters  # noqa: E402
 from tinyseg.data.synthetic import class_names, synthetic_dataset  # noqa: E402
@@ -45,17 +46,6 @@ parser.add_argument("--seed", type=int, default=0)
 args, _ = parser.parse_known_args()
 os.makedirs(args.out, exist_ok=True)
 H, W = (int(s) for s in args.size.lower().split("x"))
-
-
-def show(path):
-    """Inside Jupyter (and the docs build) display a figure written to ``path``; as a script, nothing."""
-    try:
-        from IPython import get_ipython
-        from IPython.display import Image, display
-    except ImportError:
-        return
-    if get_ipython() is not None:
-        display(Image(filename=path))
 rng = np.random.default_rng(args.seed)
 
 # %% [markdown]

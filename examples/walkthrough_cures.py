@@ -26,6 +26,7 @@ import numpy as np  # noqa: E402
 import tinyseg  # noqa: E402
 from tinyseg import ops  # noqa: E402
 from tinyseg.layers import TransposedConv2D  # noqa: E402
+from tinyseg.figures import show  # noqa: E402
 from tinyseg.studies.cures import format_seed_table, format_table, run_study  # noqa: E402
 
 parser = argparse.ArgumentParser(description="The two cures for FCN-32s's coarse maps, derived and measured.")
@@ -36,16 +37,6 @@ parser.add_argument("--out", default="cures_out", help="folder for the figures a
 args, _ = parser.parse_known_args()
 os.makedirs(args.out, exist_ok=True)
 
-
-def show(path):
-    """Inside Jupyter (and the docs build) display a figure written to ``path``; as a script, nothing."""
-    try:
-        from IPython import get_ipython
-        from IPython.display import Image, display
-    except ImportError:
-        return
-    if get_ipython() is not None:
-        display(Image(filename=path))
 
 # %% [markdown]
 # ## 1. Where a score sits: the alignment rule

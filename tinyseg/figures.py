@@ -184,3 +184,14 @@ def loss_figure(path, losses):
     ax.set_title("Training loss")
     fig.tight_layout()
     _save(fig, path)
+
+
+def show(path):
+    """Inside Jupyter (and the docs build) display a figure written to ``path``; as a script, nothing."""
+    try:
+        from IPython import get_ipython
+        from IPython.display import Image, display
+    except ImportError:
+        return
+    if get_ipython() is not None:
+        display(Image(filename=path))

@@ -239,15 +239,9 @@ def voc_colormap(n=256):
     """The PASCAL VOC colour map: ``n`` RGB colours made by interleaving the index bits.
 
     Index ``i`` is read three bits at a time, from its least significant bits; the ``j``-th
-    group of three bits ``(b0, b1, b2)`` sets bit ``7 - j`` of (R, G, B)::
+    group of three bits ``(b0, b1, b2)`` sets bit ``7 - j`` of (R, G, B): for ``j = 0..7``,
 
-        r = g = b = 0
-        c = i
-        for j in range(8):
-            r |= ((c >> 0) & 1) << (7 - j)
-            g |= ((c >> 1) & 1) << (7 - j)
-            b |= ((c >> 2) & 1) << (7 - j)
-            c >>= 3
+        bit ``7 - j`` of R = bit ``3j`` of i,  of G = bit ``3j + 1``,  of B = bit ``3j + 2``,
 
     so 0 is black, 1 dark red (128, 0, 0), 2 dark green (0, 128, 0), 15 (person) (192, 128,
     128) and 255 (void) (224, 224, 192).
