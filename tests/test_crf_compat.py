@@ -1,4 +1,7 @@
 """The pydensecrf-compatible API: the post's CRF cell, utils, and agreement with pydensecrf."""
+import os
+import sys
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -11,6 +14,8 @@ import tinyseg.crf.compat as tcrf  # noqa: E402
 from tinyseg.crf.compat import utils as tutils  # noqa: E402
 from tinyseg.crf.filters import GridFilter, SeparableGaussianFilter  # noqa: E402
 from conftest import require  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def post_inputs(rng, h=30, w=40):
@@ -25,6 +30,14 @@ def post_inputs(rng, h=30, w=40):
     return image, probs, obj
 
 
+def post_crf_cell() -> str:
+    """The source of the walkthrough's cell that holds the post's CRF code."""
+    with open(os.path.join(ROOT, "examples", "post_walkthrough.py")) as f:
+        cells = f.read().split("\n# %%")
+    (cell,) = [c for c in cells if "d = dcrf.DenseCRF(" in c]
+    return cell.split("\n", 1)[1]
+
+
 def test_the_posts_crf_cell_runs_with_only_its_imports_changed(rng):
     import matplotlib.pyplot as plt
 
@@ -33,68 +46,13 @@ def test_the_posts_crf_cell_runs_with_only_its_imports_changed(rng):
     processed_probabilities = final_probabilities.squeeze().transpose((2, 0, 1))   # (2, H, W)
     train_annotation = train_annotation.astype(np.uint8)
 
-    # ---- the post's cell; only the two import lines differ ------------------------------
-    import sys
-
-    path = "/home/dpakhom1/dense_crf_python/"
-    sys.path.append(path)
-
-    import tinyseg.crf.compat as dcrf
-
-    from tinyseg.crf.compat.utils import compute_unary, create_pairwise_bilateral, \
-        create_pairwise_gaussian, softmax_to_unary
-
-    import skimage.io as io
-
-    image = train_image
-
-    softmax = final_probabilities.squeeze()
-
-    softmax = processed_probabilities.transpose((2, 0, 1))
-
-    # The input should be the negative of the logarithm of probability values
-    # Look up the definition of the softmax_to_unary for more information
-    unary = softmax_to_unary(processed_probabilities)
-
-    # The inputs should be C-continuous -- we are using Cython wrapper
-    unary = np.ascontiguousarray(unary)
-
-    d = dcrf.DenseCRF(image.shape[0] * image.shape[1], 2)
-
-    d.setUnaryEnergy(unary)
-
-    # This potential penalizes small pieces of segmentation that are
-    # spatially isolated -- enforces more spatially consistent segmentations
-    feats = create_pairwise_gaussian(sdims=(10, 10), shape=image.shape[:2])
-
-    d.addPairwiseEnergy(feats, compat=3,
-                        kernel=dcrf.DIAG_KERNEL,
-                        normalization=dcrf.NORMALIZE_SYMMETRIC)
-
-    # This creates the color-dependent features --
-    # because the segmentation that we get from CNN are too coarse
-    # and we can use local color features to refine them
-    feats = create_pairwise_bilateral(sdims=(50, 50), schan=(20, 20, 20),
-                                      img=image, chdim=2)
-
-    d.addPairwiseEnergy(feats, compat=10,
-                        kernel=dcrf.DIAG_KERNEL,
-                        normalization=dcrf.NORMALIZE_SYMMETRIC)
-    Q = d.inference(5)
-
-    res = np.argmax(Q, axis=0).reshape((image.shape[0], image.shape[1]))
-
-    cmap = plt.get_cmap('bwr')
-
-    f, (ax1, ax2) = plt.subplots(1, 2, sharey=True)
-    ax1.imshow(res, vmax=1.5, vmin=-0.4, cmap=cmap)
-    ax1.set_title('Segmentation with CRF post-processing')
-    probability_graph = ax2.imshow(np.dstack((train_annotation,)*3)*100)
-    ax2.set_title('Ground-Truth Annotation')
-    plt.show()
-    # ---- end of the post's cell ------------------------------------------------------------
-    plt.close(f)
-    sys.path.remove(path)
+    # the walkthrough's copy of the post's cell (only its two import lines differ from the post)
+    ns = dict(np=np, plt=plt, train_image=train_image, final_probabilities=final_probabilities,
+              processed_probabilities=processed_probabilities, train_annotation=train_annotation)
+    exec(compile(post_crf_cell(), "examples/post_walkthrough.py (the post's CRF cell)", "exec"), ns)
+    plt.close(ns["f"])
+    sys.path.remove(ns["path"])
+    res, d, image = ns["res"], ns["d"], ns["image"]
 
     assert res.shape == image.shape[:2]
     assert isinstance(d._terms[0].filter, SeparableGaussianFilter)       # grid features detected
