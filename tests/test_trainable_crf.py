@@ -7,7 +7,8 @@ from tinyseg.crf import MeanField, PairwiseTerm, dense_crf
 from tinyseg.crf.rnn import kernels as kern
 from tinyseg.crf.features import bilateral_features, spatial_features
 from tinyseg.crf.filters import (ClusterFilter, ExactFilter, GridFilter, RecursiveGaussianFilter,
-                                 SeparableGaussianFilter, exact_filter_reference)
+                                 SeparableGaussianFilter, SpatialGridFilter,
+                                 exact_filter_reference)
 from tinyseg.crf.refine import bilateral_filter, spatial_filter
 from tinyseg.crf.rnn.engine import MeanFieldRNN
 from tinyseg.crf.rnn.reference import (combine_reference, complete_reference,
@@ -97,13 +98,20 @@ def test_float32_exact_filters_match_the_float64_reference(rng):
         np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-3 * np.abs(b).max())
 
 
-def test_backward_through_the_grid_filter_uses_its_adjoint(rng):
-    """With the fast filters (recursive spatial Gaussian, bilateral grid), gradients equal the
+@pytest.mark.parametrize("spatial", ["picked", "recursive"])
+def test_backward_through_the_grid_filter_uses_its_adjoint(rng, spatial):
+    """With the fast filters (the spatial Gaussian that ``spatial_filter`` picks for many labels --
+    the 2-D spatial grid -- or the recursive one, and the bilateral grid), gradients equal the
     reference run on the filters' dense matrices K (whose transposes it takes literally)."""
     h, w = 6, 7
     img = rng.integers(0, 256, (h, w, 3)).astype(np.uint8)
-    filters = [spatial_filter((h, w), 3.0, channels=20), bilateral_filter(img, 4, 40)]   # "fast"
-    assert isinstance(filters[0], RecursiveGaussianFilter) and isinstance(filters[1], GridFilter)
+    if spatial == "picked":
+        first = spatial_filter((h, w), 3.0, channels=20)
+        assert isinstance(first, SpatialGridFilter)
+    else:
+        first = RecursiveGaussianFilter((h, w), (3.0, 3.0))
+    filters = [first, bilateral_filter(img, 4, 40)]   # "fast"
+    assert isinstance(filters[1], GridFilter)
     kernels = [f.matrix().astype(np.float64) for f in filters]
     n_labels = 3
     z = rng.standard_normal((h * w, n_labels)).astype(np.float32)
