@@ -13,17 +13,8 @@ from __future__ import annotations
 import numpy as np
 from numba import cuda
 
+from ._index import unravel
 from ._launch import launch_1d
-
-
-@cuda.jit(device=True)
-def _unravel(e, H, W, C):
-    """Flat index ``e`` of an ``(N, H, W, C)`` array -> ``(n, y, x, c)``."""
-    c = e % C
-    t = e // C
-    x = t % W
-    t = t // W
-    return t // H, t % H, x, c
 
 
 @cuda.jit
@@ -31,7 +22,7 @@ def _crop_add_kernel(big, small, out):
     e = cuda.grid(1)
     N, h, w, C = small.shape
     if e < N * h * w * C:
-        n, y, x, c = _unravel(e, h, w, C)
+        n, y, x, c = unravel(e, h, w, C)
         out[n, y, x, c] = big[n, y, x, c] + small[n, y, x, c]
 
 
@@ -47,7 +38,7 @@ def _box3x3_kernel(x, out):
     e = cuda.grid(1)
     N, H, W, C = x.shape
     if e < N * H * W * C:
-        n, y, xo, c = _unravel(e, H, W, C)
+        n, y, xo, c = unravel(e, H, W, C)
         acc = np.float32(0.0)
         for yy in range(y - 1, y + 2):
             if 0 <= yy < H:
@@ -63,7 +54,7 @@ def _interp_kernel(x, f, out):
     N, Ho, Wo, C = out.shape
     h, w = x.shape[1], x.shape[2]
     if e < N * Ho * Wo * C:
-        n, y, xo, c = _unravel(e, Ho, Wo, C)
+        n, y, xo, c = unravel(e, Ho, Wo, C)
         inv = np.float32(1.0) / np.float32(f)
         one = np.float32(1.0)
         i0 = y // f
@@ -90,7 +81,7 @@ def _interp_backward_kernel(dout, f, dx):
     N, h, w, C = dx.shape
     Ho, Wo = dout.shape[1], dout.shape[2]
     if e < N * h * w * C:
-        n, i, j, c = _unravel(e, h, w, C)
+        n, i, j, c = unravel(e, h, w, C)
         inv = np.float32(1.0) / np.float32(f)
         one = np.float32(1.0)
         acc = np.float32(0.0)

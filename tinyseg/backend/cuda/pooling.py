@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 from numba import cuda
 
+from ._index import unravel
 from ._launch import launch_1d
 
 
@@ -26,12 +27,7 @@ def _maxpool_forward_kernel(x, out, argmax):
     N, H, W, C = x.shape
     Ho, Wo = out.shape[1], out.shape[2]
     if e < N * Ho * Wo * C:
-        c = e % C
-        t = e // C
-        xo = t % Wo
-        t = t // Wo
-        y = t % Ho
-        n = t // Ho
+        n, y, xo, c = unravel(e, Ho, Wo, C)
         best = x[n, 2 * y, 2 * xo, c]
         arg = 0
         for k in range(1, 4):
@@ -51,12 +47,7 @@ def _maxpool_backward_kernel(dout, argmax, dx):
     e = cuda.grid(1)
     N, H, W, C = dx.shape
     if e < N * H * W * C:
-        c = e % C
-        t = e // C
-        xx = t % W
-        t = t // W
-        yy = t % H
-        n = t // H
+        n, yy, xx, c = unravel(e, H, W, C)
         k = (yy % 2) * 2 + xx % 2
         if argmax[n, yy // 2, xx // 2, c] == k:
             dx[n, yy, xx, c] = dout[n, yy // 2, xx // 2, c]
@@ -78,12 +69,7 @@ def _maxpool3x3_forward_kernel(x, stride, out, argmax):
     N, H, W, C = x.shape
     Ho, Wo = out.shape[1], out.shape[2]
     if e < N * Ho * Wo * C:
-        c = e % C
-        t = e // C
-        xo = t % Wo
-        t = t // Wo
-        y = t % Ho
-        n = t // Ho
+        n, y, xo, c = unravel(e, Ho, Wo, C)
         best = np.float32(0.0)
         arg = -1
         for k in range(9):
@@ -104,12 +90,7 @@ def _maxpool3x3_backward_kernel(dout, argmax, stride, dx):
     N, H, W, C = dx.shape
     Ho, Wo = dout.shape[1], dout.shape[2]
     if e < N * H * W * C:
-        c = e % C
-        t = e // C
-        xx = t % W
-        t = t // W
-        y = t % H
-        n = t // H
+        n, y, xx, c = unravel(e, H, W, C)
         # windows whose rows [s·yo − 1, s·yo + 1] contain y: yo ∈ [⌈(y − 1)/s⌉, ⌊(y + 1)/s⌋]
         yo0 = (y - 1 + stride - 1) // stride
         yo1 = (y + 1) // stride

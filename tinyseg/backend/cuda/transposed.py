@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 from numba import cuda
 
+from ._index import unravel
 from ._launch import launch_1d
 
 
@@ -38,12 +39,7 @@ def _forward_kernel(x, w, f, out):
     k = w.shape[0]
     Ho, Wo, Co = out.shape[1], out.shape[2], out.shape[3]
     if e < N * Ho * Wo * Co:
-        o = e % Co
-        t = e // Co
-        xo = t % Wo
-        t = t // Wo
-        y = t % Ho
-        n = t // Ho
+        n, y, xo, o = unravel(e, Ho, Wo, Co)
         pad = (k - f) // 2
         i_lo, i_hi = _source_range(y, f, k, pad, H)
         j_lo, j_hi = _source_range(xo, f, k, pad, W)
@@ -64,12 +60,7 @@ def _backward_input_kernel(dout, w, f, dx):
     k, Co = w.shape[0], w.shape[2]
     Ho, Wo = dout.shape[1], dout.shape[2]
     if e < N * H * W * Ci:
-        c = e % Ci
-        t = e // Ci
-        j = t % W
-        t = t // W
-        i = t % H
-        n = t // H
+        n, i, j, c = unravel(e, H, W, Ci)
         pad = (k - f) // 2
         acc = np.float32(0.0)
         for ky in range(k):
@@ -90,12 +81,7 @@ def _backward_weights_kernel(x, dout, f, dw):
     k, Co = dw.shape[0], dw.shape[2]
     Ho, Wo = dout.shape[1], dout.shape[2]
     if e < k * k * Co * Ci:
-        c = e % Ci
-        t = e // Ci
-        o = t % Co
-        t = t // Co
-        kx = t % k
-        ky = t // k
+        ky, kx, o, c = unravel(e, k, Co, Ci)
         pad = (k - f) // 2
         acc = np.float32(0.0)
         for n in range(N):
@@ -116,12 +102,7 @@ def _depthwise_forward_kernel(x, kernel, f, out):
     k = kernel.shape[0]
     Ho, Wo = out.shape[1], out.shape[2]
     if e < N * Ho * Wo * C:
-        c = e % C
-        t = e // C
-        xo = t % Wo
-        t = t // Wo
-        y = t % Ho
-        n = t // Ho
+        n, y, xo, c = unravel(e, Ho, Wo, C)
         pad = (k - f) // 2
         i_lo, i_hi = _source_range(y, f, k, pad, H)
         j_lo, j_hi = _source_range(xo, f, k, pad, W)
@@ -140,12 +121,7 @@ def _depthwise_backward_input_kernel(dout, kernel, f, dx):
     k = kernel.shape[0]
     Ho, Wo = dout.shape[1], dout.shape[2]
     if e < N * H * W * C:
-        c = e % C
-        t = e // C
-        j = t % W
-        t = t // W
-        i = t % H
-        n = t // H
+        n, i, j, c = unravel(e, H, W, C)
         pad = (k - f) // 2
         acc = np.float32(0.0)
         for ky in range(k):
