@@ -9,7 +9,7 @@ Shapes and math as in :mod:`tinyseg.backend.cpu.transposed`: ``x (N, H, W, Ci)``
 
 Every kernel runs one thread per element of what it writes and gathers what reaches it, so no
 two threads write the same element. The depthwise variants use one ``(k, k)`` kernel for every
-channel.
+channel: the same kernels, given its ``(k, k, 1, 1)`` view and ``depthwise=True``.
 """
 from __future__ import annotations
 
@@ -33,13 +33,18 @@ def _source_range(y, f, k, pad, n_in):
 
 
 @cuda.jit
-def _forward_kernel(x, w, f, out):
+def _forward_kernel(x, w, f, depthwise, out):
+    """Full kernel ``w (k, k, Co, Ci)``, or with ``depthwise`` the ``(k, k, 1, 1)`` view of one
+    ``(k, k)`` kernel that maps channel ``o`` to itself alone (``c`` runs over ``[o, o + 1)``)."""
     e = cuda.grid(1)
     N, H, W, Ci = x.shape
     k = w.shape[0]
     Ho, Wo, Co = out.shape[1], out.shape[2], out.shape[3]
     if e < N * Ho * Wo * Co:
         n, y, xo, o = unravel(e, Ho, Wo, Co)
+        c_lo, c_hi, wo = 0, Ci, o
+        if depthwise:
+            c_lo, c_hi, wo = o, o + 1, 0
         pad = (k - f) // 2
         i_lo, i_hi = _source_range(y, f, k, pad, H)
         j_lo, j_hi = _source_range(xo, f, k, pad, W)
@@ -48,19 +53,23 @@ def _forward_kernel(x, w, f, out):
             ky = y + pad - f * i
             for j in range(j_lo, j_hi):
                 kx = xo + pad - f * j
-                for c in range(Ci):
-                    acc += x[n, i, j, c] * w[ky, kx, o, c]
+                for c in range(c_lo, c_hi):
+                    acc += x[n, i, j, c] * w[ky, kx, wo, c - c_lo]
         out[n, y, xo, o] = acc
 
 
 @cuda.jit
-def _backward_input_kernel(dout, w, f, dx):
+def _backward_input_kernel(dout, w, f, depthwise, dx):
+    """Adjoint of :func:`_forward_kernel`, the same ``depthwise`` view (``o`` over ``[c, c + 1)``)."""
     e = cuda.grid(1)
     N, H, W, Ci = dx.shape
-    k, Co = w.shape[0], w.shape[2]
-    Ho, Wo = dout.shape[1], dout.shape[2]
+    k = w.shape[0]
+    Ho, Wo, Co = dout.shape[1], dout.shape[2], dout.shape[3]
     if e < N * H * W * Ci:
         n, i, j, c = unravel(e, H, W, Ci)
+        o_lo, o_hi, wc = 0, Co, c
+        if depthwise:
+            o_lo, o_hi, wc = c, c + 1, 0
         pad = (k - f) // 2
         acc = np.float32(0.0)
         for ky in range(k):
@@ -69,8 +78,8 @@ def _backward_input_kernel(dout, w, f, dx):
                 for kx in range(k):
                     xo = f * j + kx - pad
                     if xo >= 0 and xo < Wo:
-                        for o in range(Co):
-                            acc += dout[n, y, xo, o] * w[ky, kx, o, c]
+                        for o in range(o_lo, o_hi):
+                            acc += dout[n, y, xo, o] * w[ky, kx, o - o_lo, wc]
         dx[n, i, j, c] = acc
 
 
@@ -95,51 +104,17 @@ def _backward_weights_kernel(x, dout, f, dw):
         dw[ky, kx, o, c] = acc
 
 
-@cuda.jit
-def _depthwise_forward_kernel(x, kernel, f, out):
-    e = cuda.grid(1)
-    N, H, W, C = x.shape
-    k = kernel.shape[0]
-    Ho, Wo = out.shape[1], out.shape[2]
-    if e < N * Ho * Wo * C:
-        n, y, xo, c = unravel(e, Ho, Wo, C)
-        pad = (k - f) // 2
-        i_lo, i_hi = _source_range(y, f, k, pad, H)
-        j_lo, j_hi = _source_range(xo, f, k, pad, W)
-        acc = np.float32(0.0)
-        for i in range(i_lo, i_hi):
-            ky = y + pad - f * i
-            for j in range(j_lo, j_hi):
-                acc += kernel[ky, xo + pad - f * j] * x[n, i, j, c]
-        out[n, y, xo, c] = acc
-
-
-@cuda.jit
-def _depthwise_backward_input_kernel(dout, kernel, f, dx):
-    e = cuda.grid(1)
-    N, H, W, C = dx.shape
-    k = kernel.shape[0]
-    Ho, Wo = dout.shape[1], dout.shape[2]
-    if e < N * H * W * C:
-        n, i, j, c = unravel(e, H, W, C)
-        pad = (k - f) // 2
-        acc = np.float32(0.0)
-        for ky in range(k):
-            y = f * i + ky - pad
-            if y >= 0 and y < Ho:
-                for kx in range(k):
-                    xo = f * j + kx - pad
-                    if xo >= 0 and xo < Wo:
-                        acc += kernel[ky, kx] * dout[n, y, xo, c]
-        dx[n, i, j, c] = acc
+def _as_4d(kernel):
+    """The ``(k, k, 1, 1)`` view of a depthwise ``(k, k)`` kernel, for the full kernels' layout."""
+    return kernel.reshape(kernel.shape[0], kernel.shape[1], 1, 1)
 
 
 def conv_transpose2d_forward(x, w, f, out):
-    launch_1d(_forward_kernel, out.size, x, w, int(f), out)
+    launch_1d(_forward_kernel, out.size, x, w, int(f), False, out)
 
 
 def conv_transpose2d_backward_input(dout, w, f, dx):
-    launch_1d(_backward_input_kernel, dx.size, dout, w, int(f), dx)
+    launch_1d(_backward_input_kernel, dx.size, dout, w, int(f), False, dx)
 
 
 def conv_transpose2d_backward_weights(x, dout, f, dw):
@@ -147,8 +122,8 @@ def conv_transpose2d_backward_weights(x, dout, f, dw):
 
 
 def conv_transpose2d_depthwise_forward(x, kernel, f, out):
-    launch_1d(_depthwise_forward_kernel, out.size, x, kernel, int(f), out)
+    launch_1d(_forward_kernel, out.size, x, _as_4d(kernel), int(f), True, out)
 
 
 def conv_transpose2d_depthwise_backward_input(dout, kernel, f, dx):
-    launch_1d(_depthwise_backward_input_kernel, dx.size, dout, kernel, int(f), dx)
+    launch_1d(_backward_input_kernel, dx.size, dout, _as_4d(kernel), int(f), True, dx)
