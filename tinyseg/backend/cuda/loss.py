@@ -16,6 +16,25 @@ from numba import cuda
 from ._launch import launch_1d
 
 
+@cuda.jit(device=True)
+def _exp_shifted_row(logits2, p, out2):
+    """``out2[p, c] = exp(logits2[p, c] − m)``, ``m`` the row's maximum.
+
+    Returns ``(m, s)`` with ``s = Σ_c out2[p, c]``: the softmax row is ``out2[p] / s``.
+    """
+    C = logits2.shape[1]
+    m = logits2[p, 0]
+    for c in range(1, C):
+        if logits2[p, c] > m:
+            m = logits2[p, c]
+    s = 0.0
+    for c in range(C):
+        e = math.exp(logits2[p, c] - m)
+        out2[p, c] = e
+        s += e
+    return m, s
+
+
 @cuda.jit
 def _softmax_ce_kernel(logits2, labels1, ignore_label, scale, losses, dlogits2):
     p = cuda.grid(1)
@@ -27,15 +46,7 @@ def _softmax_ce_kernel(logits2, labels1, ignore_label, scale, losses, dlogits2):
             for c in range(C):
                 dlogits2[p, c] = np.float32(0.0)
         else:
-            m = logits2[p, 0]
-            for c in range(1, C):
-                if logits2[p, c] > m:
-                    m = logits2[p, c]
-            s = 0.0
-            for c in range(C):
-                e = math.exp(logits2[p, c] - m)
-                dlogits2[p, c] = e
-                s += e
+            m, s = _exp_shifted_row(logits2, p, dlogits2)
             losses[p] = (m - logits2[p, t]) + math.log(s)
             inv = scale / s
             for c in range(C):
@@ -48,15 +59,7 @@ def _softmax_kernel(logits2, probs2):
     p = cuda.grid(1)
     M, C = logits2.shape
     if p < M:
-        m = logits2[p, 0]
-        for c in range(1, C):
-            if logits2[p, c] > m:
-                m = logits2[p, c]
-        s = 0.0
-        for c in range(C):
-            e = math.exp(logits2[p, c] - m)
-            probs2[p, c] = e
-            s += e
+        m, s = _exp_shifted_row(logits2, p, probs2)
         for c in range(C):
             probs2[p, c] = probs2[p, c] / s
 

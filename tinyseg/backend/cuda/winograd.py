@@ -34,6 +34,18 @@ def _anchor(a, dil):
     return (a // dil) * 2 * dil + a % dil
 
 
+@cuda.jit(device=True)
+def _tile(e, a0, TW, C, dil):
+    """Thread ``e`` over (tile, channel) of the tiles from anchor row ``a0`` on, ``TW`` a row.
+
+    Returns ``(c, p, y0, x0)``: channel ``c`` of tile ``p``, whose anchor (its top-left output
+    pixel) is ``(y0, x0)``.
+    """
+    c = e % C
+    p = e // C
+    return c, p, _anchor(a0 + p // TW, dil), _anchor(p % TW, dil)
+
+
 @cuda.jit
 def _weights_kernel(w, U):
     """U[4a + b, c, f] = (G g Gᵀ)[a, b] with g = w[:, :, c, f]; one thread per filter (c, f)."""
@@ -75,10 +87,8 @@ def _input_kernel(x, n, a0, a1, dil, V):
     H, W, C = x.shape[1], x.shape[2], x.shape[3]
     TW = _anchors(W, dil)
     if e < (a1 - a0) * TW * C:
-        c = e % C
-        p = e // C
-        y0 = _anchor(a0 + p // TW, dil) - dil
-        x0 = _anchor(p % TW, dil) - dil
+        c, p, y0, x0 = _tile(e, a0, TW, C, dil)
+        y0, x0 = y0 - dil, x0 - dil             # the 4×4 input patch starts one step up-left
         y1, y2, y3 = y0 + dil, y0 + 2 * dil, y0 + 3 * dil
         x1, x2, x3 = x0 + dil, x0 + 2 * dil, x0 + 3 * dil
         # Bᵀ d, column by column
@@ -108,10 +118,7 @@ def _output_kernel(M, b, n, a0, a1, dil, out):
     H, W, F = out.shape[1], out.shape[2], out.shape[3]
     TW = _anchors(W, dil)
     if e < (a1 - a0) * TW * F:
-        f = e % F
-        p = e // F
-        y0 = _anchor(a0 + p // TW, dil)
-        x0 = _anchor(p % TW, dil)
+        f, p, y0, x0 = _tile(e, a0, TW, F, dil)
         s0 = M[0, p, f] + M[4, p, f] + M[8, p, f]
         s1 = M[1, p, f] + M[5, p, f] + M[9, p, f]
         s2 = M[2, p, f] + M[6, p, f] + M[10, p, f]

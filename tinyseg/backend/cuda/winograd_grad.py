@@ -9,7 +9,7 @@ from numba import cuda
 
 from ._launch import launch_1d
 from .matmul import gemm
-from .winograd import _anchor, _anchors, _input_kernel, _tiles
+from .winograd import _anchors, _input_kernel, _tile, _tiles
 
 
 @cuda.jit
@@ -19,10 +19,7 @@ def _output_grad_kernel(dout, n, a0, a1, dil, dM):
     H, W, F = dout.shape[1], dout.shape[2], dout.shape[3]
     TW = _anchors(W, dil)
     if e < (a1 - a0) * TW * F:
-        f = e % F
-        p = e // F
-        y0 = _anchor(a0 + p // TW, dil)
-        x0 = _anchor(p % TW, dil)
+        f, p, y0, x0 = _tile(e, a0, TW, F, dil)
         zero = np.float32(0.0)
         down = y0 + dil < H
         right = x0 + dil < W
