@@ -30,6 +30,14 @@ def launch_1d(kernel, n: int, *args) -> None:
     kernel[blocks_for(n), THREADS_1D](*args)
 
 
+def row_blocks(N: int, H: int, rows: int):
+    """``(n, r0, r1)`` for each block of rows ``[r0, r1)``, at most ``rows`` long, of each of ``N``
+    images of ``H`` rows, image by image, top to bottom."""
+    for n in range(N):
+        for r0 in range(0, H, rows):
+            yield n, r0, min(r0 + rows, H)
+
+
 @contextlib.contextmanager
 def wrapping_uint64():
     """Silence NumPy's overflow warnings for intentionally wrapping uint64 arithmetic.

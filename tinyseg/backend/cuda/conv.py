@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 from numba import cuda
 
-from ._launch import SIMULATOR, launch_1d, scratch
+from ._launch import SIMULATOR, launch_1d, row_blocks, scratch
 from .matmul import gemm
 
 # Row chunks of the first pass of the column sum (partials per column).
@@ -134,13 +134,11 @@ def conv2d_forward(x, w, b, out, col, dil):
         gemm(x.reshape(N * H * W, C), w2, out2, bias=b)
         return
     rows = col.shape[0] // W
-    for n in range(N):
-        for r0 in range(0, H, rows):
-            r1 = min(r0 + rows, H)
-            m = (r1 - r0) * W
-            launch_1d(_im2col_kernel, m * K, x, n, r0, r1, kh, kw, dil, col)
-            start = (n * H + r0) * W
-            gemm(col[:m], w2, out2[start:start + m], bias=b)      # (m, K) @ (K, F) + b
+    for n, r0, r1 in row_blocks(N, H, rows):
+        m = (r1 - r0) * W
+        launch_1d(_im2col_kernel, m * K, x, n, r0, r1, kh, kw, dil, col)
+        start = (n * H + r0) * W
+        gemm(col[:m], w2, out2[start:start + m], bias=b)      # (m, K) @ (K, F) + b
 
 
 def conv2d_backward(x, w, dout, dx, dw, db, col, dw_tmp, dil, need_dx):
@@ -167,21 +165,19 @@ def conv2d_backward(x, w, dout, dx, dw, db, col, dw_tmp, dil, need_dx):
     rows = col.shape[0] // W
     ph = dil * (kh - 1) // 2
     first = True
-    for n in range(N):
-        for r0 in range(0, H, rows):
-            r1 = min(r0 + rows, H)
-            m = (r1 - r0) * W
-            start = (n * H + r0) * W
-            d = dout2[start:start + m]
-            c = col[:m]
-            launch_1d(_im2col_kernel, m * K, x, n, r0, r1, kh, kw, dil, c)
-            gemm(c, d, dw2, trans_a=True, beta=0.0 if first else 1.0)   # (K, m) @ (m, F)
-            first = False
-            if need_dx:
-                gemm(d, w2, c, trans_b=True)                            # dcol: (m, F) @ (F, K)
-                y0 = max(r0 - ph, 0)
-                y1 = min(r1 + ph, H)
-                launch_1d(_col2im_add_kernel, (y1 - y0) * W * C, c, n, r0, r1, y0, kh, kw, dil, dx)
+    for n, r0, r1 in row_blocks(N, H, rows):
+        m = (r1 - r0) * W
+        start = (n * H + r0) * W
+        d = dout2[start:start + m]
+        c = col[:m]
+        launch_1d(_im2col_kernel, m * K, x, n, r0, r1, kh, kw, dil, c)
+        gemm(c, d, dw2, trans_a=True, beta=0.0 if first else 1.0)   # (K, m) @ (m, F)
+        first = False
+        if need_dx:
+            gemm(d, w2, c, trans_b=True)                            # dcol: (m, F) @ (F, K)
+            y0 = max(r0 - ph, 0)
+            y1 = min(r1 + ph, H)
+            launch_1d(_col2im_add_kernel, (y1 - y0) * W * C, c, n, r0, r1, y0, kh, kw, dil, dx)
 
 
 def conv2d_forward_blocks(x, w, b, out, cols, dil):
@@ -200,11 +196,9 @@ def conv2d_weight_grad_blocks(x, dout, dw, parts, cols, tmp, dil):
     col = cols[0]
     rows = col.shape[0] // W
     first = True
-    for n in range(N):
-        for r0 in range(0, H, rows):
-            r1 = min(r0 + rows, H)
-            m = (r1 - r0) * W
-            start = (n * H + r0) * W
-            launch_1d(_im2col_kernel, m * K, x, n, r0, r1, kh, kw, dil, col)
-            gemm(col[:m], dout2[start:start + m], dw2, trans_a=True, beta=0.0 if first else 1.0)
-            first = False
+    for n, r0, r1 in row_blocks(N, H, rows):
+        m = (r1 - r0) * W
+        start = (n * H + r0) * W
+        launch_1d(_im2col_kernel, m * K, x, n, r0, r1, kh, kw, dil, col)
+        gemm(col[:m], dout2[start:start + m], dw2, trans_a=True, beta=0.0 if first else 1.0)
+        first = False

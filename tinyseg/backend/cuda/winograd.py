@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from numba import cuda
 
-from ._launch import launch_1d
+from ._launch import launch_1d, row_blocks
 from .matmul import gemm
 
 # Bytes of a block of tiles (V and M) that the wrapper aims at: large, so that each of the 16
@@ -160,14 +160,12 @@ def conv2d_winograd(x, U, b, dil, out, V, M, flip=False):
     TW, TH = _tiles(W, dil), _tiles(H, dil)
     V, M = V[0], M[0]
     rows = V.shape[1] // TW
-    for n in range(N):
-        for a0 in range(0, TH, rows):
-            a1 = min(a0 + rows, TH)
-            T = (a1 - a0) * TW
-            launch_1d(_input_kernel, T * C, x, n, a0, a1, dil, V)
-            for k in range(16):
-                if flip:
-                    gemm(V[k, :T], U[FLIPPED_XI[k]], M[k, :T], trans_b=True)   # (T, F) @ (F, C)
-                else:
-                    gemm(V[k, :T], U[k], M[k, :T])                            # (T, C) @ (C, F)
-            launch_1d(_output_kernel, T * F, M, b, n, a0, a1, dil, out)
+    for n, a0, a1 in row_blocks(N, TH, rows):
+        T = (a1 - a0) * TW
+        launch_1d(_input_kernel, T * C, x, n, a0, a1, dil, V)
+        for k in range(16):
+            if flip:
+                gemm(V[k, :T], U[FLIPPED_XI[k]], M[k, :T], trans_b=True)   # (T, F) @ (F, C)
+            else:
+                gemm(V[k, :T], U[k], M[k, :T])                            # (T, C) @ (C, F)
+        launch_1d(_output_kernel, T * F, M, b, n, a0, a1, dil, out)

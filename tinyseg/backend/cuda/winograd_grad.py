@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 from numba import cuda
 
-from ._launch import launch_1d
+from ._launch import launch_1d, row_blocks
 from .matmul import gemm
 from .winograd import _anchors, _input_kernel, _tile, _tiles
 
@@ -73,15 +73,13 @@ def winograd_weight_grad(x, dout, dil, dU, V, dM, tmp):
     V, dM, dU0 = V[0], dM[0], dU[0]
     rows = V.shape[1] // TW
     first = True
-    for n in range(N):
-        for a0 in range(0, TH, rows):
-            a1 = min(a0 + rows, TH)
-            T = (a1 - a0) * TW
-            launch_1d(_input_kernel, T * C, x, n, a0, a1, dil, V)
-            launch_1d(_output_grad_kernel, T * F, dout, n, a0, a1, dil, dM)
-            for k in range(16):
-                gemm(V[k, :T], dM[k, :T], dU0[k], trans_a=True, beta=0.0 if first else 1.0)  # (C, T) @ (T, F)
-            first = False
+    for n, a0, a1 in row_blocks(N, TH, rows):
+        T = (a1 - a0) * TW
+        launch_1d(_input_kernel, T * C, x, n, a0, a1, dil, V)
+        launch_1d(_output_grad_kernel, T * F, dout, n, a0, a1, dil, dM)
+        for k in range(16):
+            gemm(V[k, :T], dM[k, :T], dU0[k], trans_a=True, beta=0.0 if first else 1.0)  # (C, T) @ (T, F)
+        first = False
 
 
 def winograd_filter_grad(dU, dw):
