@@ -30,6 +30,7 @@ A 1×1 kernel needs no im2col: ``x`` viewed as ``(N·H·W, C)`` already is ``col
 import numpy as np
 from numba import njit, prange
 
+from ._blocks import block_rows, blocks_per_image
 from .matmul import single_threaded
 
 
@@ -135,15 +136,14 @@ def conv2d_forward(x, w, b, out, col, dil):
         add_bias(out2, b)
         return
     rows = col.shape[0] // W
-    for n in range(N):
-        for r0 in range(0, H, rows):
-            r1 = min(r0 + rows, H)
-            m = (r1 - r0) * W
-            im2col_rows(x, n, r0, r1, kh, kw, dil, col)
-            start = (n * H + r0) * W
-            o = out2[start:start + m]
-            np.dot(col[:m], w2, o)
-            add_bias(o, b)
+    for block in range(N * blocks_per_image(H, rows)):
+        n, r0, r1 = block_rows(block, rows, H)
+        m = (r1 - r0) * W
+        im2col_rows(x, n, r0, r1, kh, kw, dil, col)
+        start = (n * H + r0) * W
+        o = out2[start:start + m]
+        np.dot(col[:m], w2, o)
+        add_bias(o, b)
 
 
 def conv2d_forward_blocks(x, w, b, out, cols, dil):
@@ -166,13 +166,11 @@ def _conv2d_forward_blocks(x, w, b, out, cols, dil):
     out2 = out.reshape(N * H * W, F)        # (N, H, W, F) -> (N·H·W, F)
     P = cols.shape[0]
     rows = cols.shape[1] // W
-    per_image = (H + rows - 1) // rows
+    per_image = blocks_per_image(H, rows)
     for worker in prange(P):
         col = cols[worker]
         for block in range(worker, N * per_image, P):
-            n = block // per_image
-            r0 = (block % per_image) * rows
-            r1 = min(r0 + rows, H)
+            n, r0, r1 = block_rows(block, rows, H)
             m = (r1 - r0) * W
             im2col_rows_serial(x, n, r0, r1, kh, kw, dil, col)
             start = (n * H + r0) * W
@@ -202,14 +200,12 @@ def _conv2d_weight_grad_blocks(x, dout, dw, parts, cols, tmp, dil):
     dout2 = dout.reshape(N * H * W, F)      # (N, H, W, F) -> (N·H·W, F)
     P = cols.shape[0]
     rows = cols.shape[1] // W
-    per_image = (H + rows - 1) // rows
+    per_image = blocks_per_image(H, rows)
     for worker in prange(P):
         col, part, t = cols[worker], parts[worker], tmp[worker]
         part[...] = 0.0
         for block in range(worker, N * per_image, P):
-            n = block // per_image
-            r0 = (block % per_image) * rows
-            r1 = min(r0 + rows, H)
+            n, r0, r1 = block_rows(block, rows, H)
             m = (r1 - r0) * W
             im2col_rows_serial(x, n, r0, r1, kh, kw, dil, col)
             start = (n * H + r0) * W
@@ -249,20 +245,19 @@ def conv2d_backward(x, w, dout, dx, dw, db, col, dw_tmp, dil, need_dx):
         dx[...] = 0.0
     rows = col.shape[0] // W
     first = True
-    for n in range(N):
-        for r0 in range(0, H, rows):
-            r1 = min(r0 + rows, H)
-            m = (r1 - r0) * W
-            start = (n * H + r0) * W
-            d = dout2[start:start + m]
-            c = col[:m]
-            im2col_rows(x, n, r0, r1, kh, kw, dil, c)
-            if first:
-                np.dot(c.T, d, dw2)                       # (K, m) @ (m, F)
-                first = False
-            else:
-                np.dot(c.T, d, dw_tmp)
-                add_into(dw2, dw_tmp)
-            if need_dx:
-                np.dot(d, w2.T, c)                        # dcol: (m, F) @ (F, K)
-                col2im_rows_add(c, n, r0, r1, kh, kw, dil, dx)
+    for block in range(N * blocks_per_image(H, rows)):
+        n, r0, r1 = block_rows(block, rows, H)
+        m = (r1 - r0) * W
+        start = (n * H + r0) * W
+        d = dout2[start:start + m]
+        c = col[:m]
+        im2col_rows(x, n, r0, r1, kh, kw, dil, c)
+        if first:
+            np.dot(c.T, d, dw2)                       # (K, m) @ (m, F)
+            first = False
+        else:
+            np.dot(c.T, d, dw_tmp)
+            add_into(dw2, dw_tmp)
+        if need_dx:
+            np.dot(d, w2.T, c)                        # dcol: (m, F) @ (F, K)
+            col2im_rows_add(c, n, r0, r1, kh, kw, dil, dx)

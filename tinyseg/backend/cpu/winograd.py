@@ -34,6 +34,7 @@ import numba
 import numpy as np
 from numba import njit, prange
 
+from ._blocks import block_rows, blocks_per_image
 from .matmul import single_threaded
 
 # Bytes of one worker's block of tiles (V and M) that the wrapper aims at: small enough to stay in
@@ -200,12 +201,10 @@ def conv2d_winograd_blocks(x, U, b, dil, out, V, M, flip):
     TH = anchors(H, dil)
     P = V.shape[0]
     rows = V.shape[2] // TW
-    per_image = (TH + rows - 1) // rows
+    per_image = blocks_per_image(TH, rows)
     for worker in prange(P):
         for block in range(worker, N * per_image, P):
-            n = block // per_image
-            a0 = (block % per_image) * rows
-            a1 = min(a0 + rows, TH)
+            n, a0, a1 = block_rows(block, rows, TH)
             T = (a1 - a0) * TW
             v, m = V[worker], M[worker]
             winograd_input(x, n, a0, a1, dil, v)

@@ -16,6 +16,7 @@ partial sums and applies ``Gᵀ · G``.
 import numpy as np
 from numba import njit, prange
 
+from ._blocks import block_rows, blocks_per_image
 from .matmul import single_threaded
 from .winograd import anchor, anchors, winograd_input
 
@@ -82,14 +83,12 @@ def winograd_weight_grad_blocks(x, dout, dil, dU, V, dM, tmp):
     TH = anchors(H, dil)
     P = V.shape[0]
     rows = V.shape[2] // TW
-    per_image = (TH + rows - 1) // rows
+    per_image = blocks_per_image(TH, rows)
     for worker in prange(P):
         du, v, dm, t = dU[worker], V[worker], dM[worker], tmp[worker]
         du[...] = 0.0
         for block in range(worker, N * per_image, P):
-            n = block // per_image
-            a0 = (block % per_image) * rows
-            a1 = min(a0 + rows, TH)
+            n, a0, a1 = block_rows(block, rows, TH)
             T = (a1 - a0) * TW
             winograd_input(x, n, a0, a1, dil, v)
             winograd_output_grad(dout, n, a0, a1, dil, dm)
