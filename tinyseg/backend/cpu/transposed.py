@@ -33,9 +33,11 @@ def _source_range(y, f, k, pad, n_in):
 
 
 @njit(parallel=True, cache=True)
-def conv_transpose2d_forward(x, w, f, out):
+def _forward(x, w, f, depthwise, out):
+    """The full kernel ``w (k, k, Co, Ci)``, or with ``depthwise`` the ``(k, k, 1, 1)`` view of
+    one ``(k, k)`` kernel applied to every channel on its own."""
     N, H, W, Ci = x.shape
-    k, Co = w.shape[0], w.shape[2]
+    k, Co = w.shape[0], out.shape[3]
     Ho, Wo = out.shape[1], out.shape[2]
     pad = (k - f) // 2
     for p in prange(N * Ho):
@@ -44,6 +46,16 @@ def conv_transpose2d_forward(x, w, f, out):
         i_lo, i_hi = _source_range(y, f, k, pad, H)
         for xo in range(Wo):
             j_lo, j_hi = _source_range(xo, f, k, pad, W)
+            if depthwise:       # channels innermost: one weight scales a contiguous pixel
+                for c in range(Co):
+                    out[n, y, xo, c] = 0.0
+                for i in range(i_lo, i_hi):
+                    ky = y + pad - f * i
+                    for j in range(j_lo, j_hi):
+                        wgt = w[ky, xo + pad - f * j, 0, 0]
+                        for c in range(Co):
+                            out[n, y, xo, c] += wgt * x[n, i, j, c]
+                continue
             for o in range(Co):
                 acc = np.float32(0.0)
                 for i in range(i_lo, i_hi):
@@ -56,9 +68,10 @@ def conv_transpose2d_forward(x, w, f, out):
 
 
 @njit(parallel=True, cache=True)
-def conv_transpose2d_backward_input(dout, w, f, dx):
+def _backward_input(dout, w, f, depthwise, dx):
+    """Adjoint of :func:`_forward`, the same ``depthwise`` view."""
     N, H, W, Ci = dx.shape
-    k, Co = w.shape[0], w.shape[2]
+    k, Co = w.shape[0], dout.shape[3]
     Ho, Wo = dout.shape[1], dout.shape[2]
     pad = (k - f) // 2
     for p in prange(N * H):
@@ -75,10 +88,28 @@ def conv_transpose2d_backward_input(dout, w, f, dx):
                     xo = f * j + kx - pad
                     if xo < 0 or xo >= Wo:
                         continue
+                    if depthwise:
+                        wgt = w[ky, kx, 0, 0]
+                        for c in range(Ci):
+                            dx[n, i, j, c] += wgt * dout[n, y, xo, c]
+                        continue
                     for o in range(Co):
                         g = dout[n, y, xo, o]
                         for c in range(Ci):
                             dx[n, i, j, c] += g * w[ky, kx, o, c]
+
+
+def _as_4d(kernel):
+    """The ``(k, k, 1, 1)`` view of a depthwise ``(k, k)`` kernel, for the full kernels' layout."""
+    return kernel.reshape(kernel.shape[0], kernel.shape[1], 1, 1)
+
+
+def conv_transpose2d_forward(x, w, f, out):
+    _forward(x, w, f, False, out)
+
+
+def conv_transpose2d_backward_input(dout, w, f, dx):
+    _backward_input(dout, w, f, False, dx)
 
 
 @njit(parallel=True, cache=True)
@@ -107,50 +138,11 @@ def conv_transpose2d_backward_weights(x, dout, f, dw):
                                 dw[ky, kx, o, c] += x[n, i, j, c] * g
 
 
-@njit(parallel=True, cache=True)
 def conv_transpose2d_depthwise_forward(x, kernel, f, out):
     """out[n, y, x, c] = Σ_{i, j} x[n, i, j, c] · kernel[y + pad − f·i, x + pad − f·j]."""
-    N, H, W, C = x.shape
-    k = kernel.shape[0]
-    Ho, Wo = out.shape[1], out.shape[2]
-    pad = (k - f) // 2
-    for p in prange(N * Ho):
-        n = p // Ho
-        y = p % Ho
-        i_lo, i_hi = _source_range(y, f, k, pad, H)
-        for xo in range(Wo):
-            j_lo, j_hi = _source_range(xo, f, k, pad, W)
-            for c in range(C):
-                out[n, y, xo, c] = 0.0
-            for i in range(i_lo, i_hi):
-                ky = y + pad - f * i
-                for j in range(j_lo, j_hi):
-                    wgt = kernel[ky, xo + pad - f * j]
-                    for c in range(C):
-                        out[n, y, xo, c] += wgt * x[n, i, j, c]
+    _forward(x, _as_4d(kernel), f, True, out)
 
 
-@njit(parallel=True, cache=True)
 def conv_transpose2d_depthwise_backward_input(dout, kernel, f, dx):
     """dx[n, i, j, c] = Σ_{ky, kx} dout[n, f·i + ky − pad, f·j + kx − pad, c] · kernel[ky, kx]."""
-    N, H, W, C = dx.shape
-    k = kernel.shape[0]
-    Ho, Wo = dout.shape[1], dout.shape[2]
-    pad = (k - f) // 2
-    for p in prange(N * H):
-        n = p // H
-        i = p % H
-        for j in range(W):
-            for c in range(C):
-                dx[n, i, j, c] = 0.0
-            for ky in range(k):
-                y = f * i + ky - pad
-                if y < 0 or y >= Ho:
-                    continue
-                for kx in range(k):
-                    xo = f * j + kx - pad
-                    if xo < 0 or xo >= Wo:
-                        continue
-                    wgt = kernel[ky, kx]
-                    for c in range(C):
-                        dx[n, i, j, c] += wgt * dout[n, y, xo, c]
+    _backward_input(dout, _as_4d(kernel), f, True, dx)
