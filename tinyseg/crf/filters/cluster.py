@@ -34,32 +34,27 @@ __all__ = ["ClusterFilter", "cluster_filter_reference"]
 
 
 @njit(parallel=True, cache=True)
-def _splat_kernel(values, point_start, points, grid):
-    """grid[a] = sum of values[points[j]] for j in point_start[a]:point_start[a+1]; (K, M)."""
-    m = values.shape[1]
-    for a in prange(grid.shape[0]):
-        row = grid[a]
-        for c in range(m):
-            row[c] = 0.0
-        for j in range(point_start[a], point_start[a + 1]):
-            v = values[points[j]]
-            for c in range(m):
-                row[c] += v[c]
+def _csr_kernel(src, row_ptr, cols, weights, out):
+    """out[a] = Σ_j weights[j] src[cols[j]] for j in row_ptr[a]:row_ptr[a+1]; src, out (·, M).
 
-
-@njit(parallel=True, cache=True)
-def _blur_kernel(grid, row_ptr, cols, weights, out):
-    """out = W @ grid for W in CSR form (row_ptr, cols, weights); grid, out (K, M)."""
-    m = grid.shape[1]
+    With ``weights`` None every weight is 1 and no product is formed: the splat, ``grid[a] =``
+    sum of the values of the points of cell ``a`` (``row_ptr = point_start``, ``cols = points``).
+    The blur is ``W @ grid`` for ``W`` in CSR form (row_ptr, cols, weights).
+    """
+    m = src.shape[1]
     for a in prange(out.shape[0]):
         row = out[a]
         for c in range(m):
             row[c] = 0.0
         for j in range(row_ptr[a], row_ptr[a + 1]):
-            w = weights[j]
-            src = grid[cols[j]]
-            for c in range(m):
-                row[c] += w * src[c]
+            v = src[cols[j]]
+            if weights is None:
+                for c in range(m):
+                    row[c] += v[c]
+            else:
+                w = weights[j]
+                for c in range(m):
+                    row[c] += w * v[c]
 
 
 @njit(parallel=True, cache=True)
@@ -151,7 +146,7 @@ class ClusterFilter(Filter):
         grid, blurred = self._scratch[m]
         if out is None:
             out = np.empty_like(values)
-        _splat_kernel(values, self.point_start, self.points, grid)
-        _blur_kernel(grid, self.row_ptr, self.cols, self.weights, blurred)
+        _csr_kernel(values, self.point_start, self.points, None, grid)             # splat
+        _csr_kernel(grid, self.row_ptr, self.cols, self.weights, blurred)          # blur
         _slice_kernel(blurred, self.cell_of, out)
         return out
