@@ -103,15 +103,6 @@ def _blur_taps(cell, truncate):
 # (for D = 5: 16 + 9) instead of 2^D of each, and memory traffic is what splat and slice cost.
 # These kernels filter one float32 channel.
 
-@njit(cache=True, inline="always")
-def _pair(i, ja, jb, wa, w_b, fl, pair_base, pair_delta):
-    """Corner pair ``j = ja·n_b + jb`` of point ``i``: ``(o, w0, w1)``, its lower cell ``o`` and
-    the weights of cells ``o`` and ``o + 1``: ``w = wa·w_b[i, jb]``, ``w1 = w·fl``, ``w0 = w − w1``."""
-    w = wa * w_b[i, jb]
-    w1 = w * fl
-    return pair_base[i] + pair_delta[i, ja * w_b.shape[1] + jb], w - w1, w1
-
-
 @njit(parallel=True, cache=True)
 def _splat_kernel(values, pair_base, pair_delta, w_a, w_b, f_last, partial):
     """partial[p] = multilinear splat of the p-th chunk of points onto the occupied cells.
@@ -133,8 +124,10 @@ def _splat_kernel(values, pair_base, pair_delta, w_a, w_b, f_last, partial):
             for ja in range(n_a):
                 wa = w_a[i, ja] * v
                 for jb in range(n_b):
-                    o, w0, w1 = _pair(i, ja, jb, wa, w_b, fl, pair_base, pair_delta)
-                    grid[o] += w0
+                    w = wa * w_b[i, jb]
+                    w1 = w * fl
+                    o = pair_base[i] + pair_delta[i, ja * n_b + jb]
+                    grid[o] += w - w1
                     grid[o + 1] += w1
 
 
@@ -201,7 +194,10 @@ def _splat_rows_kernel(values, pair_base, pair_delta, w_a, w_b, f_last, partial)
             for ja in range(n_a):
                 wa = w_a[i, ja]
                 for jb in range(n_b):
-                    o, w0, w1 = _pair(i, ja, jb, wa, w_b, fl, pair_base, pair_delta)
+                    w = wa * w_b[i, jb]
+                    w1 = w * fl
+                    w0 = w - w1
+                    o = pair_base[i] + pair_delta[i, ja * n_b + jb]
                     lower = grid[o]
                     upper = grid[o + 1]
                     for c in range(m):
@@ -283,7 +279,10 @@ def _slice_rows_kernel(grid, pair_base, pair_delta, w_a, w_b, f_last, out):
         for ja in range(n_a):
             wa = w_a[i, ja]
             for jb in range(n_b):
-                o, w0, w1 = _pair(i, ja, jb, wa, w_b, fl, pair_base, pair_delta)
+                w = wa * w_b[i, jb]
+                w1 = w * fl
+                w0 = w - w1
+                o = pair_base[i] + pair_delta[i, ja * n_b + jb]
                 lower = grid[o]
                 upper = grid[o + 1]
                 for c in range(m):
