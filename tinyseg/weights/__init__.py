@@ -12,21 +12,12 @@ from __future__ import annotations
 
 import os
 
+from . import keras
 from .keras import (KERAS_TO_TINYSEG, VGG16_KERAS_MD5, VGG16_LAYERS, check_md5, load_vgg16_keras,
                     md5_of_file)
 from .npz import load_params_npz, save_params_npz
 
-__all__ = [
-    "VGG16_LAYERS",
-    "KERAS_TO_TINYSEG",
-    "VGG16_KERAS_MD5",
-    "md5_of_file",
-    "check_md5",
-    "load_vgg16_keras",
-    "load_params_npz",
-    "save_params_npz",
-    "load_params",
-]
+__all__ = [*keras.__all__, "load_params_npz", "save_params_npz", "load_params"]
 
 
 def load_params(path, *, verify_md5=True, strict_shapes=True):

@@ -54,6 +54,17 @@ def anchors(size, dil):
 
 
 @njit(inline="always")
+def tile_blocks(H, W, dil, V):
+    """``(TW, TH, rows, per_image)`` of an ``H × W`` image cut into blocks of tile rows for the
+    per-worker workspace ``V (P, 16, rows·TW, ·)``: ``TW × TH`` tile anchors, ``rows`` anchor rows
+    a block, ``per_image`` blocks an image."""
+    TW = anchors(W, dil)
+    TH = anchors(H, dil)
+    rows = V.shape[2] // TW
+    return TW, TH, rows, blocks_per_image(TH, rows)
+
+
+@njit(inline="always")
 def anchor(a, dil):
     """The ``a``-th anchor row: ``(a // d)·2d + a mod d`` (d = 1: ``2a``)."""
     return (a // dil) * 2 * dil + a % dil
@@ -197,11 +208,8 @@ def conv2d_winograd_blocks(x, U, b, dil, out, V, M, flip):
     machine); :func:`conv2d_winograd` runs the BLAS single-threaded meanwhile.
     """
     N, H, W, F = out.shape
-    TW = anchors(W, dil)
-    TH = anchors(H, dil)
+    TW, TH, rows, per_image = tile_blocks(H, W, dil, V)
     P = V.shape[0]
-    rows = V.shape[2] // TW
-    per_image = blocks_per_image(TH, rows)
     for worker in prange(P):
         for block in range(worker, N * per_image, P):
             n, a0, a1 = block_rows(block, rows, TH)

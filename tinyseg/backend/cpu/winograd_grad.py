@@ -16,9 +16,9 @@ partial sums and applies ``Gᵀ · G``.
 import numpy as np
 from numba import njit, prange
 
-from ._blocks import block_rows, blocks_per_image
+from ._blocks import block_rows
 from .matmul import single_threaded
-from .winograd import anchor, anchors, winograd_input
+from .winograd import anchor, anchors, tile_blocks, winograd_input
 
 
 @njit(inline="always")
@@ -79,11 +79,8 @@ def winograd_weight_grad_blocks(x, dout, dil, dU, V, dM, tmp):
     ``dU[k]`` (zeros if it has no block).
     """
     N, H, W, _ = x.shape
-    TW = anchors(W, dil)
-    TH = anchors(H, dil)
+    TW, TH, rows, per_image = tile_blocks(H, W, dil, V)
     P = V.shape[0]
-    rows = V.shape[2] // TW
-    per_image = blocks_per_image(TH, rows)
     for worker in prange(P):
         du, v, dm, t = dU[worker], V[worker], dM[worker], tmp[worker]
         du[...] = 0.0
