@@ -12,3 +12,13 @@ def unravel(e, H, W, C):
     x = t % W
     t = t // W
     return t // H, t % H, x, c
+
+
+@cuda.jit(device=True)
+def thread_element(a):
+    """This thread's element of the 4-D array ``a``, one thread per element in row-major order:
+    ``(inside, n, y, x, c)``, ``inside`` false for the threads past the end of ``a``."""
+    e = cuda.grid(1)
+    N, H, W, C = a.shape
+    n, y, x, c = unravel(e, H, W, C)
+    return e < N * H * W * C, n, y, x, c

@@ -13,16 +13,14 @@ from __future__ import annotations
 import numpy as np
 from numba import cuda
 
-from ._index import unravel
+from ._index import thread_element
 from ._launch import launch_1d
 
 
 @cuda.jit
 def _crop_add_kernel(big, small, out):
-    e = cuda.grid(1)
-    N, h, w, C = small.shape
-    if e < N * h * w * C:
-        n, y, x, c = unravel(e, h, w, C)
+    inside, n, y, x, c = thread_element(small)
+    if inside:
         out[n, y, x, c] = big[n, y, x, c] + small[n, y, x, c]
 
 
@@ -35,10 +33,9 @@ def _scale_kernel(xf, s, of):
 
 @cuda.jit
 def _box3x3_kernel(x, out):
-    e = cuda.grid(1)
+    inside, n, y, xo, c = thread_element(x)
     N, H, W, C = x.shape
-    if e < N * H * W * C:
-        n, y, xo, c = unravel(e, H, W, C)
+    if inside:
         acc = np.float32(0.0)
         for yy in range(y - 1, y + 2):
             if 0 <= yy < H:
@@ -50,11 +47,10 @@ def _box3x3_kernel(x, out):
 
 @cuda.jit
 def _interp_kernel(x, f, out):
-    e = cuda.grid(1)
+    inside, n, y, xo, c = thread_element(out)
     N, Ho, Wo, C = out.shape
     h, w = x.shape[1], x.shape[2]
-    if e < N * Ho * Wo * C:
-        n, y, xo, c = unravel(e, Ho, Wo, C)
+    if inside:
         inv = np.float32(1.0) / np.float32(f)
         one = np.float32(1.0)
         i0 = y // f
@@ -77,11 +73,10 @@ def _interp_kernel(x, f, out):
 
 @cuda.jit
 def _interp_backward_kernel(dout, f, dx):
-    e = cuda.grid(1)
+    inside, n, i, j, c = thread_element(dx)
     N, h, w, C = dx.shape
     Ho, Wo = dout.shape[1], dout.shape[2]
-    if e < N * h * w * C:
-        n, i, j, c = unravel(e, h, w, C)
+    if inside:
         inv = np.float32(1.0) / np.float32(f)
         one = np.float32(1.0)
         acc = np.float32(0.0)

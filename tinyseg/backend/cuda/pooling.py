@@ -17,17 +17,15 @@ from __future__ import annotations
 import numpy as np
 from numba import cuda
 
-from ._index import unravel
+from ._index import thread_element
 from ._launch import launch_1d
 
 
 @cuda.jit
 def _maxpool_forward_kernel(x, out, argmax):
-    e = cuda.grid(1)
-    N, H, W, C = x.shape
-    Ho, Wo = out.shape[1], out.shape[2]
-    if e < N * Ho * Wo * C:
-        n, y, xo, c = unravel(e, Ho, Wo, C)
+    inside, n, y, xo, c = thread_element(out)
+    H, W = x.shape[1], x.shape[2]
+    if inside:
         best = x[n, 2 * y, 2 * xo, c]
         arg = 0
         for k in range(1, 4):
@@ -44,10 +42,8 @@ def _maxpool_forward_kernel(x, out, argmax):
 
 @cuda.jit
 def _maxpool_backward_kernel(dout, argmax, dx):
-    e = cuda.grid(1)
-    N, H, W, C = dx.shape
-    if e < N * H * W * C:
-        n, yy, xx, c = unravel(e, H, W, C)
+    inside, n, yy, xx, c = thread_element(dx)
+    if inside:
         k = (yy % 2) * 2 + xx % 2
         if argmax[n, yy // 2, xx // 2, c] == k:
             dx[n, yy, xx, c] = dout[n, yy // 2, xx // 2, c]
@@ -65,11 +61,9 @@ def maxpool2x2_backward(dout, argmax, dx):
 
 @cuda.jit
 def _maxpool3x3_forward_kernel(x, stride, out, argmax):
-    e = cuda.grid(1)
-    N, H, W, C = x.shape
-    Ho, Wo = out.shape[1], out.shape[2]
-    if e < N * Ho * Wo * C:
-        n, y, xo, c = unravel(e, Ho, Wo, C)
+    inside, n, y, xo, c = thread_element(out)
+    H, W = x.shape[1], x.shape[2]
+    if inside:
         best = np.float32(0.0)
         arg = -1
         for k in range(9):
@@ -86,11 +80,9 @@ def _maxpool3x3_forward_kernel(x, stride, out, argmax):
 
 @cuda.jit
 def _maxpool3x3_backward_kernel(dout, argmax, stride, dx):
-    e = cuda.grid(1)
-    N, H, W, C = dx.shape
+    inside, n, y, xx, c = thread_element(dx)
     Ho, Wo = dout.shape[1], dout.shape[2]
-    if e < N * H * W * C:
-        n, y, xx, c = unravel(e, H, W, C)
+    if inside:
         # windows whose rows [s·yo − 1, s·yo + 1] contain y: yo ∈ [⌈(y − 1)/s⌉, ⌊(y + 1)/s⌋]
         yo0 = (y - 1 + stride - 1) // stride
         yo1 = (y + 1) // stride

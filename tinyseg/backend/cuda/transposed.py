@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 from numba import cuda
 
-from ._index import unravel
+from ._index import thread_element
 from ._launch import launch_1d
 
 
@@ -36,12 +36,10 @@ def _source_range(y, f, k, pad, n_in):
 def _forward_kernel(x, w, f, depthwise, out):
     """Full kernel ``w (k, k, Co, Ci)``, or with ``depthwise`` the ``(k, k, 1, 1)`` view of one
     ``(k, k)`` kernel that maps channel ``o`` to itself alone (``c`` runs over ``[o, o + 1)``)."""
-    e = cuda.grid(1)
-    N, H, W, Ci = x.shape
+    inside, n, y, xo, o = thread_element(out)
+    H, W, Ci = x.shape[1], x.shape[2], x.shape[3]
     k = w.shape[0]
-    Ho, Wo, Co = out.shape[1], out.shape[2], out.shape[3]
-    if e < N * Ho * Wo * Co:
-        n, y, xo, o = unravel(e, Ho, Wo, Co)
+    if inside:
         c_lo, c_hi, wo = 0, Ci, o
         if depthwise:
             c_lo, c_hi, wo = o, o + 1, 0
@@ -61,12 +59,10 @@ def _forward_kernel(x, w, f, depthwise, out):
 @cuda.jit
 def _backward_input_kernel(dout, w, f, depthwise, dx):
     """Adjoint of :func:`_forward_kernel`, the same ``depthwise`` view (``o`` over ``[c, c + 1)``)."""
-    e = cuda.grid(1)
-    N, H, W, Ci = dx.shape
+    inside, n, i, j, c = thread_element(dx)
     k = w.shape[0]
     Ho, Wo, Co = dout.shape[1], dout.shape[2], dout.shape[3]
-    if e < N * H * W * Ci:
-        n, i, j, c = unravel(e, H, W, Ci)
+    if inside:
         o_lo, o_hi, wc = 0, Co, c
         if depthwise:
             o_lo, o_hi, wc = c, c + 1, 0
@@ -85,12 +81,11 @@ def _backward_input_kernel(dout, w, f, depthwise, dx):
 
 @cuda.jit
 def _backward_weights_kernel(x, dout, f, dw):
-    e = cuda.grid(1)
-    N, H, W, Ci = x.shape
-    k, Co = dw.shape[0], dw.shape[2]
+    inside, ky, kx, o, c = thread_element(dw)
+    N, H, W = x.shape[0], x.shape[1], x.shape[2]
+    k = dw.shape[0]
     Ho, Wo = dout.shape[1], dout.shape[2]
-    if e < k * k * Co * Ci:
-        ky, kx, o, c = unravel(e, k, Co, Ci)
+    if inside:
         pad = (k - f) // 2
         acc = np.float32(0.0)
         for n in range(N):
