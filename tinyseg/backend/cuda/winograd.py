@@ -35,15 +35,18 @@ def _anchor(a, dil):
 
 
 @cuda.jit(device=True)
-def _tile(e, a0, TW, C, dil):
-    """Thread ``e`` over (tile, channel) of the tiles from anchor row ``a0`` on, ``TW`` a row.
+def _tile_thread(a, a0, a1, dil):
+    """This thread's (tile, channel) among the tiles of anchor rows ``[a0, a1)`` of the NHWC
+    image ``a`` (``anchors(W)`` tiles a row, ``C = a.shape[3]`` channels, channel fastest).
 
-    Returns ``(c, p, y0, x0)``: channel ``c`` of tile ``p``, whose anchor (its top-left output
-    pixel) is ``(y0, x0)``.
+    Returns ``(inside, c, p, y0, x0)``: channel ``c`` of tile ``p``, whose anchor (its top-left
+    output pixel) is ``(y0, x0)``; ``inside`` is false for the threads past the last tile.
     """
-    c = e % C
+    e = cuda.grid(1)
+    TW = _anchors(a.shape[2], dil)
+    C = a.shape[3]
     p = e // C
-    return c, p, _anchor(a0 + p // TW, dil), _anchor(p % TW, dil)
+    return e < (a1 - a0) * TW * C, e % C, p, _anchor(a0 + p // TW, dil), _anchor(p % TW, dil)
 
 
 @cuda.jit
@@ -83,11 +86,9 @@ def _tap(x, n, y, xx, c, H, W):
 @cuda.jit
 def _input_kernel(x, n, a0, a1, dil, V):
     """V[4i' + j', t, c] = (Bᵀ d B)[i', j'] for tile t of anchor rows [a0, a1), channel c."""
-    e = cuda.grid(1)
-    H, W, C = x.shape[1], x.shape[2], x.shape[3]
-    TW = _anchors(W, dil)
-    if e < (a1 - a0) * TW * C:
-        c, p, y0, x0 = _tile(e, a0, TW, C, dil)
+    inside, c, p, y0, x0 = _tile_thread(x, a0, a1, dil)
+    H, W = x.shape[1], x.shape[2]
+    if inside:
         y0, x0 = y0 - dil, x0 - dil             # the 4×4 input patch starts one step up-left
         y1, y2, y3 = y0 + dil, y0 + 2 * dil, y0 + 3 * dil
         x1, x2, x3 = x0 + dil, x0 + 2 * dil, x0 + 3 * dil
@@ -114,11 +115,9 @@ def _input_kernel(x, n, a0, a1, dil, V):
 @cuda.jit
 def _output_kernel(M, b, n, a0, a1, dil, out):
     """out[n, y0 + d·a, x0 + d·b', f] = (Aᵀ M[:, t, f] A)[a, b'] + b[f], inside the image only."""
-    e = cuda.grid(1)
-    H, W, F = out.shape[1], out.shape[2], out.shape[3]
-    TW = _anchors(W, dil)
-    if e < (a1 - a0) * TW * F:
-        f, p, y0, x0 = _tile(e, a0, TW, F, dil)
+    inside, f, p, y0, x0 = _tile_thread(out, a0, a1, dil)
+    H, W = out.shape[1], out.shape[2]
+    if inside:
         s0 = M[0, p, f] + M[4, p, f] + M[8, p, f]
         s1 = M[1, p, f] + M[5, p, f] + M[9, p, f]
         s2 = M[2, p, f] + M[6, p, f] + M[10, p, f]

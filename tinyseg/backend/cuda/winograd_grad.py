@@ -9,17 +9,15 @@ from numba import cuda
 
 from ._launch import launch_1d, row_blocks
 from .matmul import gemm
-from .winograd import _anchors, _input_kernel, _tile, _tiles
+from .winograd import _input_kernel, _tile_thread, _tiles
 
 
 @cuda.jit
 def _output_grad_kernel(dout, n, a0, a1, dil, dM):
     """dM[ξ, t, f] = (A dY_t Aᵀ)[ξ], dY_t the tile's 2×2 block of ``dout`` (0 outside the image)."""
-    e = cuda.grid(1)
-    H, W, F = dout.shape[1], dout.shape[2], dout.shape[3]
-    TW = _anchors(W, dil)
-    if e < (a1 - a0) * TW * F:
-        f, p, y0, x0 = _tile(e, a0, TW, F, dil)
+    inside, f, p, y0, x0 = _tile_thread(dout, a0, a1, dil)
+    H, W = dout.shape[1], dout.shape[2]
+    if inside:
         zero = np.float32(0.0)
         down = y0 + dil < H
         right = x0 + dil < W
