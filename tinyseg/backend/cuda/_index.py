@@ -22,3 +22,12 @@ def thread_element(a):
     N, H, W, C = a.shape
     n, y, x, c = unravel(e, H, W, C)
     return e < N * H * W * C, n, y, x, c
+
+
+@cuda.jit(device=True)
+def thread_cell(a):
+    """This thread's cell of the 2-D array ``a``, one thread per cell in row-major order:
+    ``(inside, i, j)``, ``inside`` false for the threads past the end of ``a``."""
+    e = cuda.grid(1)
+    n, m = a.shape
+    return e < n * m, e // m, e % m

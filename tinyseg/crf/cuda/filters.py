@@ -25,6 +25,7 @@ import math
 import numpy as np
 from numba import cuda
 
+from ...backend.cuda._index import thread_cell
 from ...backend.cuda._launch import launch_1d
 from ...backend.cuda.conv import fill
 from ._device import _check_n, _on_device, _result
@@ -82,11 +83,9 @@ class CudaExactFilter:
 @cuda.jit
 def _rows_kernel(src, taps, dst):
     """dst[y, j] = Σ_t taps[t + r] src[y + t, j] over rows in range; src, dst (H, L)."""
-    e = cuda.grid(1)
-    h, length = src.shape
-    if e < h * length:
-        y = e // length
-        j = e % length
+    inside, y, j = thread_cell(src)
+    h = src.shape[0]
+    if inside:
         r = (taps.shape[0] - 1) // 2
         acc = np.float32(0.0)
         t0 = -r if -r > -y else -y                  # max(-r, -y), min(r, h-1-y) without the
@@ -99,11 +98,9 @@ def _rows_kernel(src, taps, dst):
 @cuda.jit
 def _cols_kernel(src, taps, m, dst):
     """dst[y, x·M + c] = Σ_t taps[t + r] src[y, (x + t)·M + c] over columns in range."""
-    e = cuda.grid(1)
-    h, length = src.shape
-    if e < h * length:
-        y = e // length
-        j = e % length
+    inside, y, j = thread_cell(src)
+    length = src.shape[1]
+    if inside:
         x = j // m
         w = length // m
         r = (taps.shape[0] - 1) // 2
@@ -154,11 +151,8 @@ class CudaSeparableGaussianFilter:
 @cuda.jit
 def _splat_kernel(values, corner_pairs, pair_weights, frac_last, grid):
     """grid[o, c] += multilinear weight · values[i, c] for each corner o of point i's cell."""
-    e = cuda.grid(1)
-    n, m = values.shape
-    if e < n * m:
-        i = e // m
-        c = e % m
+    inside, i, c = thread_cell(values)
+    if inside:
         v = values[i, c]
         fl = frac_last[i]
         for j in range(corner_pairs.shape[1]):
@@ -188,11 +182,8 @@ def _blur_kernel(src, neighbours, taps, dst):
 @cuda.jit
 def _slice_kernel(grid, corner_pairs, pair_weights, frac_last, out):
     """out[i, c] = Σ over i's corners of weight · grid[corner, c] (multilinear read-back)."""
-    e = cuda.grid(1)
-    n, m = out.shape
-    if e < n * m:
-        i = e // m
-        c = e % m
+    inside, i, c = thread_cell(out)
+    if inside:
         fl = frac_last[i]
         acc = np.float32(0.0)
         for j in range(corner_pairs.shape[1]):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from numba import cuda
 
+from ...backend.cuda._index import thread_cell
 from ...backend.cuda._launch import launch_1d
 from ...backend.cuda.loss import softmax as _softmax_rows
 from ..inference import NORMALIZATIONS, _as_compat
@@ -27,11 +28,9 @@ def _scale_rows_kernel(q, scale, out):
 @cuda.jit
 def _add_pairwise_kernel(kq, post, compat, logits):
     """logits[i, c] −= Σ_c' post[i] · kq[i, c'] · compat[c', c] (compat is (C, C))."""
-    e = cuda.grid(1)
-    n, m = logits.shape
-    if e < n * m:
-        i = e // m
-        c = e % m
+    inside, i, c = thread_cell(logits)
+    m = logits.shape[1]
+    if inside:
         acc = np.float32(0.0)
         for cc in range(m):
             acc += kq[i, cc] * compat[cc, c]

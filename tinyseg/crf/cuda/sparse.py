@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 from numba import cuda
 
+from ...backend.cuda._index import thread_cell
 from ...backend.cuda._launch import launch_1d
 from ._device import _check_n, _on_device, _result
 
@@ -106,11 +107,8 @@ class CudaRecursiveGaussianFilter:
 @cuda.jit
 def _cluster_splat_kernel(values, point_start, points, grid):
     """grid[a, c] = sum of values[points[j], c] over the points of cell a."""
-    e = cuda.grid(1)
-    k, m = grid.shape
-    if e < k * m:
-        a = e // m
-        c = e % m
+    inside, a, c = thread_cell(grid)
+    if inside:
         acc = np.float32(0.0)
         for j in range(point_start[a], point_start[a + 1]):
             acc += values[points[j], c]
@@ -120,11 +118,8 @@ def _cluster_splat_kernel(values, point_start, points, grid):
 @cuda.jit
 def _cluster_blur_kernel(grid, row_ptr, cols, weights, out):
     """out[a, c] = sum_j weights[j] grid[cols[j], c] over row a of the CSR matrix."""
-    e = cuda.grid(1)
-    k, m = out.shape
-    if e < k * m:
-        a = e // m
-        c = e % m
+    inside, a, c = thread_cell(out)
+    if inside:
         acc = np.float32(0.0)
         for j in range(row_ptr[a], row_ptr[a + 1]):
             acc += weights[j] * grid[cols[j], c]
