@@ -25,31 +25,11 @@ __all__ = ["CudaRecursiveGaussianFilter", "CudaClusterFilter"]
 
 # ----------------------------------------------------------------------------- recursive
 @cuda.jit
-def _recursive_rows_kernel(src, sec, dst):
-    """Column j of src (H, L): both sections, causal then anti-causal, into dst (H, L)."""
-    j = cuda.grid(1)
-    h, length = src.shape
-    if j < length:
-        ya1 = ya2 = yb1 = yb2 = x1 = np.float32(0.0)
-        for n in range(h):
-            x = src[n, j]
-            a = sec[0, 0] * x + sec[0, 1] * x1 - sec[0, 2] * ya1 - sec[0, 3] * ya2
-            b = sec[1, 0] * x + sec[1, 1] * x1 - sec[1, 2] * yb1 - sec[1, 3] * yb2
-            ya2, ya1, yb2, yb1, x1 = ya1, a, yb1, b, x
-            dst[n, j] = a + b
-        ya1 = ya2 = yb1 = yb2 = x1 = np.float32(0.0)
-        x2 = np.float32(0.0)
-        for n in range(h - 1, -1, -1):
-            a = sec[0, 4] * x1 + sec[0, 5] * x2 - sec[0, 2] * ya1 - sec[0, 3] * ya2
-            b = sec[1, 4] * x1 + sec[1, 5] * x2 - sec[1, 2] * yb1 - sec[1, 3] * yb2
-            ya2, ya1, yb2, yb1 = ya1, a, yb1, b
-            x2, x1 = x1, src[n, j]
-            dst[n, j] += a + b
+def _recursive_kernel(src, sec, dst):
+    """Lane (y, k) of src (B, L, M) along axis 1: both sections, causal then anti-causal, into dst.
 
-
-@cuda.jit
-def _recursive_cols_kernel(src, sec, dst):
-    """Row y, channel k of src (H, W, M): the same recursions along the row, into dst."""
+    Along the rows of an (H, W·M) image the lanes are its columns: src viewed as (1, H, W·M).
+    """
     e = cuda.grid(1)
     h, w, m = src.shape
     if e < h * m:
@@ -92,10 +72,10 @@ class CudaRecursiveGaussianFilter:
         _check_n(v, self.n_points)
         h, w = self.shape
         m = v.shape[1]
-        tmp = cuda.device_array((h, w * m), np.float32)
-        launch_1d(_recursive_rows_kernel, w * m, v.reshape(h, w * m), self.rows, tmp)
+        tmp = cuda.device_array((1, h, w * m), np.float32)
+        launch_1d(_recursive_kernel, w * m, v.reshape(1, h, w * m), self.rows, tmp)        # down
         out = cuda.device_array((h, w, m), np.float32)
-        launch_1d(_recursive_cols_kernel, h * m, tmp.reshape(h, w, m), self.cols, out)
+        launch_1d(_recursive_kernel, h * m, tmp.reshape(h, w, m), self.cols, out)          # across
         return _result(out.reshape(h * w, m), was_host)
 
     def apply_transpose(self, values):
