@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 from numba import cuda
 
+from ._index import thread_cell
 from ._launch import SIMULATOR, launch_1d, row_blocks, scratch
 from .matmul import gemm
 
@@ -78,12 +79,9 @@ def _col2im_add_kernel(col, n, r0, r1, y0, kh, kw, dil, dx):
 @cuda.jit
 def _column_partials_kernel(a2, part):
     """part[r, f] = Σ_{m ≡ r mod R} a2[m, f] in float64, for R = part.shape[0] row chunks."""
-    e = cuda.grid(1)
-    M, F = a2.shape
-    R = part.shape[0]
-    if e < R * F:
-        r = e // F
-        f = e % F
+    inside, r, f = thread_cell(part)
+    M, R = a2.shape[0], part.shape[0]
+    if inside:
         acc = 0.0
         for m in range(r, M, R):
             acc += a2[m, f]

@@ -37,12 +37,9 @@ __all__ = ["CudaExactFilter", "CudaSeparableGaussianFilter", "CudaGridFilter"]
 @cuda.jit
 def _exact_kernel(features, values, out):
     """out[i, c] = Σ_j exp(−|f_i − f_j|²/2) values[j, c]; one thread per (i, c)."""
-    e = cuda.grid(1)
+    inside, i, c = thread_cell(out)
     n, d = features.shape
-    m = values.shape[1]
-    if e < n * m:
-        i = e // m
-        c = e % m
+    if inside:
         acc = 0.0                                   # float64 accumulation, as on the CPU
         for j in range(n):
             s = 0.0
