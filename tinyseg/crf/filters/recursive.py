@@ -47,67 +47,6 @@ def deriche_sections(sigma: float) -> np.ndarray:
     return out
 
 
-@njit(cache=True, inline="always")
-def _coefficients(sec):
-    """The (2, 6) sections as one tuple of 12 float32 scalars (kept in registers by the steps)."""
-    c = sec.astype(np.float32)
-    return (c[0, 0], c[0, 1], c[0, 2], c[0, 3], c[0, 4], c[0, 5],
-            c[1, 0], c[1, 1], c[1, 2], c[1, 3], c[1, 4], c[1, 5])
-
-
-@njit(cache=True, inline="always")
-def _zero_state(n):
-    """Six zeroed float32 state rows of length ``n`` (separate arrays, so they cannot alias)."""
-    return (np.zeros(n, dtype=np.float32), np.zeros(n, dtype=np.float32),
-            np.zeros(n, dtype=np.float32), np.zeros(n, dtype=np.float32),
-            np.zeros(n, dtype=np.float32), np.zeros(n, dtype=np.float32))
-
-
-@njit(cache=True, inline="always", fastmath=FAST_FLOATS)
-def _causal_step(x_in, out, c, ya1, ya2, yb1, yb2, x1):
-    """One step ``n`` of both sections' causal recursions over a vector of independent lanes:
-
-        y[n] = n0 x[n] + n1 x[n−1] − d1 y[n−1] − d2 y[n−2],    out = y_a[n] + y_b[n]
-
-    ``c``: the 12 float32 ``(n0, n1, d1, d2, m1, m2)`` of section a then b; the state rows
-    ``ya1, ya2, yb1, yb2, x1`` (length L): ``y_a[n−1], y_a[n−2], y_b[n−1], y_b[n−2], x[n−1]``,
-    updated in place.
-    """
-    n0a, n1a, d1a, d2a, _, _, n0b, n1b, d1b, d2b, _, _ = c
-    for k in range(out.shape[0]):
-        x = x_in[k]
-        a = n0a * x + n1a * x1[k] - d1a * ya1[k] - d2a * ya2[k]
-        b = n0b * x + n1b * x1[k] - d1b * yb1[k] - d2b * yb2[k]
-        ya2[k] = ya1[k]
-        ya1[k] = a
-        yb2[k] = yb1[k]
-        yb1[k] = b
-        x1[k] = x
-        out[k] = a + b
-
-
-@njit(cache=True, inline="always", fastmath=FAST_FLOATS)
-def _anticausal_step(x_in, out, c, ya1, ya2, yb1, yb2, x1, x2):
-    """One step ``n`` (from the end) of the anti-causal recursions, added to ``out``:
-
-        y[n] = m1 x[n+1] + m2 x[n+2] − d1 y[n+1] − d2 y[n+2],    out += y_a[n] + y_b[n]
-
-    State rows ``ya1, ya2, yb1, yb2, x1, x2``: ``y_a[n+1], y_a[n+2], y_b[n+1], y_b[n+2], x[n+1],
-    x[n+2]``; ``x_in`` is ``x[n]``, shifted into the state for the next step.
-    """
-    _, _, d1a, d2a, m1a, m2a, _, _, d1b, d2b, m1b, m2b = c
-    for k in range(out.shape[0]):
-        a = m1a * x1[k] + m2a * x2[k] - d1a * ya1[k] - d2a * ya2[k]
-        b = m1b * x1[k] + m2b * x2[k] - d1b * yb1[k] - d2b * yb2[k]
-        ya2[k] = ya1[k]
-        ya1[k] = a
-        yb2[k] = yb1[k]
-        yb1[k] = b
-        x2[k] = x1[k]
-        x1[k] = x_in[k]
-        out[k] += a + b
-
-
 @njit(parallel=True, cache=True, fastmath=FAST_FLOATS)
 def _along_rows_kernel(src, sec, dst):
     """Both sections, both directions, along axis 0 of src (H, L) into dst (H, L).
@@ -116,17 +55,50 @@ def _along_rows_kernel(src, sec, dst):
     innermost loops (they vectorise); the recursions' states are 1-D scratch rows.
     """
     h, length = src.shape
-    c = _coefficients(sec)
+    c = sec.astype(np.float32)
+    n0a, n1a, d1a, d2a, m1a, m2a = c[0, 0], c[0, 1], c[0, 2], c[0, 3], c[0, 4], c[0, 5]
+    n0b, n1b, d1b, d2b, m1b, m2b = c[1, 0], c[1, 1], c[1, 2], c[1, 3], c[1, 4], c[1, 5]
     block = 512
     for blk in prange((length + block - 1) // block):
         j0 = blk * block
         w = min(length, j0 + block) - j0
-        ya1, ya2, yb1, yb2, x1, x2 = _zero_state(w)
+        ya1 = np.zeros(w, dtype=np.float32)            # section a: y[n-1], y[n-2]
+        ya2 = np.zeros(w, dtype=np.float32)
+        yb1 = np.zeros(w, dtype=np.float32)            # section b
+        yb2 = np.zeros(w, dtype=np.float32)
+        x1 = np.zeros(w, dtype=np.float32)             # x[n-1]
         for n in range(h):
-            _causal_step(src[n, j0:j0 + w], dst[n, j0:j0 + w], c, ya1, ya2, yb1, yb2, x1)
-        ya1, ya2, yb1, yb2, x1, x2 = _zero_state(w)     # the anti-causal pass starts at 0
+            row = src[n, j0:j0 + w]
+            out = dst[n, j0:j0 + w]
+            for j in range(w):
+                x = row[j]
+                a = n0a * x + n1a * x1[j] - d1a * ya1[j] - d2a * ya2[j]
+                b = n0b * x + n1b * x1[j] - d1b * yb1[j] - d2b * yb2[j]
+                ya2[j] = ya1[j]
+                ya1[j] = a
+                yb2[j] = yb1[j]
+                yb1[j] = b
+                x1[j] = x
+                out[j] = a + b
+        ya1[:] = 0.0                                    # now y[n+1], y[n+2], x[n+1], x[n+2]
+        ya2[:] = 0.0
+        yb1[:] = 0.0
+        yb2[:] = 0.0
+        x1[:] = 0.0
+        x2 = np.zeros(w, dtype=np.float32)
         for n in range(h - 1, -1, -1):
-            _anticausal_step(src[n, j0:j0 + w], dst[n, j0:j0 + w], c, ya1, ya2, yb1, yb2, x1, x2)
+            row = src[n, j0:j0 + w]
+            out = dst[n, j0:j0 + w]
+            for j in range(w):
+                a = m1a * x1[j] + m2a * x2[j] - d1a * ya1[j] - d2a * ya2[j]
+                b = m1b * x1[j] + m2b * x2[j] - d1b * yb1[j] - d2b * yb2[j]
+                ya2[j] = ya1[j]
+                ya1[j] = a
+                yb2[j] = yb1[j]
+                yb1[j] = b
+                x2[j] = x1[j]
+                x1[j] = row[j]
+                out[j] += a + b
 
 
 @njit(parallel=True, cache=True, fastmath=FAST_FLOATS)
@@ -134,14 +106,47 @@ def _along_cols_kernel(src, sec, dst):
     """Both sections, both directions, along axis 1 of src (H, W, M) into dst: one row per task,
     the M channels of a pixel in the innermost loops."""
     h, w, m = src.shape
-    c = _coefficients(sec)
+    c = sec.astype(np.float32)
+    n0a, n1a, d1a, d2a, m1a, m2a = c[0, 0], c[0, 1], c[0, 2], c[0, 3], c[0, 4], c[0, 5]
+    n0b, n1b, d1b, d2b, m1b, m2b = c[1, 0], c[1, 1], c[1, 2], c[1, 3], c[1, 4], c[1, 5]
     for y in prange(h):
-        ya1, ya2, yb1, yb2, x1, x2 = _zero_state(m)
+        ya1 = np.zeros(m, dtype=np.float32)
+        ya2 = np.zeros(m, dtype=np.float32)
+        yb1 = np.zeros(m, dtype=np.float32)
+        yb2 = np.zeros(m, dtype=np.float32)
+        x1 = np.zeros(m, dtype=np.float32)
+        x2 = np.zeros(m, dtype=np.float32)
         for n in range(w):
-            _causal_step(src[y, n], dst[y, n], c, ya1, ya2, yb1, yb2, x1)
-        ya1, ya2, yb1, yb2, x1, x2 = _zero_state(m)     # the anti-causal pass starts at 0
+            px = src[y, n]
+            out = dst[y, n]
+            for k in range(m):
+                x = px[k]
+                a = n0a * x + n1a * x1[k] - d1a * ya1[k] - d2a * ya2[k]
+                b = n0b * x + n1b * x1[k] - d1b * yb1[k] - d2b * yb2[k]
+                ya2[k] = ya1[k]
+                ya1[k] = a
+                yb2[k] = yb1[k]
+                yb1[k] = b
+                x1[k] = x
+                out[k] = a + b
+        ya1[:] = 0.0
+        ya2[:] = 0.0
+        yb1[:] = 0.0
+        yb2[:] = 0.0
+        x1[:] = 0.0
         for n in range(w - 1, -1, -1):
-            _anticausal_step(src[y, n], dst[y, n], c, ya1, ya2, yb1, yb2, x1, x2)
+            px = src[y, n]
+            out = dst[y, n]
+            for k in range(m):
+                a = m1a * x1[k] + m2a * x2[k] - d1a * ya1[k] - d2a * ya2[k]
+                b = m1b * x1[k] + m2b * x2[k] - d1b * yb1[k] - d2b * yb2[k]
+                ya2[k] = ya1[k]
+                ya1[k] = a
+                yb2[k] = yb1[k]
+                yb1[k] = b
+                x2[k] = x1[k]
+                x1[k] = px[k]
+                out[k] += a + b
 
 
 def recursive_gaussian_reference(shape, sdims, values) -> np.ndarray:
