@@ -48,6 +48,8 @@ pytestmark = pytest.mark.slow
 
 MODELS = ("fcn32s", "fcn8s", "deeplab-largefov")
 BAND = (2, 4, 8)
+# The seeds of each model train at once in single-threaded processes, one per core (at most 2).
+WORKERS = 2
 
 
 def trimap(scores, name, stage, w):
@@ -59,7 +61,8 @@ def synthetic():
     """Each model's scores on the synthetic set, the means over seeds 0–3."""
     samples = synthetic_dataset(6, size=(128, 160), n_classes=4, seed=1)
     setting = dict(width=0.0625, iterations=250, lr=1e-3, reduction="mean")
-    return {name: study_model(name, samples, samples, 4, setting, seeds=STUDY_SEEDS, widths=BAND)[0]
+    return {name: study_model(name, samples, samples, 4, setting, seeds=STUDY_SEEDS, widths=BAND,
+                              workers=WORKERS)[0]
             for name in MODELS}
 
 
@@ -68,7 +71,7 @@ def chelsea():
     """Each model's scores on chelsea, the means over seeds 0–3 (``tinyseg demo --compare``'s)."""
     train, test, n_classes = study_data("chelsea")
     return {name: study_model(name, train, test, n_classes, SETTINGS["chelsea"]["scratch"],
-                              seeds=STUDY_SEEDS, widths=BAND)[0] for name in MODELS}
+                              seeds=STUDY_SEEDS, widths=BAND, workers=WORKERS)[0] for name in MODELS}
 
 
 @pytest.mark.parametrize("w", BAND)

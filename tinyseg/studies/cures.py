@@ -144,21 +144,40 @@ def mean_scores(runs: list) -> dict:
     return float(np.mean(runs))
 
 
+def _seed_run(task):
+    """One seed's run of :func:`study_model`: ``(scores with final_loss and train_seconds, maps)``."""
+    name, train, test, n_classes, setting, seed, widths, weights, device, progress = task
+    model, losses, seconds = train_model(name, train, n_classes, seed=seed, weights=weights,
+                                         device=device, progress=progress, **setting)
+    scores, first = score_model(model, test, n_classes, widths, device)
+    return {**scores, "final_loss": float(losses[-1]), "train_seconds": seconds}, first
+
+
 def study_model(name, train, test, n_classes, setting: dict, seeds=STUDY_SEEDS, widths=STUDY_WIDTHS,
-                weights=None, device="cpu", progress=False):
+                weights=None, device="cpu", progress=False, workers: int = 1):
     """Train ``name`` once per seed, score each run; ``(entry, maps of the first seed)``.
 
     ``entry = {"fcn": mean scores, "crf": mean scores, "seeds": {"0": {"fcn", "crf",
     "final_loss", "train_seconds"}, …}, "train_seconds": total, "final_loss": mean}``: the means
     are over seeds (:func:`mean_scores`) of each run's scores on ``test``.
+
+    ``workers > 1`` (CPU only) trains the seeds in that many single-threaded worker processes at
+    once: small networks keep one core busy, not two, so the seeds of a study share the cores
+    better than the threads of one training do. Each run is the same function of its seed.
     """
-    runs, maps = {}, None
-    for seed in seeds:
-        model, losses, seconds = train_model(name, train, n_classes, seed=seed, weights=weights,
-                                             device=device, progress=progress, **setting)
-        scores, first = score_model(model, test, n_classes, widths, device)
-        runs[str(seed)] = {**scores, "final_loss": float(losses[-1]), "train_seconds": seconds}
-        maps = first if maps is None else maps
+    tasks = [(name, train, test, n_classes, setting, seed, widths, weights, device, progress)
+             for seed in seeds]
+    if workers > 1 and len(tasks) > 1 and device == "cpu":
+        import multiprocessing as mp
+
+        from ..crf.batch import single_threaded_children
+
+        with single_threaded_children(), mp.get_context("spawn").Pool(min(workers, len(tasks))) as pool:
+            results = pool.map(_seed_run, tasks, chunksize=1)
+    else:
+        results = [_seed_run(task) for task in tasks]
+    runs = {str(seed): run for seed, (run, _) in zip(seeds, results)}
+    maps = results[0][1]
     entry = {stage: mean_scores([run[stage] for run in runs.values()]) for stage in ("fcn", "crf")}
     entry.update(seeds=runs, train_seconds=sum(run["train_seconds"] for run in runs.values()),
                  final_loss=mean_scores([run["final_loss"] for run in runs.values()]))
