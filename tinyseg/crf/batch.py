@@ -21,36 +21,21 @@ import itertools
 import multiprocessing as mp
 import os
 import sys
-from contextlib import contextmanager
 from typing import Iterable, Iterator
 
 import numpy as np
 
+from .._processes import single_threaded_children
+from .._processes import world_size_from_env as mpi_world_size
+
 __all__ = ["refine_many", "refine_stream", "CRFPool", "default_workers", "mpi_world_size",
            "single_threaded_children", "read_probabilities"]
-
-# Environment variables through which MPI launchers announce the number of ranks (read before
-# mpi4py is imported; the same list as tinyseg's data-parallel training reads).
-_MPI_SIZE_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE", "PMIX_SIZE")
-# Thread pools a worker pins to one thread (read when each library loads, so set before spawning).
-_THREAD_VARIABLES = ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
-                     "OPENBLAS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
-
 
 def default_workers() -> int:
     """The cores this process may use (its CPU affinity), at least 1."""
     if hasattr(os, "sched_getaffinity"):
         return max(1, len(os.sched_getaffinity(0)))
     return os.cpu_count() or 1
-
-
-def mpi_world_size(environ=os.environ) -> int:
-    """The number of ranks an MPI launcher started (1 without one)."""
-    for name in _MPI_SIZE_VARIABLES:
-        value = environ.get(name, "")
-        if value.isdigit() and int(value) > 0:
-            return int(value)
-    return 1
 
 
 def read_probabilities(path: str, shape) -> np.ndarray:
@@ -97,22 +82,6 @@ def _refine(item, params: dict, with_q: bool, reader=None):
 def _refine_task(task):
     index, item, params = task
     return index, _refine(item, _PARAMS if params is None else params, _WITH_Q, _READER)
-
-
-@contextmanager
-def single_threaded_children():
-    """Children spawned inside this block start with every thread pool at one thread."""
-    saved = {name: os.environ.get(name) for name in _THREAD_VARIABLES}
-    try:
-        for name in _THREAD_VARIABLES:
-            os.environ[name] = "1"
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 class CRFPool:

@@ -20,27 +20,14 @@ import sys
 
 import numpy as np
 
+from .._processes import world_size_from_env
 from ..ops import add_into, copy_into
 
 __all__ = ["World", "GradientBuckets", "world_size_from_env", "configure_threads"]
 
-# Environment variables through which MPI launchers (MPICH/Hydra, Open MPI, MVAPICH, Slurm's srun
-# with PMI) announce the number of ranks; read before mpi4py is imported.
-_SIZE_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE", "PMIX_SIZE")
 _LOCAL_SIZE_VARIABLES = ("MPI_LOCALNRANKS", "OMPI_COMM_WORLD_LOCAL_SIZE", "MV2_COMM_WORLD_LOCAL_SIZE")
 #: Default bucket size: large enough for Allreduce to reach its bandwidth, small enough to start early.
 BUCKET_BYTES = 32 * 2**20
-
-
-def world_size_from_env(environ=os.environ) -> int:
-    """The number of ranks the launcher started (1 when not launched by an MPI launcher)."""
-    for name in _SIZE_VARIABLES:
-        value = environ.get(name, "")
-        if value.isdigit() and int(value) > 0:
-            return int(value)
-    if environ.get("SLURM_STEP_ID") is not None and environ.get("SLURM_NTASKS", "").isdigit():
-        return int(environ["SLURM_NTASKS"])
-    return 1
 
 
 class World:
