@@ -14,7 +14,8 @@ from __future__ import annotations
 import os
 from contextlib import contextmanager
 
-__all__ = ["MPI_SIZE_VARIABLES", "THREAD_VARIABLES", "world_size_from_env", "single_threaded_children"]
+__all__ = ["MPI_SIZE_VARIABLES", "THREAD_VARIABLES", "usable_cores", "world_size_from_env",
+           "single_threaded_children"]
 
 #: Variables through which MPI launchers (MPICH/Hydra, Open MPI, MVAPICH, Slurm's srun with PMI)
 #: announce the number of ranks.
@@ -22,6 +23,13 @@ MPI_SIZE_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE",
 #: Thread pools' sizes, read when each library loads (so set before a child starts).
 THREAD_VARIABLES = ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
                     "OPENBLAS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
+
+
+def usable_cores() -> int:
+    """The cores this process may use (its CPU affinity), at least 1."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
 
 
 def world_size_from_env(environ=os.environ) -> int:

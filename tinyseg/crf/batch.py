@@ -26,17 +26,11 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from .._processes import single_threaded_children
+from .._processes import usable_cores as default_workers
 from .._processes import world_size_from_env as mpi_world_size
 
 __all__ = ["refine_many", "refine_stream", "CRFPool", "default_workers", "mpi_world_size",
            "single_threaded_children", "read_probabilities"]
-
-def default_workers() -> int:
-    """The cores this process may use (its CPU affinity), at least 1."""
-    if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)))
-    return os.cpu_count() or 1
-
 
 def read_probabilities(path: str, shape) -> np.ndarray:
     """An H×W×C float array from a ``.npy`` file, for an image of ``shape`` (H, W)."""

@@ -20,7 +20,7 @@ import sys
 
 import numpy as np
 
-from .._processes import world_size_from_env
+from .._processes import usable_cores, world_size_from_env
 from ..ops import add_into, copy_into
 
 __all__ = ["World", "GradientBuckets", "world_size_from_env", "configure_threads"]
@@ -133,8 +133,7 @@ def configure_threads(world: World, environ=os.environ) -> int:
     if local <= 0 and world.comm is not None:
         from mpi4py import MPI
         local = world.comm.Split_type(MPI.COMM_TYPE_SHARED).Get_size()
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    threads = max(1, cores // max(local, 1))
+    threads = max(1, usable_cores() // max(local, 1))
     if "NUMBA_NUM_THREADS" in environ or "OMP_NUM_THREADS" in environ:
         return int(environ.get("NUMBA_NUM_THREADS", environ.get("OMP_NUM_THREADS")))
     for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
