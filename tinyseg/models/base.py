@@ -3,7 +3,8 @@
 A model is a VGG-16 backbone (:mod:`tinyseg.models.vgg`) and a head, each an explicit list of
 layers; its file reads top to bottom. Subclasses define ``name`` (the registry key),
 ``config_class``, ``param_shapes(config)``, ``_build(config) -> layers`` and ``forward`` /
-``backward``. Everything else is here:
+``backward`` (and ``params_from_vgg16`` where a model does not take VGG-16's weights as they
+are). Everything else is here:
 
 * parameters are named ``"<layer>.<w|b>"`` (``"conv1_1.w"``, ``"score_pool4.b"``, ``"upscore2.w"``)
   and live in the layers, on the model's backend;
@@ -82,6 +83,16 @@ class SegmentationModel:
 
     def _build(self, config) -> list:
         raise NotImplementedError
+
+    @staticmethod
+    def params_from_vgg16(vgg: dict) -> dict:
+        """Imported VGG-16 weights (``tinyseg.weights.load_params``) -> this model's: all but fc8.
+
+        fc8 scores this model's classes, so it starts fresh (zero); every other VGG-16
+        parameter keeps its name and shape. A model whose layers differ from VGG's (DeepLab's
+        decimated fc6/fc7) overrides this.
+        """
+        return {k: v for k, v in vgg.items() if not k.startswith("fc8.")}
 
     @classmethod
     def init_params(cls, config) -> dict:

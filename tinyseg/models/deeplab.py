@@ -47,7 +47,7 @@ import numpy as np
 
 from ..layers import Conv2D, Interp
 from .base import SegmentationModel, announce
-from .vgg import DEEPLAB_VGG, VGG16Backbone, scaled, vgg16_param_shapes
+from .vgg import DEEPLAB_VGG, ScaledChannels, VGG16Backbone, vgg16_param_shapes
 
 OUTPUT_STRIDE = 8
 FC6_KERNEL = 3
@@ -56,14 +56,11 @@ FC_DECIMATION = 4                 # 4096 -> 1024 channels
 
 
 @dataclass
-class DeepLabConfig:
+class DeepLabConfig(ScaledChannels):
     n_classes: int = 2         # background (0) and object (1), as the post
     width: float = 1.0         # channel multiplier (convs, fc6, fc7; 1.0 is DeepLab's 1024-wide fc6/fc7)
     dropout: float = 0.5       # after fc6 and fc7, training only
     seed: int = 0              # parameter initialisation; dropout masks derive from it and the step
-
-    def channels(self, c: int) -> int:
-        return scaled(c, self.width)
 
 
 class DeepLabLargeFOV(SegmentationModel):
@@ -71,13 +68,6 @@ class DeepLabLargeFOV(SegmentationModel):
 
     name = "deeplab-largefov"
     config_class = DeepLabConfig
-
-    @classmethod
-    def param_shapes(cls, config) -> dict:
-        shapes = vgg16_param_shapes(config.width, FC6_KERNEL, DEEPLAB_VGG)
-        C, fc = config.n_classes, shapes["fc7.b"][0]
-        shapes.update({"fc8.w": (1, 1, fc, C), "fc8.b": (C,)})
-        return shapes
 
     def _build(self, config):
         self.backbone = VGG16Backbone(DEEPLAB_VGG, config.dropout)
@@ -99,6 +89,12 @@ class DeepLabLargeFOV(SegmentationModel):
         d = self.fc8.backward(d)
         announce(self.fc8, grad_ready)
         return self.backbone.backward(d, grad_ready=grad_ready)
+
+    # ------------------------------------------------------------------ parameters
+    @classmethod
+    def param_shapes(cls, config) -> dict:
+        """VGG-16's (fc6 3×3 and fc6/fc7 ``1024·width`` wide) and fc8's, as ``{name: shape}``."""
+        return vgg16_param_shapes(config.width, FC6_KERNEL, DEEPLAB_VGG, config.n_classes)
 
     @staticmethod
     def params_from_vgg16(vgg: dict) -> dict:

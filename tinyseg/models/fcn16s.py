@@ -6,6 +6,7 @@
                          │          upscore2 (×2, trainable)       → (N, 2⌈H/32⌉, 2⌈W/32⌉, C)
                          └─ pool4 ─ score_pool4 (1×1, C)           → (N, ⌈H/16⌉, ⌈W/16⌉, C)
       fuse_pool4 = upscore2 cropped to score_pool4's size + score_pool4
+                   (upscore2, score_pool4, fuse_pool4: one SkipStage, tinyseg.models.skip)
       upscore16 (×16, fixed bilinear)                              → (N, 16⌈H/16⌉, 16⌈W/16⌉, C)
       crop to the top-left H × W                                   → logits (N, H, W, C)
 
@@ -30,9 +31,10 @@ slightly smoother within 8 px of each coarse score, where ×32 has its kink).
 """
 from __future__ import annotations
 
-from ..layers import BilinearUpsample, Conv2D, CropAdd, CropTo, TransposedConv2D
+from ..layers import BilinearUpsample, Conv2D, CropTo
 from .base import SegmentationModel, announce, copy_params_from
 from .fcn32s import FCN32sConfig
+from .skip import SkipStage
 from .vgg import FCN_VGG, VGG16Backbone, vgg16_param_shapes
 
 FCN16sConfig = FCN32sConfig      # the same options as FCN-32s
@@ -46,23 +48,19 @@ class FCN16s(SegmentationModel):
 
     @classmethod
     def param_shapes(cls, config) -> dict:
-        shapes = vgg16_param_shapes(config.width, config.fc6_kernel, FCN_VGG)
-        C, fc, c4 = config.n_classes, shapes["fc7.b"][0], shapes["conv4_3.b"][0]
-        shapes.update({"fc8.w": (1, 1, fc, C), "fc8.b": (C,),
-                       "upscore2.w": (4, 4, C, C),
-                       "score_pool4.w": (1, 1, c4, C), "score_pool4.b": (C,)})
+        shapes = vgg16_param_shapes(config.width, config.fc6_kernel, FCN_VGG, config.n_classes)
+        c4 = shapes["conv4_3.b"][0]                  # pool4's channels
+        shapes.update(SkipStage.param_shapes("pool4", "upscore2", c4, config.n_classes))
         return shapes
 
     def _build(self, config):
         self.backbone = VGG16Backbone(FCN_VGG, config.dropout)
         self.fc8 = Conv2D("fc8", None, None)
-        self.upscore2 = TransposedConv2D("upscore2", None, 2)
-        self.score_pool4 = Conv2D("score_pool4", None, None)
-        self.fuse_pool4 = CropAdd("fuse_pool4")
+        self.skip_pool4 = SkipStage("pool4", "upscore2")   # upscore2, score_pool4, fuse_pool4
         self.upscore16 = BilinearUpsample("upscore16", 16)
         self.crop = CropTo("crop")
-        return self.backbone.layers + [self.fc8, self.upscore2, self.score_pool4, self.fuse_pool4,
-                                       self.upscore16, self.crop]
+        return (self.backbone.layers + [self.fc8] + self.skip_pool4.layers
+                + [self.upscore16, self.crop])
 
     def forward(self, x, train: bool = False, step: int = 0):
         """Logits ``(N, H, W, C)`` for a preprocessed batch ``x (N, H, W, 3)``."""
@@ -70,28 +68,17 @@ class FCN16s(SegmentationModel):
         size = (x.shape[1], x.shape[2])
         fc7, taps = self.backbone.forward(x, train, step, self.config.seed, taps=("pool4",))
         score_fr = self.fc8.forward(fc7, train)                           # (N, h32, w32, C)
-        upscore2 = self.upscore2.forward(score_fr, train)                 # (N, 2·h32, 2·w32, C)
-        score_pool4 = self.score_pool4.forward(taps.pop("pool4"), train)  # (N, h16, w16, C)
-        fuse = self.fuse_pool4.forward(upscore2, score_pool4, train)      # (N, h16, w16, C)
-        up = self.upscore16.forward(fuse, train)                          # (N, 16·h16, 16·w16, C)
-        return self.crop.forward(up, train, size=size)                    # (N, H, W, C)
+        fuse = self.skip_pool4.forward(score_fr, taps.pop("pool4"), train)  # (N, h16, w16, C)
+        # upscore16: (N, 16·h16, 16·w16, C); its top-left H × W: the logits (N, H, W, C)
+        return self.crop.forward(self.upscore16.forward(fuse, train), train, size=size)
 
     def backward(self, dlogits, grad_ready=None):
         """Backpropagate ``∂loss/∂logits`` into ``grads``; ``grad_ready(names)`` as each is final."""
         d = self.upscore16.backward(self.crop.backward(dlogits))
-        d_upscore2, d_score_pool4 = self.fuse_pool4.backward(d)
-        d_pool4 = self.score_pool4.backward(d_score_pool4)
-        announce(self.score_pool4, grad_ready)
-        d = self.upscore2.backward(d_upscore2)
-        announce(self.upscore2, grad_ready)
-        d = self.fc8.backward(d)
+        d_score_fr, d_pool4 = self.skip_pool4.backward(d, grad_ready)
+        d = self.fc8.backward(d_score_fr)
         announce(self.fc8, grad_ready)
         return self.backbone.backward(d, {"pool4": d_pool4}, grad_ready)
-
-    @staticmethod
-    def params_from_vgg16(vgg: dict) -> dict:
-        """Imported VGG-16 weights -> this model's initial parameters: all but fc8."""
-        return {k: v for k, v in vgg.items() if not k.startswith("fc8.")}
 
 
 def copy_params_from_fcn32s(fcn16s: FCN16s, fcn32s_params: dict) -> list:

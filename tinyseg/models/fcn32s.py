@@ -16,7 +16,8 @@ the input pixel for pixel and only its bottom/right overhang (``32⌈H/32⌉ −
 
 ``width`` scales every channel count (conv, fc6, fc7; not the classes), for training a narrower
 VGG on a CPU. Parameters are He-initialised (``N(0, 2/fan_in)``, zero biases, fc8 zero) from
-``seed``, or loaded from pretrained VGG-16 weights (everything but fc8). The ×32 upsampling is
+``seed``, or loaded from pretrained VGG-16 weights (everything but fc8:
+:meth:`~tinyseg.models.base.SegmentationModel.params_from_vgg16`). The ×32 upsampling is
 fixed, as in the post and the FCN paper.
 """
 from __future__ import annotations
@@ -25,21 +26,18 @@ from dataclasses import dataclass
 
 from ..layers import BilinearUpsample, Conv2D, CropTo
 from .base import SegmentationModel, announce
-from .vgg import FCN_VGG, VGG16Backbone, scaled, vgg16_param_shapes
+from .vgg import FCN_VGG, ScaledChannels, VGG16Backbone, vgg16_param_shapes
 
 UPSAMPLE_FACTOR = 32
 
 
 @dataclass
-class FCN32sConfig:
+class FCN32sConfig(ScaledChannels):
     n_classes: int = 2         # the post's binary task: background (0) and object (1)
     width: float = 1.0         # channel multiplier: 1.0 is VGG-16, 0.25 trains 16× faster on a CPU
     dropout: float = 0.5       # after fc6 and fc7, training only
     fc6_kernel: int = 7        # fc6 is VGG's first fully connected layer recast as a 7×7 conv
     seed: int = 0              # parameter initialisation; dropout masks derive from it and the step
-
-    def channels(self, c: int) -> int:
-        return scaled(c, self.width)
 
 
 class FCN32s(SegmentationModel):
@@ -51,10 +49,7 @@ class FCN32s(SegmentationModel):
     @classmethod
     def param_shapes(cls, config) -> dict:
         """``{"conv1_1.w": (3, 3, 3, 64), "conv1_1.b": (64,), …, "fc8.b": (C,)}`` for this config."""
-        shapes = vgg16_param_shapes(config.width, config.fc6_kernel, FCN_VGG)
-        fc = shapes["fc7.b"][0]
-        shapes.update({"fc8.w": (1, 1, fc, config.n_classes), "fc8.b": (config.n_classes,)})
-        return shapes
+        return vgg16_param_shapes(config.width, config.fc6_kernel, FCN_VGG, config.n_classes)
 
     def _build(self, config):
         self.backbone = VGG16Backbone(FCN_VGG, config.dropout)
@@ -82,8 +77,3 @@ class FCN32s(SegmentationModel):
         d = self.fc8.backward(d)
         announce(self.fc8, grad_ready)
         return self.backbone.backward(d, grad_ready=grad_ready)
-
-    @staticmethod
-    def params_from_vgg16(vgg: dict) -> dict:
-        """Imported VGG-16 weights (``tinyseg.weights.load_params``) -> this model's: all but fc8."""
-        return {k: v for k, v in vgg.items() if not k.startswith("fc8.")}

@@ -11,6 +11,8 @@
       upscore8 (×8, fixed bilinear)                           → (N, 8⌈H/8⌉, 8⌈W/8⌉, C)
       crop to the top-left H × W                              → logits (N, H, W, C)
 
+    Each skip (upscore, [scale], score, fuse) is one :class:`~tinyseg.models.skip.SkipStage`.
+
 **Alignment** (DESIGN.md's rule, as in :mod:`tinyseg.models.fcn16s`): with SAME 2×2 pooling a
 stride-``s`` map has pixel ``i`` at input coordinate ``s·i + (s − 1)/2``, and a TF-SAME bilinear
 transposed convolution by ``f`` turns a stride-``s`` grid into the stride-``s/f`` grid of the same
@@ -36,9 +38,10 @@ bilinear, as in the FCN paper.
 """
 from __future__ import annotations
 
-from ..layers import BilinearUpsample, Conv2D, CropAdd, CropTo, Scale, TransposedConv2D
+from ..layers import BilinearUpsample, Conv2D, CropTo
 from .base import SegmentationModel, announce, copy_params_from
 from .fcn32s import FCN32sConfig
+from .skip import SkipStage
 from .vgg import FCN_VGG, VGG16Backbone, vgg16_param_shapes
 
 FCN8sConfig = FCN32sConfig       # the same options as FCN-32s
@@ -57,33 +60,22 @@ class FCN8s(SegmentationModel):
 
     @classmethod
     def param_shapes(cls, config) -> dict:
-        shapes = vgg16_param_shapes(config.width, config.fc6_kernel, FCN_VGG)
-        C, fc = config.n_classes, shapes["fc7.b"][0]
-        c4, c3 = shapes["conv4_3.b"][0], shapes["conv3_3.b"][0]
-        shapes.update({"fc8.w": (1, 1, fc, C), "fc8.b": (C,),
-                       "upscore2.w": (4, 4, C, C),
-                       "score_pool4.w": (1, 1, c4, C), "score_pool4.b": (C,),
-                       "upscore_pool4.w": (4, 4, C, C),
-                       "score_pool3.w": (1, 1, c3, C), "score_pool3.b": (C,)})
+        shapes = vgg16_param_shapes(config.width, config.fc6_kernel, FCN_VGG, config.n_classes)
+        c4, c3 = shapes["conv4_3.b"][0], shapes["conv3_3.b"][0]    # pool4's, pool3's channels
+        shapes.update(SkipStage.param_shapes("pool4", "upscore2", c4, config.n_classes))
+        shapes.update(SkipStage.param_shapes("pool3", "upscore_pool4", c3, config.n_classes))
         return shapes
 
     def _build(self, config):
+        scale4, scale3 = (SCALE_POOL4, SCALE_POOL3) if self.at_once else (None, None)
         self.backbone = VGG16Backbone(FCN_VGG, config.dropout)
         self.fc8 = Conv2D("fc8", None, None)
-        self.upscore2 = TransposedConv2D("upscore2", None, 2)
-        self.scale_pool4 = Scale("scale_pool4", SCALE_POOL4) if self.at_once else None
-        self.score_pool4 = Conv2D("score_pool4", None, None)
-        self.fuse_pool4 = CropAdd("fuse_pool4")
-        self.upscore_pool4 = TransposedConv2D("upscore_pool4", None, 2)
-        self.scale_pool3 = Scale("scale_pool3", SCALE_POOL3) if self.at_once else None
-        self.score_pool3 = Conv2D("score_pool3", None, None)
-        self.fuse_pool3 = CropAdd("fuse_pool3")
+        self.skip_pool4 = SkipStage("pool4", "upscore2", scale4)        # upscore2 … fuse_pool4
+        self.skip_pool3 = SkipStage("pool3", "upscore_pool4", scale3)   # upscore_pool4 … fuse_pool3
         self.upscore8 = BilinearUpsample("upscore8", 8)
         self.crop = CropTo("crop")
-        head = [self.fc8, self.upscore2, self.scale_pool4, self.score_pool4, self.fuse_pool4,
-                self.upscore_pool4, self.scale_pool3, self.score_pool3, self.fuse_pool3,
-                self.upscore8, self.crop]
-        return self.backbone.layers + [l for l in head if l is not None]
+        return (self.backbone.layers + [self.fc8] + self.skip_pool4.layers + self.skip_pool3.layers
+                + [self.upscore8, self.crop])
 
     def forward(self, x, train: bool = False, step: int = 0):
         """Logits ``(N, H, W, C)`` for a preprocessed batch ``x (N, H, W, 3)``."""
@@ -91,46 +83,19 @@ class FCN8s(SegmentationModel):
         size = (x.shape[1], x.shape[2])
         fc7, taps = self.backbone.forward(x, train, step, self.config.seed, taps=("pool3", "pool4"))
         score_fr = self.fc8.forward(fc7, train)                               # (N, h32, w32, C)
-        upscore2 = self.upscore2.forward(score_fr, train)                     # (N, 2·h32, 2·w32, C)
-        pool4 = taps.pop("pool4")
-        if self.at_once:
-            pool4 = self.scale_pool4.forward(pool4, train)
-        score_pool4 = self.score_pool4.forward(pool4, train)                  # (N, h16, w16, C)
-        fuse_pool4 = self.fuse_pool4.forward(upscore2, score_pool4, train)    # (N, h16, w16, C)
-        upscore_pool4 = self.upscore_pool4.forward(fuse_pool4, train)         # (N, 2·h16, 2·w16, C)
-        pool3 = taps.pop("pool3")
-        if self.at_once:
-            pool3 = self.scale_pool3.forward(pool3, train)
-        score_pool3 = self.score_pool3.forward(pool3, train)                  # (N, h8, w8, C)
-        fuse_pool3 = self.fuse_pool3.forward(upscore_pool4, score_pool3, train)  # (N, h8, w8, C)
-        up = self.upscore8.forward(fuse_pool3, train)                         # (N, 8·h8, 8·w8, C)
-        return self.crop.forward(up, train, size=size)                        # (N, H, W, C)
+        fuse_pool4 = self.skip_pool4.forward(score_fr, taps.pop("pool4"), train)    # (N, h16, w16, C)
+        fuse_pool3 = self.skip_pool3.forward(fuse_pool4, taps.pop("pool3"), train)  # (N, h8, w8, C)
+        # upscore8: (N, 8·h8, 8·w8, C); its top-left H × W: the logits (N, H, W, C)
+        return self.crop.forward(self.upscore8.forward(fuse_pool3, train), train, size=size)
 
     def backward(self, dlogits, grad_ready=None):
         """Backpropagate ``∂loss/∂logits`` into ``grads``; ``grad_ready(names)`` as each is final."""
         d = self.upscore8.backward(self.crop.backward(dlogits))
-        d_upscore_pool4, d_score_pool3 = self.fuse_pool3.backward(d)
-        d_pool3 = self.score_pool3.backward(d_score_pool3)
-        announce(self.score_pool3, grad_ready)
-        if self.at_once:
-            d_pool3 = self.scale_pool3.backward(d_pool3)
-        d = self.upscore_pool4.backward(d_upscore_pool4)
-        announce(self.upscore_pool4, grad_ready)
-        d_upscore2, d_score_pool4 = self.fuse_pool4.backward(d)
-        d_pool4 = self.score_pool4.backward(d_score_pool4)
-        announce(self.score_pool4, grad_ready)
-        if self.at_once:
-            d_pool4 = self.scale_pool4.backward(d_pool4)
-        d = self.upscore2.backward(d_upscore2)
-        announce(self.upscore2, grad_ready)
-        d = self.fc8.backward(d)
+        d_fuse_pool4, d_pool3 = self.skip_pool3.backward(d, grad_ready)
+        d_score_fr, d_pool4 = self.skip_pool4.backward(d_fuse_pool4, grad_ready)
+        d = self.fc8.backward(d_score_fr)
         announce(self.fc8, grad_ready)
         return self.backbone.backward(d, {"pool4": d_pool4, "pool3": d_pool3}, grad_ready)
-
-    @staticmethod
-    def params_from_vgg16(vgg: dict) -> dict:
-        """Imported VGG-16 weights -> this model's initial parameters: all but fc8."""
-        return {k: v for k, v in vgg.items() if not k.startswith("fc8.")}
 
 
 class FCN8sAtOnce(FCN8s):

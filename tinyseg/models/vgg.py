@@ -64,8 +64,20 @@ DEEPLAB_VGG = VGGVariant(pool="3x3", pool_strides=(2, 2, 2, 1, 1), conv5_dilatio
                          fc6_dilation=12, fc_channels=1024)
 
 
-def vgg16_param_shapes(width: float, fc6_kernel: int, variant: VGGVariant) -> dict:
-    """``{"conv1_1.w": (3, 3, 3, 64), "conv1_1.b": (64,), …, "fc7.b": (F,)}`` of the backbone."""
+class ScaledChannels:
+    """What a model config with a ``width`` field answers: ``channels(c)``, VGG's ``c`` scaled."""
+
+    def channels(self, c: int) -> int:
+        return scaled(c, self.width)
+
+
+def vgg16_param_shapes(width: float, fc6_kernel: int, variant: VGGVariant,
+                       n_classes: int | None = None) -> dict:
+    """``{"conv1_1.w": (3, 3, 3, 64), "conv1_1.b": (64,), …, "fc7.b": (F,)}`` of the backbone.
+
+    With ``n_classes`` (``C``) also the scores every model puts on it, in this order:
+    ``"fc8.w": (1, 1, F, C)``, ``"fc8.b": (C,)`` (``F`` = fc7's channels).
+    """
     shapes, c_in = {}, 3
     for block, n, c in VGG16_BLOCKS:
         c_out = scaled(c, width)
@@ -76,6 +88,8 @@ def vgg16_param_shapes(width: float, fc6_kernel: int, variant: VGGVariant) -> di
     fc = scaled(variant.fc_channels, width)
     shapes.update({"fc6.w": (fc6_kernel, fc6_kernel, c_in, fc), "fc6.b": (fc,),
                    "fc7.w": (1, 1, fc, fc), "fc7.b": (fc,)})
+    if n_classes is not None:
+        shapes.update({"fc8.w": (1, 1, fc, n_classes), "fc8.b": (n_classes,)})
     return shapes
 
 
