@@ -43,6 +43,12 @@ class Layer:
         """Remember ``cache`` for backward in training; keep nothing in test mode."""
         self._cache = cache if train else None
 
+    def _out(self, out_cache, train: bool):
+        """``out`` of an op's ``(out, cache)``, its ``cache`` kept for backward in training only."""
+        out, cache = out_cache
+        self._keep(cache, train)
+        return out
+
     def _saved(self):
         """What the last training-mode forward kept; a clear error if there is none."""
         if self._cache is None:
@@ -71,9 +77,8 @@ class Conv2D(Layer):
         self.need_dx = bool(need_dx)
 
     def forward(self, x, train=False):
-        out, cache = ops.conv2d_forward(x, self.params["w"], self.params["b"], self.dilation)
-        self._keep(cache, train)
-        return out
+        w, b = self.params["w"], self.params["b"]
+        return self._out(ops.conv2d_forward(x, w, b, self.dilation), train)
 
     def backward(self, dout):
         # Last step's gradient arrays are overwritten: by now the optimizer has used them.
@@ -89,9 +94,7 @@ class Conv2D(Layer):
 
 class ReLU(Layer):
     def forward(self, x, train=False):
-        out, cache = ops.relu_forward(x)
-        self._keep(cache, train)
-        return out
+        return self._out(ops.relu_forward(x), train)
 
     def backward(self, dout):
         return ops.relu_backward(dout, self._saved())
@@ -101,9 +104,7 @@ class MaxPool(Layer):
     """2×2 stride-2 max pooling with SAME (ceil) semantics."""
 
     def forward(self, x, train=False):
-        out, cache = ops.maxpool_forward(x)
-        self._keep(cache, train)
-        return out
+        return self._out(ops.maxpool_forward(x), train)
 
     def backward(self, dout):
         return ops.maxpool_backward(dout, self._saved())
@@ -123,9 +124,7 @@ class MaxPool3x3(Layer):
         self.stride = int(stride)
 
     def forward(self, x, train=False):
-        out, cache = ops.maxpool3x3_forward(x, self.stride)
-        self._keep(cache, train)
-        return out
+        return self._out(ops.maxpool3x3_forward(x, self.stride), train)
 
     def backward(self, dout):
         return ops.maxpool3x3_backward(dout, self._saved())
@@ -177,9 +176,7 @@ class BilinearUpsample(Layer):
 
     def forward(self, x, train=False):
         kernel = self._kernel_for(x)
-        out, cache = ops.conv_transpose2d_depthwise_forward(x, kernel, self.factor)
-        self._keep(cache, train)
-        return out
+        return self._out(ops.conv_transpose2d_depthwise_forward(x, kernel, self.factor), train)
 
     def backward(self, dout):
         return ops.conv_transpose2d_depthwise_backward(dout, self._saved())
@@ -233,9 +230,7 @@ class TransposedConv2D(Layer):
         self.params = {"w": w}
 
     def forward(self, x, train=False):
-        out, cache = ops.conv_transpose2d_forward(x, self.params["w"], self.factor)
-        self._keep(cache, train)
-        return out
+        return self._out(ops.conv_transpose2d_forward(x, self.params["w"], self.factor), train)
 
     def backward(self, dout):
         dx, dw = ops.conv_transpose2d_backward(dout, self._saved())
@@ -251,9 +246,7 @@ class CropAdd(Layer):
     """
 
     def forward(self, big, small, train=False):
-        out, cache = ops.crop_add_forward(big, small)
-        self._keep(cache, train)
-        return out
+        return self._out(ops.crop_add_forward(big, small), train)
 
     def backward(self, dout):
         return ops.crop_add_backward(dout, self._saved())
@@ -294,9 +287,7 @@ class Interp(Layer):
         self.factor = factor
 
     def forward(self, x, train=False, size=None):
-        out, cache = ops.interp_forward(x, self.factor, size)
-        self._keep(cache, train)
-        return out
+        return self._out(ops.interp_forward(x, self.factor, size), train)
 
     def backward(self, dout):
         return ops.interp_backward(dout, self._saved())

@@ -83,7 +83,7 @@ class FCN8s(SegmentationModel):
         size = (x.shape[1], x.shape[2])
         fc7, taps = self.backbone.forward(x, train, step, self.config.seed, taps=("pool3", "pool4"))
         score_fr = self.fc8.forward(fc7, train)                               # (N, h32, w32, C)
-        fuse_pool4 = self.skip_pool4.forward(score_fr, taps.pop("pool4"), train)    # (N, h16, w16, C)
+        fuse_pool4 = self.skip_pool4.forward(score_fr, taps.pop("pool4"), train)  # (N, h16, w16, C)
         fuse_pool3 = self.skip_pool3.forward(fuse_pool4, taps.pop("pool3"), train)  # (N, h8, w8, C)
         # upscore8: (N, 8·h8, 8·w8, C); its top-left H × W: the logits (N, H, W, C)
         return self.crop.forward(self.upscore8.forward(fuse_pool3, train), train, size=size)

@@ -22,7 +22,7 @@ UPSCORE_KERNEL = 4                # get_kernel_size(2): (4, 4, C, C) transposed-
 
 
 class SkipStage:
-    """``forward(coarse, tap) = crop(upscore(coarse)) + score(scale(tap))``; backward gives both grads.
+    """``forward(coarse, tap) = crop(upscore(coarse)) + score(scale(tap))``; backward: both grads.
 
     Parameters
     ----------
@@ -37,7 +37,8 @@ class SkipStage:
         self.scale = Scale(f"scale_{tap}", scale) if scale is not None else None
         self.score = Conv2D(f"score_{tap}", None, None)
         self.fuse = CropAdd(f"fuse_{tap}")
-        self.layers = [l for l in (self.upscore, self.scale, self.score, self.fuse) if l is not None]
+        layers = (self.upscore, self.scale, self.score, self.fuse)
+        self.layers = [l for l in layers if l is not None]      # in forward order
 
     @staticmethod
     def param_shapes(tap: str, upscore: str, tap_channels: int, n_classes: int) -> dict:
@@ -47,7 +48,7 @@ class SkipStage:
                 f"score_{tap}.w": (1, 1, tap_channels, C), f"score_{tap}.b": (C,)}
 
     def forward(self, coarse, tap, train: bool = False):
-        """The fused scores ``(N, h', w', C)`` of ``coarse (N, h, w, C)`` and ``tap (N, h', w', c)``."""
+        """Fused scores ``(N, h', w', C)`` of ``coarse (N, h, w, C)`` and ``tap (N, h', w', c)``."""
         up = self.upscore.forward(coarse, train)                # (N, 2h, 2w, C)
         if self.scale is not None:
             tap = self.scale.forward(tap, train)
@@ -55,7 +56,10 @@ class SkipStage:
         return self.fuse.forward(up, score, train)              # (N, h', w', C)
 
     def backward(self, dout, grad_ready=None):
-        """``(∂loss/∂coarse, ∂loss/∂tap)`` from ``∂loss/∂fuse``; announces score's, then upscore's grads."""
+        """``(∂loss/∂coarse, ∂loss/∂tap)`` from ``∂loss/∂fuse``.
+
+        ``grad_ready`` hears of score's gradients, then of upscore's, as each becomes final.
+        """
         d_up, d_score = self.fuse.backward(dout)
         d_tap = self.score.backward(d_score)
         announce(self.score, grad_ready)
