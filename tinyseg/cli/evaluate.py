@@ -17,11 +17,11 @@ from .dataopts import Subset, add_data, check_dataset, dataset_from_args, label_
 
 
 def register(subparsers):
-    p = subparsers.add_parser("evaluate", help="pixel accuracy and IoU before/after the CRF",
-                              description="Accumulate one confusion matrix over the whole dataset "
-                              "(label 255 left out) and report pixel accuracy, per-class IoU (under the "
-                              "classes' names) and mean IoU over the classes present, for the network "
-                              "alone and after the dense CRF.")
+    p = subparsers.add_parser(
+        "evaluate", help="pixel accuracy and IoU before/after the CRF",
+        description="""Accumulate one confusion matrix over the whole dataset (label 255 left out)
+        and report pixel accuracy, per-class IoU (under the classes' names) and mean IoU over the
+        classes present, for the network alone and after the dense CRF.""")
     p.add_argument("--checkpoint", required=True, help="a checkpoint written by `tinyseg train`")
     add_data(p, "val")
     p.add_argument("--no-crf", action="store_true", help="skip the CRF")

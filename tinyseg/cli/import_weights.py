@@ -9,11 +9,11 @@ from . import argcheck
 
 
 def register(subparsers):
-    p = subparsers.add_parser("import-weights", help="import Keras VGG-16 weights into a tinyseg .npz",
-                              description="Import vgg16_weights_tf_dim_ordering_tf_kernels(.h5|_notop.h5) "
-                              "(or a .npz of named arrays), verify its MD5, make conv1_1 take RGB "
-                              "instead of Caffe's BGR, recast fc1/fc2 as 7×7 and 1×1 convolutions, and "
-                              "save tinyseg-named arrays. Nothing is downloaded.")
+    p = subparsers.add_parser(
+        "import-weights", help="import Keras VGG-16 weights into a tinyseg .npz",
+        description="""Import vgg16_weights_tf_dim_ordering_tf_kernels(.h5|_notop.h5) (or a .npz of
+        named arrays), verify its MD5, make conv1_1 take RGB instead of Caffe's BGR, recast fc1/fc2
+        as 7×7 and 1×1 convolutions, and save tinyseg-named arrays. Nothing is downloaded.""")
     p.add_argument("path", help="the Keras .h5 file (or a .npz)")
     p.add_argument("--out", default=os.path.join("weights", "vgg16.npz"),
                    help="output .npz (default: %(default)s)")

@@ -16,14 +16,14 @@ from .memcheck import check_forward
 
 
 def register(subparsers):
-    p = subparsers.add_parser("predict", help="segment an image or a folder of images with a trained "
-                              "checkpoint (+ CRF)",
-                              description="Predict labels and probabilities; optionally refine them "
-                              "with the dense CRF; write label PNGs (VOC palette; pixel values are the "
-                              "classes), the same labels as colour overlays on the image with a legend "
-                              "of the class names (*_overlay.png), the probabilities (.npy) and, for "
-                              "two classes, the post's figures. A folder of images gives "
-                              "OUT/NAME.png, OUT/NAME_overlay.png (and OUT/NAME_crf*.png) per image.")
+    p = subparsers.add_parser(
+        "predict", help="segment an image or a folder of images with a trained checkpoint "
+        "(+ CRF)",
+        description="""Predict labels and probabilities; optionally refine them with the dense CRF;
+        write label PNGs (VOC palette; pixel values are the classes), the same labels as colour
+        overlays on the image with a legend of the class names (*_overlay.png), the probabilities
+        (.npy) and, for two classes, the post's figures. A folder of images gives OUT/NAME.png,
+        OUT/NAME_overlay.png (and OUT/NAME_crf*.png) per image.""")
     p.add_argument("--checkpoint", required=True, help="a checkpoint written by `tinyseg train`")
     p.add_argument("--image", required=True, help="the RGB image to segment, or a folder of images")
     p.add_argument("--out", default="prediction", help="output folder (default: %(default)s)")

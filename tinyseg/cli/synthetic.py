@@ -5,11 +5,13 @@ from . import argcheck
 
 
 def register(subparsers):
-    p = subparsers.add_parser("synthetic", help="write a synthetic dataset (textured shapes, exact "
-                              "ground truth) in the VOC or the folders layout",
-                              description="Textured discs, squares, triangles, rings and crosses on "
-                              "textured backgrounds, one class per shape, random colours; exact labels; "
-                              "with a classes.txt. Everything follows from --seed.")
+    p = subparsers.add_parser(
+        "synthetic",
+        help="write a synthetic dataset (textured shapes, exact ground truth) in the VOC or the "
+        "folders layout",
+        description="""Textured discs, squares, triangles, rings and crosses on textured
+        backgrounds, one class per shape, random colours; exact labels; with a classes.txt.
+        Everything follows from --seed.""")
     p.add_argument("out", help="output folder")
     p.add_argument("--layout", choices=["voc", "folders"], default="voc",
                    help="voc: JPEGImages/ SegmentationClass/ ImageSets/; folders: SPLIT/images, SPLIT/masks")

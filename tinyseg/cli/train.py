@@ -32,15 +32,16 @@ MODEL_OPTIONS = [("width", "width", 1.0), ("dropout", "dropout", None), ("seed",
 
 
 def register(subparsers):
-    p = subparsers.add_parser("train", help="train FCN-32s/16s/8s or DeepLab-LargeFOV on your images (checkpoints, "
-                              "recipes, MPI ranks)",
-                              description="Train on one image, a PASCAL VOC folder or images/ + masks/ "
-                              "folders with N classes. From scratch the default recipe is 'scratch' "
-                              "(Adam, mean loss, batches, augmentation, poly schedule); with --weights "
-                              "it is the post's (Adam 1e-4, summed loss, batch 1). Ctrl-C (or SIGTERM) "
-                              "finishes the current iteration, writes the checkpoint and exits (code "
-                              "130/143); a second Ctrl-C aborts at once. Under `mpiexec -n R` the ranks "
-                              "share each batch.")
+    p = subparsers.add_parser(
+        "train",
+        help="train FCN-32s/16s/8s or DeepLab-LargeFOV on your images (checkpoints, recipes, "
+        "MPI ranks)",
+        description="""Train on one image, a PASCAL VOC folder or images/ + masks/ folders with N
+        classes. From scratch the default recipe is 'scratch' (Adam, mean loss, batches,
+        augmentation, poly schedule); with --weights it is the post's (Adam 1e-4, summed loss,
+        batch 1). Ctrl-C (or SIGTERM) finishes the current iteration, writes the checkpoint and
+        exits (code 130/143); a second Ctrl-C aborts at once. Under `mpiexec -n R` the ranks share
+        each batch.""")
     add_data(p, "train")
     add_validation(p)
     p.add_argument("--model", choices=list(MODELS), default=None,
