@@ -45,25 +45,38 @@ from tinyseg import ops  # noqa: E402
 from tinyseg.ops.upsampling import get_kernel_size, upsample_filt  # noqa: E402
 
 H, W = 375, 500
-# (name, H, W, k, C_in, C_out, dilation) at a 375×500 input with ceil (SAME) pooling; DeepLab's
-# map stays at 47×63 (output stride 8) from pool3 on.
-CONVS = [
-    ("conv1_1", 375, 500, 3, 3, 64, 1),
-    ("conv1_2", 375, 500, 3, 64, 64, 1),
-    ("conv2_2", 188, 250, 3, 128, 128, 1),
-    ("conv3_3", 94, 125, 3, 256, 256, 1),
-    ("conv4_3", 47, 63, 3, 512, 512, 1),
-    ("conv5_3", 24, 32, 3, 512, 512, 1),
-    ("fc6", 12, 16, 7, 512, 4096, 1),
-    ("fc7", 12, 16, 1, 4096, 4096, 1),
-    ("fc8", 12, 16, 1, 4096, 21, 1),
-    ("deeplab.conv5", 47, 63, 3, 512, 512, 2),
-    ("deeplab.fc6", 47, 63, 3, 512, 1024, 12),
-    ("deeplab.fc7", 47, 63, 1, 1024, 1024, 1),
-]
-# (name, H, W, C, stride) of the 3×3/pad-1 pools of DeepLab-LargeFOV at 375×500
-POOLS3 = [("deeplab.pool1", 375, 500, 64, 2), ("deeplab.pool3", 94, 125, 256, 2),
-          ("deeplab.pool4", 47, 63, 512, 1)]
+
+
+def _table(text: str) -> list:
+    """The rows under a table's header line as tuples; whole numbers become ints."""
+    rows = [line.split() for line in text.strip().splitlines()[1:]]
+    return [tuple(int(v) if v.isdigit() else v for v in row) for row in rows]
+
+
+# The convolutions at a 375×500 input with ceil (SAME) pooling; DeepLab's map stays at 47×63
+# (output stride 8) from pool3 on.
+CONVS = _table("""
+    name            H    W    k  C_in  C_out  dilation
+    conv1_1         375  500  3  3     64     1
+    conv1_2         375  500  3  64    64     1
+    conv2_2         188  250  3  128   128    1
+    conv3_3         94   125  3  256   256    1
+    conv4_3         47   63   3  512   512    1
+    conv5_3         24   32   3  512   512    1
+    fc6             12   16   7  512   4096   1
+    fc7             12   16   1  4096  4096   1
+    fc8             12   16   1  4096  21     1
+    deeplab.conv5   47   63   3  512   512    2
+    deeplab.fc6     47   63   3  512   1024   12
+    deeplab.fc7     47   63   1  1024  1024   1
+""")
+# The 3×3/pad-1 pools of DeepLab-LargeFOV at 375×500.
+POOLS3 = _table("""
+    name            H    W    C    stride
+    deeplab.pool1   375  500  64   2
+    deeplab.pool3   94   125  256  2
+    deeplab.pool4   47   63   512  1
+""")
 
 
 def interleaved(fns: dict, repeat: int, pause: float = 0.05) -> dict:
