@@ -316,9 +316,9 @@ def _train(args) -> int:
 def crf_rnn_verdict(state) -> str | None:
     """A warning when a CRF-as-RNN run's best validated output is below its starting network alone.
 
-    ``state``: the trainer's :class:`~tinyseg.training.trainer.TrainState`; its ``network_validations`` (the
-    network alone's mean IoU) start at iteration 0, the network the run started from. ``None``
-    when there is nothing to warn about (or no such validation).
+    ``state``: the trainer's :class:`~tinyseg.training.checkpointing.TrainState`; its
+    ``network_validations`` (the network alone's mean IoU) start at iteration 0, the network the
+    run started from. ``None`` when there is nothing to warn about (or no such validation).
     """
     if not state.network_validations or state.best_miou is None:
         return None

@@ -2,6 +2,9 @@
 
 * :mod:`~tinyseg.training.trainer` -- :class:`Trainer` and :class:`TrainConfig`: the loop, resume,
   validation, divergence checks.
+* :mod:`~tinyseg.training.checkpointing` -- what a run's checkpoint holds (:class:`TrainState`
+  among it), resuming from one, which checkpoint files a run may replace.
+* :mod:`~tinyseg.training.validation` -- the mean IoU on held-out samples, over the ranks.
 * :mod:`~tinyseg.training.optim` -- Adam and SGD (momentum, weight decay) and the learning-rate
   schedules; the update kernels are ops (:mod:`tinyseg.ops`).
 * :mod:`~tinyseg.training.augment` -- flips, scales, crops and colour jitter, a pure function of

@@ -41,8 +41,8 @@ from .. import ops
 from ..data import preprocess
 from ..ops import scale_into
 from ..tuning import tune_process
-from ..weights.checkpoint import load_checkpoint, save_checkpoint
 from .augment import AugmentConfig, augment
+from .checkpointing import TrainState, best_path, check_may_write, load_run, save_run
 from .distributed import GradientBuckets, World
 from .interrupt import TrainingInterrupted, stop_on_signals
 from .log import TrainLog
@@ -86,22 +86,6 @@ class TrainConfig:
         keys = ("iterations", "batch", "optimizer", "lr", "momentum", "weight_decay", "lr_schedule",
                 "warmup", "reduction", "shuffle_seed", "val_every")
         return {**{k: getattr(self, k) for k in keys}, "augment": asdict(self.augment)}
-
-
-@dataclass
-class TrainState:
-    losses: list = field(default_factory=list)    # loss of every iteration done so far
-    seconds: float = 0.0                          # training time so far
-    best_miou: float | None = None                # best validation mean IoU so far
-    best_iteration: int = 0                       # the iteration that reached it
-    validations: list = field(default_factory=list)   # [iteration, mean IoU] of every validation
-    network_validations: list = field(default_factory=list)   # CRF-as-RNN: the network alone's
-
-
-def best_path(checkpoint: str) -> str:
-    """``run.h5`` → ``run.best.h5``: where the best-mIoU checkpoint goes beside the last one."""
-    root, ext = os.path.splitext(checkpoint)
-    return f"{root}.best{ext or '.h5'}"
 
 
 class Trainer:
@@ -248,7 +232,7 @@ class Trainer:
 
         if last() and self.iteration >= last():
             return self.state.losses
-        self._check_may_write()
+        check_may_write(c, self._owned)
         self._stop_reason = self.stopped_early = None
         self.log.start(self.iteration, last() or None)
         self.world.broadcast_params(self.model.params, self.model.backend)
@@ -375,48 +359,21 @@ class Trainer:
         return miou
 
     # ------------------------------------------------------------------ checkpoints
+    # What a checkpoint holds and the checks on resuming: tinyseg.training.checkpointing.
     def save(self, path: str) -> None:
         """Write parameters, optimizer state, configs and progress to one HDF5 file (rank 0, atomically)."""
         self._owned.add(os.path.abspath(path))
         if not self.world.is_root:
             return
         self.log.flush_row()
-        save_checkpoint(path, self.model.host_params(), self.optimizer.state(),
-                        {"model": self.model.config_dict(), "optimizer": self.optimizer.name,
-                         "adam": asdict(self.optimizer.config), "train": self.config.recipe(),
-                         **self.metadata},
-                        extra=asdict(self.state))
+        save_run(path, self.model, self.optimizer, self.config.recipe(), self.metadata, self.state)
         if path == self.config.checkpoint:          # not NAME.best.h5
             self._last_saved = (path, self.iteration)
 
     def resume(self, path: str) -> None:
         """Continue from a checkpoint written by :meth:`save` (same model config required)."""
-        ckpt = load_checkpoint(path)
-        saved = {"name": "fcn32s", **ckpt.config.get("model", {})}   # no name: an FCN-32s checkpoint
-        mine = self.model.config_dict()
-        if saved != mine:
-            raise ValueError(f"checkpoint {path} was written for model config {saved}, "
-                             f"but this model is {mine}")
-        if ckpt.config.get("optimizer", "adam") != self.optimizer.name:
-            raise ValueError(f"checkpoint {path} was trained with {ckpt.config.get('optimizer', 'adam')}, "
-                             f"not {self.optimizer.name}")
-        self.model.load_params(ckpt.params)
-        self.optimizer.load_state(ckpt.adam_state, self.model.backend)
-        extra = ckpt.extra or {}
-        known = {k: extra[k] for k in asdict(TrainState()) if k in extra}
-        self.state = TrainState(**known)
+        self.state = load_run(path, self.model, self.optimizer)
         self._owned.add(os.path.abspath(path))
         self._last_saved = (path, self.iteration)
         if self.config.checkpoint:
             self._owned.add(os.path.abspath(self.config.best_checkpoint or best_path(self.config.checkpoint)))
-
-    def _check_may_write(self) -> None:
-        """Refuse to replace a checkpoint of another run (see :class:`TrainConfig`'s ``overwrite``)."""
-        c = self.config
-        if not c.checkpoint or c.overwrite:
-            return
-        for path in (c.checkpoint, c.best_checkpoint or best_path(c.checkpoint)):
-            if os.path.exists(path) and os.path.abspath(path) not in self._owned:
-                raise FileExistsError(
-                    f"checkpoint {path} already exists and this trainer did not resume from it; "
-                    f"resume from it (Trainer.resume) or set TrainConfig(overwrite=True) to replace it")
