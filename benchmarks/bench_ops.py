@@ -49,8 +49,8 @@ H, W = 375, 500
 
 def _table(text: str) -> list:
     """The rows under a table's header line as tuples; whole numbers become ints."""
-    rows = [line.split() for line in text.strip().splitlines()[1:]]
-    return [tuple(int(v) if v.isdigit() else v for v in row) for row in rows]
+    return [tuple(int(v) if v.isdigit() else v for v in line.split())
+            for line in text.strip().splitlines()[1:]]
 
 
 # The convolutions at a 375×500 input with ceil (SAME) pooling; DeepLab's map stays at 47×63
@@ -70,13 +70,9 @@ CONVS = _table("""
     deeplab.fc6     47   63   3  512   1024   12
     deeplab.fc7     47   63   1  1024  1024   1
 """)
-# The 3×3/pad-1 pools of DeepLab-LargeFOV at 375×500.
-POOLS3 = _table("""
-    name            H    W    C    stride
-    deeplab.pool1   375  500  64   2
-    deeplab.pool3   94   125  256  2
-    deeplab.pool4   47   63   512  1
-""")
+# (name, H, W, C, stride) of the 3×3/pad-1 pools of DeepLab-LargeFOV at 375×500
+POOLS3 = [("deeplab.pool1", 375, 500, 64, 2), ("deeplab.pool3", 94, 125, 256, 2),
+          ("deeplab.pool4", 47, 63, 512, 1)]
 
 
 def interleaved(fns: dict, repeat: int, pause: float = 0.05) -> dict:
@@ -243,13 +239,10 @@ def bench_others(rng, repeat, torch, n_classes=21):
 
 
 def vgg16_fcn32s_shapes(n_classes=21):
-    shapes, cin = [], 3
-    for cout, n in [(64, 2), (128, 2), (256, 3), (512, 3), (512, 3)]:
-        for _ in range(n):
-            shapes += [(3, 3, cin, cout), (cout,)]
-            cin = cout
-    shapes += [(7, 7, 512, 4096), (4096,), (1, 1, 4096, 4096), (4096,), (1, 1, 4096, n_classes), (n_classes,)]
-    return shapes
+    """The parameter shapes of the full-width FCN-32s, conv1_1.w … fc8.b (134 M parameters)."""
+    from tinyseg.models import FCN32s, FCN32sConfig
+
+    return list(FCN32s.param_shapes(FCN32sConfig(n_classes=n_classes)).values())
 
 
 def bench_adam(rng, repeat, torch):
