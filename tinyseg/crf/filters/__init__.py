@@ -22,6 +22,9 @@ readable NumPy twin (``*_reference``) side by side; none of them is the permutoh
   measured in the tests and the benchmark. :class:`GridLayout` describes a built grid publicly
   (the CUDA twin uses it). Set-up in :mod:`.grid_setup`, per-iteration kernels in
   :mod:`.grid_kernels`.
+* :mod:`.simplex` -- :class:`SimplexGridFilter`, the same grid with simplex (Kuhn) splat and
+  slice: ``D + 1`` corners per point instead of ``2^D``, its covariance corrected by a shear of
+  the features; what ``method="fast"`` uses for the bilateral kernel.
 * :mod:`.spatial_grid` -- :class:`SpatialGridFilter`, the spatial Gaussian on a 2-D grid (splat,
   blur, slice factorised over the image axes): a few multiply-adds per value (error ~1%).
 * :mod:`.recursive` -- :class:`RecursiveGaussianFilter`, the spatial Gaussian by Deriche's
@@ -42,6 +45,7 @@ from .grid_setup import dilate, dilate_reference
 from .recursive import RecursiveGaussianFilter, recursive_gaussian_reference
 from .rotation import rotate_to_principal_axes
 from .separable import SeparableGaussianFilter, gaussian_taps, separable_gaussian_reference
+from .simplex import SimplexGridFilter, kuhn_shear, simplex_filter_reference
 from .spatial_grid import SpatialGridFilter, spatial_grid_reference
 
 __all__ = [
@@ -50,6 +54,9 @@ __all__ = [
     "SeparableGaussianFilter",
     "GridFilter",
     "GridLayout",
+    "SimplexGridFilter",
+    "simplex_filter_reference",
+    "kuhn_shear",
     "RecursiveGaussianFilter",
     "SpatialGridFilter",
     "spatial_grid_reference",

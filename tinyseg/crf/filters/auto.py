@@ -4,8 +4,10 @@
   its 4-sigma cut) while its taps are few, :class:`~.recursive.RecursiveGaussianFilter` (constant
   cost, 5e-4 error) beyond ``sigma = 2``, and from ``sigma = 2.5`` on, with many channels,
   :class:`~.spatial_grid.SpatialGridFilter` (a few multiply-adds per value, 1-2% error at worst).
-* Any other features (the bilateral kernel, N-D features): the sparse bilateral grid
-  (:class:`~.grid.GridFilter`, multilinear, the most accurate at the usual bandwidths) while its
+* Any other features (the bilateral kernel, N-D features): the sparse bilateral grid with
+  simplex interpolation (:class:`~.simplex.SimplexGridFilter`: ``D + 1`` corners per point, its
+  covariance corrected by a shear of the features; ``interpolation="multilinear"`` takes
+  :class:`~.grid.GridFilter`'s ``2^D`` corners instead, the CUDA twin's) while its
   bounding box stays within ``max_cells`` cells and ``box_per_point`` cells per point (at least
   2^18 cells: small images always get the grid; beyond, its set-up and its pruned blur grow
   with the box) and the features have at most ``grid_max_dims`` dimensions; its cells widen (up
@@ -28,6 +30,7 @@ from .grid_setup import _min_max_kernel
 from .recursive import RecursiveGaussianFilter
 from .rotation import blur_order, rotate_to_principal_axes
 from .separable import SeparableGaussianFilter
+from .simplex import SimplexGridFilter
 from .spatial_grid import SpatialGridFilter
 
 __all__ = ["spatial_gaussian", "auto_filter", "grid_box_cells", "RECURSIVE_FROM_SIGMA",
@@ -76,13 +79,16 @@ def grid_box_cells(features: np.ndarray, cell: float = 0.75) -> float:
 
 def auto_filter(features: np.ndarray, *, rotate=None, image_shape=None, max_cells: int = 1 << 25,
                 box_per_point: float = 128.0, max_occupied: float = 0.45, grid_max_dims: int = 6,
-                cluster_cell: float = 1.0):
+                cluster_cell: float = 1.0, interpolation: str = "simplex"):
     """The fast filter for Gaussian features (N, D) (see the module).
 
     ``rotate``: feature axes the grid may turn onto their principal axes (the colours);
     ``image_shape``: (H, W) when the points are an image's pixels (5-D bilateral features),
-    which lets the grid factorise its splat and slice by image rows.
+    which lets the multilinear grid factorise its splat and slice by image rows;
+    ``interpolation``: the grid's splat and slice, "simplex" or "multilinear".
     """
+    if interpolation not in ("simplex", "multilinear"):
+        raise ValueError(f"`interpolation` must be 'simplex' or 'multilinear', got {interpolation!r}")
     features = np.ascontiguousarray(check_features(features), dtype=np.float32)
     d = features.shape[1]
     if d <= grid_max_dims:
@@ -90,9 +96,10 @@ def auto_filter(features: np.ndarray, *, rotate=None, image_shape=None, max_cell
             else features
         budget = min(max_cells, max(box_per_point * features.shape[0], 1 << 18))
         if grid_box_cells(turned, _COARSER_CELLS[-1]) <= budget:      # it may widen its cells
-            return GridFilter(turned, max_cells=max_cells, max_occupied=max_occupied,
-                              image_shape=image_shape if d == 5 else None,
-                              order=blur_order(d, rotate or ()))
+            grid = SimplexGridFilter if interpolation == "simplex" else GridFilter
+            return grid(turned, max_cells=max_cells, max_occupied=max_occupied,
+                        image_shape=image_shape if d == 5 else None,
+                        order=blur_order(d, rotate or ()))
     if not math.isfinite(cluster_cell) or cluster_cell <= 0:
         raise ValueError(f"`cluster_cell` must be positive, got {cluster_cell}")
     return ClusterFilter(features, cell=cluster_cell)
