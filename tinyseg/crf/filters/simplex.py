@@ -184,7 +184,11 @@ class SimplexGridFilter(GridFilter):
         super().__init__(self._sheared(features, cell), cell=cell, max_occupied=max_occupied,
                          **options)
         if self.shear and self.cell != cell:          # coarsened: the shear belongs to the cell
-            super().__init__(self._sheared(features, self.cell), cell=self.cell, **options)
+            sheared = self._sheared(features, self.cell)
+            span = sheared.max(axis=0).astype(np.float64) - sheared.min(axis=0)
+            box = float(np.prod(np.floor(span / self.cell) + 2))   # this cell was accepted
+            options["max_cells"] = max(max_cells, int(box))
+            super().__init__(sheared, cell=self.cell, **options)
         d = self.n_dims
         if self.shear:                                # the peak back at 1 (see kuhn_shear)
             self.taps = self.taps * np.float32(kuhn_peak(self.cell, self.n_dims) ** (1 / d))
