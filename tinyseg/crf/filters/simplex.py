@@ -38,7 +38,7 @@ from numba import njit, prange
 
 from ._base import FAST_FLOATS, check_features, check_values
 from .grid import GridFilter
-from .grid_kernels import _grid_geometry, _reduce_kernel, blur_pass_rows
+from .grid_kernels import _blur_pass_kernel, _grid_geometry, _reduce_kernel, blur_pass_rows
 from .grid_layout import grid_blur_taps
 from .grid_setup import _grid_coords_kernel
 from .rotation import blur_order, rotate_to_principal_axes
@@ -113,11 +113,11 @@ def simplex_corners_reference(base: np.ndarray, frac: np.ndarray):
     return base[:, None, :] + np.cumsum(steps, axis=1), weights
 
 
-@njit(cache=True)
+@njit(parallel=True, cache=True)
 def _compact_kernel(corners, cell_map, out):
     """out[i, k] = cell_map[corners[i, k]]: flat grid indices to the occupied cells' numbers."""
     n, k_max = corners.shape
-    for i in range(n):
+    for i in prange(n):
         for k in range(k_max):
             out[i, k] = cell_map[corners[i, k]]
 
@@ -131,7 +131,14 @@ def _splat_kernel(values, corners, weights, partial):
     for p in prange(n_chunks):
         grid = partial[p]
         grid[:, :] = 0.0
-        for i in range((n * p) // n_chunks, (n * (p + 1)) // n_chunks):
+        lo, hi = (n * p) // n_chunks, (n * (p + 1)) // n_chunks
+        if m == 1:                                  # one channel: a scalar loop, no inner one
+            for i in range(lo, hi):
+                v = values[i, 0]
+                for k in range(n_corners):
+                    grid[corners[i, k], 0] += weights[i, k] * v
+            continue
+        for i in range(lo, hi):
             v = values[i]
             for k in range(n_corners):
                 w = weights[i, k]
@@ -145,6 +152,13 @@ def _slice_kernel(grid, corners, weights, out):
     """out[i] = sum_k weights[i, k] grid[corners[i, k]]; grid (cells + 1, M), out (N, M)."""
     n, n_corners = corners.shape
     m = grid.shape[1]
+    if m == 1:                                      # one channel: a scalar loop, no inner one
+        for i in prange(n):
+            acc = np.float32(0.0)
+            for k in range(n_corners):
+                acc += weights[i, k] * grid[corners[i, k], 0]
+            out[i, 0] = acc
+        return
     for i in prange(n):
         acc = out[i]
         w = weights[i, 0]
@@ -241,7 +255,10 @@ class SimplexGridFilter(GridFilter):
         del partial                                       # freed before the blur (peak memory)
         for nb in passes:
             blurred = np.empty((nb.shape[0] + 1, m), dtype=np.float32)
-            blur_pass_rows(grid, nb, self.taps, blurred)
+            if m == 1:                                    # the one-channel kernel: no inner loop
+                _blur_pass_kernel(grid.reshape(-1), nb, self.taps, blurred.reshape(-1))
+            else:
+                blur_pass_rows(grid, nb, self.taps, blurred)
             grid = blurred
         if out is None:
             out = np.empty((n, m), dtype=np.float32)
