@@ -123,14 +123,21 @@ def add_into(dst, src):
             dst[i, j] += src[i, j]
 
 
+@njit(inline="always")
+def _as_matrices(x, w, out):
+    """The convolution's GEMM views: ``w (kh, kw, C, F) -> (K, F)``, K = kh·kw·C, and
+    ``out (N, H, W, F) -> (N·H·W, F)`` (or any array shaped like the output, such as ``dout``)."""
+    N, H, W, C = x.shape
+    kh, kw, _, F = w.shape
+    return w.reshape(kh * kw * C, F), out.reshape(N * H * W, F)
+
+
 @njit(cache=True)
 def conv2d_forward(x, w, b, out, col, dil):
     """out = conv(x, w; dilation dil) + b. ``col``: the (rows·W, kh·kw·C) workspace (unused for 1×1)."""
     N, H, W, C = x.shape
-    kh, kw, _, F = w.shape
-    K = kh * kw * C
-    w2 = w.reshape(K, F)                    # (kh, kw, C, F) -> (K, F)
-    out2 = out.reshape(N * H * W, F)        # (N, H, W, F) -> (N·H·W, F)
+    kh, kw = w.shape[0], w.shape[1]
+    w2, out2 = _as_matrices(x, w, out)      # (K, F), (N·H·W, F)
     if kh == 1 and kw == 1:
         np.dot(x.reshape(N * H * W, C), w2, out2)
         add_bias(out2, b)
@@ -161,9 +168,7 @@ def conv2d_forward_blocks(x, w, b, out, cols, dil):
 def _conv2d_forward_blocks(x, w, b, out, cols, dil):
     N, H, W, C = x.shape
     kh, kw, _, F = w.shape
-    K = kh * kw * C
-    w2 = w.reshape(K, F)                    # (kh, kw, C, F) -> (K, F)
-    out2 = out.reshape(N * H * W, F)        # (N, H, W, F) -> (N·H·W, F)
+    w2, out2 = _as_matrices(x, w, out)      # (K, F), (N·H·W, F)
     P = cols.shape[0]
     rows = cols.shape[1] // W
     per_image = blocks_per_image(H, rows)
@@ -229,11 +234,9 @@ def conv2d_backward(x, w, dout, dx, dw, db, col, dw_tmp, dil, need_dx):
     ``need_dx`` false, ``dx`` is neither read nor written (it may be a dummy array).
     """
     N, H, W, C = x.shape
-    kh, kw, _, F = w.shape
-    K = kh * kw * C
-    w2 = w.reshape(K, F)                    # (kh, kw, C, F) -> (K, F)
-    dw2 = dw.reshape(K, F)
-    dout2 = dout.reshape(N * H * W, F)      # (N, H, W, F) -> (N·H·W, F)
+    kh, kw = w.shape[0], w.shape[1]
+    w2, dout2 = _as_matrices(x, w, dout)    # (K, F), (N·H·W, F)
+    dw2 = dw.reshape(w2.shape)
     column_sums(dout2, db)
     if kh == 1 and kw == 1:
         x2 = x.reshape(N * H * W, C)

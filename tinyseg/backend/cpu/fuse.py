@@ -86,12 +86,17 @@ def interp(x, f, out):
                 out[n, y, xo, c] = acc
 
 
+@njit(inline="always")
+def _tent(d, inv):
+    """t(d) = 1 − |d|·inv for |d| < f, ``inv = 1/f``: the bilinear weight of a pixel ``d`` away."""
+    return np.float32(1.0) - np.float32(abs(d)) * inv
+
+
 @njit(parallel=True, cache=True)
 def interp_backward(dout, f, dx):
     N, h, w, C = dx.shape
     Ho, Wo = dout.shape[1], dout.shape[2]
     inv = np.float32(1.0 / f)
-    one = np.float32(1.0)
     for p in prange(N * h):
         n = p // h
         i = p % h
@@ -103,8 +108,8 @@ def interp_backward(dout, f, dx):
             for c in range(C):
                 dx[n, i, j, c] = 0.0
             for y in range(y_lo, y_hi):
-                ty = one - np.float32(abs(y - f * i)) * inv
+                ty = _tent(y - f * i, inv)
                 for xo in range(x_lo, x_hi):
-                    t = ty * (one - np.float32(abs(xo - f * j)) * inv)
+                    t = ty * _tent(xo - f * j, inv)
                     for c in range(C):
                         dx[n, i, j, c] += t * dout[n, y, xo, c]

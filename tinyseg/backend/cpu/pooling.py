@@ -23,8 +23,16 @@ import numpy as np
 from numba import njit, prange
 
 
+@njit(inline="always")
+def _cell2x2(y, xo, k):
+    """The input pixel (row, column) of entry ``k = 2·dy + dx`` of output pixel (y, xo)'s window."""
+    return 2 * y + k // 2, 2 * xo + k % 2
+
+
 @njit(parallel=True, cache=True)
 def maxpool2x2_forward(x, out, argmax):
+    """out[n, y, x, c] = the maximum of x over the 2×2 window at (2y, 2x), its inside pixels only;
+    argmax[n, y, x, c] = 2·dy + dx of the winner (the first one on ties)."""
     N, H, W, C = x.shape
     Ho, Wo = out.shape[1], out.shape[2]
     for p in prange(N * Ho):
@@ -35,8 +43,7 @@ def maxpool2x2_forward(x, out, argmax):
                 best = x[n, 2 * y, 2 * xo, c]
                 arg = 0
                 for k in range(1, 4):
-                    yy = 2 * y + k // 2
-                    xx = 2 * xo + k % 2
+                    yy, xx = _cell2x2(y, xo, k)
                     if yy < H and xx < W:
                         v = x[n, yy, xx, c]
                         if v > best:
@@ -48,25 +55,27 @@ def maxpool2x2_forward(x, out, argmax):
 
 @njit(parallel=True, cache=True)
 def maxpool2x2_backward(dout, argmax, dx):
+    """dx = each ``dout`` at its window's winner, 0 elsewhere: output row y clears the input rows
+    of its windows, 2y and 2y + 1, then writes its winners (the windows do not overlap)."""
     N, H, W, C = dx.shape
     Ho, Wo = dout.shape[1], dout.shape[2]
     for p in prange(N * Ho):
         n = p // Ho
         y = p % Ho
-        for k in range(4):               # clear this window band, then route
-            yy = 2 * y + k // 2
-            if k % 2 == 0 and yy < H:
-                for xx in range(W):
-                    for c in range(C):
-                        dx[n, yy, xx, c] = 0.0
+        for yy in range(2 * y, min(2 * y + 2, H)):
+            for xx in range(W):
+                for c in range(C):
+                    dx[n, yy, xx, c] = 0.0
         for xo in range(Wo):
             for c in range(C):
-                k = argmax[n, y, xo, c]
-                dx[n, 2 * y + k // 2, 2 * xo + k % 2, c] = dout[n, y, xo, c]
+                yy, xx = _cell2x2(y, xo, argmax[n, y, xo, c])
+                dx[n, yy, xx, c] = dout[n, y, xo, c]
 
 
 @njit(parallel=True, cache=True)
 def maxpool3x3_forward(x, stride, out, argmax):
+    """out[n, y, x, c] = the maximum of x over the 3×3 window at (s·y − 1, s·x − 1), its inside
+    pixels only; argmax = 3·dy + dx of the winner (the first maximum, or the last NaN)."""
     N, H, W, C = x.shape
     Ho, Wo = out.shape[1], out.shape[2]
     for p in prange(N * Ho):
@@ -96,6 +105,8 @@ def maxpool3x3_forward(x, stride, out, argmax):
 
 @njit(parallel=True, cache=True)
 def maxpool3x3_backward(dout, argmax, stride, dx):
+    """dx[n, y, x, c] = Σ dout[n, yo, xo, c] over the windows (yo, xo) whose winner is (y, x): a
+    gather over the windows that contain the pixel (at most 9 for s = 1, 4 for s = 2)."""
     N, H, W, C = dx.shape
     Ho, Wo = dout.shape[1], dout.shape[2]
     for p in prange(N * H):

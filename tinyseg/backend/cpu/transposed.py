@@ -32,6 +32,13 @@ def _source_range(y, f, k, pad, n_in):
     return lo, hi
 
 
+@njit(cache=True, inline="always")
+def _reach(start, k, n_out):
+    """The output indices an input row (or column) reaches, [start, start + k) ∩ [0, n_out), with
+    ``start = f·i − pad``: returns (lo, hi)."""
+    return max(start, 0), min(start + k, n_out)
+
+
 @njit(parallel=True, cache=True)
 def _forward(x, w, f, depthwise, out):
     """The full kernel ``w (k, k, Co, Ci)``, or with ``depthwise`` the ``(k, k, 1, 1)`` view of
@@ -69,25 +76,24 @@ def _forward(x, w, f, depthwise, out):
 
 @njit(parallel=True, cache=True)
 def _backward_input(dout, w, f, depthwise, dx):
-    """Adjoint of :func:`_forward`, the same ``depthwise`` view."""
-    N, H, W, Ci = dx.shape
-    k, Co = w.shape[0], dout.shape[3]
-    Ho, Wo = dout.shape[1], dout.shape[2]
+    """Adjoint of :func:`_forward`, the same ``depthwise`` view: input pixel (i, j) gathers
+    the ``dout`` pixels (f·i + ky − pad, f·j + kx − pad) that its taps (ky, kx) land on."""
+    N, Ho, Wo, Co = dout.shape
+    H, W, Ci = dx.shape[1], dx.shape[2], dx.shape[3]
+    k = w.shape[0]
     pad = (k - f) // 2
     for p in prange(N * H):
         n = p // H
         i = p % H
+        y_lo, y_hi = _reach(f * i - pad, k, Ho)
         for j in range(W):
+            x_lo, x_hi = _reach(f * j - pad, k, Wo)
             for c in range(Ci):
                 dx[n, i, j, c] = 0.0
-            for ky in range(k):
-                y = f * i + ky - pad
-                if y < 0 or y >= Ho:
-                    continue
-                for kx in range(k):
-                    xo = f * j + kx - pad
-                    if xo < 0 or xo >= Wo:
-                        continue
+            for y in range(y_lo, y_hi):
+                ky = y + pad - f * i
+                for xo in range(x_lo, x_hi):
+                    kx = xo + pad - f * j
                     if depthwise:
                         wgt = w[ky, kx, 0, 0]
                         for c in range(Ci):

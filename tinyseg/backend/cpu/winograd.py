@@ -111,28 +111,37 @@ def _bt(e0, e1, e2, e3):
     return e0 - e2, e1 + e2, e2 - e1, e1 - e3
 
 
-@njit(cache=True)
-def _input_tile(x, n, y0, x0, dil, V, p):
-    """V[:, p, :] = Bᵀ d B for the tile whose 4×4 taps start at input pixel (y0, x0).
+@njit(inline="always")
+def gather_taps(a, n, y0, x0, dil, taps, T, p):
+    """T[taps·i + j, p, :] = a[n, y0 + d·i, x0 + d·j, :] for i, j < taps, zeros outside the image.
 
-    The 16 taps are first copied into the tile's own 16 rows of ``V`` (zeros outside the image),
-    then transformed in place: each loop over channels touches one array and has no branch, so
-    it vectorises (one loop reading ``x`` and writing ``V`` did not when compiled outside a
-    parallel loop: LLVM cannot rule out that the two overlap).
+    A tile's pixels copied into its slot ``p`` of a per-tile workspace, to be transformed there in
+    place (4×4 input taps for Bᵀ d B here, 2×2 output gradients for A dY Aᵀ in the weight
+    gradient). Copying first keeps each channel loop on one array and free of branches, so it
+    vectorises (one loop reading ``a`` and writing ``T`` did not when compiled outside a parallel
+    loop: LLVM cannot rule out that the two overlap).
     """
-    H, W, C = x.shape[1], x.shape[2], x.shape[3]
-    zero = x.dtype.type(0)
-    for i in range(4):
+    H, W, C = a.shape[1], a.shape[2], a.shape[3]
+    zero = a.dtype.type(0)
+    for i in range(taps):
         yy = y0 + i * dil
-        for j in range(4):
+        for j in range(taps):
             xx = x0 + j * dil
             if 0 <= yy < H and 0 <= xx < W:
                 for c in range(C):
-                    V[4 * i + j, p, c] = x[n, yy, xx, c]
+                    T[taps * i + j, p, c] = a[n, yy, xx, c]
             else:
                 for c in range(C):
-                    V[4 * i + j, p, c] = zero
-    for c in range(C):
+                    T[taps * i + j, p, c] = zero
+
+
+@njit(cache=True)
+def _input_tile(x, n, y0, x0, dil, V, p):
+    """V[:, p, :] = Bᵀ d B for the tile whose 4×4 taps start at input pixel (y0, x0): the taps
+    are gathered into the tile's 16 rows of ``V`` (:func:`gather_taps`), then transformed in place.
+    """
+    gather_taps(x, n, y0, x0, dil, 4, V, p)
+    for c in range(x.shape[3]):
         # Bᵀ d, column by column, then (Bᵀ d) B, row by row
         r00, r10, r20, r30 = _bt(V[0, p, c], V[4, p, c], V[8, p, c], V[12, p, c])
         r01, r11, r21, r31 = _bt(V[1, p, c], V[5, p, c], V[9, p, c], V[13, p, c])

@@ -18,7 +18,7 @@ from numba import njit, prange
 
 from ._blocks import block_rows
 from .matmul import single_threaded
-from .winograd import anchor, anchors, tile_blocks, winograd_input
+from .winograd import anchor, anchors, gather_taps, tile_blocks, winograd_input
 
 
 @njit(inline="always")
@@ -31,22 +31,12 @@ def _a2(u0, u1):
 def _output_grad_tile(dout, n, y0, x0, dil, dM, p):
     """dM[:, p, :] = A dY Aᵀ for the tile whose outputs are (y0 + d·a, x0 + d·b), a, b ∈ {0, 1}.
 
-    The 4 output gradients are first copied into rows 0–3 of the tile's slot (zeros outside the
-    image), then expanded in place (each channel reads its 4 values before writing 16).
+    The 4 output gradients are first gathered into rows 0–3 of the tile's slot (zeros outside the
+    image, :func:`gather_taps`), then expanded in place (each channel reads its 4 values before
+    writing 16).
     """
-    H, W, F = dout.shape[1], dout.shape[2], dout.shape[3]
-    zero = dout.dtype.type(0)
-    for a in range(2):
-        yy = y0 + a * dil
-        for b in range(2):
-            xx = x0 + b * dil
-            if yy < H and xx < W:
-                for f in range(F):
-                    dM[2 * a + b, p, f] = dout[n, yy, xx, f]
-            else:
-                for f in range(F):
-                    dM[2 * a + b, p, f] = zero
-    for f in range(F):
+    gather_taps(dout, n, y0, x0, dil, 2, dM, p)
+    for f in range(dout.shape[3]):
         y00, y01, y10, y11 = dM[0, p, f], dM[1, p, f], dM[2, p, f], dM[3, p, f]
         c00, c10, c20, c30 = _a2(y00, y10)            # A dY: column 0, then column 1
         c01, c11, c21, c31 = _a2(y01, y11)

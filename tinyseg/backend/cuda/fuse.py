@@ -48,7 +48,6 @@ def _box3x3_kernel(x, out):
 @cuda.jit
 def _interp_kernel(x, f, out):
     inside, n, y, xo, c = thread_element(out)
-    N, Ho, Wo, C = out.shape
     h, w = x.shape[1], x.shape[2]
     if inside:
         inv = np.float32(1.0) / np.float32(f)
@@ -71,21 +70,24 @@ def _interp_kernel(x, f, out):
         out[n, y, xo, c] = acc
 
 
+@cuda.jit(device=True)
+def _tent(d, f):
+    """t(d) = 1 − |d|·(1/f) for |d| < f: the bilinear weight of a pixel ``d`` away."""
+    return np.float32(1.0) - np.float32(abs(d)) * (np.float32(1.0) / np.float32(f))
+
+
 @cuda.jit
 def _interp_backward_kernel(dout, f, dx):
     inside, n, i, j, c = thread_element(dx)
-    N, h, w, C = dx.shape
     Ho, Wo = dout.shape[1], dout.shape[2]
     if inside:
-        inv = np.float32(1.0) / np.float32(f)
-        one = np.float32(1.0)
         acc = np.float32(0.0)
         for y in range(f * i - f + 1, f * i + f):
             if 0 <= y < Ho:
-                ty = one - np.float32(abs(y - f * i)) * inv
+                ty = _tent(y - f * i, f)
                 for xo in range(f * j - f + 1, f * j + f):
                     if 0 <= xo < Wo:
-                        acc += ty * (one - np.float32(abs(xo - f * j)) * inv) * dout[n, y, xo, c]
+                        acc += ty * _tent(xo - f * j, f) * dout[n, y, xo, c]
         dx[n, i, j, c] = acc
 
 

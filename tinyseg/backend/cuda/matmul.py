@@ -68,15 +68,51 @@ TINY = GemmConfig(BM=8, BN=8, BK=4, TM=2, TN=2)
 _kernels: dict = {}
 
 
+def _make_slab_loader(R: int, BK: int, T: int, k_fastest: bool):
+    """Device function that copies one ``BK × R`` slab of an operand into shared memory.
+
+    ``load(src, dst, tid, r0, k0, R_total, k_end)``: ``dst[kk, rr] = op[r0 + rr, k0 + kk]``, where
+    ``src`` stores ``op`` as ``(R_total, K)`` when ``k_fastest`` (k is its contiguous axis) and as
+    ``(K, R_total)`` otherwise; elements past ``R_total`` or ``k_end`` are stored as 0. The ``T``
+    threads of the block share the copy, consecutive threads taking consecutive elements of the
+    operand's contiguous axis, so the global loads coalesce in either layout. For A, ``op`` is
+    op(A) ``(M, K)`` (``R = BM``; k fastest unless ``trans_a``); for B, it is op(B)ᵀ ``(N, K)``
+    (``R = BN``; k fastest when ``trans_b``), so both slabs are stored ``[k][row]``.
+    """
+    LOADS = (R * BK + T - 1) // T       # shared-memory elements each thread copies per slab
+    K_FASTEST = bool(k_fastest)
+
+    @cuda.jit(device=True)
+    def load(src, dst, tid, r0, k0, R_total, k_end):
+        for l in range(LOADS):
+            idx = tid + l * T
+            if idx < R * BK:
+                if K_FASTEST:          # src is (R, K): walk k
+                    kk = idx % BK
+                    rr = idx // BK
+                else:                  # src is (K, R): walk r
+                    rr = idx % R
+                    kk = idx // R
+                gr = r0 + rr
+                gk = k0 + kk
+                v = np.float32(0.0)
+                if gr < R_total and gk < k_end:
+                    if K_FASTEST:
+                        v = src[gr, gk]
+                    else:
+                        v = src[gk, gr]
+                dst[kk, rr] = v
+
+    return load
+
+
 def _make_gemm_kernel(trans_a: bool, trans_b: bool, cfg: GemmConfig):
     """Compile-time specialisation of the tiled kernel for operand layouts and tile sizes."""
     BM, BN, BK, TM, TN = cfg.BM, cfg.BN, cfg.BK, cfg.TM, cfg.TN
     TX, TY = cfg.threads
     T = TX * TY
-    A_LOADS = (BM * BK + T - 1) // T      # shared-memory elements each thread copies per slab
-    B_LOADS = (BK * BN + T - 1) // T
-    TRANS_A = bool(trans_a)
-    TRANS_B = bool(trans_b)
+    load_a = _make_slab_loader(BM, BK, T, k_fastest=not trans_a)    # As[k][m] = op(A)[m, k]
+    load_b = _make_slab_loader(BN, BK, T, k_fastest=bool(trans_b))  # Bs[k][n] = op(B)[k, n]
     BM_PAD = BM + 1        # shared-array shapes must be literal constants: no arithmetic inside
     BN_PAD = BN + 1
 
@@ -102,42 +138,8 @@ def _make_gemm_kernel(trans_a: bool, trans_b: bool, cfg: GemmConfig):
             for j in range(TN):
                 acc[i, j] = np.float32(0.0)
         for k0 in range(k_begin, k_end, BK):
-            for l in range(A_LOADS):
-                idx = tid + l * T
-                if idx < BM * BK:
-                    if TRANS_A:            # a is (K, M): walk m, its contiguous axis
-                        mm = idx % BM
-                        kk = idx // BM
-                    else:                  # a is (M, K): walk k
-                        kk = idx % BK
-                        mm = idx // BK
-                    gm = m0 + mm
-                    gk = k0 + kk
-                    v = np.float32(0.0)
-                    if gm < M and gk < k_end:
-                        if TRANS_A:
-                            v = a[gk, gm]
-                        else:
-                            v = a[gm, gk]
-                    As[kk, mm] = v
-            for l in range(B_LOADS):
-                idx = tid + l * T
-                if idx < BK * BN:
-                    if TRANS_B:            # b is (N, K): walk k
-                        kk = idx % BK
-                        nn = idx // BK
-                    else:                  # b is (K, N): walk n
-                        nn = idx % BN
-                        kk = idx // BN
-                    gn = n0 + nn
-                    gk = k0 + kk
-                    v = np.float32(0.0)
-                    if gn < N and gk < k_end:
-                        if TRANS_B:
-                            v = b[gn, gk]
-                        else:
-                            v = b[gk, gn]
-                    Bs[kk, nn] = v
+            load_a(a, As, tid, m0, k0, M, k_end)
+            load_b(b, Bs, tid, n0, k0, N, k_end)
             cuda.syncthreads()
             for kk in range(BK):
                 for i in range(TM):

@@ -32,6 +32,19 @@ def _source_range(y, f, k, pad, n_in):
     return lo, hi
 
 
+@cuda.jit(device=True)
+def _reach(start, k, n_out):
+    """The output indices an input row (or column) reaches, [start, start + k) ∩ [0, n_out), with
+    ``start = f·i − pad``: returns (lo, hi)."""
+    lo = start
+    hi = start + k
+    if lo < 0:
+        lo = 0
+    if hi > n_out:
+        hi = n_out
+    return lo, hi
+
+
 @cuda.jit
 def _forward_kernel(x, w, f, depthwise, out):
     """Full kernel ``w (k, k, Co, Ci)``, or with ``depthwise`` the ``(k, k, 1, 1)`` view of one
@@ -58,7 +71,8 @@ def _forward_kernel(x, w, f, depthwise, out):
 
 @cuda.jit
 def _backward_input_kernel(dout, w, f, depthwise, dx):
-    """Adjoint of :func:`_forward_kernel`, the same ``depthwise`` view (``o`` over ``[c, c + 1)``)."""
+    """Adjoint of :func:`_forward_kernel`, the same ``depthwise`` view (``o`` over ``[c, c + 1)``):
+    input pixel (i, j) gathers the ``dout`` pixels its taps (ky, kx) land on."""
     inside, n, i, j, c = thread_element(dx)
     k = w.shape[0]
     Ho, Wo, Co = dout.shape[1], dout.shape[2], dout.shape[3]
@@ -68,14 +82,14 @@ def _backward_input_kernel(dout, w, f, depthwise, dx):
             o_lo, o_hi, wc = c, c + 1, 0
         pad = (k - f) // 2
         acc = np.float32(0.0)
-        for ky in range(k):
-            y = f * i + ky - pad
-            if y >= 0 and y < Ho:
-                for kx in range(k):
-                    xo = f * j + kx - pad
-                    if xo >= 0 and xo < Wo:
-                        for o in range(o_lo, o_hi):
-                            acc += dout[n, y, xo, o] * w[ky, kx, o - o_lo, wc]
+        y_lo, y_hi = _reach(f * i - pad, k, Ho)
+        x_lo, x_hi = _reach(f * j - pad, k, Wo)
+        for y in range(y_lo, y_hi):
+            ky = y + pad - f * i
+            for xo in range(x_lo, x_hi):
+                kx = xo + pad - f * j
+                for o in range(o_lo, o_hi):
+                    acc += dout[n, y, xo, o] * w[ky, kx, o - o_lo, wc]
         dx[n, i, j, c] = acc
 
 

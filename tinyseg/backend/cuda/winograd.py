@@ -83,6 +83,19 @@ def _tap(x, n, y, xx, c, H, W):
     return np.float32(0.0)
 
 
+@cuda.jit(device=True)
+def _bt(e0, e1, e2, e3):
+    """Bᵀ e for a 4-vector e (one column, or one row, of a tile)."""
+    return e0 - e2, e1 + e2, e2 - e1, e1 - e3
+
+
+@cuda.jit(device=True)
+def _bt_column(x, n, y0, xx, dil, c, H, W):
+    """Bᵀ d[:, j] for the tile column at input column ``xx``: taps at rows ``y0 + i·d``."""
+    return _bt(_tap(x, n, y0, xx, c, H, W), _tap(x, n, y0 + dil, xx, c, H, W),
+               _tap(x, n, y0 + 2 * dil, xx, c, H, W), _tap(x, n, y0 + 3 * dil, xx, c, H, W))
+
+
 @cuda.jit
 def _input_kernel(x, n, a0, a1, dil, V):
     """V[4i' + j', t, c] = (Bᵀ d B)[i', j'] for tile t of anchor rows [a0, a1), channel c."""
@@ -90,26 +103,16 @@ def _input_kernel(x, n, a0, a1, dil, V):
     H, W = x.shape[1], x.shape[2]
     if inside:
         y0, x0 = y0 - dil, x0 - dil             # the 4×4 input patch starts one step up-left
-        y1, y2, y3 = y0 + dil, y0 + 2 * dil, y0 + 3 * dil
-        x1, x2, x3 = x0 + dil, x0 + 2 * dil, x0 + 3 * dil
         # Bᵀ d, column by column
-        e0, e1, e2, e3 = _tap(x, n, y0, x0, c, H, W), _tap(x, n, y1, x0, c, H, W), \
-            _tap(x, n, y2, x0, c, H, W), _tap(x, n, y3, x0, c, H, W)
-        r00, r10, r20, r30 = e0 - e2, e1 + e2, e2 - e1, e1 - e3
-        e0, e1, e2, e3 = _tap(x, n, y0, x1, c, H, W), _tap(x, n, y1, x1, c, H, W), \
-            _tap(x, n, y2, x1, c, H, W), _tap(x, n, y3, x1, c, H, W)
-        r01, r11, r21, r31 = e0 - e2, e1 + e2, e2 - e1, e1 - e3
-        e0, e1, e2, e3 = _tap(x, n, y0, x2, c, H, W), _tap(x, n, y1, x2, c, H, W), \
-            _tap(x, n, y2, x2, c, H, W), _tap(x, n, y3, x2, c, H, W)
-        r02, r12, r22, r32 = e0 - e2, e1 + e2, e2 - e1, e1 - e3
-        e0, e1, e2, e3 = _tap(x, n, y0, x3, c, H, W), _tap(x, n, y1, x3, c, H, W), \
-            _tap(x, n, y2, x3, c, H, W), _tap(x, n, y3, x3, c, H, W)
-        r03, r13, r23, r33 = e0 - e2, e1 + e2, e2 - e1, e1 - e3
+        r00, r10, r20, r30 = _bt_column(x, n, y0, x0, dil, c, H, W)
+        r01, r11, r21, r31 = _bt_column(x, n, y0, x0 + dil, dil, c, H, W)
+        r02, r12, r22, r32 = _bt_column(x, n, y0, x0 + 2 * dil, dil, c, H, W)
+        r03, r13, r23, r33 = _bt_column(x, n, y0, x0 + 3 * dil, dil, c, H, W)
         # (Bᵀ d) B, row by row
-        V[0, p, c], V[1, p, c], V[2, p, c], V[3, p, c] = r00 - r02, r01 + r02, r02 - r01, r01 - r03
-        V[4, p, c], V[5, p, c], V[6, p, c], V[7, p, c] = r10 - r12, r11 + r12, r12 - r11, r11 - r13
-        V[8, p, c], V[9, p, c], V[10, p, c], V[11, p, c] = r20 - r22, r21 + r22, r22 - r21, r21 - r23
-        V[12, p, c], V[13, p, c], V[14, p, c], V[15, p, c] = r30 - r32, r31 + r32, r32 - r31, r31 - r33
+        V[0, p, c], V[1, p, c], V[2, p, c], V[3, p, c] = _bt(r00, r01, r02, r03)
+        V[4, p, c], V[5, p, c], V[6, p, c], V[7, p, c] = _bt(r10, r11, r12, r13)
+        V[8, p, c], V[9, p, c], V[10, p, c], V[11, p, c] = _bt(r20, r21, r22, r23)
+        V[12, p, c], V[13, p, c], V[14, p, c], V[15, p, c] = _bt(r30, r31, r32, r33)
 
 
 @cuda.jit

@@ -103,6 +103,8 @@ def scale_columns(q, pre, out):
 
 @cuda.jit
 def _complete_kernel(filtered, post, k1, out):
+    """Pixel i: out[i, l] = post[i] filtered[i, l] for l < C-1, out[i, C-1] = k1[i] - the sum of
+    those (the message K̃Q from the C-1 filtered channels)."""
     i = cuda.grid(1)
     n, c = out.shape
     if i < n:
@@ -200,6 +202,7 @@ def gather_adjoint(filtered, pre, accumulate, dq):
 
 @cuda.jit
 def _softmax_backward_kernel(q, dq, g, dz):
+    """Pixel i: g[i] = q[i] (dq[i] - <q[i], dq[i]>), the logits' gradient; dz[i] += g[i]."""
     i = cuda.grid(1)
     n, c = q.shape
     if i < n:
