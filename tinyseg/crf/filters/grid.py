@@ -346,41 +346,36 @@ class GridFilter(Filter):
                slice_=_slice_kernel) -> np.ndarray:
         """Splat, blur and slice: values (N,) float32, or (N, M) with the rows kernels."""
         tables = (self.pair_base, self.pair_delta, self.w_a, self.w_b, self.f_last)
-        tail = values.shape[1:]
-        # grids carry one extra cell, kept at zero: the "empty" neighbour of the blur passes
-        partial = np.empty((self.n_chunks, self.n_occupied + 1) + tail, dtype=values.dtype)
-        splat(values, *tables, partial)
-        if self.n_chunks == 1:
-            grid = partial[0]
-        else:
-            grid = np.empty((self.n_occupied + 1,) + tail, dtype=values.dtype)
-            _reduce_kernel(partial.reshape(self.n_chunks, -1), grid.reshape(-1))
-        del partial                                       # freed before the blur (peak memory)
-        for nb in passes:
-            blurred = np.empty((nb.shape[0] + 1,) + tail, dtype=values.dtype)
-            blur(grid, nb, self.taps, blurred)
-            grid = blurred
-        out = np.empty((self.n_points,) + tail, dtype=values.dtype)
+        grid = self._splat_and_blur(lambda partial: splat(values, *tables, partial),
+                                    values.shape[1:], passes, blur)
+        out = np.empty((self.n_points,) + values.shape[1:], dtype=np.float32)
         slice_(grid, *tables, out)
         return out
 
     def _apply_image_rows(self, values: np.ndarray, passes, out=None) -> np.ndarray:
         """:meth:`_apply` with the image-row factorised splat and slice; values (N, M); ``out``
         may be ``values`` (read by the splat only)."""
-        m = values.shape[1]
-        partial = np.empty((self.n_chunks, self.n_occupied + 1, m), dtype=np.float32)
-        _splat_image_rows(values, *self._rows, partial)
+        grid = self._splat_and_blur(lambda partial: _splat_image_rows(values, *self._rows, partial),
+                                    values.shape[1:], passes, blur_pass_rows)
+        if out is None:
+            out = np.empty(values.shape, dtype=np.float32)
+        _slice_image_rows(grid, *self._rows, out)
+        return out
+
+    def _splat_and_blur(self, splat, tail, passes, blur) -> np.ndarray:
+        """The blurred grid (cells + 1, *tail) float32: ``splat(partial)`` fills one grid per
+        chunk of points (P, cells + 1, *tail), which are summed, then the blur passes run
+        (``blur(src, neighbours, taps, dst)``). The chunks' grids are freed before the blur."""
+        partial = np.empty((self.n_chunks, self.n_occupied + 1) + tuple(tail), dtype=np.float32)
+        splat(partial)
         if self.n_chunks == 1:
             grid = partial[0]
         else:
-            grid = np.empty((self.n_occupied + 1, m), dtype=np.float32)
+            grid = np.empty(partial.shape[1:], dtype=np.float32)
             _reduce_kernel(partial.reshape(self.n_chunks, -1), grid.reshape(-1))
         del partial                                       # freed before the blur (peak memory)
         for nb in passes:
-            blurred = np.empty((nb.shape[0] + 1, m), dtype=np.float32)
-            blur_pass_rows(grid, nb, self.taps, blurred)
+            blurred = np.empty((nb.shape[0] + 1,) + tuple(tail), dtype=np.float32)
+            blur(grid, nb, self.taps, blurred)
             grid = blurred
-        if out is None:
-            out = np.empty((self.n_points, m), dtype=np.float32)
-        _slice_image_rows(grid, *self._rows, out)
-        return out
+        return grid

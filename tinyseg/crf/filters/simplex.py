@@ -38,7 +38,7 @@ from numba import njit, prange
 
 from ._base import FAST_FLOATS, check_features, check_values
 from .grid import GridFilter
-from .grid_kernels import _blur_pass_kernel, _grid_geometry, _reduce_kernel, blur_pass_rows
+from .grid_kernels import _blur_pass_kernel, _grid_geometry, blur_pass_rows
 from .grid_layout import grid_blur_taps
 from .grid_setup import _grid_coords_kernel
 from .rotation import blur_order, rotate_to_principal_axes
@@ -65,6 +65,19 @@ def kuhn_shear(cell: float, n_dims: int) -> np.ndarray:
     sigma = (1.0 - c2) * np.eye(n_dims) + c2 * np.ones((n_dims, n_dims))
     eigenvalues, vectors = np.linalg.eigh(sigma)
     return ((vectors * np.sqrt(eigenvalues)) @ vectors.T).astype(np.float32)
+
+
+@njit(parallel=True, cache=True)
+def _times_matrix_kernel(features, matrix, out):
+    """out = features @ matrix; (N, D) @ (D, D) float32, one point per task (no BLAS call: its
+    set-up dominates for D = 5)."""
+    n, d = features.shape
+    for i in prange(n):
+        for b in range(d):
+            s = np.float32(0.0)
+            for a in range(d):
+                s += features[i, a] * matrix[a, b]
+            out[i, b] = s
 
 
 @njit(parallel=True, cache=True)
@@ -172,6 +185,14 @@ def _slice_kernel(grid, corners, weights, out):
                 acc[c] += w * row[c]
 
 
+def _blur_pass(src, neighbours, taps, dst) -> None:
+    """One blur pass of a (cells + 1, M) grid; one channel through the one-channel kernel."""
+    if src.shape[1] == 1:
+        _blur_pass_kernel(src.reshape(-1), neighbours, taps, dst.reshape(-1))
+    else:
+        blur_pass_rows(src, neighbours, taps, dst)
+
+
 class SimplexGridFilter(GridFilter):
     """The sparse bilateral grid of :class:`~.grid.GridFilter` with simplex splat and slice.
 
@@ -208,7 +229,12 @@ class SimplexGridFilter(GridFilter):
             self.taps = self.taps * np.float32(kuhn_peak(self.cell, self.n_dims) ** (1 / d))
 
     def _sheared(self, features, cell):
-        return features @ kuhn_shear(cell, features.shape[1]) if self.shear else features
+        """``features @ kuhn_shear(cell)`` (a copy either way), or the features without shear."""
+        if not self.shear:
+            return features
+        out = np.empty_like(features)
+        _times_matrix_kernel(features, kuhn_shear(cell, features.shape[1]), out)
+        return out
 
     def _cells(self, features, lo, sizes, cell):
         """Strides, each point's simplex (kept for :meth:`_point_tables`) and occupied corners."""
@@ -244,24 +270,11 @@ class SimplexGridFilter(GridFilter):
 
     def _filter(self, values: np.ndarray, passes, out=None) -> np.ndarray:
         """Splat, the given blur passes (:meth:`apply_transpose` gives the transposed ones), slice."""
-        n, m = values.shape
-        partial = np.empty((self.n_chunks, self.n_occupied + 1, m), dtype=np.float32)
-        _splat_kernel(values, self.corners, self.weights, partial)
-        if self.n_chunks == 1:
-            grid = partial[0]
-        else:
-            grid = np.empty((self.n_occupied + 1, m), dtype=np.float32)
-            _reduce_kernel(partial.reshape(self.n_chunks, -1), grid.reshape(-1))
-        del partial                                       # freed before the blur (peak memory)
-        for nb in passes:
-            blurred = np.empty((nb.shape[0] + 1, m), dtype=np.float32)
-            if m == 1:                                    # the one-channel kernel: no inner loop
-                _blur_pass_kernel(grid.reshape(-1), nb, self.taps, blurred.reshape(-1))
-            else:
-                blur_pass_rows(grid, nb, self.taps, blurred)
-            grid = blurred
+        grid = self._splat_and_blur(
+            lambda partial: _splat_kernel(values, self.corners, self.weights, partial),
+            values.shape[1:], passes, _blur_pass)
         if out is None:
-            out = np.empty((n, m), dtype=np.float32)
+            out = np.empty(values.shape, dtype=np.float32)
         _slice_kernel(grid, self.corners, self.weights, out)
         return out
 
