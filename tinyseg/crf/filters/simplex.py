@@ -185,6 +185,48 @@ def _slice_kernel(grid, corners, weights, out):
                 acc[c] += w * row[c]
 
 
+@njit(parallel=True, cache=True, fastmath=FAST_FLOATS)
+def _splat6_kernel(values, corners, weights, partial):
+    """:func:`_splat_kernel` for six corners (D = 5, the bilateral kernel), many channels.
+
+    The same sums in the same order with the six rows in registers: the general loop stores and
+    reloads a grid row at every corner, as the compiler cannot prove the rows apart (about half
+    the time here).
+    """
+    n_chunks, _, m = partial.shape
+    n = corners.shape[0]
+    for p in prange(n_chunks):
+        grid = partial[p]
+        grid[:, :] = 0.0
+        for i in range((n * p) // n_chunks, (n * (p + 1)) // n_chunks):
+            v, c, w = values[i], corners[i], weights[i]
+            w0, w1, w2, w3, w4, w5 = w[0], w[1], w[2], w[3], w[4], w[5]
+            r0, r1, r2 = grid[c[0]], grid[c[1]], grid[c[2]]
+            r3, r4, r5 = grid[c[3]], grid[c[4]], grid[c[5]]
+            for k in range(m):
+                x = v[k]
+                r0[k] += w0 * x
+                r1[k] += w1 * x
+                r2[k] += w2 * x
+                r3[k] += w3 * x
+                r4[k] += w4 * x
+                r5[k] += w5 * x
+
+
+@njit(parallel=True, cache=True, fastmath=FAST_FLOATS)
+def _slice6_kernel(grid, corners, weights, out):
+    """:func:`_slice_kernel` for six corners (D = 5), many channels: one expression per channel,
+    each output stored once (about twice as fast as the general loop)."""
+    n, m = out.shape
+    for i in prange(n):
+        acc, c, w = out[i], corners[i], weights[i]
+        w0, w1, w2, w3, w4, w5 = w[0], w[1], w[2], w[3], w[4], w[5]
+        r0, r1, r2 = grid[c[0]], grid[c[1]], grid[c[2]]
+        r3, r4, r5 = grid[c[3]], grid[c[4]], grid[c[5]]
+        for k in range(m):
+            acc[k] = w0 * r0[k] + w1 * r1[k] + w2 * r2[k] + w3 * r3[k] + w4 * r4[k] + w5 * r5[k]
+
+
 def _blur_pass(src, neighbours, taps, dst) -> None:
     """One blur pass of a (cells + 1, M) grid; one channel through the one-channel kernel."""
     if src.shape[1] == 1:
@@ -270,12 +312,14 @@ class SimplexGridFilter(GridFilter):
 
     def _filter(self, values: np.ndarray, passes, out=None) -> np.ndarray:
         """Splat, the given blur passes (:meth:`apply_transpose` gives the transposed ones), slice."""
+        six = self.corners.shape[1] == 6 and values.shape[1] > 1
+        splat, slice_ = (_splat6_kernel, _slice6_kernel) if six else (_splat_kernel, _slice_kernel)
         grid = self._splat_and_blur(
-            lambda partial: _splat_kernel(values, self.corners, self.weights, partial),
+            lambda partial: splat(values, self.corners, self.weights, partial),
             values.shape[1:], passes, _blur_pass)
         if out is None:
             out = np.empty(values.shape, dtype=np.float32)
-        _slice_kernel(grid, self.corners, self.weights, out)
+        slice_(grid, self.corners, self.weights, out)
         return out
 
     def describe(self):
