@@ -64,7 +64,7 @@ def spatial_features(shape: tuple[int, int], sdims) -> np.ndarray:
     return feats
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _bilateral_features_kernel(image, inv_sdims, inv_schan, out):
     """out[r*W + c] = (r * inv_sdims[0], c * inv_sdims[1], image[r, c, k] * inv_schan[k] ...)."""
     h, w, nc = image.shape

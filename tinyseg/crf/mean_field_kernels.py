@@ -109,7 +109,7 @@ def _softmax_row(logits, out):
         out[l] *= inv
 
 
-@njit(parallel=True, cache=True, fastmath=FAST_FLOATS)
+@njit(parallel=True, cache=True, nogil=True, fastmath=FAST_FLOATS)
 def _softmax_kernel(logits, out):
     """out[i] = softmax(logits[i]) row by row; (N, C) float32 (out may be logits)."""
     for i in prange(logits.shape[0]):
@@ -124,7 +124,7 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return out
 
 
-@njit(parallel=True, cache=True, fastmath=FAST_FLOATS)
+@njit(parallel=True, cache=True, nogil=True, fastmath=FAST_FLOATS)
 def softmax_and_scale(logits, q, pre, scaled):
     """q[i] = softmax(logits[i]); scaled[t, i, l] = pre[t, i] q[i, l] for l < scaled.shape[2].
 
@@ -148,7 +148,7 @@ def softmax_and_scale_reference(logits, pre, n_cols):
     return q, np.asarray(pre, np.float64)[:, :, None] * q[None, :, :n_cols]
 
 
-@njit(parallel=True, cache=True, fastmath=FAST_FLOATS)
+@njit(parallel=True, cache=True, nogil=True, fastmath=FAST_FLOATS)
 def accumulate_potts(filtered, post, k1, weight, logits):
     """logits += weight * K̃Q (Potts: ``-compat(P) = w P``), K̃Q completed from C-1 channels.
 
@@ -171,7 +171,7 @@ def _add_potts_row(f, p, k1, weight, row):
     row[c - 1] += weight * (k1 - s)
 
 
-@njit(parallel=True, cache=True, fastmath=FAST_FLOATS)
+@njit(parallel=True, cache=True, nogil=True, fastmath=FAST_FLOATS)
 def accumulate_matrix(filtered, post, k1, a, kq, logits):
     """logits += K̃Q @ a for a (C, C) matrix (``a = -M^T`` for a compatibility M); kq (N, C) is
     scratch that receives K̃Q (completed as in :func:`accumulate_potts`)."""
@@ -209,7 +209,7 @@ def potts_scratch(n_labels: int) -> np.ndarray:
     return np.empty((numba.config.NUMBA_NUM_THREADS, UPDATE_BLOCK, int(n_labels)), np.float32)
 
 
-@njit(parallel=True, cache=True, fastmath=FAST_FLOATS)
+@njit(parallel=True, cache=True, nogil=True, fastmath=FAST_FLOATS)
 def potts_update(neg_unary, filtered, post, k1, weights, pre, scaled, scratch, q):
     """One whole mean-field update for Potts terms: accumulate, softmax and scale, fused.
 
@@ -269,7 +269,7 @@ def potts_update_reference(neg_unary, filtered, post, k1, weights, pre, n_cols):
 TRANSPOSE_BLOCK = 64
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, nogil=True)
 def _transpose_tall_kernel(src, sign, dst):
     """dst[j, i] = sign * src[i, j] for a tall src (A, B), A >= B: per block of src rows, each
     dst row written as one contiguous run (B short runs, not A strided ones)."""
@@ -283,7 +283,7 @@ def _transpose_tall_kernel(src, sign, dst):
                 d[i] = sign * src[i, j]
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, nogil=True)
 def _transpose_wide_kernel(src, sign, dst):
     """dst[j, i] = sign * src[i, j] for a wide src (A, B), A < B: dst row by dst row (each a
     short contiguous run), blocks of them per task."""
@@ -314,7 +314,7 @@ def transpose_reference(array: np.ndarray, negate: bool = False) -> np.ndarray:
     return np.ascontiguousarray(-out if negate else out)
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, nogil=True)
 def _energy_check_kernel(e, sign, bad_rows, stuck_rows):
     """Per row of ``E = sign · e``: any NaN or −inf energy (bad), every energy +inf (stuck)."""
     n, c = e.shape

@@ -33,7 +33,7 @@ from .cluster_setup import cell_statistics, close_pairs
 __all__ = ["ClusterFilter", "cluster_filter_reference"]
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, nogil=True)
 def _csr_kernel(src, row_ptr, cols, weights, out):
     """out[a] = Σ_j weights[j] src[cols[j]] for j in row_ptr[a]:row_ptr[a+1]; src, out (·, M).
 
@@ -57,7 +57,7 @@ def _csr_kernel(src, row_ptr, cols, weights, out):
                     row[c] += w * v[c]
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, nogil=True)
 def _slice_kernel(grid, cell_of, out):
     """out[i] = grid[cell_of[i]]; out (N, M)."""
     m = grid.shape[1]

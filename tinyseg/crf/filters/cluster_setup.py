@@ -12,7 +12,7 @@ from numba import njit, prange
 __all__ = ["cell_statistics", "close_pairs", "close_pairs_reference", "pair_weight_reference"]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _cell_sums_kernel(features, cell_of, counts, mean, var):
     """Per cell: count, mean and (biased) variance of each feature axis, two passes (float64)."""
     n, d = features.shape
@@ -59,7 +59,7 @@ def _pair_exponent(mean, var, a, b, cutoff2):
     return e, prod
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, nogil=True)
 def _pair_weights_kernel(mean, var, row_ptr, cols, cutoff2, keep_ptr, out_cols, out_weights,
                          count_only):
     """Keep the candidate pairs (CSR row_ptr, cols) whose exponent is at most cutoff2.

@@ -22,7 +22,7 @@ def exact_filter_reference(features: np.ndarray, values: np.ndarray) -> np.ndarr
     return kernel @ np.asarray(values, dtype=np.float64).reshape(len(f), -1)
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, nogil=True)
 def _exact_filter_kernel(features, values, start, out):
     """out[r, :] = sum_j exp(-|f_i - f_j|^2 / 2) values[j, :] for i = start + r; out float64 (R, M).
 

@@ -39,7 +39,7 @@ def check_image_features(features: np.ndarray, shape) -> None:
                          "feature 1 along each column (row-major pixels, as bilateral_features)")
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _row_tables_kernel(h, w, pair_base, pair_delta, stamp, local_of, row_start, low, high, local):
     """Fill the tables (see the module); returns the number of (row, pair) entries.
 
@@ -81,7 +81,7 @@ def row_tables(shape, pair_base, pair_delta, n_cells):
     return row_start, low[:count].copy(), high[:count].copy(), local
 
 
-@njit(parallel=True, cache=True, fastmath=FAST_FLOATS)
+@njit(parallel=True, cache=True, nogil=True, fastmath=FAST_FLOATS)
 def _slice_rows_kernel(grid, w, fy, row_start, low, high, local, fx, w_b, f_last, out):
     """out (N, M) from grid (cells + 1, M); see the module."""
     h = fy.shape[0]
@@ -122,7 +122,7 @@ def _slice_rows_kernel(grid, w, fy, row_start, low, high, local, fx, w_b, f_last
                                    + l2 * a2[c] + h2 * b2[c] + l3 * a3[c] + h3 * b3[c])
 
 
-@njit(parallel=True, cache=True, fastmath=FAST_FLOATS)
+@njit(parallel=True, cache=True, nogil=True, fastmath=FAST_FLOATS)
 def _splat_rows_kernel(values, w, fy, row_start, low, high, local, fx, w_b, f_last, partial):
     """partial[p] (P, cells + 1, M) = the splat of the p-th band of image rows; see the module."""
     h = fy.shape[0]
@@ -161,7 +161,7 @@ def _splat_rows_kernel(values, w, fy, row_start, low, high, local, fx, w_b, f_la
                     u1[c] += f * a1[c]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _plain_from_rows(w, fy, row_start, low, high, local, fx, pair_base, pair_delta, w_a):
     """The plain kernels' tables (pair_base (N,), pair_delta (N, 16) int64, w_a (N, 4)) from the
     row tables: pair ``(cy, cx, jb)`` is row ``low`` (cy = 0) or ``high`` (cy = 1) of the pixel's

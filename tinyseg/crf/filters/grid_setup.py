@@ -13,7 +13,7 @@ from numba import njit, prange
 __all__ = ["group_weights", "dilate", "dilate_reference"]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _min_max_kernel(features, lo, hi):
     """lo[d], hi[d] = min and max of features[:, d]."""
     n, d = features.shape
@@ -29,7 +29,7 @@ def _min_max_kernel(features, lo, hi):
                 hi[k] = v
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _grid_coords_kernel(features, lo, inv_cell, strides, base_index, frac):
     """Cell of every point: flat index of its lower corner and its fractional position in it.
 
@@ -46,7 +46,7 @@ def _grid_coords_kernel(features, lo, inv_cell, strides, base_index, frac):
         base_index[i] = b
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, nogil=True)
 def _group_weights_kernel(frac, axes, out):
     """out[i, j] = prod_q (frac[i, axes[q]] if bit (len(axes)-1-q) of j else 1 - frac[i, axes[q]])."""
     g = axes.shape[0]
@@ -70,7 +70,7 @@ def group_weights(frac: np.ndarray, axes: list[int]) -> np.ndarray:
     return out
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, nogil=True)
 def _mark_corners_kernel(base_index, offsets, mask):
     """mask[base_index[n] + offsets[k]] = 1 for every point n and corner k (mask uint8).
 
@@ -82,7 +82,7 @@ def _mark_corners_kernel(base_index, offsets, mask):
             mask[base_index[i] + offsets[k]] = 1
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, nogil=True)
 def _dilate_lines_kernel(src, size, radius, dst):
     """Dilate each contiguous line of ``size`` cells of a flat 0/1 uint8 grid by ``radius``.
 
@@ -131,7 +131,7 @@ def dilate_reference(src: np.ndarray, stride: int, size: int, radius: int) -> np
     return b.reshape(-1)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _corner_index_kernel(base_index, offsets, cell_map, pair_base, pair_delta):
     """Compact numbers of every point's corners, as a base and deltas from it.
 
@@ -151,7 +151,7 @@ def _corner_index_kernel(base_index, offsets, cell_map, pair_base, pair_delta):
     return largest
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, nogil=True)
 def _neighbour_kernel(cells, coords, stride, size, radius, src_map, empty, neighbours):
     """neighbours[k, t + r] = src_map[cells[k] + t*stride] along the axis; ``empty`` for a cell
     outside the grid or not stored (src_map -1).

@@ -18,7 +18,7 @@ from numba import njit, prange
 __all__ = ["KDTree", "neighbours_reference"]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _build_kernel(points, leaf_size, order, start, stop, left, right, box_lo, box_hi):
     """Fill the node arrays; returns the number of nodes. order (K,) is permuted in place so
     that node u holds points order[start[u]:stop[u]]."""
@@ -77,7 +77,7 @@ def _boxes_distance2(box_lo, box_hi, u, v):
     return s
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, nogil=True)
 def _query_kernel(points, radius2, leaves, leaf_radius2, order, start, stop, left, right,
                   box_lo, box_hi, counts, row_ptr, cols, count_only):
     """Neighbours of every point within its own radius (radius2[a], squared), itself included.
@@ -171,7 +171,7 @@ class KDTree:
         return row_ptr, cols
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _leaf_max(values, order, start, stop, leaves):
     """The largest of values[order[start[u]:stop[u]]] for every leaf u."""
     out = np.empty(leaves.shape[0])

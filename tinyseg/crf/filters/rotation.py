@@ -7,7 +7,7 @@ from numba import njit
 __all__ = ["rotate_to_principal_axes", "blur_order"]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _moments_kernel(sub, mean, scatter):
     """mean[a] and scatter[a, b] = sum_n (sub[n, a] - mean[a]) (sub[n, b] - mean[b]); sub (N, k)."""
     n, k = sub.shape
@@ -30,7 +30,7 @@ def _moments_kernel(sub, mean, scatter):
             scatter[a, b] = scatter[b, a]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _rotate_kernel(features, axes, basis, out):
     """out = features, with out[:, axes] = features[:, axes] @ basis."""
     n, d = features.shape

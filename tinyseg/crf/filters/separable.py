@@ -39,7 +39,7 @@ def separable_gaussian_reference(shape, sdims, values, truncate: float = 4.0) ->
     return out.reshape(h * w, -1)
 
 
-@njit(parallel=True, cache=True, fastmath=FAST_FLOATS)
+@njit(parallel=True, cache=True, nogil=True, fastmath=FAST_FLOATS)
 def _convolve_rows_kernel(src, taps, dst):
     """dst[y, :] = sum_t taps[t + r] src[y + t, :] over rows in range; src, dst (H, L)."""
     h, length = src.shape
@@ -56,7 +56,7 @@ def _convolve_rows_kernel(src, taps, dst):
                 dst[y, j] += wt * src[y + t, j]
 
 
-@njit(parallel=True, cache=True, fastmath=FAST_FLOATS)
+@njit(parallel=True, cache=True, nogil=True, fastmath=FAST_FLOATS)
 def _convolve_cols_kernel(src, taps, m, dst):
     """Along columns of (H, W*M) rows: dst[y, x*M+c] = sum_t taps[t + r] src[y, (x+t)*M+c]."""
     h, length = src.shape

@@ -50,7 +50,7 @@ def _axis_cells(n: int, sigma: float, cell: float):
     return base, (g - base).astype(np.float32), int(base.max()) + 2
 
 
-@njit(parallel=True, cache=True, fastmath=FAST_FLOATS)
+@njit(parallel=True, cache=True, nogil=True, fastmath=FAST_FLOATS)
 def _splat_kernel(values, cy, fy, cx, fx, partial):
     """partial[p] (P, Hc, Wc, M) = splat of the p-th band of image rows; values (H*W, M)."""
     n_chunks, _, wc, m = partial.shape
@@ -78,7 +78,7 @@ def _splat_kernel(values, cy, fy, cx, fx, partial):
                     u1[k] += b * r[k]
 
 
-@njit(parallel=True, cache=True, fastmath=FAST_FLOATS)
+@njit(parallel=True, cache=True, nogil=True, fastmath=FAST_FLOATS)
 def _reduce_kernel(partial, out):
     """out = sum_p partial[p]; partial (P, L), out (L,)."""
     for o in prange(out.shape[0]):
@@ -92,7 +92,7 @@ def _reduce_kernel(partial, out):
 _BLUR_BLOCK = 4096
 
 
-@njit(parallel=True, cache=True, fastmath=FAST_FLOATS)
+@njit(parallel=True, cache=True, nogil=True, fastmath=FAST_FLOATS)
 def _blur_kernel(src, taps, step, dst):
     """dst[b, k] = sum_t taps[t] src[b, k + (t - r) step], zeros outside; src, dst (A, n step).
 
@@ -117,7 +117,7 @@ def _blur_kernel(src, taps, step, dst):
                 o[k] += wt * i[k]
 
 
-@njit(parallel=True, cache=True, fastmath=FAST_FLOATS)
+@njit(parallel=True, cache=True, nogil=True, fastmath=FAST_FLOATS)
 def _slice_kernel(grid, cy, fy, cx, fx, out):
     """out (H*W, M) read back from the blurred grid (Hc, Wc, M); see the module."""
     _, wc, m = grid.shape
