@@ -1,5 +1,5 @@
-"""refine_many spreads images over single-threaded worker processes; its results must be exactly
-those of dense_crf called on one image at a time in this process."""
+"""refine_many spreads images over worker threads (or processes), one core each; its results
+must be exactly those of dense_crf called on one image at a time in this process."""
 import numpy as np
 import pytest
 
@@ -22,10 +22,11 @@ def _items(n=3, h=37, w=45, c=3):
     return items
 
 
-def test_pool_equals_one_image_at_a_time():
+@pytest.mark.parametrize("kind", ["threads", "processes"])
+def test_pool_equals_one_image_at_a_time(kind):
     items = _items()
     expected = [dense_crf(im, p, **PARAMS) for im, p in items]
-    got = refine_many(items, PARAMS, workers=2, with_q=True)
+    got = refine_many(items, PARAMS, workers=2, with_q=True, kind=kind)
     assert len(got) == len(items)
     for (labels, q), (want_labels, want_q) in zip(got, expected):
         np.testing.assert_array_equal(labels, want_labels)
@@ -59,6 +60,29 @@ def test_paths_are_read_by_the_worker(tmp_path):
 def test_bad_workers():
     with pytest.raises(ValueError, match="workers"):
         refine_many(_items(n=2), PARAMS, workers=0)
+    with pytest.raises(ValueError, match="kind"):
+        refine_many(_items(n=2), PARAMS, workers=2, kind="fibres")
+
+
+def test_the_crf_kernels_release_the_gil():
+    """Worker threads run side by side only if every compiled kernel of the CRF's CPU path lets
+    go of the GIL (``nogil=True``)."""
+    import importlib
+    import pkgutil
+
+    from numba.core.registry import CPUDispatcher
+
+    import tinyseg.crf.filters as filters
+
+    modules = ["tinyseg.crf.mean_field_kernels", "tinyseg.crf.features"] + [
+        f"tinyseg.crf.filters.{m.name}" for m in pkgutil.iter_modules(filters.__path__)]
+    kernels = []
+    for name in modules:
+        for value in vars(importlib.import_module(name)).values():
+            if isinstance(value, CPUDispatcher) and value.targetoptions.get("inline") != "always":
+                kernels.append((name, value.py_func.__name__, value.targetoptions.get("nogil")))
+    assert len(kernels) > 40
+    assert [k for k in kernels if not k[2]] == []
 
 
 def test_evaluate_with_crf_workers_equals_one_image_at_a_time():

@@ -74,7 +74,7 @@ def test_probabilities_must_be_a_folder(folders, capsys):
 
 
 def test_predict_crf_on_a_folder_equals_one_image_at_a_time(folders):
-    """predict --crf on a folder refines on worker processes; each NAME_crf.png must equal
+    """predict --crf on a folder refines on worker threads; each NAME_crf.png must equal
     dense_crf of that image's saved probabilities."""
     from PIL import Image
 

@@ -40,8 +40,9 @@ def register(subparsers) -> argparse.ArgumentParser:
                    "label maps are kept lossless, so the name must end in .png); with a folder of "
                    "images, the output folder (created if its parent exists)")
     p.add_argument("--workers", type=int, default=None, metavar="N",
-                   help="folder of images: single-threaded worker processes refining one image each "
-                   "(default: the usable cores; under mpiexec the ranks share the images instead)")
+                   help="folder of images: workers refining one image each on one core (threads "
+                   "of this process; default: the usable cores; under mpiexec the ranks share the "
+                   "images instead)")
     add_crf_options(p, iterations_flag="--iterations")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
                    help="where the mean field runs: cpu (Numba @njit) or cuda (numba.cuda); default cpu")
@@ -279,7 +280,7 @@ def run_folder(args, params: dict) -> int:
     for (stem, _, _), lab in zip(pairs, labels):
         save_label_png(os.path.join(args.out, f"{stem}.png"), lab)
     how = (f"{mpi_world_size()} MPI ranks" if mpi_world_size() > 1
-           else f"{min(workers, len(pairs))} worker process(es)")
+           else f"{min(workers, len(pairs))} worker thread(s)")
     print(f"crf: {len(pairs)} images, {params['iterations']} iterations, {how}, in "
           f"{time.perf_counter() - t0:.2f} s; wrote {args.out}/STEM.png")
     return 0

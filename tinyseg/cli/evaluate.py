@@ -3,7 +3,7 @@
 The classes (names, mask values) are the checkpoint's unless data options say otherwise. Under
 ``mpiexec -n R`` the ranks share the images and sum their confusion matrices (integers: exactly
 the serial result); rank 0 prints and writes. The CRF runs on every core of the process (or of
-the rank): single-threaded worker processes, a few images at a time (``tinyseg.crf.batch``).
+the rank): one image per core (worker threads), a few images at a time (``tinyseg.crf.batch``).
 """
 from __future__ import annotations
 

@@ -113,7 +113,7 @@ def _predict(args) -> int:
             written.append(os.path.join(args.out, "prediction.png"))
         return image, probs, out
 
-    # The CRF of a folder runs on every core (single-threaded worker processes, a few images at
+    # The CRF of a folder runs on every core (one image per core in worker threads, a few images at
     # a time; labels identical to one image at a time), of this process or of this rank.
     stream = network()
     if args.crf:

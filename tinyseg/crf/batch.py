@@ -1,10 +1,14 @@
 """Refine many images with the dense CRF on every core: ``refine_many(items, params)``.
 
 One image's mean field is a chain of filterings whose parallel parts are short; a set of images
-is better spread one image per core. :func:`refine_many` runs a pool of single-threaded worker
-processes (each with ``NUMBA_NUM_THREADS = OMP_NUM_THREADS = ... = 1``), one image per task, and
-yields the labels in input order. Every worker runs the same :func:`tinyseg.crf.dense_crf` as a
-call in this process would, so the labels are those of one image at a time.
+is better spread one image per core. :class:`CRFPool` keeps ``workers`` refiners, one image per
+task, and yields the labels in input order. By default they are threads of this process: each
+runs its image on one core (Numba's thread count is a per-thread setting, set to 1 in each; the
+CRF's kernels release the GIL, so the threads run side by side), with nothing to start and no
+arrays to copy. ``kind="processes"`` uses single-threaded worker processes instead (each with
+``NUMBA_NUM_THREADS = OMP_NUM_THREADS = ... = 1``), which pay their start-up (imports, Numba's
+cache) once each. Either way every image runs the same :func:`tinyseg.crf.dense_crf` as a call in
+this process would, so the labels are those of one image at a time.
 
 Under an MPI launcher with more than one rank (``mpiexec -n R``), each rank refines every R-th
 image (``items[rank::R]``, in this process, with the rank's own threads) and rank 0 gathers all
@@ -13,10 +17,11 @@ labels; ``mpi4py`` is imported only then.
 An item is ``(image, probabilities)``: ``image`` an H×W×3 uint8 array or an image file's path,
 ``probabilities`` an H×W×C float array or a ``.npy`` path (read by ``reader(path, (H, W))``,
 default :func:`read_probabilities`; the command line passes its own, which also takes ``.npz``
-and C×H×W). Paths are read by the worker, so only names cross the process boundary.
+and C×H×W). Paths are read by the worker, so only names cross a process boundary.
 """
 from __future__ import annotations
 
+import collections
 import itertools
 import multiprocessing as mp
 import os
@@ -73,42 +78,75 @@ def _refine(item, params: dict, with_q: bool, reader=None):
     return (labels, q) if with_q else labels
 
 
+def _one_thread() -> None:
+    """A pool thread's set-up: its parallel kernels run on one core (a per-thread setting)."""
+    import numba
+
+    numba.set_num_threads(1)
+
+
 def _refine_task(task):
     index, item, params = task
     return index, _refine(item, _PARAMS if params is None else params, _WITH_Q, _READER)
 
 
 class CRFPool:
-    """A pool of ``workers`` single-threaded processes that refine images with fixed ``params``.
+    """``workers`` refiners with fixed ``params``, one image per task (see the module).
 
-    Keep one open to refine several sets without starting processes again::
+    ``kind``: "threads" (default; threads of this process, one core each) or "processes"
+    (single-threaded worker processes, started with ``start_method``). Keep one open to refine
+    several sets without starting it again::
 
         with CRFPool(params, workers=2) as pool:
             labels = list(pool.imap(items))
     """
 
     def __init__(self, params: dict, workers: int | None = None, *, with_q: bool = False,
-                 reader=None, start_method: str = "spawn"):
+                 reader=None, kind: str = "threads", start_method: str = "spawn"):
         self.workers = default_workers() if workers is None else int(workers)
         if self.workers < 1:
             raise ValueError(f"`workers` must be >= 1, got {workers}")
-        self.params, self.with_q = dict(params), with_q
-        with single_threaded_children():
-            self._pool = mp.get_context(start_method).Pool(
-                self.workers, initializer=_init_worker, initargs=(self.params, with_q, reader))
+        if kind not in ("threads", "processes"):
+            raise ValueError(f"`kind` must be 'threads' or 'processes', got {kind!r}")
+        self.kind, self.params, self.with_q, self.reader = kind, dict(params), with_q, reader
+        if kind == "threads":
+            from concurrent.futures import ThreadPoolExecutor
+            self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="tinyseg-crf",
+                                            initializer=_one_thread)
+        else:
+            with single_threaded_children():
+                self._pool = mp.get_context(start_method).Pool(
+                    self.workers, initializer=_init_worker, initargs=(self.params, with_q, reader))
 
     def imap(self, items: Iterable, params: dict | None = None) -> Iterator:
         """Labels (or ``(labels, Q)``) of each item, in input order, as they are ready;
         ``params`` (default: the pool's) are sent with every task."""
-        tasks = ((i, item, params) for i, item in enumerate(items))
-        for _, result in self._pool.imap(_refine_task, tasks, chunksize=1):
-            yield result
+        if self.kind == "processes":
+            tasks = ((i, item, params) for i, item in enumerate(items))
+            for _, result in self._pool.imap(_refine_task, tasks, chunksize=1):
+                yield result
+            return
+        params = self.params if params is None else params
+        pending = collections.deque()                 # at most two images per thread in flight
+        for item in items:
+            pending.append(self._pool.submit(_refine, item, params, self.with_q, self.reader))
+            if len(pending) >= 2 * self.workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
     def close(self) -> None:
+        if self.kind == "threads":
+            self._pool.shutdown(wait=True)
+            return
         self._pool.close()
         self._pool.join()
 
     def terminate(self) -> None:
+        """Stop: queued images are dropped (a thread finishes the image it is on)."""
+        if self.kind == "threads":
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            return
         self._pool.terminate()
         self._pool.join()
 
@@ -124,7 +162,7 @@ class CRFPool:
 
 def refine_many(items, params: dict | None = None, *, workers: int | None = None,
                 progress: bool = False, with_q: bool = False, desc: str = "crf",
-                reader=None) -> list:
+                reader=None, kind: str = "threads") -> list:
     """Refine every ``(image, probabilities)`` item with :func:`tinyseg.crf.dense_crf`.
 
     Parameters
@@ -133,12 +171,15 @@ def refine_many(items, params: dict | None = None, *, workers: int | None = None
     params : :func:`tinyseg.crf.dense_crf`'s keywords (``sdims``, ``schan``, ``compat``,
         ``gaussian_sdims``, ``gaussian_compat``, ``iterations``, ``method``, ``clip``); default
         its defaults (the post's parameters).
-    workers : processes; default :func:`default_workers`. With 1 (or one item) the images are
-        refined here, one after the other, with this process's threads.
+    workers : refiners (threads of this process, or processes with ``kind="processes"``);
+        default :func:`default_workers`. With 1 (or one item) the images are refined here, one
+        after the other, with this process's threads.
     progress : show a tqdm bar (on stderr).
     with_q : return ``(labels, Q)`` per item instead of labels.
     reader : ``reader(path, (H, W)) -> (H, W, C)`` for probabilities given as paths (a
-        module-level function: the workers receive it by name); default :func:`read_probabilities`.
+        module-level function: worker processes receive it by name); default
+        :func:`read_probabilities`.
+    kind : "threads" or "processes" (see :class:`CRFPool`).
 
     Returns
     -------
@@ -162,7 +203,8 @@ def refine_many(items, params: dict | None = None, *, workers: int | None = None
                 out.append(_refine(item, params, with_q, reader))
                 bar.update(1)
         else:
-            with CRFPool(params, min(n, len(items)), with_q=with_q, reader=reader) as pool:
+            with CRFPool(params, min(n, len(items)), with_q=with_q, reader=reader,
+                         kind=kind) as pool:
                 for result in pool.imap(items):
                     out.append(result)
                     bar.update(1)

@@ -103,7 +103,7 @@ def _blur_taps(cell, truncate):
 # (for D = 5: 16 + 9) instead of 2^D of each, and memory traffic is what splat and slice cost.
 # These kernels filter one float32 channel.
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, nogil=True)
 def _splat_kernel(values, pair_base, pair_delta, w_a, w_b, f_last, partial):
     """partial[p] = multilinear splat of the p-th chunk of points onto the occupied cells.
 
@@ -131,7 +131,7 @@ def _splat_kernel(values, pair_base, pair_delta, w_a, w_b, f_last, partial):
                     grid[o + 1] += w1
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, nogil=True)
 def _reduce_kernel(partial, out):
     """out[o] = sum_p partial[p, o]; partial (P, L), out (L,)."""
     n_chunks = partial.shape[0]
@@ -141,7 +141,7 @@ def _reduce_kernel(partial, out):
             out[o] += partial[p, o]
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, nogil=True)
 def _blur_pass_kernel(src, neighbours, taps, dst):
     """dst[k] = sum_t taps[t] src[neighbours[k, t]]; 1-D float32 arrays.
 
@@ -157,7 +157,7 @@ def _blur_pass_kernel(src, neighbours, taps, dst):
     dst[n_cells] = 0.0
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, nogil=True)
 def _slice_kernel(grid, pair_base, pair_delta, w_a, w_b, f_last, out):
     """out[i] = sum over i's corners of weight * grid[corner] (multilinear read-back); 1-D arrays."""
     n = out.shape[0]
@@ -178,7 +178,7 @@ def _slice_kernel(grid, pair_base, pair_delta, w_a, w_b, f_last, out):
 # Many channels (e.g. 21 labels): the same three steps on channels-last grids (cells + 1, M), so
 # each table entry is read once for all M channels and the channel loops vectorise.
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, nogil=True)
 def _splat_rows_kernel(values, pair_base, pair_delta, w_a, w_b, f_last, partial):
     """:func:`_splat_kernel` for values (N, M): partial (P, n_occupied + 1, M)."""
     n_chunks, n_cells, m = partial.shape
@@ -205,7 +205,7 @@ def _splat_rows_kernel(values, pair_base, pair_delta, w_a, w_b, f_last, partial)
                         upper[c] += w1 * v[c]
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, nogil=True)
 def _blur_pass_rows_kernel(src, neighbours, taps, dst):
     """:func:`_blur_pass_kernel` for (cells + 1, M) grids, any number of taps: tap after tap."""
     n_cells, n_taps = neighbours.shape
@@ -221,7 +221,7 @@ def _blur_pass_rows_kernel(src, neighbours, taps, dst):
     dst[n_cells, :] = 0.0
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, nogil=True)
 def _blur_pass_rows_unrolled_kernel(src, neighbours, taps, dst):
     """:func:`_blur_pass_rows_kernel` for 3, 5 or 7 taps (the radii of the cells auto_filter uses).
 
@@ -266,7 +266,7 @@ def blur_pass_rows(src, neighbours, taps, dst) -> None:
         _blur_pass_rows_kernel(src, neighbours, taps, dst)
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, nogil=True)
 def _slice_rows_kernel(grid, pair_base, pair_delta, w_a, w_b, f_last, out):
     """:func:`_slice_kernel` for a (cells + 1, M) grid: out (N, M)."""
     n, m = out.shape
@@ -290,7 +290,7 @@ def _slice_rows_kernel(grid, pair_base, pair_delta, w_a, w_b, f_last, out):
 
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, nogil=True)
 def _invert_neighbours_kernel(neighbours, n_src, inverse):
     """The gather table of a blur pass's transpose.
 

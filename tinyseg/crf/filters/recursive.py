@@ -47,7 +47,7 @@ def deriche_sections(sigma: float) -> np.ndarray:
     return out
 
 
-@njit(parallel=True, cache=True, fastmath=FAST_FLOATS)
+@njit(parallel=True, cache=True, nogil=True, fastmath=FAST_FLOATS)
 def _along_rows_kernel(src, sec, dst):
     """Both sections, both directions, along axis 0 of src (H, L) into dst (H, L).
 
@@ -101,7 +101,7 @@ def _along_rows_kernel(src, sec, dst):
                 out[j] += a + b
 
 
-@njit(parallel=True, cache=True, fastmath=FAST_FLOATS)
+@njit(parallel=True, cache=True, nogil=True, fastmath=FAST_FLOATS)
 def _along_cols_kernel(src, sec, dst):
     """Both sections, both directions, along axis 1 of src (H, W, M) into dst: one row per task,
     the M channels of a pixel in the innermost loops."""
