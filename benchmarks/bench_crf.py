@@ -14,10 +14,12 @@ per segment, coarse noise, blurred softmax: ``_crf_inputs``). Three columns:
     thread (labelled so in the table: not an equal-core comparison).
 (c) **throughput** on a set of 16 images (``_crf_inputs.SET_PHOTOS``, each as is and mirrored):
     pydensecrf in a pool of ``--threads`` single-threaded processes (what its users do) vs
-    tinyseg's two ways to use the same cores: the same pool of single-threaded processes
-    (``tinyseg.crf.batch.CRFPool``), or one process with ``--threads`` threads, image after image.
-    The better one is reported and named. Each pool is started and warmed before timing; each
-    image is sent as arrays (probabilities in, labels out) to both pools alike.
+    tinyseg's two ways to use the same cores in its ``--threads``-thread worker: a pool of
+    ``--threads`` worker threads, each refining one image at a time on one core
+    (``tinyseg.crf.batch.CRFPool``, what ``refine_many`` and the command line use), or all
+    threads on each image in turn. The better one is reported and named. Each pool is started
+    and warmed before timing; each image is sent as arrays (probabilities in, labels out) to both
+    pools alike.
 
 Every side runs in its own worker process (``_conditions``): the same allocator settings and
 environment in all of them, the thread count pinned in each and reported (the JSON's
@@ -281,14 +283,14 @@ def measure_case(workers, n, params, labels, size, case_files, set_files, args, 
         common = dict(cmd="throughput", path=path, params=params, iterations=it, workers=n,
                       warm_params=warm_params, warm_labels=warm_labels)
         calls = {"peer_pool": lambda: peer.ask(mode="pool", **common)["s"],
-                 "tinyseg_pool": lambda: one.ask(mode="pool", **common)["s"],
+                 "tinyseg_pool": lambda: many.ask(mode="pool", **common)["s"],
                  "tinyseg_threads": lambda: many.ask(mode="threads", **common)["s"]}
         t = alternate(calls, args.set_repeat)
         best = min(("tinyseg_pool", "tinyseg_threads"), key=t.get)
         rec.update(set_images=16, peer_pool_s=t["peer_pool"], tinyseg_pool_s=t["tinyseg_pool"],
                    tinyseg_threads_s=t["tinyseg_threads"], tinyseg_best_s=t[best],
-                   tinyseg_best_way=(f"pool of {n} 1-thread processes" if best == "tinyseg_pool"
-                                     else f"1 process, {n} threads"),
+                   tinyseg_best_way=(f"{n} worker threads, an image each" if best == "tinyseg_pool"
+                                     else f"{n} threads on each image in turn"),
                    ratio_throughput=t[best] / t["peer_pool"],
                    peer_images_per_s=16 / t["peer_pool"], tinyseg_images_per_s=16 / t[best])
     print(f"  {rec['name']}: per core {rec['ratio_per_core']:.2f}, dense_crf {rec['ratio_dense_crf_per_core']:.2f}, "

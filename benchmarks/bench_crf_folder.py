@@ -7,7 +7,7 @@ iterations. Timed from process start to exit, each a subprocess with the same en
 (``_conditions``: allocator, thread variables, OpenBLAS settings):
 
 * **tinyseg**: ``tinyseg crf --image DIR --probabilities DIR --out DIR ...`` (labels written as
-  ``OUT/STEM.png``; its default: one single-threaded worker process per usable core);
+  ``OUT/STEM.png``; its default: one worker thread per usable core, an image each);
 * **pydensecrf**: this script's ``--peer`` mode: a ``multiprocessing.Pool`` of ``--threads``
   processes (Python's default start method), each reading the image and the ``.npy``, running
   pydensecrf's 2-D API (set-up + 10 iterations), and writing the labels as a PNG.
@@ -111,7 +111,8 @@ def main(argv=None) -> int:
     env = cond.env(cond.threads)
     run.workers += [
         {"side": "tinyseg crf command", "note": f"thread variables {cond.threads} in the command's "
-         "environment; it refines in single-threaded worker processes (tinyseg.crf.batch)"},
+         "environment; it refines with one worker thread per core, an image each "
+         "(tinyseg.crf.batch.CRFPool)"},
         {"side": "pydensecrf pool", "note": f"{cond.threads} processes, thread variables "
          f"{cond.threads} in the environment (pydensecrf itself is single-threaded)"}]
     with tempfile.TemporaryDirectory(prefix="bench-crf-folder-") as tmp:
