@@ -49,3 +49,27 @@ def test_grid_box_cells_equals_the_numpy_formula():
     span = f.max(axis=0).astype(np.float64) - f.min(axis=0)
     for cell in (0.75, 1.7):
         assert grid_box_cells(f, cell) == float(np.prod(np.floor(span / cell) + 2))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", ["clean", "nan", "inf", "negative", "empty_pixel", "zeros"])
+def test_probability_check_matches_its_twin(dtype, case):
+    from tinyseg.crf.mean_field_kernels import probability_check, probability_check_reference
+
+    p = np.random.default_rng(3).random((13, 17, 5)).astype(dtype)
+    if case == "nan":
+        p[4, 2, 1] = np.nan
+    elif case == "inf":
+        p[0, 0, 4] = np.inf
+    elif case == "negative":
+        p[7, 9, 0] = -0.25
+    elif case == "empty_pixel":
+        p[12, 16, :] = 0.0
+    elif case == "zeros":
+        p[:, :, 0] = 0.0                       # zeros, but every pixel keeps a class
+    got, want = probability_check(p), probability_check_reference(p)
+    assert (got[0], got[2]) == (want[0], want[2])
+    if not got[0]:                             # the minimum only matters without NaN / inf
+        assert got[1] == want[1]
+    assert got[0] == (case in ("nan", "inf"))
+    assert got[2] == (case == "empty_pixel")

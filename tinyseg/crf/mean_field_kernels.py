@@ -27,7 +27,7 @@ __all__ = ["exp32", "exp32_reference", "softmax", "softmax_reference", "softmax_
            "softmax_and_scale_reference", "accumulate_potts", "accumulate_matrix",
            "accumulate_reference", "potts_update", "potts_update_reference", "potts_scratch",
            "UPDATE_BLOCK", "TRANSPOSE_BLOCK", "transpose", "transpose_reference", "energy_check",
-           "energy_check_reference"]
+           "energy_check_reference", "probability_check", "probability_check_reference"]
 
 
 @intrinsic
@@ -349,3 +349,51 @@ def energy_check_reference(energies: np.ndarray, negated: bool = False):
     e = -np.asarray(energies, np.float32) if negated else np.asarray(energies, np.float32)
     bad = bool(np.isnan(e).any() or np.isneginf(e).any())
     return bad, np.flatnonzero(np.isposinf(e).all(axis=1))
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _probability_check_kernel(p, row_min, row_max, row_bad):
+    """Per row of ``p`` (N, C): its minimum and maximum, and whether it holds NaN or ±inf."""
+    n, c = p.shape
+    for i in prange(n):
+        lo = p[i, 0]
+        hi = p[i, 0]
+        bad = False
+        for j in range(c):
+            v = p[i, j]
+            if not np.isfinite(v):
+                bad = True
+            lo = min(lo, v)
+            hi = max(hi, v)
+        row_min[i] = lo
+        row_max[i] = hi
+        row_bad[i] = bad
+
+
+def probability_check(probabilities: np.ndarray):
+    """``(bad, smallest, empty)`` of probabilities (..., C): whether any is NaN or infinite, the
+    smallest value, and whether some pixel's largest probability is <= 0 (no possible class).
+
+    One parallel pass instead of NumPy's four (``isfinite``, ``min``, ``max`` along the classes,
+    the comparison) and their temporaries: part of a CRF's set-up.
+    """
+    p = np.asarray(probabilities)
+    p = np.ascontiguousarray(p.reshape(-1, p.shape[-1]) if p.ndim else p.reshape(1, 1))
+    if p.size == 0:
+        return False, 0.0, False
+    row_min = np.empty(p.shape[0], p.dtype)
+    row_max = np.empty(p.shape[0], p.dtype)
+    row_bad = np.empty(p.shape[0], np.bool_)
+    _probability_check_kernel(p, row_min, row_max, row_bad)
+    bad = bool(row_bad.any())
+    return bad, float(row_min.min()), bool((row_max <= 0).any())
+
+
+def probability_check_reference(probabilities: np.ndarray):
+    """NumPy twin of :func:`probability_check`."""
+    p = np.asarray(probabilities)
+    if p.size == 0:
+        return False, 0.0, False
+    p = p.reshape(-1, p.shape[-1])
+    return (bool(not np.all(np.isfinite(p))), float(np.min(p)),
+            bool(np.any(p.max(axis=-1) <= 0)))

@@ -8,6 +8,7 @@ from .features import as_pair, as_triple, bilateral_features, spatial_features
 from .filters import ExactFilter, auto_filter, spatial_gaussian
 from .inference import PairwiseTerm
 from .kernels import mean_field as mean_field_on
+from .mean_field_kernels import probability_check
 
 __all__ = ["dense_crf", "unary_from_probabilities", "spatial_filter", "bilateral_filter",
            "METHODS", "PROBABILITY_CLIP", "POST_CRF"]
@@ -80,19 +81,23 @@ def unary_from_probabilities(probabilities: np.ndarray, clip: float | None = Non
     p = np.asarray(probabilities)
     if not np.issubdtype(p.dtype, np.floating):
         raise ValueError(f"`probabilities` must be floating point, got dtype {p.dtype}")
-    if not np.all(np.isfinite(p)):
+    bad, smallest, empty = probability_check(p)                   # one pass
+    if bad:
         raise ValueError("`probabilities` contains NaN or infinite values")
-    if p.size and p.min() < 0:
-        raise ValueError(f"`probabilities` must be non-negative, its minimum is {p.min()}")
+    if p.size and smallest < 0:
+        raise ValueError(f"`probabilities` must be non-negative, its minimum is {smallest}")
     if clip is not None:
         if not 0 < clip < 1:
             raise ValueError(f"`clip` must be in (0, 1), got {clip}")
         p = np.maximum(p, clip)
-    if p.ndim and p.size and np.any(p.max(axis=-1) <= 0):
+        empty = False                                             # every value is >= clip now
+    if p.ndim and p.size and empty:
         raise ValueError("`probabilities` is 0 for every class at some pixel: each pixel needs a "
                          "class with a non-zero probability")
+    unary = np.array(p, dtype=np.float32)                         # a copy, made -log p in place
     with np.errstate(divide="ignore"):
-        return (-np.log(p.astype(np.float32))).astype(np.float32)
+        np.log(unary, out=unary)
+    return np.negative(unary, out=unary)
 
 
 def dense_crf(image: np.ndarray, probabilities: np.ndarray, *, sdims=POST_CRF["sdims"],
