@@ -16,8 +16,8 @@ The images are those of ``train``'s and ``evaluate``'s dataset options (``--voc`
 ``--mask-values``, ``--labels``, the dataset's ``classes.txt``, ``--checkpoint``'s classes).
 
 Each image is refined with every parameter set of a stage and its confusion matrices are summed
-(integers: a parallel run equals a serial one). Images are spread over ``--jobs`` processes, each
-with one thread, and under ``mpiexec`` over the ranks too (rank r takes every R-th image). The
+(integers: a parallel run equals a serial one). Images are spread over ``--jobs`` worker threads,
+each on one core (the CRF's kernels release the GIL), and under ``mpiexec`` over the ranks too (rank r takes every R-th image). The
 network's probabilities come from ``--probabilities DIR`` (one
 ``<id>.npy`` per image, H×W×C, as DeepLab users save them) or are computed once from
 ``--checkpoint`` into ``--cache DIR``. The best set is written with
@@ -26,7 +26,6 @@ network's probabilities come from ``--probabilities DIR`` (one
 from __future__ import annotations
 
 import argparse
-import multiprocessing as mp
 import os
 import sys
 import tempfile
@@ -82,7 +81,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--crf-iterations", type=int, default=10, metavar="N",
                    help="mean-field iterations (DeepLab: 10)")
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
-                   help="worker processes (default: the number of CPUs)")
+                   help="worker threads, one image each on one core (default: the number of CPUs)")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
                    help="where --checkpoint's network runs (default cpu)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -127,14 +126,16 @@ def evaluate_image(task) -> tuple[int, np.ndarray, np.ndarray]:
 def _init_worker():
     import numba
 
-    numba.set_num_threads(1)                  # the processes are the parallelism
+    numba.set_num_threads(1)                  # the worker threads are the parallelism
 
 
 def grid_search(tasks: list, param_sets: list[dict], jobs: int, desc: str, quiet: bool):
     """Summed confusions (P, C, C) and the plain-argmax confusion (C, C) over the tasks."""
     from tqdm.auto import tqdm
 
-    from ..crf.batch import mpi_world_size, single_threaded_children
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ..crf.batch import mpi_world_size
 
     full = [t + (param_sets,) for t in tasks]
     n_classes = tasks[0][4]
@@ -150,10 +151,10 @@ def grid_search(tasks: list, param_sets: list[dict], jobs: int, desc: str, quiet
     if jobs <= 1:
         results = map(evaluate_image, full)
         pool = None
-    else:
-        with single_threaded_children():      # BLAS and OpenMP too, not only Numba
-            pool = mp.get_context("spawn").Pool(jobs, initializer=_init_worker)
-        results = pool.imap_unordered(evaluate_image, full)
+    else:                                     # threads, one core each: the kernels release the GIL
+        pool = ThreadPoolExecutor(jobs, thread_name_prefix="tinyseg-crf-search",
+                                  initializer=_init_worker)
+        results = pool.map(evaluate_image, full)
     try:
         for _, p, cms in results:
             plain += p
@@ -161,13 +162,13 @@ def grid_search(tasks: list, param_sets: list[dict], jobs: int, desc: str, quiet
             bar.update(1)
     except BaseException:
         if pool is not None:
-            pool.terminate()
+            pool.shutdown(wait=False, cancel_futures=True)
+            pool = None
         raise
     finally:
         bar.close()
         if pool is not None:
-            pool.close()
-            pool.join()
+            pool.shutdown(wait=True)
     if comm is not None:                      # integers: the sums equal a single process's
         from mpi4py import MPI
         for array in (total, plain):
