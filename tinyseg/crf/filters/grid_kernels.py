@@ -103,6 +103,17 @@ def _blur_taps(cell, truncate):
 # (for D = 5: 16 + 9) instead of 2^D of each, and memory traffic is what splat and slice cost.
 # These kernels filter one float32 channel.
 
+@njit(inline="always")
+def _corner_pair(pair_base, pair_delta, w_b, wa, fl, i, ja, jb, n_b):
+    """Point i's corner pair j = ja * n_b + jb: ``(o, w0, w1)``, the lower corner's cell o (the
+    upper one is o + 1) and their weights ``w0 = w - w1``, ``w1 = w f_last`` with
+    ``w = wa * w_b[i, jb]`` (``wa`` is ``w_a[i, ja]``, times the value where a splat folds it in).
+    """
+    w = wa * w_b[i, jb]
+    w1 = w * fl
+    return pair_base[i] + pair_delta[i, ja * n_b + jb], w - w1, w1
+
+
 @njit(parallel=True, cache=True)
 def _splat_kernel(values, pair_base, pair_delta, w_a, w_b, f_last, partial):
     """partial[p] = multilinear splat of the p-th chunk of points onto the occupied cells.
@@ -124,10 +135,8 @@ def _splat_kernel(values, pair_base, pair_delta, w_a, w_b, f_last, partial):
             for ja in range(n_a):
                 wa = w_a[i, ja] * v
                 for jb in range(n_b):
-                    w = wa * w_b[i, jb]
-                    w1 = w * fl
-                    o = pair_base[i] + pair_delta[i, ja * n_b + jb]
-                    grid[o] += w - w1
+                    o, w0, w1 = _corner_pair(pair_base, pair_delta, w_b, wa, fl, i, ja, jb, n_b)
+                    grid[o] += w0
                     grid[o + 1] += w1
 
 
@@ -194,10 +203,7 @@ def _splat_rows_kernel(values, pair_base, pair_delta, w_a, w_b, f_last, partial)
             for ja in range(n_a):
                 wa = w_a[i, ja]
                 for jb in range(n_b):
-                    w = wa * w_b[i, jb]
-                    w1 = w * fl
-                    w0 = w - w1
-                    o = pair_base[i] + pair_delta[i, ja * n_b + jb]
+                    o, w0, w1 = _corner_pair(pair_base, pair_delta, w_b, wa, fl, i, ja, jb, n_b)
                     lower = grid[o]
                     upper = grid[o + 1]
                     for c in range(m):
@@ -279,10 +285,7 @@ def _slice_rows_kernel(grid, pair_base, pair_delta, w_a, w_b, f_last, out):
         for ja in range(n_a):
             wa = w_a[i, ja]
             for jb in range(n_b):
-                w = wa * w_b[i, jb]
-                w1 = w * fl
-                w0 = w - w1
-                o = pair_base[i] + pair_delta[i, ja * n_b + jb]
+                o, w0, w1 = _corner_pair(pair_base, pair_delta, w_b, wa, fl, i, ja, jb, n_b)
                 lower = grid[o]
                 upper = grid[o + 1]
                 for c in range(m):
