@@ -107,6 +107,8 @@ def _corner_pair(pair_base, pair_delta, w_b, wa, fl, i, ja, jb, n_b):
     """Point i's corner pair j = ja * n_b + jb: ``(o, w0, w1)``, the lower corner's cell o (the
     upper one is o + 1) and their weights ``w0 = w - w1``, ``w1 = w f_last`` with
     ``w = wa * w_b[i, jb]`` (``wa`` is ``w_a[i, ja]``, times the value where a splat folds it in).
+    ``n_b`` is the caller's own loop bound: with ``w_b.shape[1]`` here the compiler could no
+    longer prove the index non-negative and would test its sign at every pair.
     """
     w = wa * w_b[i, jb]
     w1 = w * fl
