@@ -101,6 +101,20 @@ def _blur_taps(cell, truncate):
 # The pair's weight factorises, w_a[i, j_a] * w_b[i, j_b] with j = j_a * n_b + j_b, times
 # (1 - f_last, f_last): per point the tables hold 2^(D-1) indices and n_a + n_b + 1 weights
 # (for D = 5: 16 + 9) instead of 2^D of each, and memory traffic is what splat and slice cost.
+
+@njit(inline="always")
+def _corner_pair(pair_base, pair_delta, w_b, wa, fl, i, ja, jb, n_b):
+    """Point i's corner pair j = ja * n_b + jb: ``(o, w0, w1)``, the lower corner's cell o (the
+    upper one is o + 1) and their weights ``w0 = w - w1``, ``w1 = w f_last`` with
+    ``w = wa * w_b[i, jb]`` (``wa`` is ``w_a[i, ja]``, times the value where a splat folds it in).
+    ``n_b`` is the caller's own loop bound: with ``w_b.shape[1]`` here the compiler could no
+    longer prove the index non-negative and would test its sign at every pair.
+    """
+    w = wa * w_b[i, jb]
+    w1 = w * fl
+    return pair_base[i] + pair_delta[i, ja * n_b + jb], w - w1, w1
+
+
 # These kernels filter one float32 channel.
 
 @njit(parallel=True, cache=True, nogil=True)
@@ -124,10 +138,8 @@ def _splat_kernel(values, pair_base, pair_delta, w_a, w_b, f_last, partial):
             for ja in range(n_a):
                 wa = w_a[i, ja] * v
                 for jb in range(n_b):
-                    w = wa * w_b[i, jb]
-                    w1 = w * fl
-                    o = pair_base[i] + pair_delta[i, ja * n_b + jb]
-                    grid[o] += w - w1
+                    o, w0, w1 = _corner_pair(pair_base, pair_delta, w_b, wa, fl, i, ja, jb, n_b)
+                    grid[o] += w0
                     grid[o + 1] += w1
 
 
@@ -178,31 +190,42 @@ def _slice_kernel(grid, pair_base, pair_delta, w_a, w_b, f_last, out):
 # Many channels (e.g. 21 labels): the same three steps on channels-last grids (cells + 1, M), so
 # each table entry is read once for all M channels and the channel loops vectorise.
 
+@njit(inline="always")
+def _point_rows(grid, x, i, pair_base, pair_delta, w_a, w_b, f_last, splat):
+    """Point i's 2^D corners on a channels-last grid (cells + 1, M), x (M,): with ``splat``,
+    ``grid[corner] += weight * x`` (multilinear splat); else ``x += weight * grid[corner]`` summed
+    over the corners (slice, the transpose: same corners, same weights, the copy reversed).
+    ``splat`` is a constant at each call, so each kernel compiles one branch.
+    """
+    n_a = w_a.shape[1]
+    n_b = w_b.shape[1]
+    m = x.shape[0]
+    fl = f_last[i]
+    for ja in range(n_a):
+        wa = w_a[i, ja]
+        for jb in range(n_b):
+            o, w0, w1 = _corner_pair(pair_base, pair_delta, w_b, wa, fl, i, ja, jb, n_b)
+            lower = grid[o]
+            upper = grid[o + 1]
+            if splat:
+                for c in range(m):
+                    lower[c] += w0 * x[c]
+                    upper[c] += w1 * x[c]
+            else:
+                for c in range(m):
+                    x[c] += w0 * lower[c] + w1 * upper[c]
+
+
 @njit(parallel=True, cache=True, nogil=True)
 def _splat_rows_kernel(values, pair_base, pair_delta, w_a, w_b, f_last, partial):
     """:func:`_splat_kernel` for values (N, M): partial (P, n_occupied + 1, M)."""
-    n_chunks, n_cells, m = partial.shape
+    n_chunks = partial.shape[0]
     n = values.shape[0]
-    n_a = w_a.shape[1]
-    n_b = w_b.shape[1]
     for p in prange(n_chunks):
         grid = partial[p]
         grid[:, :] = 0.0
         for i in range((n * p) // n_chunks, (n * (p + 1)) // n_chunks):
-            v = values[i]
-            fl = f_last[i]
-            for ja in range(n_a):
-                wa = w_a[i, ja]
-                for jb in range(n_b):
-                    w = wa * w_b[i, jb]
-                    w1 = w * fl
-                    w0 = w - w1
-                    o = pair_base[i] + pair_delta[i, ja * n_b + jb]
-                    lower = grid[o]
-                    upper = grid[o + 1]
-                    for c in range(m):
-                        lower[c] += w0 * v[c]
-                        upper[c] += w1 * v[c]
+            _point_rows(grid, values[i], i, pair_base, pair_delta, w_a, w_b, f_last, True)
 
 
 @njit(parallel=True, cache=True, nogil=True)
@@ -269,25 +292,10 @@ def blur_pass_rows(src, neighbours, taps, dst) -> None:
 @njit(parallel=True, cache=True, nogil=True)
 def _slice_rows_kernel(grid, pair_base, pair_delta, w_a, w_b, f_last, out):
     """:func:`_slice_kernel` for a (cells + 1, M) grid: out (N, M)."""
-    n, m = out.shape
-    n_a = w_a.shape[1]
-    n_b = w_b.shape[1]
-    for i in prange(n):
+    for i in prange(out.shape[0]):
         acc = out[i]
         acc[:] = 0.0
-        fl = f_last[i]
-        for ja in range(n_a):
-            wa = w_a[i, ja]
-            for jb in range(n_b):
-                w = wa * w_b[i, jb]
-                w1 = w * fl
-                w0 = w - w1
-                o = pair_base[i] + pair_delta[i, ja * n_b + jb]
-                lower = grid[o]
-                upper = grid[o + 1]
-                for c in range(m):
-                    acc[c] += w0 * lower[c] + w1 * upper[c]
-
+        _point_rows(grid, acc, i, pair_base, pair_delta, w_a, w_b, f_last, False)
 
 
 @njit(parallel=True, cache=True, nogil=True)

@@ -47,6 +47,74 @@ def deriche_sections(sigma: float) -> np.ndarray:
     return out
 
 
+@njit(inline="always")
+def _causal_step(row, out, j, c, ya1, ya2, yb1, yb2, x1):
+    """Step n of both causal sections in column j, with ``x[n] = row[j]``::
+
+        y_i+[n] = n0_i x[n] + n1_i x[n-1] - d1_i y_i+[n-1] - d2_i y_i+[n-2]
+        out[j] = y_a+[n] + y_b+[n]
+
+    ``c``: the 12 float32 ``(n0, n1, d1, d2, m1, m2)`` of section a then b. The states hold, at
+    index j, ``y_a+[n-1], y_a+[n-2], y_b+[n-1], y_b+[n-2], x[n-1]`` and move on by one step.
+    """
+    n0a, n1a, d1a, d2a, _, _, n0b, n1b, d1b, d2b, _, _ = c
+    x = row[j]
+    a = n0a * x + n1a * x1[j] - d1a * ya1[j] - d2a * ya2[j]
+    b = n0b * x + n1b * x1[j] - d1b * yb1[j] - d2b * yb2[j]
+    ya2[j] = ya1[j]
+    ya1[j] = a
+    yb2[j] = yb1[j]
+    yb1[j] = b
+    x1[j] = x
+    out[j] = a + b
+
+
+@njit(inline="always")
+def _anticausal_step(row, out, j, c, ya1, ya2, yb1, yb2, x1, x2):
+    """Step n of both anti-causal sections in column j (the pass runs n downwards)::
+
+        y_i-[n] = m1_i x[n+1] + m2_i x[n+2] - d1_i y_i-[n+1] - d2_i y_i-[n+2]
+        out[j] += y_a-[n] + y_b-[n]
+
+    The states hold ``y_a-[n+1], y_a-[n+2], y_b-[n+1], y_b-[n+2], x[n+1], x[n+2]`` at index j;
+    ``x[n] = row[j]`` enters them for step n - 1 (the anti-causal part starts at ``h(1)``).
+    """
+    _, _, d1a, d2a, m1a, m2a, _, _, d1b, d2b, m1b, m2b = c
+    a = m1a * x1[j] + m2a * x2[j] - d1a * ya1[j] - d2a * ya2[j]
+    b = m1b * x1[j] + m2b * x2[j] - d1b * yb1[j] - d2b * yb2[j]
+    ya2[j] = ya1[j]
+    ya1[j] = a
+    yb2[j] = yb1[j]
+    yb1[j] = b
+    x2[j] = x1[j]
+    x1[j] = row[j]
+    out[j] += a + b
+
+
+@njit(inline="always")
+def _coefficients(sec):
+    """(2, 6) float64 sections -> their 12 numbers as a float32 tuple (held in registers)."""
+    c = sec.astype(np.float32)
+    return (c[0, 0], c[0, 1], c[0, 2], c[0, 3], c[0, 4], c[0, 5],
+            c[1, 0], c[1, 1], c[1, 2], c[1, 3], c[1, 4], c[1, 5])
+
+
+@njit(cache=True, nogil=True)
+def _zero_states(w):
+    """Six zero (w,) float32 rows: the states of one pass over w columns (two per section, two
+    inputs back), each its own allocation so that the compiler keeps them apart."""
+    return (np.zeros(w, dtype=np.float32), np.zeros(w, dtype=np.float32),
+            np.zeros(w, dtype=np.float32), np.zeros(w, dtype=np.float32),
+            np.zeros(w, dtype=np.float32), np.zeros(w, dtype=np.float32))
+
+
+@njit(cache=True, nogil=True)
+def _clear(ya1, ya2, yb1, yb2, x1, x2):
+    """Zero the states, before each pass."""
+    for j in range(ya1.shape[0]):
+        ya1[j] = ya2[j] = yb1[j] = yb2[j] = x1[j] = x2[j] = 0.0
+
+
 @njit(parallel=True, cache=True, nogil=True, fastmath=FAST_FLOATS)
 def _along_rows_kernel(src, sec, dst):
     """Both sections, both directions, along axis 0 of src (H, L) into dst (H, L).
@@ -55,98 +123,46 @@ def _along_rows_kernel(src, sec, dst):
     innermost loops (they vectorise); the recursions' states are 1-D scratch rows.
     """
     h, length = src.shape
-    c = sec.astype(np.float32)
-    n0a, n1a, d1a, d2a, m1a, m2a = c[0, 0], c[0, 1], c[0, 2], c[0, 3], c[0, 4], c[0, 5]
-    n0b, n1b, d1b, d2b, m1b, m2b = c[1, 0], c[1, 1], c[1, 2], c[1, 3], c[1, 4], c[1, 5]
+    c = _coefficients(sec)
     block = 512
     for blk in prange((length + block - 1) // block):
         j0 = blk * block
         w = min(length, j0 + block) - j0
-        ya1 = np.zeros(w, dtype=np.float32)            # section a: y[n-1], y[n-2]
-        ya2 = np.zeros(w, dtype=np.float32)
-        yb1 = np.zeros(w, dtype=np.float32)            # section b
-        yb2 = np.zeros(w, dtype=np.float32)
-        x1 = np.zeros(w, dtype=np.float32)             # x[n-1]
+        ya1, ya2, yb1, yb2, x1, x2 = _zero_states(w)
         for n in range(h):
-            row = src[n, j0:j0 + w]
-            out = dst[n, j0:j0 + w]
+            row, out = src[n, j0:j0 + w], dst[n, j0:j0 + w]
             for j in range(w):
-                x = row[j]
-                a = n0a * x + n1a * x1[j] - d1a * ya1[j] - d2a * ya2[j]
-                b = n0b * x + n1b * x1[j] - d1b * yb1[j] - d2b * yb2[j]
-                ya2[j] = ya1[j]
-                ya1[j] = a
-                yb2[j] = yb1[j]
-                yb1[j] = b
-                x1[j] = x
-                out[j] = a + b
-        ya1[:] = 0.0                                    # now y[n+1], y[n+2], x[n+1], x[n+2]
-        ya2[:] = 0.0
-        yb1[:] = 0.0
-        yb2[:] = 0.0
-        x1[:] = 0.0
-        x2 = np.zeros(w, dtype=np.float32)
+                _causal_step(row, out, j, c, ya1, ya2, yb1, yb2, x1)
+        _clear(ya1, ya2, yb1, yb2, x1, x2)
         for n in range(h - 1, -1, -1):
-            row = src[n, j0:j0 + w]
-            out = dst[n, j0:j0 + w]
+            row, out = src[n, j0:j0 + w], dst[n, j0:j0 + w]
             for j in range(w):
-                a = m1a * x1[j] + m2a * x2[j] - d1a * ya1[j] - d2a * ya2[j]
-                b = m1b * x1[j] + m2b * x2[j] - d1b * yb1[j] - d2b * yb2[j]
-                ya2[j] = ya1[j]
-                ya1[j] = a
-                yb2[j] = yb1[j]
-                yb1[j] = b
-                x2[j] = x1[j]
-                x1[j] = row[j]
-                out[j] += a + b
+                _anticausal_step(row, out, j, c, ya1, ya2, yb1, yb2, x1, x2)
 
 
 @njit(parallel=True, cache=True, nogil=True, fastmath=FAST_FLOATS)
 def _along_cols_kernel(src, sec, dst):
-    """Both sections, both directions, along axis 1 of src (H, W, M) into dst: one row per task,
-    the M channels of a pixel in the innermost loops."""
+    """Both sections, both directions, along axis 1 of src (H, W, M) into dst.
+
+    Rows are independent: blocks of 8 run in parallel, each with one set of states (cleared
+    between passes and rows); the M channels of a pixel run in the innermost loops.
+    """
     h, w, m = src.shape
-    c = sec.astype(np.float32)
-    n0a, n1a, d1a, d2a, m1a, m2a = c[0, 0], c[0, 1], c[0, 2], c[0, 3], c[0, 4], c[0, 5]
-    n0b, n1b, d1b, d2b, m1b, m2b = c[1, 0], c[1, 1], c[1, 2], c[1, 3], c[1, 4], c[1, 5]
-    for y in prange(h):
-        ya1 = np.zeros(m, dtype=np.float32)
-        ya2 = np.zeros(m, dtype=np.float32)
-        yb1 = np.zeros(m, dtype=np.float32)
-        yb2 = np.zeros(m, dtype=np.float32)
-        x1 = np.zeros(m, dtype=np.float32)
-        x2 = np.zeros(m, dtype=np.float32)
-        for n in range(w):
-            px = src[y, n]
-            out = dst[y, n]
-            for k in range(m):
-                x = px[k]
-                a = n0a * x + n1a * x1[k] - d1a * ya1[k] - d2a * ya2[k]
-                b = n0b * x + n1b * x1[k] - d1b * yb1[k] - d2b * yb2[k]
-                ya2[k] = ya1[k]
-                ya1[k] = a
-                yb2[k] = yb1[k]
-                yb1[k] = b
-                x1[k] = x
-                out[k] = a + b
-        ya1[:] = 0.0
-        ya2[:] = 0.0
-        yb1[:] = 0.0
-        yb2[:] = 0.0
-        x1[:] = 0.0
-        for n in range(w - 1, -1, -1):
-            px = src[y, n]
-            out = dst[y, n]
-            for k in range(m):
-                a = m1a * x1[k] + m2a * x2[k] - d1a * ya1[k] - d2a * ya2[k]
-                b = m1b * x1[k] + m2b * x2[k] - d1b * yb1[k] - d2b * yb2[k]
-                ya2[k] = ya1[k]
-                ya1[k] = a
-                yb2[k] = yb1[k]
-                yb1[k] = b
-                x2[k] = x1[k]
-                x1[k] = px[k]
-                out[k] += a + b
+    c = _coefficients(sec)
+    block = 8
+    for blk in prange((h + block - 1) // block):
+        ya1, ya2, yb1, yb2, x1, x2 = _zero_states(m)
+        for y in range(blk * block, min(h, (blk + 1) * block)):
+            for n in range(w):
+                px, out = src[y, n], dst[y, n]
+                for k in range(m):
+                    _causal_step(px, out, k, c, ya1, ya2, yb1, yb2, x1)
+            _clear(ya1, ya2, yb1, yb2, x1, x2)
+            for n in range(w - 1, -1, -1):
+                px, out = src[y, n], dst[y, n]
+                for k in range(m):
+                    _anticausal_step(px, out, k, c, ya1, ya2, yb1, yb2, x1, x2)
+            _clear(ya1, ya2, yb1, yb2, x1, x2)
 
 
 def recursive_gaussian_reference(shape, sdims, values) -> np.ndarray:
