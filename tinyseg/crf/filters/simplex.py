@@ -172,17 +172,13 @@ def _slice_kernel(grid, corners, weights, out):
                 acc += weights[i, k] * grid[corners[i, k], 0]
             out[i, 0] = acc
         return
-    for i in prange(n):
-        acc = out[i]
-        w = weights[i, 0]
-        row = grid[corners[i, 0]]
+    for i in prange(n):                             # (D = 5 has its own kernel, below)
+        cs, ws = corners[i], weights[i]
         for c in range(m):
-            acc[c] = w * row[c]
-        for k in range(1, n_corners):
-            w = weights[i, k]
-            row = grid[corners[i, k]]
-            for c in range(m):
-                acc[c] += w * row[c]
+            total = np.float32(0.0)
+            for k in range(n_corners):
+                total += ws[k] * grid[cs[k], c]
+            out[i, c] = total
 
 
 @njit(parallel=True, cache=True, nogil=True, fastmath=FAST_FLOATS)
