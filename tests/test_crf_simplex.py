@@ -117,5 +117,16 @@ def test_auto_filter_picks_the_simplex_grid_unless_asked():
     assert type(auto_filter(f, interpolation="multilinear")) is GridFilter
     with pytest.raises(ValueError, match="interpolation"):
         auto_filter(f, interpolation="cubic")
-    with pytest.raises(TypeError, match="GridLayout"):
-        simplex.describe()
+
+
+def test_its_layout_is_the_same_filter():
+    """describe(): the simplex corners as the layout's pairs (frac_last 0), what the CUDA twin runs;
+    the layout's NumPy twin gives the filter's result."""
+    from tinyseg.crf.filters import layout_filter_reference
+
+    f = _cloud(700, 5, seed=11)
+    filt = SimplexGridFilter(f)
+    v = np.random.default_rng(6).random((700, 3)).astype(np.float32)
+    want = filt.apply(v)
+    got = layout_filter_reference(filt.describe(), v)
+    np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-5 * np.abs(want).max())

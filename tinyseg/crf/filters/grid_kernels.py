@@ -69,9 +69,12 @@ def layout_filter_reference(layout, values: np.ndarray, *,
     lower_w = layout.pair_weights * (1.0 - layout.frac_last[:, None])     # (N, P)
     upper_w = layout.pair_weights * layout.frac_last[:, None]
     rows = layout.corner_pairs                                            # (N, P)
-    grid = np.zeros((layout.n_cells, v.shape[1]))
+    # One row past the cells: the "empty" row, which only a corner of weight 0 reaches (a simplex
+    # grid's last cell); it stays out of the blur.
+    grid = np.zeros((layout.n_cells + 1, v.shape[1]))
     np.add.at(grid, rows, lower_w[:, :, None] * v[:, None, :])            # splat
     np.add.at(grid, rows + 1, upper_w[:, :, None] * v[:, None, :])
+    grid = grid[:-1]
     sizes = [layout.n_cells] + [nb.shape[0] for nb in layout.passes]
     taps = layout.taps.astype(np.float64)
     order = range(len(layout.passes))
@@ -84,6 +87,7 @@ def layout_filter_reference(layout, values: np.ndarray, *,
             out = np.zeros((sizes[p] + 1, grid.shape[1]))
             np.add.at(out, nb, taps[None, :, None] * grid[:, None, :])
             grid = out[:-1]
+    grid = np.vstack([grid, np.zeros((1, grid.shape[1]))])                 # + the "empty" row
     return (np.einsum("np,npm->nm", lower_w, grid[rows])                  # slice
             + np.einsum("np,npm->nm", upper_w, grid[rows + 1]))
 

@@ -52,8 +52,10 @@ class GridLayout:
     n_points, n_dims, n_cells : N, D and the number of occupied cells.
     cell : cell width in standard deviations.
     taps : (2r+1,) float32 blur taps (symmetric).
-    corner_pairs : (N, 2^(D-1)) int32 grid rows of the lower corner of each pair.
-    pair_weights : (N, 2^(D-1)) float32 multilinear weights over the first D-1 axes.
+    corner_pairs : (N, 2^(D-1)) int32 grid rows of the lower corner of each pair (a simplex
+        grid: (N, D + 1), its corners, with ``frac_last = 0``).
+    pair_weights : (N, 2^(D-1)) float32 multilinear weights over the first D-1 axes (a simplex
+        grid: its barycentric weights).
     frac_last : (N,) float32 fractional position along the last axis.
     passes : D int32 gather tables, pass ``p`` of shape (cells after pass p, 2r+1).
     """

@@ -39,7 +39,7 @@ from numba import njit, prange
 from ._base import FAST_FLOATS, check_features, check_values
 from .grid import GridFilter
 from .grid_kernels import _blur_pass_kernel, _grid_geometry, blur_pass_rows
-from .grid_layout import grid_blur_taps
+from .grid_layout import GridLayout, grid_blur_taps
 from .grid_setup import _grid_coords_kernel
 from .rotation import blur_order, rotate_to_principal_axes
 
@@ -322,10 +322,15 @@ class SimplexGridFilter(GridFilter):
         slice_(grid, self.corners, self.weights, out)
         return out
 
-    def describe(self):
-        """Not available: :class:`~.grid_layout.GridLayout` describes multilinear grids (the CUDA
-        twin builds a :class:`~.grid.GridFilter`)."""
-        raise TypeError("a SimplexGridFilter has no GridLayout; the CUDA filters use GridFilter")
+    def describe(self) -> GridLayout:
+        """This grid as a :class:`~.grid_layout.GridLayout` (what the CUDA twin uploads): each
+        simplex corner is a "pair" whose second corner has weight 0 (``frac_last = 0``), so the
+        layout's splat and slice are exactly this filter's."""
+        return GridLayout(
+            n_points=self.n_points, n_dims=self.n_dims, n_cells=self.n_occupied, cell=self.cell,
+            taps=self.taps.copy(), corner_pairs=self.corners.copy(),
+            pair_weights=self.weights.copy(), frac_last=np.zeros(self.n_points, np.float32),
+            passes=tuple(np.ascontiguousarray(nb, dtype=np.int32) for nb in self.neighbours))
 
 
 def simplex_filter_reference(features: np.ndarray, values: np.ndarray, *, cell: float = 0.9,
