@@ -16,11 +16,11 @@ The images are those of ``train``'s and ``evaluate``'s dataset options (``--voc`
 ``--mask-values``, ``--labels``, the dataset's ``classes.txt``, ``--checkpoint``'s classes).
 
 Each image is refined with every parameter set of a stage and its confusion matrices are summed
-(integers: a parallel run equals a serial one). Images are spread over ``--jobs`` worker threads,
-each on one core (the CRF's kernels release the GIL), and under ``mpiexec`` over the ranks too (rank r takes every R-th image). The
-network's probabilities come from ``--probabilities DIR`` (one
-``<id>.npy`` per image, H×W×C, as DeepLab users save them) or are computed once from
-``--checkpoint`` into ``--cache DIR``. The best set is written with
+(integers: a parallel run equals a serial one). Images are spread over ``--jobs`` worker
+threads, each on one core (the CRF's kernels release the GIL), and under ``mpiexec`` over the
+ranks too (rank r takes every R-th image). The network's probabilities come from
+``--probabilities DIR`` (one ``<id>.npy`` per image, H×W×C, as DeepLab users save them) or are
+computed once from ``--checkpoint`` into ``--cache DIR``. The best set is written with
 :func:`tinyseg.cli.crf_options.save_crf_params`, ready for ``--crf-params``.
 """
 from __future__ import annotations

@@ -88,7 +88,8 @@ def auto_filter(features: np.ndarray, *, rotate=None, image_shape=None, max_cell
     ``interpolation``: the grid's splat and slice, "simplex" or "multilinear".
     """
     if interpolation not in ("simplex", "multilinear"):
-        raise ValueError(f"`interpolation` must be 'simplex' or 'multilinear', got {interpolation!r}")
+        raise ValueError("`interpolation` must be 'simplex' or 'multilinear', got "
+                         f"{interpolation!r}")
     features = np.ascontiguousarray(check_features(features), dtype=np.float32)
     d = features.shape[1]
     if d <= grid_max_dims:

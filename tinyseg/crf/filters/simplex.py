@@ -241,9 +241,10 @@ class SimplexGridFilter(GridFilter):
     deviations, is wider than the multilinear grid's 0.75: its blur needs 5 taps instead of 7
     and about half the cells (10-25 % less time per filtering on the benchmark's photos), and
     on small crops of eight photos (``bench_crf_accuracy``'s kind) the CRF's labels still
-    differ from the exact CRF's less often than pydensecrf's do. ``shear=False`` leaves the simplex
-    interpolation's covariance uncorrected (for study: the kernel then leans along the cell
-    diagonal). ``image_shape`` is accepted and ignored (no row factorisation is needed here).
+    differ from the exact CRF's less often than pydensecrf's do, on average. ``shear=False``
+    leaves the simplex interpolation's covariance uncorrected (for study: the kernel then leans
+    along the cell diagonal). ``image_shape`` is accepted and ignored (no row factorisation is
+    needed here).
     """
 
     name = "simplex-grid"
@@ -311,7 +312,8 @@ class SimplexGridFilter(GridFilter):
         return self._filter(check_values(values, self.n_points), self.neighbours, out)
 
     def _filter(self, values: np.ndarray, passes, out=None) -> np.ndarray:
-        """Splat, the given blur passes (:meth:`apply_transpose` gives the transposed ones), slice."""
+        """Splat, the given blur passes (:meth:`apply_transpose` gives the transposed ones),
+        slice."""
         six = self.corners.shape[1] == 6 and values.shape[1] > 1
         splat, slice_ = (_splat6_kernel, _slice6_kernel) if six else (_splat_kernel, _slice_kernel)
         grid = self._splat_and_blur(
