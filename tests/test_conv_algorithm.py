@@ -54,3 +54,15 @@ def test_the_demo_from_scratch_calls_no_winograd_kernel(tmp_path, monkeypatch):
     monkeypatch.setattr(conv_op, "_winograd_weight_grad", refuse)
     assert main(["demo", "--out", str(tmp_path / "demo"), "--width", "0.125", "--iterations", "2",
                  "--no-progress"]) == 0
+
+
+def test_large_weights_are_not_split_into_worker_blocks():
+    """fc6 on a small map (7×7×512→4096 on 12×16): its weights (411 MB) outweigh the whole im2col
+    (19 MB), so the forward keeps one block with the BLAS's threads: worker blocks would each
+    read all the weights again. An ordinary layer is split among the workers."""
+    from tinyseg.ops.conv import _rows_per_worker_block
+
+    budget = 64 << 20
+    assert _rows_per_worker_block((1, 12, 16, 512), (7, 7, 512, 4096), budget, 2) is None
+    rows = _rows_per_worker_block((1, 94, 125, 256), (3, 3, 256, 256), budget, 2)
+    assert rows is not None and 1 <= rows <= -(-94 // 8)

@@ -116,7 +116,9 @@ def _rows_per_worker_block(x_shape, w_shape, workspace_bytes: int, workers: int)
     ⌈H/4P⌉ rows), each worker does its own blocks; a layer that fits in fewer blocks (fc6 on a
     small map) keeps one shared buffer and the BLAS's own threads.
     """
-    N, H = x_shape[0], x_shape[1]
+    N, H, W = x_shape[0], x_shape[1], x_shape[2]
+    if w_shape[3] >= H * W:            # weights (K, F) larger than the whole im2col (H·W, K):
+        return None                    # every block would read all of them again
     rows = min(conv_rows_per_block(x_shape, w_shape, workspace_bytes), -(-H // (4 * workers)))
     if workers < 2 or N * -(-H // rows) < 2 * workers:
         return None
