@@ -123,19 +123,13 @@ def evaluate_image(task) -> tuple[int, np.ndarray, np.ndarray]:
     return index, plain.matrix, out
 
 
-def _init_worker():
-    import numba
-
-    numba.set_num_threads(1)                  # the worker threads are the parallelism
-
-
 def grid_search(tasks: list, param_sets: list[dict], jobs: int, desc: str, quiet: bool):
     """Summed confusions (P, C, C) and the plain-argmax confusion (C, C) over the tasks."""
     from tqdm.auto import tqdm
 
     from concurrent.futures import ThreadPoolExecutor
 
-    from ..crf.batch import mpi_world_size
+    from ..crf.batch import mpi_world_size, one_core_per_thread
 
     full = [t + (param_sets,) for t in tasks]
     n_classes = tasks[0][4]
@@ -153,7 +147,7 @@ def grid_search(tasks: list, param_sets: list[dict], jobs: int, desc: str, quiet
         pool = None
     else:                                     # threads, one core each: the kernels release the GIL
         pool = ThreadPoolExecutor(jobs, thread_name_prefix="tinyseg-crf-search",
-                                  initializer=_init_worker)
+                                  initializer=one_core_per_thread)
         results = pool.map(evaluate_image, full)
     try:
         for _, p, cms in results:

@@ -35,7 +35,7 @@ from .._processes import usable_cores as default_workers
 from .._processes import world_size_from_env as mpi_world_size
 
 __all__ = ["refine_many", "refine_stream", "CRFPool", "default_workers", "mpi_world_size",
-           "single_threaded_children", "read_probabilities"]
+           "single_threaded_children", "read_probabilities", "one_core_per_thread"]
 
 def read_probabilities(path: str, shape) -> np.ndarray:
     """An H×W×C float array from a ``.npy`` file, for an image of ``shape`` (H, W)."""
@@ -78,8 +78,9 @@ def _refine(item, params: dict, with_q: bool, reader=None):
     return (labels, q) if with_q else labels
 
 
-def _one_thread() -> None:
-    """A pool thread's set-up: its parallel kernels run on one core (a per-thread setting)."""
+def one_core_per_thread() -> None:
+    """A pool thread's set-up: its parallel kernels run on one core (Numba's thread count is a
+    per-thread setting); the initializer of every CRF thread pool."""
     import numba
 
     numba.set_num_threads(1)
@@ -112,7 +113,7 @@ class CRFPool:
         if kind == "threads":
             from concurrent.futures import ThreadPoolExecutor
             self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="tinyseg-crf",
-                                            initializer=_one_thread)
+                                            initializer=one_core_per_thread)
         else:
             with single_threaded_children():
                 self._pool = mp.get_context(start_method).Pool(
