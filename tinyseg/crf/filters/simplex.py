@@ -267,9 +267,9 @@ class SimplexGridFilter(GridFilter):
             box = float(np.prod(np.floor(span / self.cell) + 2))   # this cell was accepted
             options["max_cells"] = max(max_cells, int(box))
             super().__init__(sheared, cell=self.cell, **options)
-        d = self.n_dims
         if self.shear:                                # the peak back at 1 (see kuhn_shear)
-            self.taps = self.taps * np.float32(kuhn_peak(self.cell, self.n_dims) ** (1 / d))
+            d = self.n_dims
+            self.taps = self.taps * np.float32(kuhn_peak(self.cell, d) ** (1 / d))
 
     def _sheared(self, features, cell):
         """``features @ kuhn_shear(cell)`` (a copy either way), or the features without shear."""
