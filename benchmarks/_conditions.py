@@ -22,7 +22,11 @@ current NumPy), ``unset`` (default) removes both, together, from every worker's 
 ``keep`` leaves them. The kernel OpenBLAS then runs is recorded (``openblas_get_corename``).
 
 ``OMP_WAIT_POLICY`` (``--omp-wait-policy``, default ``PASSIVE``) is set alike in every worker:
-PyTorch's and Numba's OpenMP pools both read it.
+PyTorch's and Numba's OpenMP pools both read it. ``OPENBLAS_THREAD_TIMEOUT``
+(``--openblas-thread-timeout``, default ``4``, what ``tinyseg.tuning.tune_process`` sets: idle
+OpenBLAS threads sleep at once instead of spinning; ``default`` removes it) is set alike in every
+worker too; it only changes OpenBLAS, which tinyseg's GEMMs and NumPy's use and PyTorch's
+convolutions do not.
 """
 from __future__ import annotations
 
@@ -57,6 +61,7 @@ class Conditions:
     malloc: str = "thresholds"              # "thresholds" | "default"
     openblas_coretype: str = "unset"        # "unset" | "keep"
     omp_wait_policy: str = "PASSIVE"
+    openblas_thread_timeout: str = "4"      # "4" | "default"
 
     def env(self, threads: int | None = None, base: dict | None = None) -> dict:
         """The environment of a worker that runs ``threads`` threads (default: ``self.threads``)."""
@@ -65,6 +70,9 @@ class Conditions:
         for name in THREAD_VARIABLES:
             env[name] = n
         env["OMP_WAIT_POLICY"] = self.omp_wait_policy
+        env.pop("OPENBLAS_THREAD_TIMEOUT", None)
+        if self.openblas_thread_timeout != "default":
+            env["OPENBLAS_THREAD_TIMEOUT"] = self.openblas_thread_timeout
         for name in MALLOC_THRESHOLDS:
             env.pop(name, None)
         if self.malloc == "thresholds":
@@ -86,7 +94,9 @@ class Conditions:
                   if self.malloc == "thresholds" else "glibc defaults in every worker")
         blas = ("OPENBLAS_CORETYPE/L2_SIZE unset in every worker" if self.openblas_coretype == "unset"
                 else "OPENBLAS_CORETYPE/L2_SIZE as the machine sets them, in every worker")
-        return f"allocator: {malloc}; {blas}; OMP_WAIT_POLICY={self.omp_wait_policy}"
+        timeout = (f"OPENBLAS_THREAD_TIMEOUT={self.openblas_thread_timeout}"
+                   if self.openblas_thread_timeout != "default" else "OPENBLAS_THREAD_TIMEOUT unset")
+        return f"allocator: {malloc}; {blas}; OMP_WAIT_POLICY={self.omp_wait_policy}; {timeout} (every worker)"
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -110,13 +120,18 @@ def add_condition_options(parser: argparse.ArgumentParser) -> None:
                    "worker's environment, 'keep' leaves them (default: %(default)s)")
     g.add_argument("--omp-wait-policy", choices=["PASSIVE", "ACTIVE"], default="PASSIVE",
                    help="OMP_WAIT_POLICY of every worker (default: %(default)s)")
+    g.add_argument("--openblas-thread-timeout", choices=["4", "default"], default="4",
+                   help="OPENBLAS_THREAD_TIMEOUT of every worker: '4' (what tinyseg's command line "
+                   "sets: idle OpenBLAS threads sleep at once) or 'default' (unset) "
+                   "(default: %(default)s)")
 
 
 def conditions_from_args(args) -> Conditions:
     if args.threads < 1:
         raise SystemExit("--threads must be >= 1")
     return Conditions(threads=args.threads, malloc=args.malloc,
-                      openblas_coretype=args.openblas_coretype, omp_wait_policy=args.omp_wait_policy)
+                      openblas_coretype=args.openblas_coretype, omp_wait_policy=args.omp_wait_policy,
+                      openblas_thread_timeout=args.openblas_thread_timeout)
 
 
 # ----------------------------------------------------------------------------- inside a worker
@@ -207,6 +222,7 @@ def worker_report(side: str) -> dict:
         rep["affinity"] = sorted(os.sched_getaffinity(0))
     rep["env"] = {k: os.environ.get(k) for k in (*THREAD_VARIABLES, *MALLOC_THRESHOLDS,
                                                  *OPENBLAS_MACHINE_VARIABLES, "OMP_WAIT_POLICY",
+                                                 "OPENBLAS_THREAD_TIMEOUT",
                                                  "TINYSEG_SYSTEM_MALLOC")}
     return rep
 

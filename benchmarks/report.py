@@ -11,7 +11,8 @@ records, the conditions both sides shared, each worker's own report of its threa
 conditions, one table and one plot of tinyseg's time ratio per case with the 1.0 line
 (``docs/_static/benchmarks/NAME.png``); ``docs/benchmarks_summary.md`` is the short table for the
 README. Every figure in both comes from the JSON. The condition options (``--threads``,
-``--malloc``, ``--openblas-coretype``, ``--omp-wait-policy``) are passed to every benchmark.
+``--malloc``, ``--openblas-coretype``, ``--omp-wait-policy``, ``--openblas-thread-timeout``) are
+passed to every benchmark.
 """
 from __future__ import annotations
 
@@ -58,7 +59,8 @@ def run_one(name: str, quick: bool, results: str, passed: list[str]) -> float:
 
 def passed_conditions(args) -> list[str]:
     return ["--threads", str(args.threads), "--malloc", args.malloc,
-            "--openblas-coretype", args.openblas_coretype, "--omp-wait-policy", args.omp_wait_policy]
+            "--openblas-coretype", args.openblas_coretype, "--omp-wait-policy", args.omp_wait_policy,
+            "--openblas-thread-timeout", args.openblas_thread_timeout]
 
 
 def main(argv=None) -> int:

@@ -21,6 +21,16 @@ def test_thresholds_in_every_worker():
     assert all(env[v] == "1" for v in THREAD_VARIABLES)
     assert "OPENBLAS_CORETYPE" not in env and "OPENBLAS_L2_SIZE" not in env     # both, together
     assert "TINYSEG_SYSTEM_MALLOC" not in env
+    assert env["OPENBLAS_THREAD_TIMEOUT"] == "4"               # what tinyseg's tune_process sets
+
+
+def test_openblas_thread_timeout_is_set_or_removed_alike():
+    base = {"OPENBLAS_THREAD_TIMEOUT": "28"}
+    assert Conditions(threads=2).env(base=base)["OPENBLAS_THREAD_TIMEOUT"] == "4"
+    cond = Conditions(threads=2, openblas_thread_timeout="default")
+    assert "OPENBLAS_THREAD_TIMEOUT" not in cond.env(base=base)
+    assert "OPENBLAS_THREAD_TIMEOUT unset" in cond.header()
+    assert "OPENBLAS_THREAD_TIMEOUT=4" in Conditions(threads=2).header()
 
 
 def test_default_allocator_in_every_worker():
@@ -42,6 +52,7 @@ def test_a_pinned_worker_reports_one_thread():
     rep = json.loads(out.strip().splitlines()[-1])
     assert rep["numba_threads"] == 1
     assert rep["env"]["MALLOC_MMAP_THRESHOLD_"] == "1073741824"
+    assert rep["env"]["OPENBLAS_THREAD_TIMEOUT"] == "4"
     assert all(b.get("num_threads") == 1 for b in rep["blas"] if "num_threads" in b)
 
 

@@ -184,6 +184,19 @@ def test_conv2d_blocked_im2col_matches_cpu(gpu, rng, monkeypatch):
         assert_close(gpu, got, want)
 
 
+@pytest.mark.parametrize("N,k,dilation", [(2, 3, 1), (1, 5, 2)])
+def test_conv2d_by_kernel_rows_matches_cpu(gpu, rng, N, k, dilation):
+    """Weights that outweigh the im2col (as fc6's on a small map) go by kernel rows on both."""
+    x, w, b = rand(rng, N, 2, 3, 2), rand(rng, k, k, 2, 7), rand(rng, 7)
+    assert ops.conv.by_kernel_rows(x.shape, w.shape)
+    out, cache = ops.conv2d_forward(x, w, b, dilation)
+    dout_, dcache = ops.conv2d_forward(gpu.asarray(x), gpu.asarray(w), gpu.asarray(b), dilation)
+    assert_close(gpu, dout_, out)
+    g = rand(rng, *out.shape)
+    for got, want in zip(ops.conv2d_backward(gpu.asarray(g), dcache), ops.conv2d_backward(g, cache)):
+        assert_close(gpu, got, want)
+
+
 # ----------------------------------------------------------------------------- pooling, ReLU
 @pytest.mark.parametrize("H,W", [(1, 1), (3, 5), (4, 2)])
 def test_maxpool_matches_cpu_including_argmax(gpu, rng, H, W):

@@ -1,4 +1,4 @@
-"""Process-wide tuning for training and inference: glibc's malloc thresholds and OpenMP's wait policy.
+"""Process-wide tuning for training and inference: glibc's malloc thresholds and how idle threads wait.
 
 ``import tinyseg`` changes nothing in the process. The ``tinyseg`` command line (before Numba
 starts its threads) and :class:`tinyseg.training.Trainer` call :func:`tune_process`; a program
@@ -20,6 +20,15 @@ What it does, and why:
   im2col (Numba) and GEMM (BLAS) block by block; passive waiting made the blocked convolution
   several times faster on 2 cores. It only takes effect if set before Numba starts its thread
   pool. Opt out by setting ``OMP_WAIT_POLICY`` yourself or ``tune_process(omp=False)``.
+* **OPENBLAS_THREAD_TIMEOUT=4** (unless already set): after a multi-threaded GEMM (fc6, fc7)
+  OpenBLAS's worker threads spin for about 2²⁸ cycles (a tenth of a second) before they sleep,
+  so when images follow each other the next image's first convolutions (Numba's parallel loops)
+  share the cores with spinning threads: on 2 cores conv1_1 took 16 ms instead of 8 and conv1_2
+  86 ms instead of 48. 4, OpenBLAS's smallest setting (2⁴ cycles), lets them sleep at once.
+  OpenBLAS reads the variable when it is loaded, and Numba loads SciPy's OpenBLAS (the one its
+  matrix products call) at its first product, after ``import tinyseg``; an OpenBLAS loaded
+  before :func:`tune_process` keeps its spin. Opt out by setting the variable yourself or
+  ``tune_process(openblas=False)``.
 
 Benchmarks compare peers with the same settings on both sides (see ``docs/architecture.md``).
 """
@@ -60,17 +69,19 @@ def keep_freed_memory() -> bool:
     return bool(mallopt(M_MMAP_THRESHOLD, THRESHOLD)) and bool(mallopt(M_TRIM_THRESHOLD, 2 * THRESHOLD - 1))
 
 
-def tune_process(malloc: bool = True, omp: bool = True) -> dict:
+def tune_process(malloc: bool = True, omp: bool = True, openblas: bool = True) -> dict:
     """Tune this process for tinyseg's work (once; later calls return the first call's result).
 
     Parameters
     ----------
     malloc : raise glibc's malloc thresholds (:func:`keep_freed_memory`)
     omp : set ``OMP_WAIT_POLICY=PASSIVE`` unless the environment already sets it
+    openblas : set ``OPENBLAS_THREAD_TIMEOUT=4`` unless the environment already sets it
 
     Returns
     -------
-    dict ``{"malloc": bool, "omp_wait_policy": str | None}``: what was done.
+    dict ``{"malloc": bool, "omp_wait_policy": str | None, "openblas_thread_timeout": str | None}``:
+    what was done (None: left as it was).
     """
     if not _done:
         _done["malloc"] = keep_freed_memory() if malloc else False
@@ -79,6 +90,11 @@ def tune_process(malloc: bool = True, omp: bool = True) -> dict:
             _done["omp_wait_policy"] = "PASSIVE"
         else:
             _done["omp_wait_policy"] = None
+        if openblas and "OPENBLAS_THREAD_TIMEOUT" not in os.environ:
+            os.environ["OPENBLAS_THREAD_TIMEOUT"] = "4"
+            _done["openblas_thread_timeout"] = "4"
+        else:
+            _done["openblas_thread_timeout"] = None
     return dict(_done)
 
 

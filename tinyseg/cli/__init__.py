@@ -69,7 +69,7 @@ def _one_line(exc: BaseException) -> str:
 def main(argv: list[str] | None = None) -> int:
     from ..tuning import tune_process
 
-    tune_process()              # before Numba starts its threads: malloc thresholds, OMP_WAIT_POLICY
+    tune_process()              # before Numba starts its threads and loads its BLAS (see tuning.py)
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

@@ -97,6 +97,10 @@ def conv2d_forward(x, w, b, dilation: int = 1, algorithm: str = "auto"):
     out = be.empty((N, H, W, c_out), np.float32)
     if winograd:
         _winograd(be, x, w, b, dilation, out, flip=False)
+    elif by_kernel_rows(x.shape, w.shape):
+        col = be.empty((H * W, kw * c_in), np.float32)
+        tmp = be.empty((H * W, c_out), np.float32)
+        be.conv2d_forward_by_kernel_rows(x, w, b, out, col, tmp, dilation)
     elif kh * kw > 1 and _rows_per_worker_block(x.shape, w.shape, be.CONV_WORKSPACE_BYTES,
                                                 be.parallel_workers()) is not None:
         workers = be.parallel_workers()
@@ -107,6 +111,15 @@ def conv2d_forward(x, w, b, dilation: int = 1, algorithm: str = "auto"):
         col = _conv_workspace(be, x.shape, w.shape)
         be.conv2d_forward(x, w, b, out, col, dilation)
     return out, (x, w, dilation, algorithm)
+
+
+def by_kernel_rows(x_shape, w_shape) -> bool:
+    """Whether im2col runs one GEMM per kernel row (``conv2d_*_by_kernel_rows``), skipping the
+    rows of zeros SAME padding adds: for kernels taller than one row whose weights ``(K, F)``
+    outweigh the whole im2col ``(H·W, K)`` (fc6 on a small map), where the image is one block
+    anyway and the kernel rows each read their own weights once."""
+    H, W = x_shape[1], x_shape[2]
+    return w_shape[0] > 1 and w_shape[3] >= H * W
 
 
 def _rows_per_worker_block(x_shape, w_shape, workspace_bytes: int, workers: int):
@@ -162,6 +175,12 @@ def conv2d_backward(dout, cache, dw=None, db=None, need_dx: bool = True):
         cols = be.empty((workers, rows * W, kh * kw * c_in), np.float32)
         be.conv2d_weight_grad_blocks(x, dout, dw, parts, cols, tmp, dilation)
         return None, dw, db
+    if by_kernel_rows(x.shape, w.shape):
+        col = be.empty((H * W, kw * c_in), np.float32)
+        tmp = be.empty((kw * c_in, c_out) if N > 1 else (1, 1), np.float32)
+        dx = be.empty(x.shape if need_dx else (1, 1, 1, 1), np.float32)
+        be.conv2d_backward_by_kernel_rows(x, w, dout, dx, dw, db, col, tmp, dilation, bool(need_dx))
+        return (dx if need_dx else None), dw, db
     col = _conv_workspace(be, x.shape, w.shape)
     # One block (a 1×1 kernel, or a single image whose rows all fit the workspace) needs no
     # buffer for partial dw sums.
@@ -244,6 +263,8 @@ def conv2d_workspace_bytes(x_shape, w_shape, dilation: int = 1, algorithm: str =
         return 4 * (workers * 16 * tiles * (c_in + c_out) + 16 * c_in * c_out)
     if kh * kw == 1:
         return 0
+    if by_kernel_rows(x_shape, w_shape):                 # col (H·W, kw·C) and tmp (H·W, F)
+        return 4 * x_shape[1] * x_shape[2] * (kw * c_in + c_out)
     rows = _rows_per_worker_block(x_shape, w_shape, workspace_bytes, workers)
     if rows is not None:
         return 4 * workers * rows * x_shape[2] * kh * kw * c_in

@@ -94,7 +94,8 @@ class Trainer:
     ``val_samples`` (same kind) are evaluated every ``config.val_every`` iterations; ``metadata``
     (e.g. ``{"classes": LabelMap.to_dict()}``) is stored in every checkpoint's config. ``world``
     is the MPI world (default: this process alone). ``tune`` calls
-    :func:`tinyseg.tuning.tune_process` (malloc thresholds, ``OMP_WAIT_POLICY``) first.
+    :func:`tinyseg.tuning.tune_process` (malloc thresholds, ``OMP_WAIT_POLICY``,
+    ``OPENBLAS_THREAD_TIMEOUT``) first.
     """
 
     def __init__(self, model, samples: Sequence, config: TrainConfig | None = None, optimizer=None,

@@ -9,8 +9,8 @@ import numpy as np
 
 from .accumulate import add_into, copy_into, scale_into
 from .adam import adam_update
-from .conv import (column_sums, conv2d_backward, conv2d_forward, conv2d_forward_blocks,
-                   conv2d_weight_grad_blocks)
+from .conv import (column_sums, conv2d_backward, conv2d_backward_by_kernel_rows, conv2d_forward,
+                   conv2d_forward_blocks, conv2d_forward_by_kernel_rows, conv2d_weight_grad_blocks)
 from .cropping import crop, uncrop
 from .elementwise import dropout_backward, dropout_forward, relu_backward, relu_forward
 from .fuse import box3x3, crop_add, interp, interp_backward, scale
@@ -35,6 +35,7 @@ __all__ = [
     "name", "CONV_WORKSPACE_BYTES", "empty", "zeros", "asarray", "to_numpy", "owns",
     "synchronize", "check_available", "is_simulator", "gemm", "crop", "uncrop",
     "conv2d_forward", "conv2d_backward", "conv2d_forward_blocks", "conv2d_weight_grad_blocks",
+    "conv2d_forward_by_kernel_rows", "conv2d_backward_by_kernel_rows",
     "maxpool2x2_forward", "maxpool2x2_backward", "maxpool3x3_forward", "maxpool3x3_backward",
     "winograd_weights", "conv2d_winograd", "parallel_workers", "WINOGRAD_BLOCK_BYTES",
     "winograd_weight_grad", "winograd_filter_grad", "column_sums",

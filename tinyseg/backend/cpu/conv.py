@@ -26,6 +26,17 @@ Backward, for the same block of rows:
 worker doing whole blocks (used when the image has several blocks per thread);
 :func:`conv2d_weight_grad_blocks` likewise computes ``dw`` alone (a first layer's backward).
 A 1×1 kernel needs no im2col: ``x`` viewed as ``(N·H·W, C)`` already is ``col``.
+
+:func:`conv2d_forward_by_kernel_rows` and :func:`conv2d_backward_by_kernel_rows` split the sum
+over the kernel's rows instead of the image's (for a layer whose weights outweigh its im2col, such
+as FCN's 7×7 fc6 on a 12×16 map). Kernel row ``i`` shifts the image by ``dy = d·i − ph`` rows, so
+it only reaches the output rows ``y`` with ``0 ≤ y + dy < H``:
+
+    out[y] += im2col_i[y] @ w[i].reshape(kw·C, F)      for those rows only
+
+``im2col_i`` is the ``kh = 1`` im2col of the shifted rows. The zero rows that SAME padding puts
+into the full im2col (a seventh of fc6's at 12 rows) are never multiplied, and every weight is
+still read once per image.
 """
 import numpy as np
 from numba import njit, prange
@@ -264,3 +275,75 @@ def conv2d_backward(x, w, dout, dx, dw, db, col, dw_tmp, dil, need_dx):
         if need_dx:
             np.dot(d, w2.T, c)                        # dcol: (m, F) @ (F, K)
             col2im_rows_add(c, n, r0, r1, kh, kw, dil, dx)
+
+
+@njit(inline="always")
+def kernel_row_span(i, kh, dil, H):
+    """Kernel row ``i``'s shift ``dy = d·i − ph`` and the output rows ``[y0, y1)`` it reaches."""
+    dy = dil * i - dil * (kh - 1) // 2
+    return dy, max(0, -dy), min(H, H - dy)
+
+
+@njit(cache=True)
+def conv2d_forward_by_kernel_rows(x, w, b, out, col, tmp, dil):
+    """out = conv(x, w; dilation dil) + b, one GEMM per kernel row over the rows it reaches.
+
+    ``col``: (H·W, kw·C) workspace; ``tmp``: (H·W, F), one kernel row's product before it is
+    added. The centre row (``dy = 0``) reaches every row and writes ``out`` first.
+    """
+    N, H, W, C = x.shape
+    kh, kw, _, F = w.shape
+    out2 = out.reshape(N * H * W, F)         # (N, H, W, F) -> (N·H·W, F)
+    centre = (kh - 1) // 2
+    for n in range(N):
+        image = out2[n * H * W:(n + 1) * H * W]
+        for step in range(kh):
+            i = (centre + step) % kh         # the centre row first
+            dy, y0, y1 = kernel_row_span(i, kh, dil, H)
+            if y1 <= y0:
+                continue
+            m = (y1 - y0) * W
+            im2col_rows(x, n, y0 + dy, y1 + dy, 1, kw, dil, col)
+            w_i = w[i].reshape(kw * C, F)
+            if step == 0:
+                np.dot(col[:m], w_i, image)              # (H·W, kw·C) @ (kw·C, F)
+                add_bias(image, b)
+            else:
+                np.dot(col[:m], w_i, tmp[:m])            # (m, kw·C) @ (kw·C, F)
+                add_into(image[y0 * W:y1 * W], tmp[:m])
+
+
+@njit(cache=True)
+def conv2d_backward_by_kernel_rows(x, w, dout, dx, dw, db, col, tmp, dil, need_dx):
+    """dx, dw, db of :func:`conv2d_forward_by_kernel_rows`; outputs are overwritten.
+
+    Per kernel row ``i`` and image: ``dw[i] (+)= im2col_iᵀ @ dout[rows]`` and, with ``need_dx``,
+    ``dcol = dout[rows] @ w[i]ᵀ`` added back into the shifted rows of ``dx`` (col2im with
+    ``kh = 1``). ``tmp``: (kw·C, F), a later image's part of ``dw[i]`` (unused for one image).
+    """
+    N, H, W, C = x.shape
+    kh, kw, _, F = w.shape
+    dout2 = dout.reshape(N * H * W, F)       # (N, H, W, F) -> (N·H·W, F)
+    column_sums(dout2, db)
+    if need_dx:
+        dx[...] = 0.0
+    for i in range(kh):
+        dy, y0, y1 = kernel_row_span(i, kh, dil, H)
+        w_i = w[i].reshape(kw * C, F)
+        dw_i = dw[i].reshape(kw * C, F)
+        if y1 <= y0:
+            dw_i[...] = 0.0
+            continue
+        m = (y1 - y0) * W
+        for n in range(N):
+            d = dout2[(n * H + y0) * W:(n * H + y1) * W]
+            c = col[:m]
+            im2col_rows(x, n, y0 + dy, y1 + dy, 1, kw, dil, c)
+            if n == 0:
+                np.dot(c.T, d, dw_i)                     # (kw·C, m) @ (m, F)
+            else:
+                np.dot(c.T, d, tmp)
+                add_into(dw_i, tmp)
+            if need_dx:
+                np.dot(d, w_i.T, c)                      # dcol: (m, F) @ (F, kw·C)
+                col2im_rows_add(c, n, y0 + dy, y1 + dy, 1, kw, dil, dx)

@@ -200,3 +200,60 @@ def conv2d_weight_grad_blocks(x, dout, dw, parts, cols, tmp, dil):
         launch_1d(_im2col_kernel, m * K, x, n, r0, r1, kh, kw, dil, col)
         gemm(col[:m], dout2[start:start + m], dw2, trans_a=True, beta=0.0 if first else 1.0)
         first = False
+
+
+def _kernel_row_span(i, kh, dil, H):
+    """Kernel row ``i``'s shift ``dy = d·i − ph`` and the output rows ``[y0, y1)`` it reaches."""
+    dy = dil * i - dil * (kh - 1) // 2
+    return dy, max(0, -dy), min(H, H - dy)
+
+
+def conv2d_forward_by_kernel_rows(x, w, b, out, col, tmp, dil):
+    """out = conv(x, w; dilation dil) + b, one GEMM per kernel row over the output rows it reaches
+    (the CPU's :func:`tinyseg.backend.cpu.conv.conv2d_forward_by_kernel_rows`). The GEMM adds
+    each row's product into ``out`` itself (``beta = 1``), so ``tmp`` is unused."""
+    N, H, W, C = x.shape
+    kh, kw, _, F = w.shape
+    out2 = out.reshape(N * H * W, F)        # (N, H, W, F) -> (N·H·W, F)
+    centre = (kh - 1) // 2
+    for n in range(N):
+        image = out2[n * H * W:(n + 1) * H * W]
+        for step in range(kh):
+            i = (centre + step) % kh        # the centre row first: it reaches every row
+            dy, y0, y1 = _kernel_row_span(i, kh, dil, H)
+            if y1 <= y0:
+                continue
+            m = (y1 - y0) * W
+            launch_1d(_im2col_kernel, m * kw * C, x, n, y0 + dy, y1 + dy, 1, kw, dil, col)
+            w_i = w[i].reshape(kw * C, F)
+            if step == 0:
+                gemm(col[:m], w_i, image, bias=b)
+            else:
+                gemm(col[:m], w_i, image[y0 * W:y1 * W], beta=1.0)
+
+
+def conv2d_backward_by_kernel_rows(x, w, dout, dx, dw, db, col, tmp, dil, need_dx):
+    """dx, dw, db of :func:`conv2d_forward_by_kernel_rows`; outputs are overwritten (``tmp``
+    unused: the GEMM accumulates the images' parts of ``dw`` itself)."""
+    N, H, W, C = x.shape
+    kh, kw, _, F = w.shape
+    dout2 = dout.reshape(N * H * W, F)      # (N, H, W, F) -> (N·H·W, F)
+    column_sums(dout2, db)
+    if need_dx:
+        fill(dx, 0.0)
+    for i in range(kh):
+        dy, y0, y1 = _kernel_row_span(i, kh, dil, H)
+        w_i = w[i].reshape(kw * C, F)
+        dw_i = dw[i].reshape(kw * C, F)
+        if y1 <= y0:
+            fill(dw_i, 0.0)
+            continue
+        m = (y1 - y0) * W
+        for n in range(N):
+            d = dout2[(n * H + y0) * W:(n * H + y1) * W]
+            c = col[:m]
+            launch_1d(_im2col_kernel, m * kw * C, x, n, y0 + dy, y1 + dy, 1, kw, dil, c)
+            gemm(c, d, dw_i, trans_a=True, beta=0.0 if n == 0 else 1.0)   # (kw·C, m) @ (m, F)
+            if need_dx:
+                gemm(d, w_i, c, trans_b=True)                               # dcol: (m, F) @ (F, kw·C)
+                launch_1d(_col2im_add_kernel, m * C, c, n, y0 + dy, y1 + dy, y0 + dy, 1, kw, dil, dx)
