@@ -32,7 +32,7 @@ from _conditions import add_condition_options  # noqa: E402
 # name -> (script, full-run arguments, quick-run arguments). The full run is sized for about
 # 20 minutes on 2 cores; each script's own defaults measure longer.
 SUITE = {
-    "crf": ("bench_crf.py", ["--repeat", "2", "--set-repeat", "1"],
+    "crf": ("bench_crf.py", ["--repeat", "3", "--set-repeat", "1"],
             ["--quick", "--repeat", "1", "--set-repeat", "1"]),
     "crf_folder": ("bench_crf_folder.py", ["--repeat", "5"], ["--repeat", "1"]),
     "crf_accuracy": ("bench_crf_accuracy.py", [], ["--quick"]),
