@@ -23,8 +23,8 @@ What it does, and why:
 * **OPENBLAS_THREAD_TIMEOUT=4** (unless already set): after a multi-threaded GEMM (fc6, fc7)
   OpenBLAS's worker threads spin for about 2²⁸ cycles (a tenth of a second) before they sleep,
   so when images follow each other the next image's first convolutions (Numba's parallel loops)
-  share the cores with spinning threads: on 2 cores conv1_1 took 16 ms instead of 8 and conv1_2
-  86 ms instead of 48. 4, OpenBLAS's smallest setting (2⁴ cycles), lets them sleep at once.
+  share the cores with spinning threads. 4, OpenBLAS's smallest setting (2⁴ cycles), lets them
+  sleep at once.
   OpenBLAS reads the variable when it is loaded, and Numba loads SciPy's OpenBLAS (the one its
   matrix products call) at its first product, after ``import tinyseg``; an OpenBLAS loaded
   before :func:`tune_process` keeps its spin. Opt out by setting the variable yourself or
