@@ -21,9 +21,15 @@ def _held_out_miou(tmp_path, name, *options):
 
 @pytest.mark.slow
 def test_the_default_recipe_learns_a_small_new_dataset_from_scratch(tmp_path, capsys):
+    """Means over two training seeds: one run's held-out IoU moves by several hundredths with
+    the order of a float sum alone (a seed gives 0.39 to 0.57 for the default recipe here)."""
     write_dataset(tmp_path / "ds", {"train": 16, "val": 8}, layout="folders", size=(64, 80), n_classes=4)
-    default = _held_out_miou(tmp_path, "default", "--iterations", "150")
-    assert "recipe scratch" in capsys.readouterr().out
-    post = _held_out_miou(tmp_path, "post", "--recipe", "post", "--iterations", "300")
+    default, post = [], []
+    for seed in ("0", "1"):
+        default.append(_held_out_miou(tmp_path, f"default{seed}", "--iterations", "150", "--seed", seed))
+        assert "recipe scratch" in capsys.readouterr().out
+        post.append(_held_out_miou(tmp_path, f"post{seed}", "--recipe", "post", "--iterations", "300",
+                                   "--seed", seed))
+    default, post = sum(default) / 2, sum(post) / 2
     assert default >= 0.45, default
     assert default >= post + 0.1, (default, post)
