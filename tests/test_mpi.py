@@ -1,6 +1,7 @@
 """`mpiexec -n 2 tinyseg ...`: the same parameters as one process with the same global batch, the
-same confusion matrix as serial evaluation, and a killed rank ending the job with a clear error
-while the last checkpoint stays loadable. Skipped without mpi4py/mpiexec (failed under CI=true)."""
+same confusion matrix as serial evaluation, a killed rank ending the job with a clear error
+while the last checkpoint stays loadable, and Ctrl-C saying so once. Skipped without
+mpi4py/mpiexec (failed under CI=true)."""
 import json
 import os
 import signal
@@ -108,3 +109,28 @@ def test_killing_one_rank_ends_the_job_with_a_clear_error_and_the_checkpoint_loa
     assert "Killed" in output or "KILLED" in output or "signal 9" in output, output[-2000:]
     saved = load_checkpoint(ckpt)
     assert saved.adam_state["step"] >= 2 and saved.config["classes"]["names"][0] == "background"
+
+
+def test_ctrl_c_under_mpiexec_stops_every_rank_with_one_notice(data, tmp_path):
+    """A terminal's Ctrl-C reaches the launcher and every rank (the whole process group): the job
+    saves and exits 130, and the notice is printed once, by the root, not once per rank."""
+    ckpt = str(tmp_path / "interrupted.h5")
+    env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS="1", NUMBA_NUM_THREADS="1")
+    job = subprocess.Popen(mpiexec_or_skip() + ["-n", "2", sys.executable, "-m", "tinyseg.cli", "train",
+                                                "--data", data, *TINY, "--iterations", "100000",
+                                                "--checkpoint", ckpt, "--checkpoint-every", "2"],
+                           cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                           start_new_session=True)
+    try:
+        deadline = time.monotonic() + 180
+        while not os.path.exists(ckpt) and time.monotonic() < deadline and job.poll() is None:
+            time.sleep(0.5)
+        assert os.path.exists(ckpt), "no checkpoint was written"
+        os.killpg(job.pid, signal.SIGINT)
+        output, _ = job.communicate(timeout=120)
+    finally:
+        if job.poll() is None:
+            os.killpg(job.pid, signal.SIGKILL)
+    assert job.returncode == 130, output[-2000:]
+    assert output.count("SIGINT received") == 1, output[-2000:]
+    assert load_checkpoint(ckpt).adam_state["step"] >= 2

@@ -101,3 +101,13 @@ def test_the_handlers_are_restored_after_the_block():
         assert stop.signum == signal.SIGTERM
         assert signal.getsignal(signal.SIGINT) == signal.SIG_DFL
     assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
+
+
+def test_a_rank_other_than_the_root_keeps_the_notice_to_itself(capfd):
+    """Under mpiexec every rank gets the terminal's Ctrl-C; only the root says so."""
+    for announce, lines in ((False, 0), (True, 1)):
+        with stop_on_signals("training", announce=announce) as stop:
+            os.kill(os.getpid(), signal.SIGINT)
+            wait_for(lambda: bool(stop), 5, "the request")
+        err = capfd.readouterr().err
+        assert err.count("SIGINT received") == lines, err

@@ -62,14 +62,16 @@ def _after_abort(saved) -> str:
 
 
 @contextmanager
-def stop_on_signals(what: str = "work", enabled: bool = True, saved=None):
+def stop_on_signals(what: str = "work", enabled: bool = True, saved=None, announce: bool = True):
     """Within the block, SIGINT/SIGTERM set the yielded :class:`StopRequest` instead of raising.
 
     On the first signal a one-line notice goes to stderr and both signals get their default
     action back, so a second one ends the process at once. No Python runs after that second
     signal, so the notice says beforehand what it would leave: ``saved``, a callable returning
-    ``(checkpoint path, iteration it holds)`` or ``None`` (nothing written yet). The previous
-    handlers are restored when the block exits. Outside the main thread (where Python cannot install handlers) or with
+    ``(checkpoint path, iteration it holds)`` or ``None`` (nothing written yet). With
+    ``announce=False`` the notice is not printed (MPI ranks other than the root: all of them get
+    the terminal's signal, and one line says it for all). The previous handlers are restored when
+    the block exits. Outside the main thread (where Python cannot install handlers) or with
     ``enabled=False`` nothing is installed and the request never fires.
     """
     request = StopRequest()
@@ -82,8 +84,9 @@ def stop_on_signals(what: str = "work", enabled: bool = True, saved=None):
         request.signum = signum
         for s in SIGNALS:
             signal.signal(s, signal.SIG_DFL)
-        print(f"\ntinyseg: {signal_name(signum)} received: finishing the current {what} step "
-              f"(signal again to abort at once{_after_abort(saved)})", file=sys.stderr, flush=True)
+        if announce:
+            print(f"\ntinyseg: {signal_name(signum)} received: finishing the current {what} step "
+                  f"(signal again to abort at once{_after_abort(saved)})", file=sys.stderr, flush=True)
 
     for s in SIGNALS:
         signal.signal(s, ask_to_stop)

@@ -244,7 +244,8 @@ class Trainer:
         step_times, error = [], None
         try:
             with stop_on_signals("training", enabled=c.handle_signals,
-                                 saved=(lambda: self._last_saved) if c.checkpoint else None) as stop:
+                                 saved=(lambda: self._last_saved) if c.checkpoint else None,
+                                 announce=self.world.is_root) as stop:
                 while not last() or self.iteration < last():
                     t0 = time.monotonic()
                     loss = self.step()
