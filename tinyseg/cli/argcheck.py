@@ -47,20 +47,32 @@ def non_negative_int(text) -> int:
     return value
 
 
+#: The largest float32: the kernels compute in float32, so a larger option would overflow to inf.
+FLOAT32_MAX = 3.4028234663852886e38
+
+
+def _fits_float32(value, text) -> float:
+    if value > FLOAT32_MAX:
+        raise argparse.ArgumentTypeError(f"must be at most {FLOAT32_MAX:.4g} (the largest float32, "
+                                         f"which the kernels compute in), got {text!r}")
+    return value
+
+
 def positive_float(text) -> float:
-    """A finite number > 0 (``--lr``, ``--width``): rejects 0, negatives, inf and nan."""
+    """A finite number > 0 that float32 can hold (``--lr``, ``--width``): rejects 0, negatives,
+    inf, nan and values above :data:`FLOAT32_MAX`."""
     value = _number(text, float, "a positive finite number")
     if not (math.isfinite(value) and value > 0):
         raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text!r}")
-    return value
+    return _fits_float32(value, text)
 
 
 def non_negative_float(text) -> float:
-    """A finite number ≥ 0."""
+    """A finite number ≥ 0 that float32 can hold."""
     value = _number(text, float, "a finite number >= 0")
     if not (math.isfinite(value) and value >= 0):
         raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text!r}")
-    return value
+    return _fits_float32(value, text)
 
 
 def probability(text) -> float:
