@@ -53,6 +53,8 @@ CASES = [
     ("train --lr inf", lambda f: ["train", *data(f), "--lr", "inf"], ["--lr"]),
     ("train --lr nan", lambda f: ["train", *data(f), "--lr", "nan"], ["--lr"]),
     ("train --lr beyond float32", lambda f: ["train", *data(f), "--lr", "1e300"], ["--lr", "float32"]),
+    ("train --batch beyond the images", lambda f: ["train", *data(f), "--batch", "100000"],
+     ["--batch 100000", "training images"]),
     ("train --lr abc", lambda f: ["train", *data(f), "--lr", "abc"], ["--lr"]),
     ("train --checkpoint-every -1", lambda f: ["train", *data(f), "--checkpoint-every=-1"], ["--checkpoint-every"]),
     ("train --dropout 1.5", lambda f: ["train", *data(f), "--dropout", "1.5"], ["--dropout"]),

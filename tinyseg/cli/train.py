@@ -252,6 +252,10 @@ def _train(args) -> int:
         raise ValueError(f"--resume: the data has {label_map.n_classes} classes but the checkpoint "
                          f"{args.checkpoint} was trained for {saved_classes}; choose --classes to match")
     recipe, fields = _recipe(args, resumed)
+    if args.batch is not None and args.batch > len(dataset):
+        raise ValueError(f"--batch {args.batch} is more than the {len(dataset)} training images (a step "
+                         f"would see each about {args.batch // len(dataset)} times); use --batch "
+                         f"{len(dataset)} or fewer")
     check_training(args, args.model, label_map.n_classes, dataset, fields["augment"], fields["optimizer"],
                    fields["batch"], world.size, args.crf_rnn or "crf_rnn" in (resumed or {}).get("model", {}))
     val_every = args.val_every if args.val_every is not None else \
