@@ -233,6 +233,15 @@ def summary(docs: dict) -> list[list[str]]:
     return rows
 
 
+def shared_conditions(docs: dict) -> str:
+    """The conditions every run shares, or, where runs differ, which run had which."""
+    headers = {name: doc["conditions"]["header"] for name, doc in docs.items()}
+    if len(set(headers.values())) == 1:
+        return f"Condition of every table: {next(iter(headers.values()))}."
+    return ("The runs' conditions differ; each section names its own: " +
+            "; ".join(f"{TITLES[name]}: {h}" for name, h in headers.items()) + ".")
+
+
 def write_report(docs: dict, docs_dir: str, quick: bool = False) -> list[str]:
     static = os.path.join(docs_dir, "_static", "benchmarks")
     banner = ("> **Smoke run** (`report.py --quick`): reduced sizes on a possibly busy machine; "
@@ -244,7 +253,7 @@ def write_report(docs: dict, docs_dir: str, quick: bool = False) -> list[str]:
              "Every benchmark runs each side in its own worker process with the same thread count "
              "(pinned and reported by each worker) and the same allocator settings, named in each "
              "section.\n",
-             f"Condition of every table: {any_doc['conditions']['header']}.\n",
+             shared_conditions(docs) + "\n",
              "## Summary\n", table(["what", "tinyseg / peer", "over"], summary(docs)), ""]
     for name, doc in docs.items():
         png = os.path.join(static, f"{name}.png")
@@ -266,7 +275,7 @@ def write_report(docs: dict, docs_dir: str, quick: bool = False) -> list[str]:
     short = os.path.join(docs_dir, "benchmarks_summary.md")
     with open(short, "w") as f:
         f.write(banner + table(["what", "tinyseg / peer", "over"], summary(docs)) +
-                f"\n\nConditions: {any_doc['machine']['cpu']}, {any_doc['machine']['usable_cores']} "
-                f"cores; {any_doc['conditions']['header']}. Details, plots and every table: "
+                f"\n\n{any_doc['machine']['cpu']}, {any_doc['machine']['usable_cores']} cores. "
+                f"{shared_conditions(docs)} Details, plots and every table: "
                 "[docs/benchmarks.md](docs/benchmarks.md).\n")
     return [report, short]

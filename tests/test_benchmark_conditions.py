@@ -73,3 +73,13 @@ def test_report_rejects_an_unknown_benchmark(bad):
     res = subprocess.run([sys.executable, "benchmarks/report.py", *bad.split()], cwd=ROOT,
                          capture_output=True, text=True)
     assert res.returncode != 0 and "unknown benchmark 'nope'" in res.stderr
+
+
+def test_the_report_says_when_runs_had_different_conditions():
+    from _report_render import shared_conditions
+
+    same = {"crf": {"conditions": {"header": "A"}}, "train": {"conditions": {"header": "A"}}}
+    assert shared_conditions(same) == "Condition of every table: A."
+    mixed = {"crf": {"conditions": {"header": "A"}}, "train": {"conditions": {"header": "B"}}}
+    text = shared_conditions(mixed)
+    assert "differ" in text and ": A" in text and ": B" in text
