@@ -36,8 +36,8 @@ SUITE = {
             ["--quick", "--repeat", "1", "--set-repeat", "1"]),
     "crf_folder": ("bench_crf_folder.py", ["--repeat", "5"], ["--repeat", "1"]),
     "crf_accuracy": ("bench_crf_accuracy.py", [], ["--quick"]),
-    "train": ("bench_train.py", ["--model", "all", "--sizes", "375x500", "--classes", "21",
-                                 "--repeat", "5"],
+    "train": ("bench_train.py", ["--model", "all", "--sizes", "375x500,224x224", "--classes", "21",
+                                 "--repeat", "7"],
               ["--model", "fcn32s", "--sizes", "224x224", "--classes", "21", "--repeat", "1"]),
     "ops": ("bench_ops.py", ["--repeat", "3"], ["--only", "conv5", "--repeat", "1"]),
 }
