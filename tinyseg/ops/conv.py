@@ -113,13 +113,19 @@ def conv2d_forward(x, w, b, dilation: int = 1, algorithm: str = "auto"):
     return out, (x, w, dilation, algorithm)
 
 
+def weights_outweigh_im2col(x_shape, w_shape) -> bool:
+    """Whether the weights ``(K, F)`` are at least as large as the whole im2col ``(H·W, K)``:
+    ``F ≥ H·W`` (fc6 on a small map). Such a layer is one block of rows, so that no block reads
+    all the weights again."""
+    return w_shape[3] >= x_shape[1] * x_shape[2]
+
+
 def by_kernel_rows(x_shape, w_shape) -> bool:
     """Whether im2col runs one GEMM per kernel row (``conv2d_*_by_kernel_rows``), skipping the
-    rows of zeros SAME padding adds: for kernels taller than one row whose weights ``(K, F)``
-    outweigh the whole im2col ``(H·W, K)`` (fc6 on a small map), where the image is one block
-    anyway and the kernel rows each read their own weights once."""
-    H, W = x_shape[1], x_shape[2]
-    return w_shape[0] > 1 and w_shape[3] >= H * W
+    rows of zeros SAME padding adds: for kernels taller than one row whose weights outweigh the
+    whole im2col, where the image is one block anyway and the kernel rows each read their own
+    weights once."""
+    return w_shape[0] > 1 and weights_outweigh_im2col(x_shape, w_shape)
 
 
 def _rows_per_worker_block(x_shape, w_shape, workspace_bytes: int, workers: int):
@@ -129,9 +135,9 @@ def _rows_per_worker_block(x_shape, w_shape, workspace_bytes: int, workers: int)
     ⌈H/4P⌉ rows), each worker does its own blocks; a layer that fits in fewer blocks (fc6 on a
     small map) keeps one shared buffer and the BLAS's own threads.
     """
-    N, H, W = x_shape[0], x_shape[1], x_shape[2]
-    if w_shape[3] >= H * W:            # weights (K, F) larger than the whole im2col (H·W, K):
-        return None                    # every block would read all of them again
+    N, H = x_shape[0], x_shape[1]
+    if weights_outweigh_im2col(x_shape, w_shape):
+        return None                    # every block would read all the weights again
     rows = min(conv_rows_per_block(x_shape, w_shape, workspace_bytes), -(-H // (4 * workers)))
     if workers < 2 or N * -(-H // rows) < 2 * workers:
         return None
@@ -296,8 +302,8 @@ def conv_rows_per_block(x_shape, w_shape, workspace_bytes: int) -> int:
     per block, costing more than the buffer saves.
     """
     _, H, W, C = x_shape
-    kh, kw, F = w_shape[0], w_shape[1], w_shape[3]
-    if F >= H * W:
+    kh, kw = w_shape[0], w_shape[1]
+    if weights_outweigh_im2col(x_shape, w_shape):
         return H
     row_bytes = W * kh * kw * C * 4
     return max(1, min(H, workspace_bytes // row_bytes))
