@@ -53,8 +53,8 @@ def _table(text: str) -> list:
             for line in text.strip().splitlines()[1:]]
 
 
-# The convolutions at a 375×500 input with ceil (SAME) pooling; DeepLab's map stays at 47×63
-# (output stride 8) from pool3 on.
+# The convolutions at a 375×500 input with ceil (SAME) pooling (and conv5_3.224 at a 224×224 one,
+# where Winograd's map is small); DeepLab's map stays at 47×63 (output stride 8) from pool3 on.
 CONVS = _table("""
     name            H    W    k  C_in  C_out  dilation
     conv1_1         375  500  3  3     64     1
@@ -63,6 +63,7 @@ CONVS = _table("""
     conv3_3         94   125  3  256   256    1
     conv4_3         47   63   3  512   512    1
     conv5_3         24   32   3  512   512    1
+    conv5_3.224     14   14   3  512   512    1
     fc6             12   16   7  512   4096   1
     fc7             12   16   1  4096  4096   1
     fc8             12   16   1  4096  21     1
