@@ -66,3 +66,26 @@ def test_large_weights_are_not_split_into_worker_blocks():
     assert _rows_per_worker_block((1, 12, 16, 512), (7, 7, 512, 4096), budget, 2) is None
     rows = _rows_per_worker_block((1, 94, 125, 256), (3, 3, 256, 256), budget, 2)
     assert rows is not None and 1 <= rows <= -(-94 // 8)
+
+
+@pytest.mark.parametrize("N,H,W", [(1, 9, 11), (2, 20, 30)])
+def test_auto_takes_im2cols_weight_gradient_on_small_maps_only(N, H, W):
+    """Under "auto" a Winograd layer's dw comes from im2col below WINOGRAD_GRAD_MIN_PIXELS pixels
+    (9×11: 99) and from the transform domain above (2×20×30: 1200); dx is Winograd's either way."""
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((N, H, W, 16), dtype=np.float32)
+    w = rng.standard_normal((3, 3, 16, 16), dtype=np.float32)
+    b = rng.standard_normal(16, dtype=np.float32)
+    dout = rng.standard_normal((N, H, W, 16), dtype=np.float32)
+    small = N * H * W < conv_op.WINOGRAD_GRAD_MIN_PIXELS
+    auto = ops.conv2d_backward(dout, ops.conv2d_forward(x, w, b)[1])
+    win = ops.conv2d_backward(dout, ops.conv2d_forward(x, w, b, algorithm="winograd")[1])
+    im2col = ops.conv2d_backward(dout, ops.conv2d_forward(x, w, b, algorithm="im2col")[1],
+                                 need_dx=False)                # im2col's dw alone
+    np.testing.assert_array_equal(auto[0], win[0])
+    assert not np.array_equal(win[1], im2col[1])            # the two round differently here
+    np.testing.assert_array_equal(auto[1], (im2col if small else win)[1])
+    np.testing.assert_array_equal(auto[2], (im2col if small else win)[2])
+    # and without dx, the same weight gradient
+    _, dw_alone, _ = ops.conv2d_backward(dout, ops.conv2d_forward(x, w, b)[1], need_dx=False)
+    np.testing.assert_array_equal(dw_alone, auto[1])

@@ -9,7 +9,9 @@ returns ``(dx, dw, db)``. Two algorithms compute the same convolution (results d
   2.25× fewer multiply-adds in its GEMMs. Backward uses it too: ``dx`` is the convolution of
   ``dout`` with the 180°-rotated, channel-swapped filters — whose transform is the forward's,
   permuted and transposed (``FLIPPED_XI``), so the GEMMs read it transposed — and ``dw`` is
-  brought back from the transform domain (:mod:`tinyseg.backend.cpu.winograd_grad`).
+  brought back from the transform domain (:mod:`tinyseg.backend.cpu.winograd_grad`) — under
+  "auto" only on maps of at least ``WINOGRAD_GRAD_MIN_PIXELS`` pixels; smaller ones (conv5 of a
+  224×224 input) take im2col's ``dw``, which there costs less than the per-thread transform sums.
 
 ``algorithm="auto"`` (the default) takes Winograd for 3×3 kernels with at least
 ``WINOGRAD_MIN_CHANNELS`` input and output channels (VGG's conv1_2 … conv5_3, DeepLab's conv5 and
@@ -39,6 +41,9 @@ WINOGRAD_MIN_CHANNELS = 16
 # Winograd tiles per block: at least this many (an efficient GEMM); beyond that the backend's
 # WINOGRAD_BLOCK_BYTES target (cache-sized on the CPU) and CONV_WORKSPACE_BYTES bound apply.
 WINOGRAD_MIN_TILES = 128
+# "auto" computes a Winograd layer's weight gradient by im2col below this many pixels (N·H·W):
+# on 2 cores im2col's dw took 0.3× Winograd's at 14×14, 0.8× at 28×28 and 1.1× at 32×32.
+WINOGRAD_GRAD_MIN_PIXELS = 1000
 _auto_means = "auto"            # what algorithm="auto" resolves to; see conv_algorithm()
 
 
@@ -163,13 +168,36 @@ def conv2d_backward(dout, cache, dw=None, db=None, need_dx: bool = True):
     db = output_buffer(be, "db", db, (w.shape[3],))
     kh, kw, c_in, c_out = w.shape
     if _use_winograd(algorithm, w.shape):
-        be.column_sums(dout.reshape(N * H * W, c_out), db)
-        _winograd_weight_grad(be, x, dout, dilation, dw)
+        if _winograd_weight_grad_pays(algorithm, x.shape):
+            be.column_sums(dout.reshape(N * H * W, c_out), db)
+            _winograd_weight_grad(be, x, dout, dilation, dw)
+        else:
+            _im2col_backward(be, x, w, dout, dw, db, dilation, need_dx=False)
         if not need_dx:
             return None, dw, db
         dx = be.empty(x.shape, np.float32)
         _winograd(be, dout, w, be.zeros((c_in,), np.float32), dilation, dx, flip=True)
         return dx, dw, db
+    dx = _im2col_backward(be, x, w, dout, dw, db, dilation, need_dx)
+    return dx, dw, db
+
+
+def _winograd_weight_grad_pays(algorithm, x_shape) -> bool:
+    """Whether a Winograd layer's ``dw`` comes from the transform domain (else from im2col).
+
+    Winograd's weight gradient does 8/18 of im2col's multiply-adds, but every worker thread
+    accumulates its own ``(16, C, F)`` transform-domain gradient, which is then summed and brought
+    back: a cost that does not shrink with the map. ``"auto"`` therefore takes im2col's ``dw``
+    below ``WINOGRAD_GRAD_MIN_PIXELS`` pixels (VGG's conv5 on a 224×224 input: 14×14);
+    ``algorithm="winograd"`` always uses Winograd's.
+    """
+    return algorithm == "winograd" or x_shape[0] * x_shape[1] * x_shape[2] >= WINOGRAD_GRAD_MIN_PIXELS
+
+
+def _im2col_backward(be, x, w, dout, dw, db, dilation, need_dx):
+    """The im2col backward into ``dw`` and ``db``; returns ``dx`` (None without ``need_dx``)."""
+    N, H, W, _ = x.shape
+    kh, kw, c_in, c_out = w.shape
     workers = be.parallel_workers()
     rows = _rows_per_worker_block(x.shape, w.shape, be.CONV_WORKSPACE_BYTES, workers)
     if (not need_dx and kh * kw > 1 and rows is not None
@@ -180,13 +208,13 @@ def conv2d_backward(dout, cache, dw=None, db=None, need_dx: bool = True):
         tmp = be.empty((workers, kh * kw * c_in, c_out), np.float32)
         cols = be.empty((workers, rows * W, kh * kw * c_in), np.float32)
         be.conv2d_weight_grad_blocks(x, dout, dw, parts, cols, tmp, dilation)
-        return None, dw, db
+        return None
     if by_kernel_rows(x.shape, w.shape):
         col = be.empty((H * W, kw * c_in), np.float32)
         tmp = be.empty((kw * c_in, c_out) if N > 1 else (1, 1), np.float32)
         dx = be.empty(x.shape if need_dx else (1, 1, 1, 1), np.float32)
         be.conv2d_backward_by_kernel_rows(x, w, dout, dx, dw, db, col, tmp, dilation, bool(need_dx))
-        return (dx if need_dx else None), dw, db
+        return dx if need_dx else None
     col = _conv_workspace(be, x.shape, w.shape)
     # One block (a 1×1 kernel, or a single image whose rows all fit the workspace) needs no
     # buffer for partial dw sums.
@@ -194,7 +222,7 @@ def conv2d_backward(dout, cache, dw=None, db=None, need_dx: bool = True):
     dw_tmp = be.empty((1, 1) if one_block else (kh * kw * c_in, c_out), np.float32)
     dx = be.empty(x.shape if need_dx else (1, 1, 1, 1), np.float32)
     be.conv2d_backward(x, w, dout, dx, dw, db, col, dw_tmp, dilation, bool(need_dx))
-    return (dx if need_dx else None), dw, db
+    return dx if need_dx else None
 
 
 def _use_winograd(algorithm, w_shape) -> bool:
