@@ -8,7 +8,8 @@ i.e. the share of numpy's GEMM throughput reached, counting the convolution's di
 to torch.nn.functional.conv2d (2 threads) when torch is installed (its backward timed alone,
 through a graph built once). 3×3 layers run twice: with
 the default algorithm (``auto``: Winograd F(2×2, 3×3) for 3×3 kernels with ≥ 16 channels, so
-its "GEMM efficiency" can exceed 1) and with ``im2col`` (the blocked im2col + GEMM kernels).
+its "GEMM efficiency" can exceed 1; on maps under 1000 pixels, such as ``conv5_3.224``'s 14×14, its
+backward takes im2col's weight gradient) and with ``im2col`` (the blocked im2col + GEMM kernels).
 DeepLab's dilated layers are ``deeplab.conv5`` (3×3, dilation 2, 512→512) and ``deeplab.fc6``
 (3×3, dilation 12, 512→1024) on the 47×63 map of a 375×500 image at output stride 8.
 

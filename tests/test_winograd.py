@@ -75,6 +75,38 @@ def test_winograd_one_tile_row_per_block(rng, monkeypatch, d):
     np.testing.assert_allclose(dx, ref.conv2d_backward(dout, (x, w, d))[0], rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("d,flip", [(1, False), (2, False), (1, True), (3, True)])
+def test_one_block_for_the_whole_batch_equals_blocks_per_worker(rng, d, flip):
+    """``conv2d_winograd_one_block`` (the workers split the 16 products) gives the same bits as
+    ``conv2d_winograd`` with a block per worker, forward and flipped (the backward's dx)."""
+    N, H, W, C, F = 2, 7, 9, 5, 6
+    x, w, b = rand(rng, N, H, W, C if not flip else F), rand(rng, 3, 3, C, F), rand(rng, F)
+    U = np.empty((16, C, F), np.float32)
+    cpu.winograd_weights(w, U)
+    c_out = C if flip else F
+    tiles = N * conv_ops.winograd_tiles(H, d) * conv_ops.winograd_tiles(W, d)
+    out = np.empty((N, H, W, c_out), np.float32)
+    cpu.conv2d_winograd_one_block(x, U, b[:c_out] if not flip else np.zeros(C, np.float32), d, out,
+                                  np.empty((1, 16, tiles, x.shape[3]), np.float32),
+                                  np.empty((1, 16, tiles, c_out), np.float32), flip)
+    rows = 2                                           # two workers, several blocks each
+    T = rows * conv_ops.winograd_tiles(W, d)
+    want = np.empty_like(out)
+    cpu.conv2d_winograd(x, U, b[:c_out] if not flip else np.zeros(C, np.float32), d, want,
+                        np.empty((2, 16, T, x.shape[3]), np.float32), np.empty((2, 16, T, c_out), np.float32), flip)
+    np.testing.assert_array_equal(out, want)
+    if not flip:
+        np.testing.assert_allclose(out, ref.conv2d_forward(x, w, b, d)[0], rtol=1e-5, atol=1e-5)
+
+
+def test_only_a_batch_of_fewer_tiles_than_one_block_goes_as_one_block():
+    one_block = conv_ops.winograd_one_block
+    assert one_block((1, 14, 14, 512), 512, 1, 2, cpu.CONV_WORKSPACE_BYTES)       # conv5 at 224×224: 49 tiles
+    assert not one_block((1, 14, 14, 512), 512, 1, 1, cpu.CONV_WORKSPACE_BYTES)   # one worker: blocks as ever
+    assert not one_block((1, 24, 32, 512), 512, 1, 2, cpu.CONV_WORKSPACE_BYTES)   # conv5 at 375×500: 192
+    assert not one_block((1, 14, 14, 512), 512, 1, 2, 16 * 49 * 512 * 4 - 1)     # V over the workspace
+
+
 def test_winograd_tiles_cover_every_output_once():
     """Tile anchors: rows y0 with y0 mod 2d < d; each tile covers y0 and y0 + d."""
     for size in range(1, 40):
@@ -88,6 +120,7 @@ def test_winograd_tiles_cover_every_output_once():
 def test_auto_picks_winograd_for_wide_3x3_only(rng, monkeypatch):
     calls = []
     monkeypatch.setattr(cpu, "conv2d_winograd", lambda *a: calls.append("winograd"))
+    monkeypatch.setattr(cpu, "conv2d_winograd_one_block", lambda *a: calls.append("winograd"))
     monkeypatch.setattr(cpu, "conv2d_forward", lambda *a: calls.append("im2col"))
     monkeypatch.setattr(cpu, "conv2d_forward_blocks", lambda *a: calls.append("im2col"))
     wide = conv_ops.WINOGRAD_MIN_CHANNELS
@@ -191,3 +224,21 @@ def test_cuda_winograd_matches_cpu(rng, N, H, W, C, F, d):
     g = rand(rng, *out.shape)
     for got, want in zip(ops.conv2d_backward(gpu.asarray(g), dcache), ops.conv2d_backward(g, cache)):
         np.testing.assert_allclose(gpu.to_numpy(got), want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.cuda
+def test_cuda_one_block_matches_cpu(rng):
+    """The CUDA backend's ``conv2d_winograd_one_block`` (V, M holding every tile) equals the CPU's."""
+    gpu = get_backend("cuda")
+    N, H, W, C, F, d = 2, 5, 4, 2, 3, 1
+    x, w, b = rand(rng, N, H, W, C), rand(rng, 3, 3, C, F), rand(rng, F)
+    U = np.empty((16, C, F), np.float32)
+    cpu.winograd_weights(w, U)
+    tiles = N * conv_ops.winograd_tiles(H, d) * conv_ops.winograd_tiles(W, d)
+    want = np.empty((N, H, W, F), np.float32)
+    cpu.conv2d_winograd_one_block(x, U, b, d, want, np.empty((1, 16, tiles, C), np.float32),
+                                  np.empty((1, 16, tiles, F), np.float32))
+    out = gpu.empty((N, H, W, F), np.float32)
+    gpu.conv2d_winograd_one_block(gpu.asarray(x), gpu.asarray(U), gpu.asarray(b), d, out,
+                                  gpu.empty((1, 16, tiles, C), np.float32), gpu.empty((1, 16, tiles, F), np.float32))
+    np.testing.assert_allclose(gpu.to_numpy(out), want, rtol=1e-5, atol=1e-5)

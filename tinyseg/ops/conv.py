@@ -22,7 +22,8 @@ does so: its few iterations at width 0.25 do not repay compiling Winograd's kern
 Extra memory: one block workspace of at most ``CONV_WORKSPACE_BYTES`` (the im2col rows; one per
 worker thread when the image has several blocks per thread), or for
 Winograd one block of tiles ``V`` and products ``M`` per worker thread (each at most
-``CONV_WORKSPACE_BYTES``) plus the transformed filters ``U (16, C, F)`` (16/9 of the weights);
+``CONV_WORKSPACE_BYTES``; a batch of fewer tiles than one block is a single block whose 16
+products the workers share) plus the transformed filters ``U (16, C, F)`` (16/9 of the weights);
 Winograd's backward adds one transformed weight gradient ``(16, C, F)`` per worker.
 """
 from __future__ import annotations
@@ -242,6 +243,18 @@ def winograd_tiles(size: int, dilation: int) -> int:
     return (size // (2 * dilation)) * dilation + min(dilation, size % (2 * dilation))
 
 
+def winograd_one_block(x_shape, c_out: int, dilation: int, workers: int, workspace_bytes: int) -> bool:
+    """Whether a Winograd convolution takes all the batch's tiles as one block, the workers
+    splitting its 16 products (``conv2d_winograd_one_block``): when the whole batch has fewer
+    than ``WINOGRAD_MIN_TILES`` tiles (VGG's conv5 on a 224×224 input has 49), so that a block
+    per worker would make twice as many, thinner products, each packing all of ``U``; and only
+    while ``V`` and ``M`` each stay within ``workspace_bytes``."""
+    N, H, W, c_in = x_shape
+    tiles = N * winograd_tiles(H, dilation) * winograd_tiles(W, dilation)
+    return (workers > 1 and tiles < WINOGRAD_MIN_TILES
+            and 16 * tiles * max(c_in, c_out) * 4 <= workspace_bytes)
+
+
 def winograd_rows_per_block(x_shape, c_out: int, dilation: int, workspace_bytes: int,
                             block_bytes: int = 2 * 2**20, workers: int = 1) -> int:
     """Tile rows per Winograd block: ``V (16, T, C)`` and ``M (16, T, F)`` for ``T = rows·tiles(W)``.
@@ -273,6 +286,12 @@ def _winograd(be, x, w, b, dilation, out, flip):
     be.winograd_weights(w, U)
     c_in, c_out = x.shape[3], out.shape[3]
     workers = be.parallel_workers()                 # one block of tiles per worker thread
+    if winograd_one_block(x.shape, c_out, dilation, workers, be.CONV_WORKSPACE_BYTES):
+        tiles = x.shape[0] * winograd_tiles(x.shape[1], dilation) * winograd_tiles(x.shape[2], dilation)
+        V = be.empty((1, 16, tiles, c_in), np.float32)
+        M = be.empty((1, 16, tiles, c_out), np.float32)
+        be.conv2d_winograd_one_block(x, U, b, dilation, out, V, M, flip)
+        return
     rows = winograd_rows_per_block(x.shape, c_out, dilation, be.CONV_WORKSPACE_BYTES,
                                    be.WINOGRAD_BLOCK_BYTES, workers)
     tiles = rows * winograd_tiles(x.shape[2], dilation)
@@ -292,6 +311,9 @@ def conv2d_workspace_bytes(x_shape, w_shape, dilation: int = 1, algorithm: str =
     """
     kh, kw, c_in, c_out = w_shape
     if _use_winograd(algorithm, w_shape):
+        if winograd_one_block(x_shape, c_out, dilation, workers, workspace_bytes):
+            tiles = x_shape[0] * winograd_tiles(x_shape[1], dilation) * winograd_tiles(x_shape[2], dilation)
+            return 4 * (16 * tiles * (c_in + c_out) + 16 * c_in * c_out)
         rows = winograd_rows_per_block(x_shape, c_out, dilation, workspace_bytes, block_bytes, workers)
         tiles = rows * winograd_tiles(x_shape[2], dilation)
         return 4 * (workers * 16 * tiles * (c_in + c_out) + 16 * c_in * c_out)

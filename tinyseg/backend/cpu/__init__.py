@@ -26,7 +26,8 @@ from .transposed import (
     conv_transpose2d_depthwise_forward,
     conv_transpose2d_forward,
 )
-from .winograd import WINOGRAD_BLOCK_BYTES, conv2d_winograd, parallel_workers, winograd_weights
+from .winograd import (WINOGRAD_BLOCK_BYTES, conv2d_winograd, conv2d_winograd_one_block, parallel_workers,
+                       winograd_weights)
 from .winograd_grad import winograd_filter_grad, winograd_weight_grad
 
 name = "cpu"
@@ -37,7 +38,7 @@ __all__ = [
     "conv2d_forward", "conv2d_backward", "conv2d_forward_blocks", "conv2d_weight_grad_blocks",
     "conv2d_forward_by_kernel_rows", "conv2d_backward_by_kernel_rows",
     "maxpool2x2_forward", "maxpool2x2_backward", "maxpool3x3_forward", "maxpool3x3_backward",
-    "winograd_weights", "conv2d_winograd", "parallel_workers", "WINOGRAD_BLOCK_BYTES",
+    "winograd_weights", "conv2d_winograd", "conv2d_winograd_one_block", "parallel_workers", "WINOGRAD_BLOCK_BYTES",
     "winograd_weight_grad", "winograd_filter_grad", "column_sums",
     "relu_forward", "relu_backward", "dropout_forward", "dropout_backward",
     "conv_transpose2d_forward", "conv_transpose2d_backward_input",

@@ -233,6 +233,35 @@ def conv2d_winograd_blocks(x, U, b, dil, out, V, M, flip):
             winograd_output(m, b, n, a0, a1, dil, out)
 
 
+def conv2d_winograd_one_block(x, U, b, dil, out, V, M, flip=False):
+    """:func:`conv2d_winograd` for a batch whose tiles all fit one block ``V (1, 16, T, C)``,
+    ``M (1, 16, T, F)`` (``T`` = every tile of every image). On a small map (fewer tiles than
+    one efficient block), blocks per worker would make 16·P thin products that each pack all of
+    ``U``; here the workers split the anchor rows for the two transforms and the 16 products
+    among them, each product over every tile (BLAS single-threaded meanwhile)."""
+    with single_threaded():
+        _conv2d_winograd_one_block(x, U, b, dil, out, V[0], M[0], bool(flip), numba.get_num_threads())
+
+
+@njit(parallel=True, cache=True)
+def _conv2d_winograd_one_block(x, U, b, dil, out, V, M, flip, P):
+    N, H, W, F = out.shape
+    TW, TH = anchors(W, dil), anchors(H, dil)
+    rows = N * TH                                    # anchor rows of the batch, image by image
+    for worker in prange(P):
+        for r in range(worker * rows // P, (worker + 1) * rows // P):
+            winograd_input(x, r // TH, r % TH, r % TH + 1, dil, V[:, r * TW:(r + 1) * TW])
+    T = rows * TW
+    for k in prange(16):
+        if flip:
+            np.dot(V[k, :T], U[FLIPPED_XI[k]].T, M[k, :T])              # (T, F) @ (F, C)
+        else:
+            np.dot(V[k, :T], U[k], M[k, :T])                            # (T, C) @ (C, F)
+    for worker in prange(P):
+        for r in range(worker * rows // P, (worker + 1) * rows // P):
+            winograd_output(M[:, r * TW:(r + 1) * TW], b, r // TH, r % TH, r % TH + 1, dil, out)
+
+
 def parallel_workers() -> int:
     """Workers of :func:`conv2d_winograd_blocks` (Numba's threads): the first axis of ``V``, ``M``."""
     return numba.get_num_threads()

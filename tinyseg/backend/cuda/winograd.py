@@ -171,3 +171,10 @@ def conv2d_winograd(x, U, b, dil, out, V, M, flip=False):
             else:
                 gemm(V[k, :T], U[k], M[k, :T])                            # (T, C) @ (C, F)
         launch_1d(_output_kernel, T * F, M, b, n, a0, a1, dil, out)
+
+
+def conv2d_winograd_one_block(x, U, b, dil, out, V, M, flip=False):
+    """:func:`conv2d_winograd` with ``V``, ``M`` holding every tile of the batch (the CPU's
+    :func:`tinyseg.backend.cpu.winograd.conv2d_winograd_one_block`): on the GPU the blocks run one
+    after another anyway, each product over the whole device, so one block is the same code."""
+    conv2d_winograd(x, U, b, dil, out, V, M, flip)
