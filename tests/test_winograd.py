@@ -84,7 +84,7 @@ def test_one_block_for_the_whole_batch_equals_blocks_per_worker(rng, d, flip):
     U = np.empty((16, C, F), np.float32)
     cpu.winograd_weights(w, U)
     c_out = C if flip else F
-    tiles = N * conv_ops.winograd_tiles(H, d) * conv_ops.winograd_tiles(W, d)
+    tiles = conv_ops.winograd_batch_tiles(x.shape, d)
     out = np.empty((N, H, W, c_out), np.float32)
     cpu.conv2d_winograd_one_block(x, U, b[:c_out] if not flip else np.zeros(C, np.float32), d, out,
                                   np.empty((1, 16, tiles, x.shape[3]), np.float32),

@@ -186,7 +186,7 @@ def conv2d_backward(dout, cache, dw=None, db=None, need_dx: bool = True):
 def _winograd_weight_grad_pays(algorithm, x_shape) -> bool:
     """Whether a Winograd layer's ``dw`` comes from the transform domain (else from im2col).
 
-    Winograd's weight gradient does 8/18 of im2col's multiply-adds, but every worker thread
+    Winograd's weight gradient does 16/36 of im2col's multiply-adds, but every worker thread
     accumulates its own ``(16, C, F)`` transform-domain gradient, which is then summed and brought
     back: a cost that does not shrink with the map. ``"auto"`` therefore takes im2col's ``dw``
     below ``WINOGRAD_GRAD_MIN_PIXELS`` pixels (VGG's conv5 on a 224×224 input: 14×14);
@@ -243,14 +243,19 @@ def winograd_tiles(size: int, dilation: int) -> int:
     return (size // (2 * dilation)) * dilation + min(dilation, size % (2 * dilation))
 
 
+def winograd_batch_tiles(x_shape, dilation: int) -> int:
+    """Winograd tiles of a whole batch ``(N, H, W, C)``: ``N · tiles(H) · tiles(W)``."""
+    return x_shape[0] * winograd_tiles(x_shape[1], dilation) * winograd_tiles(x_shape[2], dilation)
+
+
 def winograd_one_block(x_shape, c_out: int, dilation: int, workers: int, workspace_bytes: int) -> bool:
     """Whether a Winograd convolution takes all the batch's tiles as one block, the workers
     splitting its 16 products (``conv2d_winograd_one_block``): when the whole batch has fewer
     than ``WINOGRAD_MIN_TILES`` tiles (VGG's conv5 on a 224×224 input has 49), so that a block
     per worker would make twice as many, thinner products, each packing all of ``U``; and only
     while ``V`` and ``M`` each stay within ``workspace_bytes``."""
-    N, H, W, c_in = x_shape
-    tiles = N * winograd_tiles(H, dilation) * winograd_tiles(W, dilation)
+    tiles = winograd_batch_tiles(x_shape, dilation)
+    c_in = x_shape[3]
     return (workers > 1 and tiles < WINOGRAD_MIN_TILES
             and 16 * tiles * max(c_in, c_out) * 4 <= workspace_bytes)
 
@@ -287,7 +292,7 @@ def _winograd(be, x, w, b, dilation, out, flip):
     c_in, c_out = x.shape[3], out.shape[3]
     workers = be.parallel_workers()                 # one block of tiles per worker thread
     if winograd_one_block(x.shape, c_out, dilation, workers, be.CONV_WORKSPACE_BYTES):
-        tiles = x.shape[0] * winograd_tiles(x.shape[1], dilation) * winograd_tiles(x.shape[2], dilation)
+        tiles = winograd_batch_tiles(x.shape, dilation)
         V = be.empty((1, 16, tiles, c_in), np.float32)
         M = be.empty((1, 16, tiles, c_out), np.float32)
         be.conv2d_winograd_one_block(x, U, b, dilation, out, V, M, flip)
@@ -312,7 +317,7 @@ def conv2d_workspace_bytes(x_shape, w_shape, dilation: int = 1, algorithm: str =
     kh, kw, c_in, c_out = w_shape
     if _use_winograd(algorithm, w_shape):
         if winograd_one_block(x_shape, c_out, dilation, workers, workspace_bytes):
-            tiles = x_shape[0] * winograd_tiles(x_shape[1], dilation) * winograd_tiles(x_shape[2], dilation)
+            tiles = winograd_batch_tiles(x_shape, dilation)
             return 4 * (16 * tiles * (c_in + c_out) + 16 * c_in * c_out)
         rows = winograd_rows_per_block(x_shape, c_out, dilation, workspace_bytes, block_bytes, workers)
         tiles = rows * winograd_tiles(x_shape[2], dilation)
